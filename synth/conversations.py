@@ -1,0 +1,61 @@
+"""Load conversations in `messages` form (JSONL or Parquet): seeds and high-resource sources."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from synth.errors import ConfigError
+
+ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    category: str | None
+    messages: tuple[tuple[str, str], ...]  # (role, content); hashable and immutable
+
+    def as_messages(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def first(self, role: str) -> str:
+        return next((c for r, c in self.messages if r == role), "")
+
+
+def _records(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        import polars as pl
+
+        return pl.read_parquet(path).to_dicts()
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg}); one JSON object per line") from exc
+    return records
+
+
+def load_conversations(path: Path, field: str) -> list[Conversation]:
+    """Read and validate; `field` names the config field for error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{field}: file {path} not found; give a JSONL or Parquet file with a `messages` column")
+    conversations = []
+    for number, record in enumerate(_records(path), 1):
+        messages = record.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ConfigError(f"{field}: {path} row {number}: needs a non-empty `messages` list of {{role, content}}")
+        turns = []
+        for m in messages:
+            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+                raise ConfigError(f"{field}: {path} row {number}: each message needs role in {sorted(ROLES)} and string content")
+            turns.append((m["role"], m["content"]))
+        conversations.append(Conversation(str(record.get("id") or f"{path.stem}-{number}"), record.get("category"), tuple(turns)))
+    if not conversations:
+        raise ConfigError(f"{field}: {path} holds no conversations")
+    return conversations

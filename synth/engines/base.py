@@ -1,0 +1,57 @@
+"""Engine-neutral request/response types and the sampling config shared by every engine."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SamplingConfig(BaseModel):
+    """Sampling parameters, identical for every engine type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+    seed: int = 0
+    stop: list[str] = []
+    repetition_penalty: float = Field(1.0, gt=0.0)
+
+
+@dataclass
+class GenerationRequest:
+    """One chat prompt. `id` is deterministic so retries and resumes never duplicate work."""
+
+    id: str
+    messages: list[dict[str, str]]
+    max_tokens: int | None = None  # overrides SamplingConfig.max_tokens for this request
+
+    def seed(self, base_seed: int) -> int:
+        """Per-request seed: reproducible, and different across requests of one batch."""
+        digest = hashlib.blake2b(f"{base_seed}:{self.id}".encode(), digest_size=4).digest()
+        return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Completion:
+    """The engine's answer to one request. `error` set means no usable text (a reject reason)."""
+
+    id: str
+    text: str = ""
+    finish_reason: str | None = None  # "stop" | "length" | None on error
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None  # e.g. "prompt_too_long", "engine_error: ..."
+    extra: dict = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    """Anything that turns requests into completions, one completion per request, same order."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
+
+    def shutdown(self) -> None: ...

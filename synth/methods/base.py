@@ -1,0 +1,58 @@
+"""What generation methods produce: planned attempts in, rows (candidates with provenance) out."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from synth.verify.base import Candidate
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable."""
+
+    lang: str
+    method: str
+    category: str
+    index: int
+
+    @property
+    def id(self) -> str:
+        key = f"{self.lang}|{self.method}|{self.category}|{self.index}"
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Row:
+    """A generated conversation in the target language, with everything needed to verify and trace it."""
+
+    id: str
+    lang: str
+    method: str
+    category: str
+    prompt: str
+    model: str
+    messages: list[dict[str, str]] | None = None  # None when generation or parsing failed
+    source_id: str | None = None
+    source_lang: str | None = None
+    source_messages: list[dict[str, str]] | None = None
+    back_translation: list[str] | None = None
+    truncated: bool | None = None
+    error: str | None = None  # reject reason before verification: unparseable, prompt_too_long, engine_error
+    error_detail: str = ""
+    raw_output: str = ""
+    references: list[str] = field(default_factory=list)
+    output_tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(m["content"] for m in self.messages or [])
+
+    def candidate(self) -> Candidate:
+        source = "\n\n".join(m["content"] for m in self.source_messages) if self.source_messages else None
+        back = "\n\n".join(self.back_translation) if self.back_translation is not None else None
+        return Candidate(
+            id=self.id, lang=self.lang, text=self.text, source=source, source_lang=self.source_lang,
+            back_translation=back, truncated=self.truncated, references=self.references,
+        )

@@ -1,0 +1,78 @@
+"""In-context learning: k native seed examples of a category, then ask for a new, different pair."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+from synth.config import CATEGORIES
+from synth.conversations import Conversation
+from synth.engines.base import Completion, GenerationRequest
+from synth.languages import LanguageSpec
+from synth.methods.base import Attempt, Row
+from synth.prompts import PromptTemplate
+
+_PAIR = re.compile(
+    r"(?:#+\s*|\*\*)?\s*(?:instruction|instruksi)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<instruction>.+?)"
+    r"\n\s*(?:#+\s*|\*\*)?\s*(?:response|answer|jibu|sagot|réponse)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<response>.+)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_pair(text: str) -> tuple[str, str] | None:
+    """Tolerant parse of `### Instruction ... ### Response ...`; None when the shape is not there."""
+    match = _PAIR.search(text)
+    if not match:
+        return None
+    instruction = match["instruction"].strip().strip("*").strip()
+    response = re.split(r"\n\s*#+\s*instruction", match["response"], flags=re.IGNORECASE)[0].strip()
+    if not instruction or not response:
+        return None
+    return instruction, response
+
+
+class IclMethod:
+    name = "icl"
+
+    def __init__(self, template: PromptTemplate, languages: dict[str, LanguageSpec],
+                 seeds: dict[str, list[Conversation]], k: int, seed: int, model: str):
+        self.template = template
+        self.languages = languages
+        self.seeds = seeds
+        self.k = k
+        self.seed = seed
+        self.model = model
+
+    def _examples(self, attempt: Attempt) -> list[Conversation]:
+        pool = self.seeds[attempt.lang]
+        same = [s for s in pool if s.category == attempt.category] or pool
+        rng = random.Random(f"{self.seed}:{attempt.id}")
+        return rng.sample(same, min(self.k, len(same)))
+
+    def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
+        out = []
+        for a in attempts:
+            examples = [{"instruction": s.first("user"), "response": s.first("assistant")} for s in self._examples(a)]
+            messages = self.template.render(
+                language=self.languages[a.lang].model_dump(),
+                category_description=CATEGORIES[a.category], examples=examples,
+            )
+            out.append(GenerationRequest(id=a.id, messages=messages))
+        return out
+
+    def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
+        rows = []
+        for a, c in zip(attempts, completions):
+            references = [s.first("user") + "\n\n" + s.first("assistant") for s in self._examples(a)]
+            row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.template.name,
+                      model=self.model, raw_output=c.text, truncated=c.finish_reason == "length",
+                      references=references, output_tokens=c.output_tokens)
+            if c.error:
+                row.error, row.error_detail = c.error.split(":")[0], c.error
+            elif (pair := parse_pair(c.text)) is None:
+                row.error, row.error_detail = "unparseable", "no '### Instruction' / '### Response' pair in the output"
+            else:
+                row.messages = [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+            rows.append(row)
+        return rows

@@ -1,0 +1,30 @@
+"""Where synth finds its bundled data and caches.
+
+`prompts/`, `languages/` and `filters/` live at the repository root in a checkout (so users edit them
+in place) and under `synth/_data/` in an installed wheel.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """Directory of bundled data `name` (prompts, languages or filters)."""
+    for candidate in (PACKAGE_DIR.parent / name, PACKAGE_DIR / "_data" / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"synth data directory {name!r} not found next to {PACKAGE_DIR}")
+
+
+def cache_dir() -> Path:
+    """Cache for converted models; outside the repository so clones and CI reuse it."""
+    root = os.environ.get("SYNTH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "synth"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

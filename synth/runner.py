@@ -1,0 +1,306 @@
+"""Drives one job: check the config, plan rounds, generate on Ray, verify, write shards.
+
+Rounds are committed to `DIR/_work/round-NNNN.parquet` as they finish, so a killed run resumes from
+the last committed round with the same attempt ids (no row lost, none duplicated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from synth.config import JobConfig, parse_job
+from synth.conversations import Conversation, load_conversations
+from synth.errors import ConfigError
+from synth.languages import LanguageSpec, get_language, load_registry
+from synth.methods.base import Attempt, Row
+from synth.methods.icl import IclMethod
+from synth.methods.translate import TranslateMethod
+from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
+from synth.plan import Planner
+from synth.prompts import PromptTemplate, load_prompts
+from synth.shards import atomic_write_bytes, atomic_write_json, rows_frame
+from synth.verify import FilterPreset, Verifier, load_preset
+from synth.verify.lid import load_lid
+
+log = logging.getLogger("synth")
+WORK = "_work"
+
+
+@dataclass
+class PreparedJob:
+    """A job whose every reference (languages, prompts, seeds, sources, preset) resolved."""
+
+    job: JobConfig
+    languages: dict[str, LanguageSpec]
+    prompts: dict[str, PromptTemplate]
+    seeds: dict[str, list[Conversation]] = field(default_factory=dict)
+    sources: list[Conversation] = field(default_factory=list)
+    preset: FilterPreset | None = None
+    lid_skip: set[str] = field(default_factory=set)
+    custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
+
+
+def _prompt(prompts: dict[str, PromptTemplate], name: str, method: str, where: str) -> PromptTemplate:
+    if name not in prompts:
+        raise ConfigError(f"{where}: no prompt template {name!r}; available: {', '.join(sorted(prompts))}")
+    if prompts[name].method != method:
+        raise ConfigError(f"{where}: prompt {name!r} is for method {prompts[name].method!r}, not {method!r}")
+    return prompts[name]
+
+
+def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = None) -> PreparedJob:
+    """Every check that can fail before work starts. No side effects."""
+    langs_dir = str(job.languages_dir) if job.languages_dir else None
+    registry = dict(load_registry())
+    if langs_dir:
+        registry.update(load_registry(langs_dir))
+    languages: dict[str, LanguageSpec] = {}
+    for i, target in enumerate(job.targets):
+        if target.lang not in registry:
+            raise ConfigError(
+                f"targets[{i}].lang: unknown language {target.lang!r}; add languages/{target.lang}.yaml "
+                f"or use one of: {', '.join(sorted(registry))}"
+            )
+        languages[target.lang] = registry[target.lang]
+    prompts = load_prompts()
+    if job.prompts_dir:
+        prompts.update(load_prompts(job.prompts_dir))
+    prompts.update(extra_prompts or {})
+    prepared = PreparedJob(job, languages, prompts, custom_prompts=dict(extra_prompts or {}))
+
+    uses = {m for t in job.targets for m in t.methods}
+    if "icl" in uses:
+        _prompt(prompts, job.icl.prompt, "icl", "icl.prompt")
+    for i, target in enumerate(job.targets):
+        if "icl" not in target.methods:
+            continue
+        if target.seeds is None:
+            raise ConfigError(f"targets[{i}].seeds: method icl needs native seed examples for {target.lang}; "
+                              f"give a JSONL file of {{category, messages}} or drop icl from targets[{i}].methods")
+        seeds = load_conversations(target.seeds, f"targets[{i}].seeds")
+        prepared.seeds[target.lang] = seeds
+    if "translate" in uses:
+        _prompt(prompts, job.translate.prompt, "translate", "translate.prompt")
+        _prompt(prompts, job.translate.back_prompt, "back_translate", "translate.back_prompt")
+        if job.sources is None:
+            raise ConfigError("sources: method translate needs `sources: {path: <English SFT JSONL>}`")
+        if job.sources.lang not in registry:
+            raise ConfigError(f"sources.lang: unknown language {job.sources.lang!r}; add languages/{job.sources.lang}.yaml")
+        languages[job.sources.lang] = registry[job.sources.lang]
+        prepared.sources = load_conversations(job.sources.path, "sources.path")
+        have = Counter(s.category or "open_qa" for s in prepared.sources)
+        for i, target in enumerate(job.targets):
+            if "translate" in target.methods:
+                missing = [c for c in target.categories if not have[c]]
+                if missing:
+                    raise ConfigError(f"targets[{i}].categories: no source conversations of category {missing} in "
+                                      f"{job.sources.path}; add some or remove the category")
+
+    prepared.preset = load_preset(job.verify.preset)
+    if "lid" in prepared.preset.filters:
+        lid = load_lid(prepared.preset.lid_model)
+        for i, target in enumerate(job.targets):
+            if target.lid == "skip":
+                prepared.lid_skip.add(target.lang)
+                continue
+            label = languages[target.lang].lid_label
+            if not lid.covers(label):
+                raise ConfigError(
+                    f"targets[{i}].lang: {target.lang} is not covered by the LID model {lid.path.name}; "
+                    f"set verify preset `lid_model` to a model that covers it (e.g. GlotLID) "
+                    f"or set `lid: skip` on targets[{i}] to verify it without language ID"
+                )
+    for lang, values in job.verify.thresholds.items():
+        if lang not in languages:
+            raise ConfigError(f"verify.thresholds.{lang}: not a target language of this job")
+        unknown = set(values) - set(prepared.preset.filters)
+        if unknown:
+            raise ConfigError(f"verify.thresholds.{lang}: unknown filters {sorted(unknown)}; preset has {prepared.preset.filters}")
+    if job.verify.laser_dir is not None and not job.verify.laser_dir.is_dir():
+        raise ConfigError(f"verify.laser_dir: {job.verify.laser_dir} is not a directory; create it (LASER weights "
+                          f"download there when online) or remove the key")
+    check_model_spec(job.engine.model)
+    return prepared
+
+
+def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
+    return {
+        "id": row.id, "lang": row.lang, "method": row.method, "category": row.category,
+        "messages": row.messages, "source_id": row.source_id, "source_lang": row.source_lang,
+        "model": row.model, "prompt": row.prompt,
+        "scores": {n: (verdict.scores.get(n) if verdict else None) for n in score_names},
+        "created_at": now, "accepted": bool(verdict and verdict.accepted),
+        "reject_reasons": [row.error] if row.error else (verdict.reasons if verdict else []),
+        "reject_details": [row.error_detail] if row.error else (verdict.details if verdict else []),
+        "raw_output": row.raw_output, "back_translation": row.back_translation,
+        "source_messages": row.source_messages, "round": round_no,
+    }
+
+
+class JobRun:
+    """One run of a prepared job into an output directory."""
+
+    def __init__(self, prepared: PreparedJob, output: Path, force_new: bool = False):
+        self.p = prepared
+        self.job = prepared.job
+        self.out = Path(output)
+        self.force_new = force_new
+        self.config_hash = self.job.config_hash()
+
+    # ---- output directory state -------------------------------------------------------------
+    def check_output(self) -> str:
+        """'new', 'resume' or 'complete'; refuses a directory holding another job (exit 2)."""
+        state_file = self.out / WORK / "state.json"
+        manifest = self.out / "manifest.json"
+        if self.force_new and self.out.exists():
+            return "new"
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            if state["config_hash"] != self.config_hash:
+                raise ConfigError(
+                    f"--output {self.out}: holds a run of a different config (hash {state['config_hash']}, "
+                    f"this job {self.config_hash}); use another --output or pass --force-new to start over"
+                )
+            if manifest.exists() and json.loads(manifest.read_text()).get("status") in ("complete", "partial"):
+                return "complete"
+            return "resume"
+        if self.out.exists() and any(self.out.iterdir()):
+            raise ConfigError(f"--output {self.out}: directory is not empty and holds no synth run; "
+                              f"use an empty or new directory, or pass --force-new to replace it")
+        return "new"
+
+    # ---- the job ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        import ray
+
+        from synth.engines.vllm_actor import VllmReplicaPool
+        from synth.models import resolve_model
+
+        state = self.check_output()
+        if state == "complete":
+            manifest = json.loads((self.out / "manifest.json").read_text())
+            log.info("%s already holds a finished run of this job: nothing to do", self.out)
+            return manifest
+        if state == "new" and self.out.exists():
+            shutil.rmtree(self.out)
+        work = self.out / WORK
+        work.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(timezone.utc)
+        if state == "new":
+            atomic_write_json(work / "state.json", {"config_hash": self.config_hash, "started_at": started.isoformat()})
+        else:
+            started = datetime.fromisoformat(json.loads((work / "state.json").read_text())["started_at"])
+        atomic_write_bytes(work / "job.json", self.job.model_dump_json(indent=2).encode())
+
+        job, p = self.job, self.p
+        verifier = Verifier(p.preset, p.languages, p.lid_skip, job.verify.laser_dir, job.verify.thresholds)
+        score_names = verifier.score_names()
+        model_label = job.engine.model
+        icl = translate = None
+        if p.seeds:
+            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label)
+        if p.sources:
+            translate = TranslateMethod(p.prompts[job.translate.prompt], p.prompts[job.translate.back_prompt],
+                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label)
+        capacity = {}
+        for target in job.targets:
+            if translate and "translate" in target.methods:
+                for category in target.categories:
+                    capacity[(target.lang, "translate", category)] = translate.capacity(category)
+        planner = Planner(job, capacity)
+        for lang, seeds in p.seeds.items():
+            verifier.dedup and verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
+
+        # resume: replay committed rounds into the planner and the dedup memory
+        committed = sorted(work.glob("round-*.parquet"))
+        if committed:
+            previous = pl.concat([pl.read_parquet(f) for f in committed])
+            attempted = Counter(zip(previous["lang"], previous["method"], previous["category"]))
+            accepted = Counter(
+                (r["lang"], r["method"], r["category"]) for r in previous.filter(pl.col("accepted")).iter_rows(named=True)
+            )
+            planner.restore(attempted, accepted, len(committed))
+            if verifier.dedup:
+                for r in previous.filter(pl.col("accepted")).iter_rows(named=True):
+                    verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
+            log.info("resuming %s from round %d (%d rows committed)", self.out, len(committed), previous.height)
+
+        if ray.is_initialized() is False:
+            ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
+        pool = VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
+        tokens_time = 0.0
+        try:
+            while attempts := planner.next_round():
+                round_no = planner.rounds
+                t0 = time.time()
+                rows = self._generate(attempts, icl, translate, pool)
+                tokens_time += time.time() - t0
+                verdicts = self._verify(rows, verifier, planner)
+                now = datetime.now(timezone.utc)
+                frame = rows_frame((_record(r, v, score_names, round_no, now) for r, v in zip(rows, verdicts)), score_names)
+                path = work / f"round-{round_no:04d}.parquet"
+                from synth.shards import atomic_write_parquet
+
+                atomic_write_parquet(path, frame)
+                self._progress(planner, pool.tokens_out, tokens_time)
+        finally:
+            pool.shutdown()
+        from synth.report import finish_run
+
+        return finish_run(self.out, p, planner, verifier, started, model_note=BUNDLED_NOTE if is_bundled(job.engine.model) else None)
+
+    def _generate(self, attempts: list[Attempt], icl, translate, pool) -> list[Row]:
+        icl_attempts = [a for a in attempts if a.method == "icl"]
+        tr_attempts = [a for a in attempts if a.method == "translate"]
+        icl_requests = icl.requests(icl_attempts) if icl_attempts else []
+        tr_requests = translate.requests(tr_attempts) if tr_attempts else []
+        completions = pool.generate(icl_requests + tr_requests)
+        rows = icl.rows(icl_attempts, completions[: len(icl_requests)]) if icl_attempts else []
+        if tr_attempts:
+            tr_rows = translate.rows(tr_attempts, completions[len(icl_requests):])
+            back = translate.back_requests(tr_rows)
+            translate.add_back_translations(tr_rows, pool.generate(back) if back else [])
+            rows += tr_rows
+        return rows
+
+    def _verify(self, rows: list[Row], verifier: Verifier, planner: Planner) -> list:
+        ok = [r for r in rows if r.error is None]
+        verdicts = dict(zip((r.id for r in ok), verifier.verify([r.candidate() for r in ok])))
+        out = []
+        for r in rows:
+            verdict = verdicts.get(r.id)
+            if verdict and verdict.accepted:
+                cell = (r.lang, r.method, r.category)
+                if planner.deficit(cell):
+                    planner.record_accepted(cell)
+                else:
+                    verdict.accepted = False
+                    verdict.reasons = ["surplus"]
+                    verdict.details = ["passed every filter; the target of its method/category was already met"]
+            out.append(verdict)
+        return out
+
+    def _progress(self, planner: Planner, tokens: int, seconds: float) -> None:
+        for target in self.job.targets:
+            lang = target.lang
+            accepted = sum(n for c, n in planner.accepted.items() if c[0] == lang)
+            tried = planner.spent(lang)
+            log.info("round %d %s: accepted %d/%d, acceptance %.0f%% of %d attempts, %.0f tokens/s",
+                     planner.rounds, lang, accepted, target.rows, 100 * accepted / max(tried, 1), tried,
+                     tokens / max(seconds, 1e-9))
+
+
+def run_job_file(job_path: Path, output: Path, force_new: bool = False) -> dict:
+    prepared = prepare(parse_job(job_path))
+    return JobRun(prepared, output, force_new).run()

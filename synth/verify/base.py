@@ -1,0 +1,52 @@
+"""What every filter shares: the candidate it scores and the score-then-threshold contract.
+
+Like OpusFilter, a filter only scores; acceptance is a per-language threshold on that score, so the
+same scores can be re-thresholded (calibration) without re-running models.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
+
+
+@dataclass
+class Candidate:
+    """One row to verify: text in `lang`, optionally its source and a back-translation."""
+
+    id: str
+    lang: str
+    text: str
+    source: str | None = None
+    source_lang: str | None = None
+    back_translation: str | None = None
+    truncated: bool | None = None  # the engine stopped at max_tokens; None: unknown
+    references: list[str] = field(default_factory=list)  # texts it must not copy (e.g. ICL seeds)
+
+
+class Filter(ABC):
+    """Scores a batch; `None` means not applicable to that row (never counted as a pass or a fail)."""
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    default_threshold: ClassVar[float]
+    description: ClassVar[str] = ""
+
+    def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
+        self.threshold = self.default_threshold if threshold is None else threshold
+        self.per_language = dict(per_language or {})
+
+    def threshold_for(self, lang: str) -> float:
+        return self.per_language.get(lang, self.threshold)
+
+    @abstractmethod
+    def score(self, batch: Sequence[Candidate]) -> list[float | None]: ...
+
+    def accept(self, score: float, lang: str) -> bool:
+        limit = self.threshold_for(lang)
+        return score >= limit if self.higher_is_better else score <= limit
+
+    def explain(self, score: float, lang: str) -> str:
+        op = "<" if self.higher_is_better else ">"
+        return f"{self.name} {score:.3g} {op} {self.threshold_for(lang):.3g}"

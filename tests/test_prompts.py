@@ -1,0 +1,24 @@
+import pytest
+from jinja2.exceptions import SecurityError
+
+from synth.prompts import PromptTemplate, load_prompts
+
+
+def test_bundled_prompts_load_and_render():
+    prompts = load_prompts()
+    assert {"icl_pair", "translate_turn", "back_translate_turn"} <= set(prompts)
+    lang = {"name": "Swahili", "native_name": "Kiswahili", "regions": ["Kenya"], "cultural_context": "ugali"}
+    messages = prompts["translate_turn"].render(source_language={"name": "English"}, language=lang, text="Hello {name}")
+    assert messages[0]["role"] == "system" and "Swahili" in messages[-1]["content"]
+    assert "Hello {name}" in messages[-1]["content"]
+
+
+def test_declared_variables_must_match_the_template():
+    with pytest.raises(ValueError, match="declared variables"):
+        PromptTemplate(name="x", method="icl", variables=["a"], user="{{ a }} {{ b }}")
+
+
+def test_templates_are_sandboxed():
+    template = PromptTemplate(name="x", method="icl", variables=["v"], user="{{ v.__class__.__mro__ }}")
+    with pytest.raises(SecurityError):
+        template.render(v="text")
