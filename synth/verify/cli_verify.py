@@ -1,0 +1,77 @@
+"""`synth verify`: the filters of `synth run`, applied to existing pairs in a Parquet file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from synth.errors import ConfigError
+from synth.languages import load_registry
+from synth.verify.base import Candidate
+from synth.verify.lid import load_lid
+from synth.verify.pipeline import Verifier, load_preset
+
+REQUIRED = ("id", "lang", "source_lang", "source", "text")
+OPTIONAL = ("back_translation", "truncated")
+
+
+def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
+                laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000) -> dict:
+    """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+    if not input_path.is_file():
+        raise ConfigError(f"{input_path}: input file not found")
+    frame = pl.read_parquet(input_path)
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"{input_path}: missing columns {missing}; synth verify needs {list(REQUIRED)}")
+    preset = load_preset(preset_name)
+    registry = load_registry()
+    langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
+    unknown = sorted(l for l in langs if l not in registry)
+    if unknown:
+        raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
+                          f"add languages/<code>.yaml or fix the rows")
+    if "lid" in preset.filters:
+        lid = load_lid(preset.lid_model)
+        uncovered = sorted(l for l in frame["lang"].unique().to_list()
+                           if l not in lid_skip and not lid.covers(registry[l].lid_label))
+        if uncovered:
+            raise ConfigError(
+                f"{input_path}: rows in {uncovered}, which the LID model {lid.path.name} does not cover; "
+                f"use a preset whose lid_model covers them (e.g. GlotLID) or pass --lid-skip {' --lid-skip '.join(uncovered)}"
+            )
+    if laser_dir is not None and not laser_dir.is_dir():
+        raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
+    verifier = Verifier(preset, registry, set(lid_skip), laser_dir)
+    names = verifier.score_names()
+    columns: dict[str, list] = {f"score_{n}": [] for n in [*names, *verifier.not_run]}
+    accepted, reasons = [], []
+    for start in range(0, frame.height, batch_rows):
+        chunk = frame.slice(start, batch_rows)
+        batch = [
+            Candidate(id=str(r["id"]), lang=r["lang"], text=r["text"] or "", source=r["source"],
+                      source_lang=r["source_lang"], back_translation=r.get("back_translation"),
+                      truncated=r.get("truncated"))
+            for r in chunk.select([c for c in (*REQUIRED, *OPTIONAL) if c in chunk.columns]).iter_rows(named=True)
+        ]
+        for verdict in verifier.verify(batch):
+            for n in names:
+                columns[f"score_{n}"].append(verdict.scores.get(n))
+            for n in verifier.not_run:
+                columns[f"score_{n}"].append(None)
+            accepted.append(verdict.accepted)
+            reasons.append(verdict.reasons)
+    out = frame.with_columns(
+        *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
+        pl.Series("accepted", accepted, dtype=pl.Boolean),
+        pl.Series("reject_reasons", reasons, dtype=pl.List(pl.String)),
+    )
+    from synth.shards import atomic_write_parquet
+
+    atomic_write_parquet(output_path, out)
+    counts: dict[str, int] = {}
+    for rs in reasons:
+        for r in rs:
+            counts[r] = counts.get(r, 0) + 1
+    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run}
