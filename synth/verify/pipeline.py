@@ -15,14 +15,14 @@ from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter
 from synth.verify.dedup import DedupFilter
 from synth.verify.laser import LaserFilter
-from synth.verify.lid import LidFilter, load_lid
+from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
 
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, LaserFilter, RoundtripFilter, DedupFilter)
+              LidFilter, MixedLanguageFilter, LaserFilter, RoundtripFilter, DedupFilter)
 }
 
 
@@ -93,10 +93,10 @@ class Verifier:
         self.dedup: DedupFilter | None = None
         for name in preset.filters:
             kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
-            if name == "lid":
+            if name in ("lid", "mixed_language"):
                 self.lid_model = load_lid(preset.lid_model)
                 labels = {code: (None if code in lid_skip else spec.lid_label) for code, spec in languages.items()}
-                self.filters.append(LidFilter(self.lid_model, labels, **kwargs))
+                self.filters.append(FILTERS[name](self.lid_model, labels, **kwargs))
             elif name == "laser":
                 if laser_dir is None:
                     self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"

@@ -5,7 +5,7 @@ import polars as pl
 from synth.cli import main
 
 
-def _input(udhr, tmp_path, lang="swh_Latn", code="swh"):
+def _input(udhr, tmp_path, lang="tgl_Latn", code="tgl"):
     english, target = udhr("eng")[:6], udhr(code)[:6]
     rows = {
         "id": [f"r{i}" for i in range(8)],
@@ -35,7 +35,7 @@ def test_verify_round_trip(udhr, tmp_path, capsys):
 
 
 def test_verify_refuses_a_language_lid_does_not_cover(udhr, tmp_path, capsys):
-    src = _input(udhr, tmp_path, lang="hau_Latn", code="hau")
+    src = _input(udhr, tmp_path, lang="hau_Latn", code="hau_NG")
     out = tmp_path / "out.parquet"
     assert main(["verify", str(src), "--output", str(out)]) == 2
     err = capsys.readouterr().err

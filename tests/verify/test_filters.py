@@ -72,7 +72,7 @@ def test_dedup_rejects_a_repeat_across_batches(pairs):
     verifier = Verifier(load_preset("default"), load_registry())
     lang, i, src, tgt = pairs[0]
     assert verifier.verify([_candidate(lang, i, src, tgt, back=src)])[0].accepted
-    again = verifier.verify([_candidate(lang, i + 100, src, tgt.upper() + " ", back=src)])[0]
+    again = verifier.verify([_candidate(lang, i + 100, src, "  " + tgt.replace(" ", "  ") + " .", back=src)])[0]
     assert again.reasons == ["dedup"]
 
 
@@ -100,3 +100,18 @@ def test_repetition_and_length_ratio_scores():
     (score,) = ratio.score([Candidate(id="a", lang="x", text="a" * 90, source="b" * 100)])
     assert ratio.accept(score, "x")
     assert RepetitionFilter().accept(0.1, "x")
+
+
+def test_code_switching_half_way_is_caught_by_mixed_language(pairs, verifier):
+    caught = total = 0
+    for lang, i, src, tgt in pairs:
+        if len(tgt) < 200 or lang == "fra_Latn":
+            continue
+        words = tgt.split()
+        src_words = src.split()
+        # first half in the target language, the rest drifts back into English
+        switched = " ".join(words[: len(words) // 2]) + ". " + " ".join(src_words[len(src_words) // 2:])
+        verdict = verifier.verify([_candidate(lang, i + 1000, src, switched, back=src)])[0]
+        total += 1
+        caught += not verdict.accepted
+    assert total >= 10 and caught / total >= 0.9, (caught, total)
