@@ -44,8 +44,10 @@ def main() -> None:
     os.environ.update(env)
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model, max_model_len=1024, **kwargs)
-    params = [SamplingParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=r.seed(0)) for r in requests]
+    llm = LLM(model=model, max_model_len=1024, seed=0, **kwargs)
+    # same seeding as the replica: per request on GPU, engine-wide on CPU (see VLLMReplica._build)
+    params = [SamplingParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=None if cpu else r.seed(0))
+              for r in requests]
     llm.chat([r.messages for r in requests[:4]], params[:4], use_tqdm=False)  # warm-up
     start = time.perf_counter()
     outputs = llm.chat([r.messages for r in requests], params, use_tqdm=False)

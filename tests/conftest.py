@@ -67,7 +67,7 @@ def tiny_pool(ray_address, tiny_model_dir):
     from synth.engines.base import SamplingConfig
     from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
 
-    config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=8, num_cpus=1,
+    config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=32, num_cpus=1,
                               engine_kwargs={"enforce_eager": True, "dtype": "bfloat16"}, env=CPU_ENV)
     pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(max_tokens=16, seed=0))
     yield pool

