@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from typing import Any, Literal, Sequence
 
@@ -179,6 +180,7 @@ class VllmReplicaPool:
         self.tokens_out = 0
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        started = time.perf_counter()
         size = self.config.batch_size
         chunks = deque((i, list(requests[i:i + size])) for i in range(0, len(requests), size))
         results: dict[int, list[Completion]] = {}
@@ -208,7 +210,11 @@ class VllmReplicaPool:
                     raise
                 chunks.appendleft((start, chunk))
         completions = [c for start in sorted(results) for c in results[start]]
-        self.tokens_out += sum(c.output_tokens for c in completions)
+        tokens = sum(c.output_tokens for c in completions)
+        self.tokens_out += tokens
+        elapsed = time.perf_counter() - started
+        log.info("generated %d requests, %d output tokens in %.1fs (%.0f tokens/s)",
+                 len(completions), tokens, elapsed, tokens / max(elapsed, 1e-9))
         return completions
 
     def shutdown(self) -> None:
