@@ -11,12 +11,15 @@ import gc
 import os
 import time
 
-CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
-def prompts(n: int) -> list[list[dict[str, str]]]:
+def prompts(n: int, context_words: int = 0) -> list[list[dict[str, str]]]:
+    """Story requests; `context_words` prepends few-shot-like context, as synth's ICL prompts do."""
     topics = ["rain in Nairobi", "market day", "a fishing boat", "school exams", "a wedding", "planting maize"]
-    return [[{"role": "user", "content": f"Write a short story about {topics[i % len(topics)]} (#{i})."}] for i in range(n)]
+    context = ("Kila mtu ana haki ya kuishi, uhuru na usalama. " * (context_words // 9 + 1)) if context_words else ""
+    return [[{"role": "user", "content": f"{context}Write a short story about {topics[i % len(topics)]} (#{i})."}]
+            for i in range(n)]
 
 
 def main() -> None:
@@ -24,6 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="bundled:smollm2")
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--context-words", type=int, default=0, help="long prompts, like few-shot ICL")
     parser.add_argument("--cpu", action="store_true", default=None, help="apply the vllm-cpu settings (default: when no GPU)")
     args = parser.parse_args()
 
@@ -37,8 +41,8 @@ def main() -> None:
     env = CPU_ENV if cpu else {}
     kwargs = {"enforce_eager": True} if cpu else {}
     model = resolve_model(args.model)
-    sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=0)
-    requests = [GenerationRequest(id=f"q{i}", messages=m) for i, m in enumerate(prompts(args.requests))]
+    sampling = SamplingConfig(temperature=0.8, top_p=1.0, max_tokens=args.max_tokens, seed=0)
+    requests = [GenerationRequest(id=f"q{i}", messages=m) for i, m in enumerate(prompts(args.requests, args.context_words))]
 
     # (a) bare vLLM in this process
     os.environ.update(env)
@@ -46,7 +50,7 @@ def main() -> None:
 
     llm = LLM(model=model, max_model_len=1024, seed=0, **kwargs)
     # same seeding as the replica: per request on GPU, engine-wide on CPU (see VLLMReplica._build)
-    params = [SamplingParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=None if cpu else r.seed(0))
+    params = [SamplingParams(temperature=0.8, top_p=1.0, max_tokens=args.max_tokens, seed=None if cpu else r.seed(0))
               for r in requests]
     llm.chat([r.messages for r in requests[:4]], params[:4], use_tqdm=False)  # warm-up
     start = time.perf_counter()

@@ -28,7 +28,8 @@ class GenerationRequest:
 
     id: str
     messages: list[dict[str, str]]
-    max_tokens: int | None = None  # overrides SamplingConfig.max_tokens for this request
+    max_tokens: int | None = None  # lowers SamplingConfig.max_tokens for this request
+    stop: list[str] | None = None  # added to SamplingConfig.stop for this request
 
     def seed(self, base_seed: int) -> int:
         """Per-request seed: reproducible, and different across requests of one batch."""

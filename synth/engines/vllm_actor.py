@@ -101,8 +101,9 @@ class VLLMReplica:
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(SamplingParams(
                 temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=min(request.max_tokens or sampling.max_tokens, room),
-                seed=request.seed(sampling.seed) if self.per_request_seed else None, stop=sampling.stop or None,
+                max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens, room),
+                seed=request.seed(sampling.seed) if self.per_request_seed else None,
+                stop=(sampling.stop + (request.stop or [])) or None,
                 repetition_penalty=sampling.repetition_penalty,
             ))
             runnable.append(request)

@@ -58,7 +58,8 @@ class IclMethod:
                 language=self.languages[a.lang].model_dump(),
                 category_description=CATEGORIES[a.category], examples=examples,
             )
-            out.append(GenerationRequest(id=a.id, messages=messages))
+            # one pair per request: stop where the model starts a second one
+            out.append(GenerationRequest(id=a.id, messages=messages, stop=["\n### Instruction", "\n###Instruction"]))
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:

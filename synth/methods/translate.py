@@ -53,9 +53,24 @@ class TranslateMethod:
         return template.render(source_language=self.languages[self.source_lang].model_dump(),
                                language=self.languages[lang].model_dump(), text=text)
 
+    @staticmethod
+    def token_budget(text: str) -> int:
+        """max_tokens for translating `text`: room for a translation twice as long in tokens.
+
+        A model that runs on past that is looping or chatting; it is cut and rejected as truncated
+        instead of burning the whole max_tokens.
+        """
+        return 48 + len(text) // 2
+
+    @staticmethod
+    def stops(text: str) -> list[str]:
+        """A one-paragraph text translates to one paragraph: stop at a blank line (models add notes)."""
+        return [] if "\n\n" in text.strip() else ["\n\n"]
+
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
         return [
-            GenerationRequest(id=f"{a.id}/t{i}", messages=self._render(self.forward, a.lang, content))
+            GenerationRequest(id=f"{a.id}/t{i}", messages=self._render(self.forward, a.lang, content),
+                              max_tokens=self.token_budget(content), stop=self.stops(content))
             for a in attempts
             for i, (_, content) in enumerate(self.source(a).messages)
         ]
@@ -84,7 +99,8 @@ class TranslateMethod:
 
     def back_requests(self, rows: Sequence[Row]) -> list[GenerationRequest]:
         return [
-            GenerationRequest(id=f"{r.id}/b{i}", messages=self._render(self.backward, r.lang, m["content"]))
+            GenerationRequest(id=f"{r.id}/b{i}", messages=self._render(self.backward, r.lang, m["content"]),
+                              max_tokens=self.token_budget(m["content"]), stop=self.stops(m["content"]))
             for r in rows if r.messages is not None
             for i, m in enumerate(r.messages)
         ]

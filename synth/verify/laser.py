@@ -43,11 +43,12 @@ class LaserFilter(Filter):
         out: list[float | None] = [None] * len(batch)
         groups: dict[tuple[str, str | None], list[int]] = {}
         for i, c in enumerate(batch):
-            if c.source and c.text.strip():
+            if c.source and c.source.strip() and c.text.strip():
                 groups.setdefault((c.lang, c.source_lang), []).append(i)
         for (lang, source_lang), rows in groups.items():
             cand = self.embed([batch[i].text for i in rows], lang)
             src = self.embed([batch[i].source for i in rows], source_lang)
-            for i, sim in zip(rows, np.sum(cand * src, axis=1)):
+            # float32 rounding can put the cosine of identical texts just above 1
+            for i, sim in zip(rows, np.clip(np.sum(cand * src, axis=1), -1.0, 1.0)):
                 out[i] = float(sim)
         return out
