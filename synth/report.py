@@ -173,7 +173,7 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
     for lang, s in manifest["languages"].items():
         parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3><table><tr><th>stage</th><th>rows rejected</th></tr>")
         parts.append(f"<tr><td>attempts</td><td>{s['attempts']}</td></tr>")
-        for reason in ["prompt_too_long", "engine_error", "unparseable", *filters, "surplus"]:
+        for reason in ["prompt_too_long", "engine_error", "unparseable", "echo", *filters, "surplus"]:
             parts.append(f"<tr><td>{e(reason)}</td><td>{s['rejected_by_reason'].get(reason, 0)}</td></tr>")
         parts.append(f"<tr><td><b>accepted</b></td><td><b>{s['accepted']}</b></td></tr></table>")
         mine = rows.filter(pl.col("lang") == lang) if rows is not None else None

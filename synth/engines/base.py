@@ -30,6 +30,7 @@ class GenerationRequest:
     messages: list[dict[str, str]]
     max_tokens: int | None = None  # lowers SamplingConfig.max_tokens for this request
     stop: list[str] | None = None  # added to SamplingConfig.stop for this request
+    prefix: str = ""  # the assistant's answer starts with this (kept in Completion.text)
 
     def seed(self, base_seed: int) -> int:
         """Per-request seed: reproducible, and different across requests of one batch."""

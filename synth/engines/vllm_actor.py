@@ -88,6 +88,8 @@ class VLLMReplica:
                 )
                 if not isinstance(ids, list):  # BatchEncoding in newer transformers
                     ids = list(ids["input_ids"])
+                if request.prefix:  # prefill the start of the answer: small models then keep the format
+                    ids = ids + self.tokenizer.encode(request.prefix, add_special_tokens=False)
             except Exception as exc:  # a malformed conversation must not sink the batch
                 results[request.id] = Completion(request.id, error=f"engine_error: chat template: {exc}")
                 continue
@@ -109,6 +111,7 @@ class VLLMReplica:
             runnable.append(request)
         if runnable:
             for request, output in zip(runnable, self._run(prompts, params, runnable)):
+                output.text = request.prefix + output.text
                 results[request.id] = output
         return [results[r.id] for r in requests]
 

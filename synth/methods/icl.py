@@ -6,6 +6,8 @@ import random
 import re
 from typing import Sequence
 
+from sacrebleu.metrics import CHRF
+
 from synth.config import CATEGORIES
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
@@ -20,6 +22,10 @@ _PAIR = re.compile(
 )
 
 
+_WORDS = re.compile(r"\w+", re.UNICODE)
+_CHRF = CHRF()
+
+
 def parse_pair(text: str) -> tuple[str, str] | None:
     """Tolerant parse of `### Instruction ... ### Response ...`; None when the shape is not there."""
     match = _PAIR.search(text)
@@ -30,6 +36,18 @@ def parse_pair(text: str) -> tuple[str, str] | None:
     if not instruction or not response:
         return None
     return instruction, response
+
+
+def pair_problem(instruction: str, response: str) -> tuple[str, str] | None:
+    """(reason, detail) when a parsed pair is not a usable example, else None."""
+    for part, name in ((instruction, "instruction"), (response, "response")):
+        if "###" in part or "(the answer to it)" in part or "(the new instruction)" in part:
+            return "unparseable", f"template markup left in the {name}"
+        if len(_WORDS.findall(part)) < 3:
+            return "unparseable", f"the {name} has fewer than 3 words"
+    if _CHRF.sentence_score(response, [instruction]).score > 60:
+        return "echo", "the response repeats the instruction"
+    return None
 
 
 class IclMethod:
@@ -59,7 +77,8 @@ class IclMethod:
                 category_description=CATEGORIES[a.category], examples=examples,
             )
             # one pair per request: stop where the model starts a second one
-            out.append(GenerationRequest(id=a.id, messages=messages, stop=["\n### Instruction", "\n###Instruction"]))
+            out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
+                                         stop=["\n### Instruction", "\n###Instruction"]))
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
@@ -73,6 +92,8 @@ class IclMethod:
                 row.error, row.error_detail = c.error.split(":")[0], c.error
             elif (pair := parse_pair(c.text)) is None:
                 row.error, row.error_detail = "unparseable", "no '### Instruction' / '### Response' pair in the output"
+            elif problem := pair_problem(*pair):
+                row.error, row.error_detail = problem
             else:
                 row.messages = [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
             rows.append(row)

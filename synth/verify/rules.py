@@ -64,7 +64,7 @@ def repetition_score(text: str) -> float:
 class RepetitionFilter(Filter):
     name = "repetition"
     higher_is_better = False
-    default_threshold = 0.35
+    default_threshold = 0.25
     description = "share of repeated word 3-grams (character 6-grams for short or unspaced text)"
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
