@@ -23,6 +23,7 @@ _PAIR = re.compile(
 
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
+_PLACEHOLDER = re.compile(r"###|\((the|your|a)( new)? (instruction|response|answer|task)[^)]*\)", re.IGNORECASE)
 _CHRF = CHRF()
 
 
@@ -41,7 +42,7 @@ def parse_pair(text: str) -> tuple[str, str] | None:
 def pair_problem(instruction: str, response: str) -> tuple[str, str] | None:
     """(reason, detail) when a parsed pair is not a usable example, else None."""
     for part, name in ((instruction, "instruction"), (response, "response")):
-        if "###" in part or "(the answer to it)" in part or "(the new instruction)" in part:
+        if _PLACEHOLDER.search(part):
             return "unparseable", f"template markup left in the {name}"
         if len(_WORDS.findall(part)) < 3:
             return "unparseable", f"the {name} has fewer than 3 words"

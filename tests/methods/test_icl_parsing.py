@@ -18,6 +18,8 @@ def test_unparseable_outputs():
 def test_pair_problems():
     assert pair_problem("Taja miji mitatu ya Tanzania.", "### Response in English")[0] == "unparseable"
     assert pair_problem("Taja miji mitatu.", "Ndiyo.")[0] == "unparseable"
+    assert pair_problem("Daladala ni ya Kariakoo kwa miaka x (the response)", "Daladala ya Kariakoo nalakira ya kwanza.")[0] == "unparseable"
+    assert pair_problem("Elaborelles souhaitent les toilettes des Balmes.", "(the new response)")[0] == "unparseable"
     echo = "Daladala ya kuwa na akhiru njizu na kabili, kwa mbiliru mbiliru."
     assert pair_problem(echo, "Daladala ya kuwa na akhiru na kabili, kwa mbiliru mbiliru.")[0] == "echo"
     assert pair_problem("Taja miji mitatu ya Tanzania.", "Dodoma, Arusha na Mwanza ni miji mikubwa.") is None
