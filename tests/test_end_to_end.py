@@ -123,3 +123,40 @@ def test_changed_config_on_existing_output_is_refused(finished_run, small_job, r
     result = _synth(["run", str(changed), "--output", str(out)], ray_address)
     assert result.returncode == 2
     assert "different config" in result.stderr and "--force-new" in result.stderr
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_rows(small_job, ray_address, tmp_path):
+    import signal
+    import time
+
+    # one attempt per cell in round 1, so round 2 is certain to run (SmolLM2 accepts ~10%)
+    job = yaml.safe_load(small_job.read_text())
+    job["plan"] = {"initial_acceptance": 1.0, "oversample": 1.0, "max_rounds": 3, "max_attempts_per_row": 3}
+    small_job = tmp_path / "job.yaml"
+    small_job.write_text(yaml.safe_dump(job))
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "disabled"}
+    process = subprocess.Popen([sys.executable, "-m", "synth.cli", "run", str(small_job), "--output", str(out)],
+                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_round = out / "_work" / "round-0001.parquet"
+    deadline = time.time() + 600
+    while not first_round.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert first_round.exists(), "the first round was never committed"
+    process.send_signal(signal.SIGKILL)  # during round 2, or just after round 1
+    process.wait()
+    committed = first_round.read_bytes()
+    assert not (out / "manifest.json").exists()
+
+    result = _synth(["run", str(small_job), "--output", str(out)], ray_address)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" in result.stderr
+    assert first_round.read_bytes() == committed  # a committed round is never rewritten
+    manifest = json.loads((out / "manifest.json").read_text())
+    rounds = pl.concat([pl.read_parquet(p) for p in sorted((out / "_work").glob("round-*.parquet"))])
+    assert rounds["id"].n_unique() == rounds.height  # no attempt ran twice
+    for lang, stats in manifest["languages"].items():
+        shards = list((out / lang).glob("train-*.parquet"))
+        accepted = sum(pl.read_parquet(s).height for s in shards)
+        assert accepted == stats["accepted"] <= stats["target"]
+        assert stats["attempts"] == rounds.filter(pl.col("lang") == lang).height

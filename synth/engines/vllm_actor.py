@@ -43,6 +43,7 @@ class VLLMReplica:
 
     def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any], env: dict[str, str],
                  seed: int = 0):
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep job logs readable; env may override
         os.environ.update(env)
         self.model = model
         self.max_model_len = max_model_len
