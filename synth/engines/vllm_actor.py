@@ -167,20 +167,30 @@ class VllmReplicaPool:
             count = max(1, int(gpus // tp)) if gpus else 1
         else:
             count = config.replicas
-        options: dict[str, Any] = {
-            "num_cpus": config.num_cpus,
-            "num_gpus": tp if gpus else 0,
-            "max_restarts": config.max_restarts,
-            "max_task_retries": config.max_restarts,
-        }
         kwargs = dict(config.engine_kwargs)
-        if tp > 1:
-            kwargs.setdefault("tensor_parallel_size", tp)
-            kwargs.setdefault("distributed_executor_backend", "ray")
-        self.replicas = [
-            VLLMReplica.options(**options).remote(model_path, config.max_model_len, kwargs, config.env, sampling.seed)
-            for _ in range(count)
-        ]
+        self.placement_groups = []
+        self.replicas = []
+        for _ in range(count):
+            options: dict[str, Any] = {
+                "num_cpus": config.num_cpus,
+                "num_gpus": tp if gpus else 0,
+                "max_restarts": config.max_restarts,
+                "max_task_retries": config.max_restarts,
+            }
+            if tp > 1 and gpus:
+                # vLLM's Ray executor starts one worker per GPU inside this placement group, packed on
+                # one node; the replica actor itself holds no GPU
+                from ray.util.placement_group import placement_group
+                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+                group = placement_group([{"GPU": 1, "CPU": 1}] * tp, strategy="STRICT_PACK")
+                self.placement_groups.append(group)
+                options.update(num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    group, placement_group_capture_child_tasks=True))
+                kwargs.setdefault("tensor_parallel_size", tp)
+                kwargs.setdefault("distributed_executor_backend", "ray")
+            self.replicas.append(VLLMReplica.options(**options).remote(
+                model_path, config.max_model_len, kwargs, config.env, sampling.seed))
         ray.get([r.ready.remote() for r in self.replicas])
         self.tokens_out = 0
 
@@ -210,7 +220,8 @@ class VllmReplicaPool:
             except ray.exceptions.RayActorError:
                 # the replica is gone for good (restarts exhausted): hand its chunk to the others
                 log.warning("replica died; re-queuing %d requests", len(chunk))
-                self.replicas.remove(replica)
+                if replica in self.replicas:  # its other in-flight chunks fail the same way
+                    self.replicas.remove(replica)
                 if not self.replicas:
                     raise
                 chunks.appendleft((start, chunk))
@@ -226,3 +237,6 @@ class VllmReplicaPool:
         for replica in self.replicas:
             ray.kill(replica)
         self.replicas = []
+        for group in self.placement_groups:
+            ray.util.remove_placement_group(group)
+        self.placement_groups = []

@@ -36,3 +36,33 @@ def test_over_long_prompt_becomes_an_error_not_a_crash(tiny_pool):
     assert completions[2].id == "long" and completions[2].error == "prompt_too_long"
     assert completions[2].text == ""
     assert all(c.error is None for c in completions[:2])
+
+
+def test_killing_a_replica_mid_job_loses_and_duplicates_nothing(ray_address, tiny_model_dir):
+    import threading
+    import time
+
+    import ray
+
+    from synth.engines.base import SamplingConfig
+    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+    from tests.conftest import CPU_ENV
+
+    config = VllmEngineConfig(model=tiny_model_dir, replicas=2, max_model_len=256, batch_size=4, num_cpus=0,
+                              max_restarts=0, engine_kwargs={"enforce_eager": True, "dtype": "bfloat16"}, env=CPU_ENV)
+    pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(max_tokens=24, seed=0))
+    try:
+        victim = pool.replicas[0]
+        requests = _requests(80, "kill")
+        result: list = []
+        worker = threading.Thread(target=lambda: result.extend(pool.generate(requests)))
+        worker.start()
+        time.sleep(1.0)  # chunks are in flight on both replicas
+        ray.kill(victim, no_restart=True)
+        worker.join(timeout=300)
+        assert not worker.is_alive()
+        assert [c.id for c in result] == [r.id for r in requests]  # every request once, in order
+        assert all(c.error is None and c.output_tokens > 0 for c in result)
+        assert victim not in pool.replicas and len(pool.replicas) == 1
+    finally:
+        pool.shutdown()
