@@ -1,7 +1,9 @@
 """Drives one job: check the config, plan rounds, generate on Ray, verify, write shards.
 
-Rounds are committed to `DIR/_work/round-NNNN.parquet` as they finish, so a killed run resumes from
-the last committed round with the same attempt ids (no row lost, none duplicated).
+A round is generated in slices (a few engine batches each) and every slice is committed to
+`DIR/_work/round-NNNN-PPPPP.parquet` as it finishes: driver memory stays bounded however large the
+round, and a killed run resumes after the last committed slice with the same deterministic attempt
+ids (no row lost, none duplicated).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from synth.methods.translate import TranslateMethod
 from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
 from synth.plan import Planner
 from synth.prompts import PromptTemplate, load_prompts
-from synth.shards import atomic_write_bytes, atomic_write_json, rows_frame
+from synth.shards import atomic_write_bytes, atomic_write_json, atomic_write_parquet, rows_frame
 from synth.verify import FilterPreset, Verifier, load_preset
 from synth.verify.lid import load_lid
 
@@ -229,11 +231,11 @@ class JobRun:
             accepted = Counter(
                 (r["lang"], r["method"], r["category"]) for r in previous.filter(pl.col("accepted")).iter_rows(named=True)
             )
-            planner.restore(attempted, accepted, len(committed))
+            planner.restore(attempted, accepted, int(previous["round"].max()))
             if verifier.dedup:
                 for r in previous.filter(pl.col("accepted")).iter_rows(named=True):
                     verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
-            log.info("resuming %s from round %d (%d rows committed)", self.out, len(committed), previous.height)
+            log.info("resuming %s after round %d (%d rows committed)", self.out, planner.rounds, previous.height)
 
         if ray.is_initialized() is False:
             ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
@@ -241,19 +243,18 @@ class JobRun:
         pool = VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
         tokens_time = 0.0
         try:
+            slice_size = 2 * job.engine.batch_size * len(pool.replicas)
             while attempts := planner.next_round():
                 round_no = planner.rounds
-                t0 = time.time()
-                rows = self._generate(attempts, icl, translate, pool)
-                tokens_time += time.time() - t0
-                verdicts = self._verify(rows, verifier, planner)
-                now = datetime.now(timezone.utc)
-                frame = rows_frame((_record(r, v, score_names, round_no, now) for r, v in zip(rows, verdicts)), score_names)
-                path = work / f"round-{round_no:04d}.parquet"
-                from synth.shards import atomic_write_parquet
-
-                atomic_write_parquet(path, frame)
-                self._progress(planner, pool.tokens_out, tokens_time)
+                for part, start in enumerate(range(0, len(attempts), slice_size)):
+                    t0 = time.time()
+                    rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
+                    tokens_time += time.time() - t0
+                    verdicts = self._verify(rows, verifier, planner)
+                    now = datetime.now(timezone.utc)
+                    records = (_record(r, v, score_names, round_no, now) for r, v in zip(rows, verdicts))
+                    atomic_write_parquet(work / f"round-{round_no:04d}-{part:05d}.parquet", rows_frame(records, score_names))
+                    self._progress(planner, pool.tokens_out, tokens_time)
         finally:
             pool.shutdown()
         from synth.report import finish_run

@@ -36,6 +36,7 @@ def small_job(tmp_path_factory, smollm2_dir) -> Path:
         ],
         "sources": {"path": str(EXAMPLES / "sources" / "en_sft.jsonl")},
         "engine": {"type": "vllm", "model": "bundled:smollm2", "max_model_len": 1536, "num_cpus": 1,
+                   "batch_size": 4,  # slices of 8 attempts: rounds are committed in several parts
                    "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
         "sampling": {"max_tokens": 96, "temperature": 0.7, "top_p": 1.0, "seed": 1},
         "plan": {"max_rounds": 2, "max_attempts_per_row": 3},
@@ -88,6 +89,7 @@ def test_outputs_match_the_contracts(finished_run):
             all_ids += rejected["id"].to_list()
         assert stats["accepted"] + stats["rejected"] == stats["attempts"]
     assert len(all_ids) == len(set(all_ids))
+    assert len(list((out / "_work").glob("round-0001-*.parquet"))) > 1  # committed slice by slice
     # the summary is printed and says plainly that the bundled model is weak
     assert "shortfall" in result.stdout and "tiny" in result.stdout
 
@@ -138,12 +140,12 @@ def test_killed_run_resumes_without_losing_or_duplicating_rows(small_job, ray_ad
     env = {**os.environ, "RAY_ADDRESS": ray_address, "RAY_AUTH_MODE": "disabled"}
     process = subprocess.Popen([sys.executable, "-m", "synth.cli", "run", str(small_job), "--output", str(out)],
                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_round = out / "_work" / "round-0001.parquet"
+    first_round = out / "_work" / "round-0001-00000.parquet"
     deadline = time.time() + 600
     while not first_round.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert first_round.exists(), "the first round was never committed"
-    process.send_signal(signal.SIGKILL)  # during round 2, or just after round 1
+    process.send_signal(signal.SIGKILL)  # after the first slice of round 1 is committed
     process.wait()
     committed = first_round.read_bytes()
     assert not (out / "manifest.json").exists()
