@@ -82,7 +82,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
     manifest = {
         "name": job.name,
         "status": "partial" if shortfall else "complete",
-        "config_hash": job.config_hash(),
+        "config_hash": prepared.config_hash(),
         "started_at": started.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "model": job.engine.model,

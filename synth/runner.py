@@ -8,6 +8,7 @@ ids (no row lost, none duplicated).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +51,13 @@ class PreparedJob:
     preset: FilterPreset | None = None
     lid_skip: set[str] = field(default_factory=set)
     custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
+
+    def config_hash(self) -> str:
+        """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
+        if not self.custom_prompts:
+            return self.job.config_hash()
+        extra = ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
+        return hashlib.sha256(f"{self.job.config_hash()}|{extra}".encode()).hexdigest()[:16]
 
 
 def _prompt(prompts: dict[str, PromptTemplate], name: str, method: str, where: str) -> PromptTemplate:
@@ -157,7 +165,7 @@ class JobRun:
         self.job = prepared.job
         self.out = Path(output)
         self.force_new = force_new
-        self.config_hash = self.job.config_hash()
+        self.config_hash = prepared.config_hash()
 
     # ---- output directory state -------------------------------------------------------------
     def check_output(self) -> str:
