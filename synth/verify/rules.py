@@ -48,17 +48,25 @@ class LengthRatioFilter(Filter):
         return f"length ratio x{math.exp(score):.2f} beyond x{math.exp(self.threshold_for(lang)):.2f}"
 
 
-def repetition_score(text: str) -> float:
-    """Share of repeated n-grams: word 3-grams for spaced scripts, character 6-grams otherwise."""
+def _repeat_share(text: str) -> float:
     words = _WORD.findall(text.lower())
-    if len(words) >= 12:
-        grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    n = 3 if len(words) >= 12 else 2
+    if len(words) >= 6:
+        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
     else:
         chars = re.sub(r"\s+", " ", text.lower())
         if len(chars) < 30:
             return 0.0
         grams = [chars[i:i + 6] for i in range(len(chars) - 5)]
     return 1.0 - len(set(grams)) / len(grams)
+
+
+def repetition_score(text: str) -> float:
+    """Share of repeated n-grams (word 3-grams, 2-grams for short text, character 6-grams for
+    unspaced scripts), the worst of the whole text and each paragraph, so a loop in one short
+    message is not diluted by the rest of the conversation."""
+    parts = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return max([_repeat_share(text)] + [_repeat_share(p) for p in parts if len(parts) > 1])
 
 
 class RepetitionFilter(Filter):

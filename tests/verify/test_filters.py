@@ -115,3 +115,10 @@ def test_code_switching_half_way_is_caught_by_mixed_language(pairs, verifier):
         total += 1
         caught += not verdict.accepted
     assert total >= 10 and caught / total >= 0.9, (caught, total)
+
+
+def test_repetition_in_one_message_is_not_diluted_by_the_rest():
+    loop = "Ni kweli kabisa ndugu yangu. " * 6
+    long_question = "Tafadhali nieleze kwa kina historia ya mji wa Zanzibar, biashara yake ya viungo, " * 3
+    assert repetition_score(loop) > 0.5
+    assert repetition_score(long_question + "\n\n" + loop) > 0.5

@@ -1,0 +1,244 @@
+"""An engine that calls an OpenAI-compatible chat completions server (vLLM, SGLang, OpenAI, ...).
+
+Use it when the model already runs behind an HTTP endpoint, e.g. `vllm serve` on another machine,
+instead of hosting replicas with Ray. Like the replica pool, it never raises for one bad request:
+every request gets a Completion, failed ones with `error` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import random
+import re
+import threading
+import time
+from typing import Any, Literal, Sequence
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth.engines.base import Completion, GenerationRequest, SamplingConfig
+from synth.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+MAX_RETRY_AFTER_S = 120.0  # a server asking for longer than this is treated as asking for this
+
+# How servers word "the prompt does not fit the context". vLLM 0.32 answers 400 with
+#   "This model's maximum context length is 256 tokens. However, your prompt contains at least 257
+#    input tokens, ..." (prompt longer than max_model_len), and
+#   "max_tokens must be at least 1, got 0." (prompt exactly max_model_len: no room for output);
+# older vLLM/input-processor paths say "... is longer than the maximum model length of N",
+# SGLang "... is longer than the model's context length", llama.cpp "exceeds the available context size".
+# Not matched on purpose: "max_tokens=300 cannot be greater than max_model_len=256" is a config
+# mistake that no prompt shortening fixes, so it stays an engine_error.
+_TOO_LONG = re.compile(
+    r"maximum context length|context length|maximum model length|context size|prompt is too long"
+    r"|max_tokens must be at least 1, got 0",
+    re.IGNORECASE,
+)
+
+
+class OpenAIEngineConfig(BaseModel):
+    """`engine: {type: openai, base_url: http://host:8000/v1, model: ...}`.
+
+    The API key itself never enters the config (so never a job file, a log or a config hash):
+    `api_key_env` names the environment variable that holds it.
+    """
+
+    # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    type: Literal["openai"] = "openai"
+    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the key; null sends no real key",
+    )
+    max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
+    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
+    timeout_s: float = Field(120, gt=0)
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
+    continue_final_message: bool = Field(
+        True,
+        description=(
+            "send `prefix` as a final assistant message the model continues (vLLM, SGLang). "
+            "When false the prefix is not sent at all (a bare assistant turn would be read as a "
+            "finished answer); it is only prepended to answers that do not already start with it"
+        ),
+    )
+
+
+class _Failure(Exception):
+    """A request that ends as Completion(error=...): `retry` says whether trying again can help."""
+
+    def __init__(self, error: str, retry: bool, delay: float | None = None):
+        super().__init__(error)
+        self.error, self.retry, self.delay = error, retry, delay
+
+
+class OpenAIEngine:
+    """Runs requests concurrently on a private asyncio loop in a background thread.
+
+    The loop and its HTTP client live as long as the engine, so repeated `generate` calls reuse
+    connections, and `generate` also works when the caller already runs an event loop.
+    """
+
+    def __init__(self, config: OpenAIEngineConfig, sampling: SamplingConfig):
+        self.config = config
+        self.sampling = sampling
+        api_key = "EMPTY"  # the openai client insists on a key; local servers ignore it
+        if config.api_key_env is not None:
+            if not os.environ.get(config.api_key_env):
+                raise ConfigError(
+                    f"engine.api_key_env: environment variable {config.api_key_env} is not set; "
+                    f"export it with the API key, or set api_key_env: null for a server without keys"
+                )
+            api_key = os.environ[config.api_key_env]
+        self.tokens_out = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
+        self._thread.start()
+        self._client = self._call(self._make_client(api_key))  # the key lives only inside the client
+        self._semaphore = asyncio.Semaphore(config.max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"OpenAIEngine(base_url={self.config.base_url!r}, model={self.config.model!r})"
+
+    async def _make_client(self, api_key: str) -> openai.AsyncOpenAI:
+        """Built on the engine's loop: httpx connection pools belong to the loop that made them."""
+        return openai.AsyncOpenAI(base_url=self.config.base_url, api_key=api_key, max_retries=0,
+                                  timeout=self.config.timeout_s)
+
+    def _call(self, coro) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        started = time.perf_counter()
+        completions = self._call(self._generate_all(list(requests)))
+        tokens = sum(c.output_tokens for c in completions)
+        self.tokens_out += tokens
+        elapsed = time.perf_counter() - started
+        log.info("generated %d requests (%d errors), %d output tokens in %.1fs (%.0f tokens/s)",
+                 len(completions), sum(c.error is not None for c in completions), tokens, elapsed,
+                 tokens / max(elapsed, 1e-9))
+        return completions
+
+    async def _generate_all(self, requests: list[GenerationRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
+
+    async def _generate_one(self, request: GenerationRequest) -> Completion:
+        async with self._semaphore:
+            for attempt in range(self.config.max_retries + 1):
+                try:
+                    return await self._request(request)
+                except _Failure as failure:
+                    if not failure.retry or attempt == self.config.max_retries:
+                        return Completion(request.id, error=self._scrub(failure.error))
+                    delay = failure.delay
+                    if delay is None:
+                        delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** attempt)
+                        delay *= random.uniform(0.5, 1.0)  # jitter: concurrent retries do not stampede
+                    log.debug("request %s: %s; retry %d in %.2fs", request.id, self._scrub(failure.error), attempt + 1,
+                              delay)
+                    await asyncio.sleep(delay)
+                except Exception as exc:  # e.g. a malformed response body: one request, not the batch
+                    return Completion(request.id, error=self._scrub(f"engine_error: {type(exc).__name__}: {exc}"))
+            raise AssertionError("unreachable")
+
+    def _scrub(self, error: str) -> str:
+        """Some servers quote the key they rejected; reject reasons end up in output files."""
+        key = self._client.api_key
+        return error.replace(key, "***") if key and key != "EMPTY" else error
+
+    async def _request(self, request: GenerationRequest) -> Completion:
+        sampling, config = self.sampling, self.config
+        messages: list[dict[str, str]] = list(request.messages)
+        extra_body: dict[str, Any] = {}
+        if request.prefix and config.continue_final_message:
+            messages.append({"role": "assistant", "content": request.prefix})
+            extra_body.update(continue_final_message=True, add_generation_prompt=False)
+        if sampling.repetition_penalty != 1.0:
+            extra_body["repetition_penalty"] = sampling.repetition_penalty
+        try:
+            response = await self._client.chat.completions.create(
+                model=config.model, messages=messages, n=1,
+                temperature=sampling.temperature, top_p=sampling.top_p,
+                max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens),
+                stop=(sampling.stop + (request.stop or [])) or None,
+                seed=request.seed(sampling.seed),
+                extra_body=extra_body or None,
+            )
+        except openai.APIStatusError as exc:
+            raise _classify(exc) from None
+        except openai.APITimeoutError:
+            raise _Failure(f"engine_error: timeout after {config.timeout_s:g}s", retry=True) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise _Failure(f"engine_error: connection: {type(cause).__name__}", retry=True) from None
+        if not response.choices:
+            raise _Failure("engine_error: response without choices", retry=True)
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        if request.prefix and (config.continue_final_message or not text.startswith(request.prefix)):
+            text = request.prefix + text  # servers return only the continuation after the prefix
+        usage = response.usage
+        return Completion(
+            request.id, text=text, finish_reason=choice.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    def shutdown(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._call(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+def _classify(exc: openai.APIStatusError) -> _Failure:
+    """Map an HTTP error to a reject reason, and say whether a retry could succeed."""
+    status = exc.status_code
+    message = _error_message(exc)
+    if status == 400 and _TOO_LONG.search(message):
+        return _Failure("prompt_too_long", retry=False)
+    reason = f"engine_error: HTTP {status}: {message[:200]}"
+    if status in (408, 429) or status >= 500:
+        return _Failure(reason, retry=True, delay=_retry_after(exc.response.headers))
+    return _Failure(reason, retry=False)
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return exc.message
+
+
+def _retry_after(headers) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, `Retry-After` seconds or HTTP date)."""
+    try:
+        if "retry-after-ms" in headers:
+            return min(MAX_RETRY_AFTER_S, max(0.0, float(headers["retry-after-ms"]) / 1000))
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - time.time()
+        return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
+    except (TypeError, ValueError, OverflowError):
+        return None
