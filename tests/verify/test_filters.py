@@ -119,6 +119,9 @@ def test_code_switching_half_way_is_caught_by_mixed_language(pairs, verifier):
 
 def test_repetition_in_one_message_is_not_diluted_by_the_rest():
     loop = "Ni kweli kabisa ndugu yangu. " * 6
-    long_question = "Tafadhali nieleze kwa kina historia ya mji wa Zanzibar, biashara yake ya viungo, " * 3
+    long_question = ("Tafadhali nieleze kwa kina historia ya mji wa Zanzibar, biashara yake ya karafuu na viungo "
+                     "vingine, jinsi bandari ilivyokua, wafanyabiashara waliotoka Oman na India, majengo ya Mji "
+                     "Mkongwe, utamaduni wa taarab, vyakula kama urojo na pweza, na maisha ya wavuvi wa leo.")
+    assert repetition_score(long_question) < 0.05
     assert repetition_score(loop) > 0.5
     assert repetition_score(long_question + "\n\n" + loop) > 0.5
