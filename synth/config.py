@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from synth.engines.base import SamplingConfig
+from synth.engines.openai_api import OpenAIEngineConfig
 from synth.engines.vllm_actor import VllmEngineConfig
 from synth.errors import ConfigError
 
@@ -30,6 +32,11 @@ CATEGORIES: dict[str, str] = {
     "math": "arithmetic word problem",
     "local_culture": "local culture and everyday life",
 }
+
+
+def _engine_type(value) -> str:
+    """`engine.type` picks the backend; without it, vLLM."""
+    return value.get("type", "vllm") if isinstance(value, dict) else value.type
 
 
 class _Strict(BaseModel):
@@ -103,7 +110,10 @@ class JobConfig(_Strict):
     name: str = "synth-job"
     targets: list[TargetConfig] = Field(min_length=1)
     sources: SourcesConfig | None = None
-    engine: VllmEngineConfig
+    engine: Annotated[
+        Annotated[VllmEngineConfig, Tag("vllm")] | Annotated[OpenAIEngineConfig, Tag("openai")],
+        Discriminator(_engine_type),
+    ]
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     icl: IclConfig = Field(default_factory=IclConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
@@ -129,7 +139,10 @@ class JobConfig(_Strict):
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        loc = list(error["loc"])
+        if loc[:1] == ["engine"] and len(loc) > 2:
+            del loc[1]  # the union's tag (vllm / openai) is not a key the user wrote
+        where = ".".join(str(p) for p in loc) or "(top level)"
         if error["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; remove it or fix its spelling")
         elif error["type"] == "missing":

@@ -139,7 +139,11 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
     if job.verify.laser_dir is not None and not job.verify.laser_dir.is_dir():
         raise ConfigError(f"verify.laser_dir: {job.verify.laser_dir} is not a directory; create it (LASER weights "
                           f"download there when online) or remove the key")
-    check_model_spec(job.engine.model)
+    if job.engine.type == "vllm":
+        check_model_spec(job.engine.model)
+    elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
+        raise ConfigError(f"engine.api_key_env: the environment variable {job.engine.api_key_env} is not set; "
+                          f"export it, or set api_key_env: null for a server without a key")
     return prepared
 
 
@@ -155,6 +159,24 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
         "raw_output": row.raw_output, "back_translation": row.back_translation,
         "source_messages": row.source_messages, "round": round_no,
     }
+
+
+def start_engine(job: JobConfig):
+    """The engine the config's `engine.type` names: vLLM replicas on Ray, or an OpenAI-compatible API."""
+    if job.engine.type == "openai":
+        from synth.engines.openai_api import OpenAIEngine
+
+        log.info("using the OpenAI-compatible endpoint %s (model %s)", job.engine.base_url, job.engine.model)
+        return OpenAIEngine(job.engine, job.sampling)
+    import ray
+
+    from synth.engines.vllm_actor import VllmReplicaPool
+    from synth.models import resolve_model
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+    log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
+    return VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
 
 
 class JobRun:
@@ -191,10 +213,6 @@ class JobRun:
 
     # ---- the job ------------------------------------------------------------------------------
     def run(self) -> dict:
-        import ray
-
-        from synth.engines.vllm_actor import VllmReplicaPool
-        from synth.models import resolve_model
 
         state = self.check_output()
         if state == "complete":
@@ -245,13 +263,10 @@ class JobRun:
                     verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
             log.info("resuming %s after round %d (%d rows committed)", self.out, planner.rounds, previous.height)
 
-        if ray.is_initialized() is False:
-            ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
-        log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
-        pool = VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
+        pool = start_engine(job)
         tokens_time = 0.0
         try:
-            slice_size = 2 * job.engine.batch_size * len(pool.replicas)
+            slice_size = getattr(pool, "slice_size", 1024)
             while attempts := planner.next_round():
                 round_no = planner.rounds
                 for part, start in enumerate(range(0, len(attempts), slice_size)):

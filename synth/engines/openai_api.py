@@ -144,9 +144,9 @@ class OpenAIEngine:
                     if delay is None:
                         delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** attempt)
                         delay *= random.uniform(0.5, 1.0)  # jitter: concurrent retries do not stampede
-                    log.debug("request %s: %s; retry %d in %.2fs", request.id, self._scrub(failure.error), attempt + 1,
-                              delay)
-                    await asyncio.sleep(delay)
+                    log.debug("request %s: %s; retry %d in %.2fs",
+                              request.id, self._scrub(failure.error), attempt + 1, delay)
+                    await asyncio.sleep(delay)  # holding the slot: a struggling server gets fewer requests
                 except Exception as exc:  # e.g. a malformed response body: one request, not the batch
                     return Completion(request.id, error=self._scrub(f"engine_error: {type(exc).__name__}: {exc}"))
             raise AssertionError("unreachable")

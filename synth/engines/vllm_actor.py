@@ -194,6 +194,11 @@ class VllmReplicaPool:
         ray.get([r.ready.remote() for r in self.replicas])
         self.tokens_out = 0
 
+    @property
+    def slice_size(self) -> int:
+        """Requests worth handing over at once: every replica busy with `inflight` chunks."""
+        return self.inflight * self.config.batch_size * max(1, len(self.replicas))
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         started = time.perf_counter()
         size = self.config.batch_size
