@@ -83,6 +83,9 @@ def run_config(config_path: Path) -> dict:
 # --- venv side -------------------------------------------------------------------------------------
 
 def _decisions_main(in_path: str, out_path: str) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # "LanguageIDFilter ... is deprecated, use FastTextFilter"
     from opusfilter.pipeline import FilterPipeline
 
     request = json.loads(Path(in_path).read_text(encoding="utf-8"))

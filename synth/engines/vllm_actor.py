@@ -44,6 +44,10 @@ class VLLMReplica:
     def __init__(self, model: str, max_model_len: int, engine_kwargs: dict[str, Any], env: dict[str, str],
                  seed: int = 0):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep job logs readable; env may override
+        try:  # Ray starts workers at niceness 15; the engine is the job's main work, not background
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+        except OSError:
+            pass  # not permitted (unprivileged cluster nodes): keep Ray's niceness
         os.environ.update(env)
         self.model = model
         self.max_model_len = max_model_len

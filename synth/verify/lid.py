@@ -91,7 +91,9 @@ class LidFilter(Filter):
         return f"lid {score:.2f} < {self.threshold_for(lang):.2f} for {self.labels.get(lang)}"
 
 
-_SEGMENT = re.compile(r"(?<=[.!?;:。！？])\s+|\n+")
+# Latin-style stops need a following space (3.5 kg is one token); CJK, Indic, Burmese, Khmer and
+# Urdu/Arabic stops often have none
+_SEGMENT = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？।॥။។۔؟])\s*(?=\S)|\n+")
 
 
 def segments(text: str, min_chars: int = 24) -> list[str]:
