@@ -213,7 +213,6 @@ class JobRun:
 
     # ---- the job ------------------------------------------------------------------------------
     def run(self) -> dict:
-
         state = self.check_output()
         if state == "complete":
             manifest = json.loads((self.out / "manifest.json").read_text())
@@ -246,8 +245,9 @@ class JobRun:
                 for category in target.categories:
                     capacity[(target.lang, "translate", category)] = translate.capacity(category)
         planner = Planner(job, capacity)
-        for lang, seeds in p.seeds.items():
-            verifier.dedup and verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
+        if verifier.dedup:  # a generated row must not repeat a seed
+            for lang, seeds in p.seeds.items():
+                verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
 
         # resume: replay committed rounds into the planner and the dedup memory
         committed = sorted(work.glob("round-*.parquet"))

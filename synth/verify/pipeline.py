@@ -39,12 +39,12 @@ class FilterPreset(BaseModel):
     lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
 
     def check(self, where: str) -> None:
-        unknown = sorted(set(self.filters) | set(self.thresholds) - set(FILTERS))
+        named = set(self.filters) | set(self.thresholds)
         for lang_thresholds in self.languages.values():
-            unknown += sorted(set(lang_thresholds) - set(FILTERS))
-        unknown = [u for u in unknown if u not in FILTERS]
+            named |= set(lang_thresholds)
+        unknown = sorted(named - set(FILTERS))
         if unknown:
-            raise ConfigError(f"{where}: unknown filters {sorted(set(unknown))}; known: {', '.join(FILTERS)}")
+            raise ConfigError(f"{where}: unknown filters {unknown}; known: {', '.join(FILTERS)}")
 
 
 def load_preset(name_or_path: str) -> FilterPreset:
