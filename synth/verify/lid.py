@@ -96,10 +96,25 @@ class LidFilter(Filter):
 _SEGMENT = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？।॥။។۔؟])\s*(?=\S)|\n+")
 
 
-def segments(text: str, min_chars: int = 24) -> list[str]:
-    """Sentences and lines; short pieces join the next one (LID is unreliable on a few words)."""
+def _windows(sentence: str, max_chars: int) -> list[str]:
+    """A long sentence in word windows (or character windows for unspaced scripts): a switch of
+    language inside one sentence then still leaves whole windows in the other language."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    words = sentence.split()
+    if len(words) < 4:  # unspaced script (Thai, Khmer, Burmese, CJK)
+        size = max_chars // 2
+        return [sentence[i:i + size] for i in range(0, len(sentence), size)]
+    per = max(4, len(words) * max_chars // (2 * len(sentence)))
+    return [" ".join(words[i:i + per]) for i in range(0, len(words), per)]
+
+
+def segments(text: str, min_chars: int = 24, max_chars: int = 160) -> list[str]:
+    """Sentences and lines, long ones cut in windows; short pieces join the next one (LID is
+    unreliable on a few words)."""
     out, pending = [], ""
-    for piece in _SEGMENT.split(text):
+    pieces = [w for sentence in _SEGMENT.split(text) for w in _windows(sentence.strip(), max_chars)]
+    for piece in pieces:
         pending = f"{pending} {piece}".strip() if pending else piece.strip()
         if len(pending) >= min_chars:
             out.append(pending)

@@ -125,3 +125,17 @@ def test_repetition_in_one_message_is_not_diluted_by_the_rest():
     assert repetition_score(long_question) < 0.05
     assert repetition_score(loop) > 0.5
     assert repetition_score(long_question + "\n\n" + loop) > 0.5
+
+
+def test_switch_inside_one_long_sentence_is_caught(pairs, verifier):
+    # no sentence boundary at the switch: the first half of the target runs straight into English
+    caught = total = 0
+    for lang, i, src, tgt in pairs:
+        words, src_words = tgt.split(), src.split()
+        if len(words) < 30 or lang == "fra_Latn":
+            continue
+        switched = " ".join(words[: len(words) // 2] + src_words[len(src_words) // 2:])
+        verdict = verifier.verify([_candidate(lang, i + 2000, src, switched, back=src)])[0]
+        total += 1
+        caught += not verdict.accepted
+    assert total >= 10 and caught / total >= 0.8, (caught, total)
