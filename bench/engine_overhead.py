@@ -11,7 +11,6 @@ import gc
 import os
 import time
 
-CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
 def prompts(n: int, context_words: int = 0) -> list[list[dict[str, str]]]:
@@ -38,7 +37,9 @@ def main() -> None:
     from synth.models import resolve_model
 
     cpu = args.cpu if args.cpu is not None else not torch.cuda.is_available()
-    env = CPU_ENV if cpu else {}
+    from synth.engines.vllm_actor import CPU_ENV
+
+    env = {**CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "4"} if cpu else {}  # room for 128 requests at once
     kwargs = {"enforce_eager": True} if cpu else {}
     model = resolve_model(args.model)
     sampling = SamplingConfig(temperature=0.8, top_p=1.0, max_tokens=args.max_tokens, seed=0)

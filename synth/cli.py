@@ -45,18 +45,14 @@ def _languages(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import polars as pl
-
     from synth.report import render_html, summary_table
-    from synth.shards import atomic_write_bytes
+    from synth.shards import atomic_write_bytes, read_committed
 
     out = Path(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
     manifest = json.loads((out / "manifest.json").read_text())
-    rounds = sorted((out / "_work").glob("round-*.parquet"))
-    rows = pl.concat([pl.read_parquet(f) for f in rounds]) if rounds else None
-    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, read_committed(out)).encode())
     print(summary_table(manifest))
     return 0
 

