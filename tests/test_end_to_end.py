@@ -94,8 +94,11 @@ def test_outputs_match_the_contracts(finished_run):
     assert "shortfall" in result.stdout and "tiny" in result.stdout
 
 
-def test_dataset_card_and_report(finished_run):
+def test_dataset_card_and_report(finished_run, ray_address):
     out, _ = finished_run
+    (out / "report.html").unlink()
+    rebuilt = _synth(["report", str(out)], ray_address)  # `synth report DIR` writes it again
+    assert rebuilt.returncode == 0 and "swh_Latn" in rebuilt.stdout, rebuilt.stderr[-2000:]
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "configs:" in card
     report = (out / "report.html").read_text()
