@@ -1,0 +1,87 @@
+"""Cutting messages for translation: what reaches the model, and how the pieces come back."""
+
+import json
+from pathlib import Path
+
+from synth.methods.structure import join_translation, number_problem, protect, restore_spans, split_message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MARKDOWN = (
+    "# Setup\n\nInstall it with `pip install synth` or see https://example.com/docs.\n\n"
+    "```bash\nsynth run job.yaml --output out/\n```\n\n"
+    "- first {name}\n- [x] second with %s\n  continued\n\n"
+    "| Item | Price |\n|---|---:|\n| Rice | 3 dollars |\n\n"
+    "> A quote.\n\n    indented = code()\n\n---\n\nMail <b>me</b> at a.b@example.org."
+)
+
+
+def _sources() -> list[str]:
+    lines = (ROOT / "examples" / "sources" / "en_sft.jsonl").read_text().splitlines()
+    return [m["content"] for line in lines for m in json.loads(line)["messages"]]
+
+
+def test_identity_translation_gives_back_every_message_byte_for_byte():
+    odd = ["\n\nlead\n\n\n\nthree\n   \n tail \n\n", "```\nunclosed\ncode", "", "Just `code`", "No. Wait. " * 300]
+    for text in _sources() + [MARKDOWN] + odd:
+        for budget in (60, 400, 1500):
+            layout = split_message(text, budget)
+            joined, problems = join_translation(layout, [u.text for u in layout.units])
+            assert joined == text and problems == []
+            assert number_problem(layout, [u.text for u in layout.units]) is None
+
+
+def test_code_and_markup_never_reach_the_model():
+    layout = split_message(MARKDOWN)
+    sent = "\n".join(u.text for u in layout.units)
+    for kept in ("synth run job.yaml", "indented = code()", "|---|", "# ", "- ", "[x]", "> ", "---"):
+        assert kept not in sent
+    spans = [s for u in layout.units for s in u.spans]
+    assert spans == ["`pip install synth`", "https://example.com/docs", "{name}", "%s", "<b>", "</b>", "a.b@example.org"]
+    assert "Rice" in sent and "A quote." in sent and "continued" in sent
+
+
+def test_a_translation_is_assembled_around_the_kept_parts():
+    layout = split_message(MARKDOWN)
+    upper = [u.text.upper() for u in layout.units]  # a "translation" that keeps the sentinels
+    joined, problems = join_translation(layout, upper)
+    assert problems == []
+    assert "```bash\nsynth run job.yaml --output out/\n```" in joined
+    assert "INSTALL IT WITH `pip install synth` OR SEE https://example.com/docs." in joined
+    assert "- FIRST {name}\n- [x] SECOND WITH %s" in joined and "| RICE | 3 DOLLARS |" in joined
+
+
+def test_lost_duplicated_and_invented_sentinels_are_named():
+    text, spans = protect("Open https://example.com and run `make demo`.")
+    assert text == "Open ⟦0⟧ and run ⟦1⟧." and spans == ["https://example.com", "`make demo`"]
+    assert restore_spans("Fungua ⟦0⟧ na endesha ⟦ 1 ⟧.", spans) == ("Fungua https://example.com na endesha `make demo`.", None)
+    _, problem = restore_spans("Fungua na endesha ⟦1⟧ ⟦1⟧ ⟦7⟧.", spans)
+    assert "lost 'https://example.com'" in problem and "duplicated '`make demo`'" in problem and "⟦7⟧" in problem
+
+
+def test_changed_numbers_are_a_problem_but_their_format_is_not():
+    layout = split_message("Save 1,000 dollars at 10% for 2 years: 1,210 dollars.")
+    assert number_problem(layout, ["Hifadhi dola 1000 kwa 10% kwa miaka 2: dola 1.210."]) is None
+    assert number_problem(layout, ["Hifadhi dola १००० kwa 10% kwa miaka २: dola 1 210."]) is None  # native digits
+    problem = number_problem(layout, ["Hifadhi dola 1000 kwa 10% kwa miaka 3: dola 1210."])
+    assert problem == "numbers changed: missing 2; added 3"
+
+
+def test_long_messages_are_cut_under_the_budget_and_rejoined_in_order():
+    paragraphs = [f"Paragraph {chr(65 + i)} says one thing. It then says another thing at length." for i in range(6)]
+    text = "\n\n".join(paragraphs) + "\n\n" + "A long sentence goes on. " * 20 + "The end."
+    layout = split_message(text, budget=200)
+    assert len(layout.units) == 2 + 3  # 6 short paragraphs (65 chars) in threes, the long one in 3 pieces
+    assert all(len(u.text) <= 200 for u in layout.units)
+    # short paragraphs share a request (context); none is split in the middle
+    assert any("\n\n" in u.text for u in layout.units)
+    tagged = [f"<{i}>" for i in range(len(layout.units))]
+    joined, _ = join_translation(layout, tagged)
+    assert [int(t) for t in __import__("re").findall(r"<(\d+)>", joined)] == list(range(len(layout.units)))
+    assert joined == "<0>\n\n<1>\n\n<2> <3> <4>"  # paragraph breaks and sentence spaces kept
+
+
+def test_one_line_units_stay_on_one_line():
+    layout = split_message("- apples\n- pears")
+    joined, _ = join_translation(layout, ["maembe\nmengi", "peari"])
+    assert joined == "- maembe mengi\n- peari"
