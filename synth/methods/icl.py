@@ -51,6 +51,32 @@ def pair_problem(instruction: str, response: str) -> tuple[str, str] | None:
     return None
 
 
+# chrF of a new instruction against a seed instruction above which it is the seed's task again.
+# Measured on the demo seeds (examples/seeds, 9 per language): distinct seed instructions score at
+# most 37 against each other, a seed with one word dropped or swapped 50-100 (median 81-90).
+NOVELTY_MAX_CHRF = 60.0
+
+
+def novelty_problem(instruction: str, seeds: Sequence[Conversation],
+                    limit: float = NOVELTY_MAX_CHRF) -> tuple[str, str] | None:
+    """('novelty', detail) when the instruction is a near-copy of a seed's instruction, else None.
+
+    The `copy` filter compares the whole pair with the k seeds shown in the prompt: a seed's
+    instruction copied with a new answer is diluted below its threshold (a third of the demo seeds
+    with another seed's answer). The task is what makes an example new, so the instruction alone is
+    compared with every seed of the category.
+    """
+    best, closest = 0.0, None
+    for seed in seeds:
+        score = _CHRF.sentence_score(instruction, [seed.first("user")]).score
+        if score > best:
+            best, closest = score, seed
+    if closest is None or best <= limit:
+        return None
+    return "novelty", (f"the instruction is a near-copy of seed {closest.id} (chrF {best:.0f} > {limit:.0f}): "
+                       f"{closest.first('user')[:80]!r}")
+
+
 class IclMethod:
     name = "icl"
 
@@ -63,9 +89,13 @@ class IclMethod:
         self.seed = seed
         self.model = model
 
-    def _examples(self, attempt: Attempt) -> list[Conversation]:
+    def _pool(self, attempt: Attempt) -> list[Conversation]:
+        """The seeds examples are drawn from (and a new pair must not copy): the category's, else all."""
         pool = self.seeds[attempt.lang]
-        same = [s for s in pool if s.category == attempt.category] or pool
+        return [s for s in pool if s.category == attempt.category] or pool
+
+    def _examples(self, attempt: Attempt) -> list[Conversation]:
+        same = self._pool(attempt)
         rng = random.Random(f"{self.seed}:{attempt.id}")
         return rng.sample(same, min(self.k, len(same)))
 
@@ -93,7 +123,7 @@ class IclMethod:
                 row.error, row.error_detail = c.error.split(":")[0], c.error
             elif (pair := parse_pair(c.text)) is None:
                 row.error, row.error_detail = "unparseable", "no '### Instruction' / '### Response' pair in the output"
-            elif problem := pair_problem(*pair):
+            elif problem := pair_problem(*pair) or novelty_problem(pair[0], self._pool(a)):
                 row.error, row.error_detail = problem
             else:
                 row.messages = [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
