@@ -77,11 +77,14 @@ class Planner:
         floor = 1.0 / self.job.plan.max_attempts_per_row
         attempts: list[Attempt] = []
         left = {lang: self.budget[lang] - self.spent(lang) for lang in self.budget}
+        # rates from judged attempts only: attempts planned below for one cell are not failures of
+        # its language when the next cell is sized
+        rates = {cell: self.rate(cell) for cell in self.targets}
         for cell in sorted(self.targets):
             need = self.deficit(cell)
             if not need:
                 continue
-            wanted = math.ceil(need / max(self.rate(cell), floor) * self.job.plan.oversample)
+            wanted = math.ceil(need / max(rates[cell], floor) * self.job.plan.oversample)
             n = max(0, min(wanted, self.room(cell), left[cell[0]]))
             left[cell[0]] -= n
             start = self.attempted[cell]

@@ -59,3 +59,49 @@ def test_capacity_limits_translate_cells():
     while attempts := planner.next_round():
         pass
     assert all(planner.attempted[c] <= 1 for c in capacity)
+
+
+def _run(planner: Planner, accept) -> list[int]:
+    """Drive the planner with recorded outcomes: accept(cell, attempt_index) -> bool. Returns round sizes."""
+    sizes = []
+    while attempts := planner.next_round():
+        sizes.append(len(attempts))
+        for attempt in attempts:
+            cell = (attempt.lang, attempt.method, attempt.category)
+            if accept(cell, attempt.index) and planner.deficit(cell):
+                planner.record_accepted(cell)
+    return sizes
+
+
+def test_rounds_are_sized_from_the_observed_acceptance():
+    job = _job(rows=60, max_attempts_per_row=50, initial_acceptance=0.5, oversample=1.0)
+    planner = Planner(job, {})
+    first = planner.next_round()
+    assert len(first) == 120  # 60 rows at the guessed 50%
+    for attempt in first:  # one in ten accepted
+        if attempt.index % 10 == 0:
+            planner.record_accepted((attempt.lang, attempt.method, attempt.category))
+    accepted = sum(planner.accepted.values())
+    second = planner.next_round()
+    # each cell had 20 attempts and 2 acceptances (10%): its remaining 8 need 80 attempts
+    assert accepted == 12 and len(second) == 6 * 80
+
+
+def test_one_hopeless_cell_ends_in_a_shortfall_that_names_it_and_stays_in_budget():
+    job = _job(rows=12, max_attempts_per_row=6)
+    planner = Planner(job, {})
+    _run(planner, lambda cell, i: cell[2] != "writing" and i % 3 == 0)  # writing never passes, others 1 in 3
+    short = planner.shortfall()["swh_Latn"]
+    assert set(short["missing_by_cell"]) == {"icl/writing", "translate/writing"}
+    assert short["missing"] == 4 and "budget" in short["reason"]
+    assert planner.spent("swh_Latn") <= 12 * 6
+    assert all(planner.deficit(c) == 0 for c in planner.targets if c[2] != "writing")
+
+
+def test_low_acceptance_within_few_rounds_reports_the_round_limit():
+    planner = Planner(_job(rows=6, max_attempts_per_row=100, max_rounds=2, oversample=1.0), {})
+    # one acceptance in the 12 attempts of round 1 (1/12, far below the 50% guess), none after
+    sizes = _run(planner, lambda cell, i: cell[1:] == ("icl", "open_qa") and i == 0)
+    assert sizes == [12, 5 * 12]  # round 2: the 5 missing rows at the observed 1/12
+    short = planner.shortfall()["swh_Latn"]
+    assert short["missing"] == 5 and "max_rounds" in short["reason"]
