@@ -44,15 +44,24 @@ class Row:
     raw_output: str = ""
     references: list[str] = field(default_factory=list)
     output_tokens: int = 0
+    # translation rows: the prose alone, without code blocks and protected spans, which are copied
+    # verbatim and would otherwise inflate the copy and round-trip scores and confuse language ID
+    prose: str | None = None
+    source_prose: str | None = None
+    back_prose: str | None = None
 
     @property
     def text(self) -> str:
         return "\n\n".join(m["content"] for m in self.messages or [])
 
     def candidate(self) -> Candidate:
+        """What the filters score: the prose when the method recorded it, else the whole conversation."""
         source = "\n\n".join(m["content"] for m in self.source_messages) if self.source_messages else None
         back = "\n\n".join(self.back_translation) if self.back_translation is not None else None
+        if self.prose is not None:
+            source, back = self.source_prose, self.back_prose if self.back_translation is not None else None
         return Candidate(
-            id=self.id, lang=self.lang, text=self.text, source=source, source_lang=self.source_lang,
+            id=self.id, lang=self.lang, text=self.text if self.prose is None else self.prose,
+            source=source, source_lang=self.source_lang,
             back_translation=back, truncated=self.truncated, references=self.references,
         )

@@ -1,6 +1,10 @@
 """Translation distillation: translate high-resource conversations turn by turn, then back-translate.
 
-The back-translation feeds the round-trip (chrF++) check; both use the same engine.
+Each message is cut by `structure.split_message`: code blocks, list markers, table pipes and other
+markup never reach the model, inline code, URLs and placeholders travel as sentinels, and long
+messages go out as several requests under a character budget. A translation that loses, duplicates
+or invents a sentinel, or changes a number, is rejected as `structure_lost`; nothing is silently
+mended. The back-translation (same cutting) feeds the round-trip (chrF++) check.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
 from synth.languages import LanguageSpec
 from synth.methods.base import Attempt, Row
+from synth.methods.structure import Layout, join_translation, number_problem, split_message, strip_sentinels
 from synth.prompts import PromptTemplate
 
 _PREAMBLE = re.compile(r"^\s*(here is|here's|translation)[^\n]*:\s*\n", re.IGNORECASE)
@@ -30,17 +35,19 @@ class TranslateMethod:
     name = "translate"
 
     def __init__(self, forward: PromptTemplate, backward: PromptTemplate, languages: dict[str, LanguageSpec],
-                 sources: list[Conversation], source_lang: str, seed: int, model: str):
+                 sources: list[Conversation], source_lang: str, seed: int, model: str, max_chars: int = 1500):
         self.forward = forward
         self.backward = backward
         self.languages = languages
         self.source_lang = source_lang
         self.model = model
+        self.max_chars = max_chars
         self.by_category: dict[str, list[Conversation]] = {}
         for conversation in sources:
             self.by_category.setdefault(conversation.category or "open_qa", []).append(conversation)
         for category, items in self.by_category.items():  # a fixed order per category, shuffled once
             random.Random(f"{seed}:{category}").shuffle(items)
+        self._layouts: dict[str, list[Layout]] = {}
 
     def capacity(self, category: str) -> int:
         """Distinct sources of a category: each is translated at most once per language."""
@@ -49,9 +56,23 @@ class TranslateMethod:
     def source(self, attempt: Attempt) -> Conversation:
         return self.by_category[attempt.category][attempt.index]
 
-    def _render(self, template: PromptTemplate, lang: str, text: str) -> list[dict[str, str]]:
+    def layouts(self, source: Conversation) -> list[Layout]:
+        """One layout per message of the source conversation (cached: sources repeat across languages)."""
+        if source.id not in self._layouts:
+            self._layouts[source.id] = [split_message(content, self.max_chars) for _, content in source.messages]
+        return self._layouts[source.id]
+
+    def _render(self, template: PromptTemplate, lang: str, text: str, protected: bool) -> list[dict[str, str]]:
         return template.render(source_language=self.languages[self.source_lang].model_dump(),
-                               language=self.languages[lang].model_dump(), text=text)
+                               language=self.languages[lang].model_dump(), text=text, protected=protected)
+
+    def _unit_requests(self, template: PromptTemplate, request_id: str, lang: str,
+                       layout: Layout) -> list[GenerationRequest]:
+        return [
+            GenerationRequest(id=f"{request_id}.{u}", messages=self._render(template, lang, unit.text, bool(unit.spans)),
+                              max_tokens=self.token_budget(unit.text), stop=self.stops(unit.text))
+            for u, unit in enumerate(layout.units)
+        ]
 
     @staticmethod
     def token_budget(text: str) -> int:
@@ -68,11 +89,12 @@ class TranslateMethod:
         return [] if "\n\n" in text.strip() else ["\n\n"]
 
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
+        """One request per prose unit of every message; a code-only message needs none."""
         return [
-            GenerationRequest(id=f"{a.id}/t{i}", messages=self._render(self.forward, a.lang, content),
-                              max_tokens=self.token_budget(content), stop=self.stops(content))
+            request
             for a in attempts
-            for i, (_, content) in enumerate(self.source(a).messages)
+            for t, layout in enumerate(self.layouts(self.source(a)))
+            for request in self._unit_requests(self.forward, f"{a.id}/t{t}", a.lang, layout)
         ]
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
@@ -80,37 +102,63 @@ class TranslateMethod:
         rows, position = [], 0
         for a in attempts:
             source = self.source(a)
-            turns = completions[position:position + len(source.messages)]
-            position += len(source.messages)
+            layouts = self.layouts(source)
+            count = sum(len(layout.units) for layout in layouts)
+            units = completions[position:position + count]
+            position += count
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.forward.name,
                       model=self.model, source_id=source.id, source_lang=self.source_lang,
                       source_messages=source.as_messages(),
-                      truncated=any(t.finish_reason == "length" for t in turns),
-                      raw_output="\n\n".join(t.text for t in turns),
-                      output_tokens=sum(t.output_tokens for t in turns))
-            failed = next((t for t in turns if t.error), None)
+                      truncated=any(c.finish_reason == "length" for c in units),
+                      raw_output="\n\n".join(c.text for c in units),
+                      output_tokens=sum(c.output_tokens for c in units),
+                      source_prose="\n\n".join(layout.prose() for layout in layouts))
+            failed = next((c for c in units if c.error), None)
             if failed:
                 row.error, row.error_detail = failed.error.split(":")[0], failed.error
-            else:
-                row.messages = [{"role": role, "content": clean_translation(t.text)}
-                                for (role, _), t in zip(source.messages, turns)]
+                rows.append(row)
+                continue
+            messages, problems, prose, start = [], [], [], 0
+            for t, ((role, _), layout) in enumerate(zip(source.messages, layouts)):
+                outputs = [clean_translation(c.text) for c in units[start:start + len(layout.units)]]
+                start += len(layout.units)
+                content, lost = join_translation(layout, outputs)
+                changed = number_problem(layout, outputs)
+                problems += [f"message {t + 1}: {p}" for p in lost + ([changed] if changed else [])]
+                messages.append({"role": role, "content": content})
+                prose.append("\n\n".join(strip_sentinels(o) for o in outputs))
+            row.messages = messages  # kept on a structure_lost reject too, to show what broke
+            row.prose = "\n\n".join(prose)
+            if problems:
+                row.error, row.error_detail = "structure_lost", "; ".join(problems)
             rows.append(row)
         return rows
 
     def back_requests(self, rows: Sequence[Row]) -> list[GenerationRequest]:
+        """Back-translate every translated message, cut the same way (code stays out)."""
         return [
-            GenerationRequest(id=f"{r.id}/b{i}", messages=self._render(self.backward, r.lang, m["content"]),
-                              max_tokens=self.token_budget(m["content"]), stop=self.stops(m["content"]))
-            for r in rows if r.messages is not None
-            for i, m in enumerate(r.messages)
+            request
+            for r in rows if r.error is None and r.messages is not None
+            for i, layout in enumerate(self._back_layouts(r))
+            for request in self._unit_requests(self.backward, f"{r.id}/b{i}", r.lang, layout)
         ]
 
+    def _back_layouts(self, row: Row) -> list[Layout]:
+        return [split_message(m["content"], self.max_chars) for m in row.messages or []]
+
     def add_back_translations(self, rows: Sequence[Row], completions: Sequence[Completion]) -> None:
+        """Back-translations per message; a lost sentinel only drops its span (the round trip judges)."""
         position = 0
         for r in rows:
-            if r.messages is None:
+            if r.error is not None or r.messages is None:
                 continue
-            turns = completions[position:position + len(r.messages)]
-            position += len(r.messages)
-            # a failed back-translation turn counts as empty, so the round trip fails instead of being skipped
-            r.back_translation = ["" if t.error else clean_translation(t.text) for t in turns]
+            back, prose = [], []
+            for layout in self._back_layouts(r):
+                units = completions[position:position + len(layout.units)]
+                position += len(layout.units)
+                # a failed unit counts as empty, so the round trip fails instead of being skipped
+                outputs = ["" if c.error else clean_translation(c.text) for c in units]
+                back.append(join_translation(layout, outputs)[0])
+                prose.append("\n\n".join(strip_sentinels(o) for o in outputs))
+            r.back_translation = back
+            r.back_prose = "\n\n".join(prose)
