@@ -32,15 +32,18 @@ def _languages(args: argparse.Namespace) -> int:
     rows = [
         {"code": s.code, "name": s.name, "native_name": s.native_name, "script": s.script,
          "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": lid.covers(s.lid_label),
-         "laser": "laser3" if s.laser3 else "laser2"}
+         "laser": "laser3" if s.laser3 else "laser2", "reasoning_language": s.reasoning_language}
         for s in load_registry().values()
     ]
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    print(f"{'code':<10}{'name':<22}{'level':<7}{'lid.176':<9}laser")
+    print(f"{'code':<10}{'name':<22}{'level':<7}{'lid.176':<9}{'laser':<8}reasons in")
     for r in rows:
-        print(f"{r['code']:<10}{r['name']:<22}{r['resource_level']:<7}{(r['lid_label'] if r['lid176'] else 'no'):<9}{r['laser']}")
+        reasons = "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]
+        print(f"{r['code']:<10}{r['name']:<22}{r['resource_level']:<7}{(r['lid_label'] if r['lid176'] else 'no'):<9}"
+              f"{r['laser']:<8}{reasons}")
+    print(f"{len(rows)} languages; lid.176 'no': verify with `lid: skip` on the target or a preset `lid_model` that covers it")
     return 0
 
 
