@@ -64,10 +64,28 @@ def _verify(args: argparse.Namespace) -> int:
     from synth.verify.cli_verify import verify_file
 
     result = verify_file(Path(args.input), Path(args.output), args.filters,
-                         Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
+                         Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
+                         contamination=[Path(p) for p in args.contamination], ngram=args.ngram)
     print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
     for name, why in result["not_run"].items():
         print(f"NOT run: {name}: {why} (score_{name} is null)")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from synth.verify.calibrate import calibrate
+
+    result = calibrate(Path(args.input), Path(args.output), args.base, args.quantile, args.min_rows,
+                       Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
+    for lang, n in sorted(result["rows"].items()):
+        values = result["calibrated"].get(lang)
+        if values:
+            print(f"{lang}: {n} rows; " + ", ".join(f"{k} {v['threshold']:.4g}" for k, v in values.items()))
+        else:
+            print(f"{lang}: {n} rows; kept the base thresholds (fewer than {args.min_rows})")
+    for name, why in result["not_run"].items():
+        print(f"NOT calibrated: {name}: {why}")
+    print(f"wrote {result['output']}")
     return 0
 
 
@@ -95,7 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--filters", default="default", help="filter preset name or YAML path")
     verify.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not run)")
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
+    verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
+                        help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
+    verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
     verify.set_defaults(func=_verify)
+    cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
+    cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema)")
+    cal.add_argument("--output", "-o", required=True, help="preset to write, e.g. filters/mine.yaml")
+    cal.add_argument("--base", default="default", help="preset whose filters are scored and whose thresholds are kept "
+                     "where calibration does not apply (default: default)")
+    cal.add_argument("--quantile", type=float, default=0.02, help="share of good rows each filter may reject (default 0.02)")
+    cal.add_argument("--min-rows", type=int, default=20, help="fewer good rows in a language: keep the base thresholds")
+    cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
+    cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")
+    cal.set_defaults(func=_calibrate)
     report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
     report.add_argument("dir")
     report.set_defaults(func=_report)

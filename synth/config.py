@@ -86,11 +86,22 @@ class TranslateConfig(_Strict):
     back_prompt: str = "back_translate_turn"
 
 
+class ContaminationConfig(_Strict):
+    """Evaluation sets that generated rows must not overlap (the `contamination` filter)."""
+
+    paths: list[Path] = Field(min_length=1, description="JSONL, Parquet or text files of evaluation items")
+    ngram: int = Field(13, ge=3, description="words per n-gram")
+    char_ngram: int = Field(50, ge=8, description="characters per n-gram for scripts written without spaces")
+
+
 class VerifyConfig(_Strict):
     preset: str = Field("default", description="a file in filters/ (without .yaml) or a path")
     laser_dir: Path | None = Field(None, description="directory with LASER2/LASER3 weights; unset: LASER not run")
     thresholds: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per-language overrides: {swh_Latn: {lid: 0.4}}"
+    )
+    contamination: ContaminationConfig | None = Field(
+        None, description="evaluation sets for the contamination filter; unset: contamination not run"
     )
 
 
@@ -183,4 +194,6 @@ def parse_job(path: Path) -> JobConfig:
             setattr(job, attr, absolute(value) or value)
     if job.verify.laser_dir is not None:
         job.verify.laser_dir = absolute(job.verify.laser_dir) or job.verify.laser_dir
+    if job.verify.contamination is not None:
+        job.verify.contamination.paths = [absolute(p) or p for p in job.verify.contamination.paths]
     return job

@@ -139,6 +139,14 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
     if job.verify.laser_dir is not None and not job.verify.laser_dir.is_dir():
         raise ConfigError(f"verify.laser_dir: {job.verify.laser_dir} is not a directory; create it (LASER weights "
                           f"download there when online) or remove the key")
+    if job.verify.contamination is not None:
+        for i, path in enumerate(job.verify.contamination.paths):
+            if not path.is_file():
+                raise ConfigError(f"verify.contamination.paths[{i}]: {path} not found; give an evaluation set "
+                                  f"(JSONL, Parquet or text) or remove it from the list")
+        if "contamination" not in prepared.preset.filters:
+            raise ConfigError(f"verify.contamination: preset {prepared.preset.name!r} has no contamination filter; "
+                              f"add `contamination` to its filters or remove verify.contamination")
     if job.engine.type == "vllm":
         check_model_spec(job.engine.model)
     elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
@@ -230,7 +238,8 @@ class JobRun:
         atomic_write_bytes(work / "job.json", self.job.model_dump_json(indent=2).encode())
 
         job, p = self.job, self.p
-        verifier = Verifier(p.preset, p.languages, p.lid_skip, job.verify.laser_dir, job.verify.thresholds)
+        verifier = Verifier(p.preset, p.languages, p.lid_skip, job.verify.laser_dir, job.verify.thresholds,
+                            contamination=job.verify.contamination)
         score_names = verifier.score_names()
         model_label = job.engine.model
         icl = translate = None

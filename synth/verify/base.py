@@ -50,3 +50,8 @@ class Filter(ABC):
     def explain(self, score: float, lang: str) -> str:
         op = "<" if self.higher_is_better else ">"
         return f"{self.name} {score:.3g} {op} {self.threshold_for(lang):.3g}"
+
+    def explain_candidate(self, candidate: Candidate, score: float) -> str:
+        """The reject detail of one row; filters that know more about the row (which evaluation set
+        it overlaps) override this."""
+        return self.explain(score, candidate.lang)

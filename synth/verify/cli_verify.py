@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import polars as pl
 
@@ -16,16 +17,27 @@ REQUIRED = ("id", "lang", "source_lang", "source", "text")
 OPTIONAL = ("back_translation", "truncated")
 
 
-def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
-                laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000) -> dict:
-    """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "--contamination"):
+    """The contamination filter's config from evaluation set paths (None if none); a missing file is
+    a config error naming it."""
+    from synth.config import ContaminationConfig
+
+    if not paths:
+        return None
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"{where} {path}: evaluation set not found; give a JSONL, Parquet or text file")
+    return ContaminationConfig(paths=[Path(p) for p in paths], ngram=ngram)
+
+
+def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tuple[pl.DataFrame, dict]:
+    """The input pairs and the language registry, after every check that refuses the whole input."""
     if not input_path.is_file():
         raise ConfigError(f"{input_path}: input file not found")
     frame = pl.read_parquet(input_path)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ConfigError(f"{input_path}: missing columns {missing}; synth verify needs {list(REQUIRED)}")
-    preset = load_preset(preset_name)
     registry = load_registry()
     langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
     unknown = sorted(l for l in langs if l not in registry)
@@ -41,21 +53,35 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
                 f"{input_path}: rows in {uncovered}, which the LID model {lid.path.name} does not cover; "
                 f"use a preset whose lid_model covers them (e.g. GlotLID) or pass --lid-skip {' --lid-skip '.join(uncovered)}"
             )
+    return frame, registry
+
+
+def candidates(chunk: pl.DataFrame) -> list[Candidate]:
+    """Rows of the `synth verify` input schema as Candidates."""
+    return [
+        Candidate(id=str(r["id"]), lang=r["lang"], text=r["text"] or "", source=r["source"],
+                  source_lang=r["source_lang"], back_translation=r.get("back_translation"),
+                  truncated=r.get("truncated"))
+        for r in chunk.select([c for c in (*REQUIRED, *OPTIONAL) if c in chunk.columns]).iter_rows(named=True)
+    ]
+
+
+def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
+                laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
+                contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
+    """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+    preset = load_preset(preset_name)
+    frame, registry = read_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
-    verifier = Verifier(preset, registry, set(lid_skip), laser_dir)
+    verifier = Verifier(preset, registry, set(lid_skip), laser_dir,
+                        contamination=contamination_config(contamination, ngram))
     names = verifier.score_names()
     columns: dict[str, list] = {f"score_{n}": [] for n in [*names, *verifier.not_run]}
     accepted, reasons = [], []
     for start in range(0, frame.height, batch_rows):
         chunk = frame.slice(start, batch_rows)
-        batch = [
-            Candidate(id=str(r["id"]), lang=r["lang"], text=r["text"] or "", source=r["source"],
-                      source_lang=r["source_lang"], back_translation=r.get("back_translation"),
-                      truncated=r.get("truncated"))
-            for r in chunk.select([c for c in (*REQUIRED, *OPTIONAL) if c in chunk.columns]).iter_rows(named=True)
-        ]
-        for verdict in verifier.verify(batch):
+        for verdict in verifier.verify(candidates(chunk)):
             for n in names:
                 columns[f"score_{n}"].append(verdict.scores.get(n))
             for n in verifier.not_run:

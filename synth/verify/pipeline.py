@@ -13,16 +13,19 @@ from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter
+from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.laser import LaserFilter
 from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
+from synth.verify.script import ScriptFilter
 
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, MixedLanguageFilter, LaserFilter, RoundtripFilter, DedupFilter)
+              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, RoundtripFilter, DedupFilter,
+              ContaminationFilter)
 }
 
 
@@ -81,6 +84,7 @@ class Verifier:
         lid_skip: set[str] = frozenset(),
         laser_dir: str | Path | None = None,
         overrides: dict[str, dict[str, float]] | None = None,
+        contamination=None,  # a config.ContaminationConfig (paths, ngram, char_ngram); None: not run
     ):
         self.preset = preset
         self.not_run: dict[str, str] = {}
@@ -103,6 +107,14 @@ class Verifier:
                     continue
                 laser3 = {code for code, spec in languages.items() if spec.laser3}
                 self.filters.append(LaserFilter(str(laser_dir), laser3, **kwargs))
+            elif name == "script":
+                self.filters.append(ScriptFilter({code: spec.script for code, spec in languages.items()}, **kwargs))
+            elif name == "contamination":
+                if contamination is None:
+                    self.not_run["contamination"] = "no evaluation sets configured (set verify.contamination.paths)"
+                    continue
+                self.filters.append(ContaminationFilter(contamination.paths, contamination.ngram,
+                                                        contamination.char_ngram, **kwargs))
             elif name == "dedup":
                 self.dedup = DedupFilter(**kwargs)
             else:
@@ -129,7 +141,7 @@ class Verifier:
                 verdict.scores[f.name] = score
                 if score is not None and not f.accept(score, c.lang):
                     verdict.reasons.append(f.name)
-                    verdict.details.append(f.explain(score, c.lang))
+                    verdict.details.append(f.explain_candidate(c, score))
         if self.roundtrip:
             for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                 verdict.scores["roundtrip_bleu"] = bleu

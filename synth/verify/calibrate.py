@@ -1,0 +1,170 @@
+"""`synth calibrate`: per-language thresholds from known-good pairs, written as a filter preset.
+
+Filters only score and thresholds decide (base.py), so calibration is a quantile of the good rows'
+scores: for each language with enough good rows and each quality filter of the base preset, the
+threshold that lets through all but a `quantile` share of them (the low quantile where higher is
+better, the high quantile where lower is better), clamped between two documented bounds:
+- never looser than LOOSEST: known-good data can hold bad rows, and a language whose good rows score
+  badly on a filter gets that bound, not a threshold that accepts anything;
+- never stricter than STRICTEST: with a few dozen rows the quantile is the extreme row (all Khmer
+  rows copy 0% of the English source, so the quantile is 0), and a threshold at such an extreme
+  would reject the next good row that quotes one English name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from synth.errors import ConfigError
+from synth.verify.cli_verify import candidates, read_pairs
+from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
+
+# The loosest threshold calibration may set: at least this (higher is better) or at most this (lower is better).
+LOOSEST: dict[str, float] = {
+    "lid": 0.2,  # P(target)/P(top): below, LID prefers another language 5 to 1
+    "script": 0.3,  # under 30% of the letters in the language's script is not text in that language
+    "laser": 0.5,  # cosine of LASER embeddings
+    "roundtrip": 15.0,  # chrF++ of the back-translation
+    "mixed_language": 0.4,  # share of the text in another language
+    "repetition": 0.35,  # share of repeated n-grams
+    "length_ratio": 1.0986,  # ln 3: 3x longer or shorter than the source
+    "copy": 0.85,  # chrF/100 to the source
+}
+# The strictest threshold calibration may set.
+STRICTEST: dict[str, float] = {
+    "lid": 0.9,
+    "script": 0.9,
+    "laser": 0.85,
+    "roundtrip": 60.0,
+    "mixed_language": 0.05,
+    "repetition": 0.1,
+    "length_ratio": 0.4055,  # ln 1.5
+    "copy": 0.4,
+}
+# Policy, not quality: good rows say nothing about them, so they keep the base thresholds.
+NOT_CALIBRATED = ("empty", "truncated", "dedup", "contamination")
+
+
+def _quantile_threshold(scores: np.ndarray, quantile: float, higher_is_better: bool) -> float:
+    """An observed score, rounded outwards so the good rows at the boundary still pass."""
+    if higher_is_better:
+        return math.floor(float(np.quantile(scores, quantile, method="lower")) * 1e4) / 1e4
+    return math.ceil(float(np.quantile(scores, 1.0 - quantile, method="higher")) * 1e4) / 1e4
+
+
+def bounded(name: str, value: float) -> float:
+    """`value` clamped between the filter's documented loosest and strictest thresholds."""
+    loosest, strictest = LOOSEST.get(name), STRICTEST.get(name)
+    if FILTERS[name].higher_is_better:
+        value = value if loosest is None else max(value, loosest)
+        return value if strictest is None else min(value, strictest)
+    value = value if loosest is None else min(value, loosest)
+    return value if strictest is None else max(value, strictest)
+
+
+def calibrate(input_path: Path, output_path: Path, base: str = "default", quantile: float = 0.02,
+              min_rows: int = 20, laser_dir: Path | None = None, lid_skip: set[str] = frozenset()) -> dict:
+    """Score the good pairs with the base preset's quality filters; write the calibrated preset."""
+    if not 0 < quantile < 0.5:
+        raise ConfigError(f"--quantile {quantile}: give a share of good rows to give up, between 0 and 0.5 (e.g. 0.02)")
+    if min_rows < 1:
+        raise ConfigError(f"--min-rows {min_rows}: must be at least 1")
+    if output_path.suffix not in (".yaml", ".yml"):
+        raise ConfigError(f"--output {output_path}: a preset is a .yaml file, e.g. filters/{output_path.stem or 'mine'}.yaml")
+    preset = load_preset(base)
+    frame, registry = read_pairs(input_path, preset, lid_skip)
+    if laser_dir is not None and not laser_dir.is_dir():
+        raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
+    quality = [f for f in preset.filters if f not in NOT_CALIBRATED]
+    verifier = Verifier(preset.model_copy(update={"filters": quality}), registry, set(lid_skip), laser_dir)
+
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[str, int] = defaultdict(int)
+    for start in range(0, frame.height, 20_000):
+        batch = candidates(frame.slice(start, 20_000))
+        for c, verdict in zip(batch, verifier.verify(batch)):  # no dedup among the quality filters
+            rows[c.lang] += 1
+            for name in quality:
+                value = verdict.scores.get(name)
+                if value is not None and math.isfinite(value):
+                    scores[c.lang][name].append(value)
+
+    languages: dict[str, dict[str, float]] = {lang: dict(v) for lang, v in preset.languages.items()}
+    calibrated: dict[str, dict[str, dict]] = {}
+    for lang in sorted(rows):
+        if rows[lang] < min_rows:
+            continue
+        for name in quality:
+            values = np.asarray(scores[lang].get(name, []), dtype=float)
+            if values.size < min_rows:  # not applicable to enough rows (no source, no back-translation)
+                continue
+            raw = _quantile_threshold(values, quantile, FILTERS[name].higher_is_better)
+            value = bounded(name, raw)
+            languages.setdefault(lang, {})[name] = value
+            calibrated.setdefault(lang, {})[name] = {"threshold": value, "quantile_value": raw,
+                                                     "bounded": value != raw, "rows": int(values.size)}
+    name = output_path.stem
+    result = FilterPreset(
+        name=name,
+        description=f"Calibrated from {input_path.name} on the {preset.name} preset (quantile {quantile}).",
+        filters=list(preset.filters), thresholds=dict(preset.thresholds), languages=languages,
+        lid_model=preset.lid_model,
+    )
+    text = _render(result, input_path, preset.name, quantile, min_rows, rows, calibrated, quality)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(f".{output_path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        load_preset(str(tmp))  # what we write must load
+    except ConfigError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, output_path)
+    return {"rows": dict(rows), "calibrated": calibrated, "kept_base": sorted(l for l in rows if l not in calibrated),
+            "not_run": verifier.not_run, "output": str(output_path)}
+
+
+def _render(preset: FilterPreset, input_path: Path, base: str, quantile: float, min_rows: int,
+            rows: dict[str, int], calibrated: dict[str, dict[str, dict]], quality: list[str]) -> str:
+    """The preset as YAML, with comments saying how each number was derived."""
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    bounds = ", ".join(f"{n} {min(LOOSEST[n], STRICTEST[n]):.4g}..{max(LOOSEST[n], STRICTEST[n]):.4g}"
+                       for n in quality if n in LOOSEST)
+    few = [f"{lang} ({n})" for lang, n in sorted(rows.items()) if lang not in calibrated]
+    head = [
+        f"# Calibrated by `synth calibrate {input_path.name} --base {base} --quantile {quantile}` on {today} (UTC)",
+        f"# from {sum(rows.values())} known-good rows. Per language with at least {min_rows} rows, each quality",
+        f"# filter's threshold is the {quantile:.0%} quantile of its good scores where higher is better, the",
+        f"# {1 - quantile:.0%} quantile where lower is better (about {quantile:.0%} of good rows fail each filter),",
+        f"# kept within these bounds (neither looser nor stricter; synth/verify/calibrate.py says why):",
+        f"# {bounds}.",
+        f"# Not calibrated (policy, not quality): {', '.join(NOT_CALIBRATED)}; they keep the base thresholds.",
+        f"# Kept the base thresholds (fewer than {min_rows} rows): {', '.join(few) or 'none'}.",
+    ]
+    body = {k: v for k, v in preset.model_dump().items() if k != "languages"}
+    lines = head + [yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100).rstrip()]
+    if not preset.languages:
+        return "\n".join(lines + ["languages: {}", ""])
+    lines.append("languages:")
+    for lang, values in sorted(preset.languages.items()):
+        info = calibrated.get(lang)
+        if info:
+            lines.append(f"  # {lang}: {rows[lang]} good rows")
+        else:
+            lines.append(f"  # {lang}: from the base preset")
+        lines.append(f"  {lang}:")
+        for name, value in values.items():
+            note = ""
+            if info and name in info:
+                detail = info[name]
+                note = f"  # {detail['rows']} scores" + (
+                    f"; quantile {detail['quantile_value']:.4g} was outside the bounds" if detail["bounded"] else "")
+            lines.append(f"    {name}: {value:.6g}{note}")
+    return "\n".join(lines + [""])

@@ -1,0 +1,178 @@
+"""Overlap with evaluation sets: generated training rows must not contain benchmark text.
+
+The usual decontamination test (GPT-3, Llama): n-grams of normalised words (13 by default) shared with
+an evaluation set. Text in a script written without spaces (Thai, Khmer, Burmese, Lao, Tibetan,
+Chinese, Japanese) has no words to count, so it is cut into character n-grams instead (50 by default,
+about as much text as 13 English words). Each evaluation file's n-grams are held as one sorted
+numpy array of 64-bit hashes (8 bytes an n-gram), so large sets fit and a lookup is a binary search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from synth.errors import ConfigError
+from synth.verify.base import Candidate, Filter
+from synth.verify.script import dominant_unspaced
+
+# Gaps between tokens: whitespace and punctuation (ASCII, Latin-1, general, CJK, and the sentence marks
+# of Devanagari, Burmese, Ethiopic, Khmer and Arabic). Combining marks stay inside their words.
+_GAP = re.compile(r"[\s!-/:-@\[-`{-~\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\uff01-\uff0f"
+                  r"\u0964\u0965\u104a\u104b\u1361-\u1368\u17d4-\u17da\u060c\u061b\u061f\u06d4]+")
+_P = np.uint64(1099511628211)  # FNV prime: polynomial hash of token hashes, mod 2^64
+
+
+def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
+    """Hashes of the text's word n-grams, or character n-grams for unspaced scripts (distinct, sorted).
+
+    Token hashes are Python's str hash: stable within a process, which is all that is needed, since
+    a filter hashes its evaluation sets and its candidates in the same process.
+    """
+    folded = text.casefold()
+    if dominant_unspaced(text):
+        chars = _GAP.sub("", folded)  # characters, without spaces and punctuation
+        if len(chars) < char_ngram:
+            return np.empty(0, dtype=np.uint64)
+        codes = np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            tokens = (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15)
+        size = char_ngram
+    else:
+        words = [w for w in _GAP.split(folded) if w]
+        if len(words) < ngram:
+            return np.empty(0, dtype=np.uint64)
+        tokens = np.array([hash(w) for w in words], dtype=np.int64).view(np.uint64)
+        size = ngram
+    return np.unique(_windows(tokens, size))
+
+
+def _windows(tokens: np.ndarray, size: int) -> np.ndarray:
+    """Polynomial hash sum(t[k] * P^(i+size-1-k)) of every window of `size` tokens, mod 2^64, in O(1)
+    passes whatever the size: prefix sums of t[k] * P^-k, then each window's difference times P^(i+size-1)."""
+    count = tokens.size
+    _grow_powers(count + size)
+    with np.errstate(over="ignore"):
+        prefix = np.concatenate([[np.uint64(0)], np.cumsum(tokens * _INV_POW[:count], dtype=np.uint64)])
+        m = count - size + 1
+        return (prefix[size:size + m] - prefix[:m]) * _POW[size - 1:size - 1 + m]
+
+
+_POW = np.ones(1, dtype=np.uint64)
+_INV_POW = np.ones(1, dtype=np.uint64)
+
+
+def _grow_powers(n: int) -> None:
+    """P^k and P^-k mod 2^64 for k < n (P is odd, so it has an inverse modulo 2^64)."""
+    global _POW, _INV_POW
+    if _POW.size >= n:
+        return
+    n = max(n, 2 * _POW.size, 4096)
+    with np.errstate(over="ignore"):
+        _POW = np.cumprod(np.concatenate([[np.uint64(1)], np.full(n - 1, _P, dtype=np.uint64)]), dtype=np.uint64)
+        inverse = np.uint64(pow(int(_P), -1, 2**64))
+        _INV_POW = np.cumprod(np.concatenate([[np.uint64(1)], np.full(n - 1, inverse, dtype=np.uint64)]), dtype=np.uint64)
+
+
+def _strings(value) -> Iterator[str]:
+    """Every string inside a JSON value (messages, question/answer fields, choices, ...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def read_eval_texts(path: Path) -> Iterator[str]:
+    """Texts of an evaluation file: JSONL (every string of each record), Parquet (every string of
+    each row, nested columns included), or plain text (one text per line)."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        yield from _strings(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg}); "
+                                          f"evaluation sets are JSONL, Parquet or plain text") from exc
+    elif suffix == ".parquet":
+        import polars as pl
+
+        for row in pl.read_parquet(path).iter_rows():
+            yield from _strings(list(row))
+    else:
+        with path.open(encoding="utf-8") as handle:
+            yield from (line for line in handle if line.strip())
+
+
+@dataclass
+class EvalSet:
+    path: Path
+    hashes: np.ndarray  # sorted, distinct
+
+    def contains(self, grams: np.ndarray) -> np.ndarray:
+        if not self.hashes.size or not grams.size:
+            return np.zeros(grams.size, dtype=bool)
+        at = np.minimum(np.searchsorted(self.hashes, grams), self.hashes.size - 1)
+        return self.hashes[at] == grams
+
+
+def load_eval_set(path: Path, ngram: int, char_ngram: int) -> EvalSet:
+    parts = [ngram_hashes(t, ngram, char_ngram) for t in read_eval_texts(path)]
+    hashes = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+    return EvalSet(path, hashes)
+
+
+class ContaminationFilter(Filter):
+    """Share of the candidate's n-grams found in any evaluation set. Lower is better; the default
+    threshold 0 rejects a row sharing a single 13-gram (or character 50-gram) with a benchmark.
+    Rows shorter than one n-gram score 0: they cannot contain one."""
+
+    name = "contamination"
+    higher_is_better = False
+    default_threshold = 0.0
+    description = "share of the candidate's word 13-grams (character 50-grams if unspaced) found in the evaluation sets"
+
+    def __init__(self, paths: Sequence[str | Path], ngram: int = 13, char_ngram: int = 50, **kwargs):
+        super().__init__(**kwargs)
+        self.ngram, self.char_ngram = ngram, char_ngram
+        self.sets = [load_eval_set(Path(p), ngram, char_ngram) for p in paths]
+        self._worst: dict[str, str] = {}  # candidate id -> eval file with most hits (for the reason)
+
+    def score(self, batch: Sequence[Candidate]) -> list[float | None]:
+        out: list[float | None] = []
+        self._worst = {}
+        for c in batch:
+            grams = ngram_hashes(c.text, self.ngram, self.char_ngram)
+            if not grams.size:
+                out.append(0.0)
+                continue
+            found = np.zeros(grams.size, dtype=bool)
+            best, best_hits = None, 0
+            for eval_set in self.sets:
+                hit = eval_set.contains(grams)
+                if hit.sum() > best_hits:
+                    best, best_hits = eval_set, int(hit.sum())
+                found |= hit
+            if best is not None:
+                self._worst[c.id] = best.path.name
+            out.append(float(found.mean()))
+        return out
+
+    def explain(self, score: float, lang: str) -> str:
+        return (f"contamination: {score:.1%} of its n-grams are in an evaluation set "
+                f"(> {self.threshold_for(lang):.1%})")
+
+    def explain_candidate(self, candidate: Candidate, score: float) -> str:
+        where = self._worst.get(candidate.id, "an evaluation set")
+        return (f"contamination: {score:.1%} of its n-grams found in {where} "
+                f"(> {self.threshold_for(candidate.lang):.1%})")
