@@ -10,8 +10,11 @@ and `inline` spans), whose Latin letters are not a failure to write the language
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Sequence
+
+import numpy as np
 
 from synth.verify.base import Candidate, Filter
 
@@ -70,59 +73,85 @@ SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
 }
 
 # Scripts written without spaces between words: text-based n-gram filters use characters for them.
-UNSPACED = ("Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Jpan", "Hans", "Hant")
+UNSPACED = ("Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Jpan")
 
 _NOT_PROSE = re.compile(
     r"```.*?(?:```|$)"            # fenced code block (an unclosed one runs to the end)
     r"|`[^`\n]+`"                 # inline code
     r"|\b(?:https?|ftp)://\S+"    # URL
     r"|\bwww\.\S+"
-    r"|\b[\w.+-]+@[\w-]+\.[\w.-]+",  # e-mail address
+    r"|[\w.+-]+@[\w-]+\.[\w.-]+",  # e-mail address
     re.S,
 )
 
 
-def _char_class(ranges: list[tuple[int, int]]) -> str:
-    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" if a != b else re.escape(chr(a)) for a, b in ranges)
+# Scripts whose letters are the union of others (the table below gives each code point one script).
+COMPOSITE: dict[str, tuple[str, ...]] = {
+    "Hans": ("Hani",), "Hant": ("Hani",), "Jpan": ("Hani", "Hira", "Kana"), "Kore": ("Hang", "Hani"),
+}
+_BASE = [name for name in SCRIPT_RANGES if name not in COMPOSITE and name != "Jpan"]
+_UNKNOWN = len(_BASE) + 1  # a letter of no script in the table
 
 
-@lru_cache(maxsize=None)
-def _script_re(script: str) -> re.Pattern[str]:
-    return re.compile(f"[{_char_class(SCRIPT_RANGES[script])}]+")
+@lru_cache(maxsize=1)
+def _table() -> np.ndarray:
+    """Script id (1-based index into _BASE) of every code point that counts, 0 for the rest.
+
+    What counts: letters (Unicode L*) and, inside a script's blocks, combining marks too: the vowel
+    signs and viramas of Khmer, Devanagari, Thai, ... so a Khmer syllable weighs about as many
+    characters as it has, like a Latin word. Digits, punctuation, symbols, spaces and the accents
+    shared by every script (U+0300-036F) do not count.
+    """
+    table = np.zeros(0x110000, dtype=np.uint8)
+    categories = np.array([unicodedata.category(chr(cp))[0] for cp in range(0x10000)])
+    table[:0x10000][categories == "L"] = _UNKNOWN
+    marks = np.zeros(0x110000, dtype=bool)
+    marks[:0x10000] = categories == "M"
+    for sid, name in enumerate(_BASE, 1):
+        for a, b in SCRIPT_RANGES[name]:
+            block = slice(a, b + 1)
+            counted = (table[block] != 0) | marks[block] if b < 0x10000 else np.ones(b + 1 - a, dtype=bool)
+            table[block][counted] = sid  # astral blocks (Han extensions, Adlam): every code point
+    return table
 
 
-# What counts: letters (\w minus digits and underscore), and anything else in a script's block that is
-# not a digit: the vowel signs and viramas of Khmer, Devanagari, Thai, ... (combining marks, not \w),
-# so a Khmer syllable weighs about as many characters as it has, like a Latin word. Latin's combining
-# accents (U+0300-036F, used by every script) belong to no block here and are left out.
-_BLOCKS = "".join(_char_class(r) for name, r in SCRIPT_RANGES.items() if name != "Latn")
-_LETTERS = re.compile(rf"(?:[^\W\d_]|(?!\d)[{_BLOCKS}])+")
+def _ids(script: str) -> list[int]:
+    return [_BASE.index(s) + 1 for s in COMPOSITE.get(script, (script,)) if s in _BASE]
 
 
-def prose_letters(text: str) -> str:
-    """The letters of `text` outside code, URLs and e-mail addresses, concatenated."""
-    return "".join(_LETTERS.findall(_NOT_PROSE.sub(" ", text)))
+@lru_cache(maxsize=64)
+def _script_table(script: str) -> np.ndarray:
+    """Per code point: 0 does not count, 1 counts and is in another script, 2 counts and is in `script`
+    (or, for "unspaced", in any script written without spaces)."""
+    ids = [i for s in UNSPACED for i in _ids(s)] if script == "unspaced" else _ids(script)
+    table = _table()
+    return np.where(np.isin(table, ids), 2, (table != 0).astype(np.uint8)).astype(np.uint8)
+
+
+def _prose_codes(text: str) -> np.ndarray:
+    """Code points of `text` without code, URLs and e-mail addresses."""
+    if "`" in text or "://" in text or "www." in text or "@" in text:
+        text = _NOT_PROSE.sub(" ", text)
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _in_and_counted(text: str, script: str) -> tuple[int, int]:
+    marks = _script_table(script)[_prose_codes(text)]
+    counted = int(np.count_nonzero(marks))
+    return int(marks.sum(dtype=np.int64)) - counted, counted
 
 
 def script_share(text: str, script: str) -> float | None:
-    """Share of the prose letters of `text` that belong to `script`; None if it has no letters."""
-    letters = prose_letters(text)
-    if not letters:
-        return None
-    return sum(map(len, _script_re(script).findall(letters))) / len(letters)
-
-
-_UNSPACED_RE = re.compile("[" + "".join(_char_class(SCRIPT_RANGES[s]) for s in ("Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Jpan")) + "]+")
-_SPACE_RE = re.compile(r"\s+")
+    """Share of the counted prose characters of `text` that belong to `script`; None if none count."""
+    inside, counted = _in_and_counted(text, script)
+    return inside / counted if counted else None
 
 
 def dominant_unspaced(text: str) -> bool:
-    """True when more than half the non-space characters are in a script written without spaces
-    (Thai, Lao, Khmer, Burmese, Tibetan, Chinese, Japanese). Cheap: two regex passes, no letter split."""
-    unspaced = sum(map(len, _UNSPACED_RE.findall(text)))
-    if not unspaced:
-        return False
-    return unspaced > (len(text) - sum(map(len, _SPACE_RE.findall(text)))) / 2
+    """True when more than half the counted characters are in a script written without spaces
+    (Thai, Lao, Khmer, Burmese, Tibetan, Chinese, Japanese)."""
+    inside, counted = _in_and_counted(text, "unspaced")
+    return inside * 2 > counted
 
 
 class ScriptFilter(Filter):
@@ -141,6 +170,8 @@ class ScriptFilter(Filter):
     def __init__(self, scripts: dict[str, str], **kwargs):
         super().__init__(**kwargs)
         self.scripts = {lang: s for lang, s in scripts.items() if s in SCRIPT_RANGES}
+        for script in set(self.scripts.values()):
+            _script_table(script)  # built once per process
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         return [script_share(c.text, self.scripts[c.lang]) if c.lang in self.scripts else None for c in batch]
