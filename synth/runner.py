@@ -82,6 +82,8 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
                 f"or use one of: {', '.join(sorted(registry))}"
             )
         languages[target.lang] = registry[target.lang]
+        pivot = languages[target.lang].reasoning_language  # ICL prompts name it (registry checked it exists)
+        languages.setdefault(pivot, registry[pivot])
     prompts = load_prompts()
     if job.prompts_dir:
         prompts.update(load_prompts(job.prompts_dir))

@@ -11,20 +11,39 @@ from sacrebleu.metrics import CHRF
 from synth.config import CATEGORIES
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
-from synth.languages import LanguageSpec
+from synth.languages import LanguageSpec, get_language
 from synth.methods.base import Attempt, Row
 from synth.prompts import PromptTemplate
 
 _PAIR = re.compile(
-    r"(?:#+\s*|\*\*)?\s*(?:instruction|instruksi)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<instruction>.+?)"
+    r"(?:#+\s*|\*\*)?\s*(?:instructions?|instruksi)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<instruction>.+?)"
     r"\n\s*(?:#+\s*|\*\*)?\s*(?:response|answer|jibu|sagot|réponse)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<response>.+)",
     re.IGNORECASE | re.DOTALL,
 )
 
 
+# A leading scratch section the teacher writes in its pivot language (reasoning-language policy), and
+# the header that ends it: a marked `### Instruction` / `**Instruction**`, or a bare `Instruction:`.
+_NOTES = re.compile(r"\A\s*(?:#+\s*|\*\*)?\s*notes?\s*[:：]?\s*(?:\*\*)?\s*\n", re.IGNORECASE)
+_INSTRUCTION_HEADER = re.compile(
+    r"^[ \t]*(?:(?:#+|\*\*)[ \t]*(?:instructions?|instruksi)\b|(?:instructions?|instruksi)[ \t]*[:：])",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Categories where the teacher may think in its pivot language before writing the pair.
+PIVOT_CATEGORIES = frozenset({"reasoning", "math"})
+
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _PLACEHOLDER = re.compile(r"###|\((the|your|a)( new)? (instruction|response|answer|task)[^)]*\)", re.IGNORECASE)
 _CHRF = CHRF()
+
+
+def strip_notes(text: str) -> str | None:
+    """Drop a leading `### Notes` section (scratch thinking, possibly in a pivot language): it never
+    reaches the data. None when notes are all there is; text without notes is returned unchanged."""
+    if not _NOTES.match(text):
+        return text
+    header = _INSTRUCTION_HEADER.search(text)
+    return text[header.start():] if header else None
 
 
 def parse_pair(text: str) -> tuple[str, str] | None:
@@ -99,17 +118,35 @@ class IclMethod:
         rng = random.Random(f"{self.seed}:{attempt.id}")
         return rng.sample(same, min(self.k, len(same)))
 
+    def _notes_language(self, attempt: Attempt) -> LanguageSpec | None:
+        """The pivot the teacher takes notes in, or None (it writes the pair directly).
+
+        Only for reasoning-like categories of a language whose policy names a pivot, and only with a
+        template that declares `notes_language` (custom templates without it keep the plain format).
+        """
+        spec = self.languages[attempt.lang]
+        if (attempt.category not in PIVOT_CATEGORIES or spec.reasons_natively
+                or "notes_language" not in self.template.variables):
+            return None
+        return self.languages.get(spec.reasoning_language) or get_language(spec.reasoning_language)
+
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
         out = []
         for a in attempts:
             examples = [{"instruction": s.first("user"), "response": s.first("assistant")} for s in self._examples(a)]
+            notes = self._notes_language(a)
             messages = self.template.render(
                 language=self.languages[a.lang].model_dump(),
                 category_description=CATEGORIES[a.category], examples=examples,
+                notes_language=notes.model_dump() if notes else None,
             )
             # one pair per request: stop where the model starts a second one
-            out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
-                                         stop=["\n### Instruction", "\n###Instruction"]))
+            if notes:
+                out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Notes\n",
+                                             stop=["\n### Notes", "\n###Notes"]))
+            else:
+                out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
+                                             stop=["\n### Instruction", "\n###Instruction"]))
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
@@ -121,7 +158,9 @@ class IclMethod:
                       references=references, output_tokens=c.output_tokens)
             if c.error:
                 row.error, row.error_detail = c.error.split(":")[0], c.error
-            elif (pair := parse_pair(c.text)) is None:
+            elif (text := strip_notes(c.text)) is None:
+                row.error, row.error_detail = "unparseable", "only '### Notes', no '### Instruction' after them"
+            elif (pair := parse_pair(text)) is None:
                 row.error, row.error_detail = "unparseable", "no '### Instruction' / '### Response' pair in the output"
             elif problem := pair_problem(*pair) or novelty_problem(pair[0], self._pool(a)):
                 row.error, row.error_detail = problem
