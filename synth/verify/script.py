@@ -157,14 +157,14 @@ def dominant_unspaced(text: str) -> bool:
 class ScriptFilter(Filter):
     """Share of the candidate's letters in its language's script (LanguageSpec.script).
 
-    The threshold is the share of prose letters that may be in another script: 0.5 by default
-    (names, acronyms and loanwords in Latin inside a Khmer or Amharic answer are normal, an answer
-    whose letters are mostly Latin is not in the language). A language whose script has no range
-    table here scores None (not applicable), as do texts without letters.
+    The threshold is the least share of prose letters in the language's script: 0.7 by default
+    (names, acronyms and loanwords in Latin inside a Khmer or Amharic answer are normal; an answer
+    of which a third is English is code-switched). A language whose script has no range table here
+    scores None (not applicable), as do texts without letters.
     """
 
     name = "script"
-    default_threshold = 0.5
+    default_threshold = 0.7
     description = "share of prose letters (code and URLs excluded) in the language's ISO 15924 script"
 
     def __init__(self, scripts: dict[str, str], **kwargs):
