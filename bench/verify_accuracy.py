@@ -18,6 +18,12 @@ rate; misaligned pairs are reported apart (semantic: needs LASER or a round trip
 
     .venv/bin/python bench/verify_accuracy.py                # ~1-2 min; creates the OpusFilter venv once
     .venv/bin/python bench/verify_accuracy.py --examples 5   # more examples of misses
+    .venv/bin/python bench/verify_accuracy.py --split heldout        # even articles only (odd ones calibrate)
+    .venv/bin/python bench/verify_accuracy.py --calibrate-lid        # per-language lid thresholds from odd articles
+
+Held-out split: the per-language `lid` thresholds in filters/default.yaml come from the good pairs of the
+odd-numbered articles (`--calibrate-lid`, the policy is in `calibrate_lid`); `--split heldout` scores
+only the even-numbered ones, which calibration never saw.
 """
 
 from __future__ import annotations
@@ -31,10 +37,13 @@ import _opusfilter
 from _udhr_pairs import LANGUAGES, NON_SEMANTIC, SEED, Pair, build_pairs, language_specs
 
 
-def run_synth(pairs: list[Pair]) -> dict[str, dict]:
+SPLITS = {"all": lambda n: True, "calibration": lambda n: n % 2 == 1, "heldout": lambda n: n % 2 == 0}
+
+
+def run_synth(pairs: list[Pair], preset_name: str = "default") -> dict[str, dict]:
     from synth.verify import Candidate, Verifier, load_preset
 
-    preset, specs = load_preset("default"), language_specs()
+    preset, specs = load_preset(preset_name), language_specs()
     out = {}
     for kind in dict.fromkeys(p.kind for p in pairs):
         verifier = Verifier(preset, specs)
@@ -43,6 +52,29 @@ def run_synth(pairs: list[Pair]) -> dict[str, dict]:
         for p, verdict in zip(group, verifier.verify(batch)):
             out[p.id] = {"accepted": verdict.accepted, "reasons": verdict.reasons, "scores": verdict.scores}
     print(f"synth filters run: {', '.join(verifier.names)}; not run: {verifier.not_run}")
+    return out
+
+
+def calibrate_lid(pairs: list[Pair], quantile: float = 0.1, default: float = 0.5, floor: float = 0.01) -> dict[str, float]:
+    """Per-language `lid` thresholds where lid.176 is weak, from good pairs of the calibration split.
+
+    Half the `quantile` (10%) of the good pairs' scores, rounded down to 0.01, never below `floor`:
+    kept only where that is under the preset's `default`. Wrong-language text scores under 0.001
+    for most of these languages (P(target) outside lid.176's top 10), so a low bar still separates it.
+    """
+    import numpy as np
+
+    good = [p for p in pairs if p.kind == "good" and SPLITS["calibration"](p.article)]
+    decided = run_synth(good)
+    scores: dict[str, list[float]] = collections.defaultdict(list)
+    for p in good:
+        if decided[p.id]["scores"].get("lid") is not None:
+            scores[p.lang].append(decided[p.id]["scores"]["lid"])
+    out = {}
+    for lang, values in sorted(scores.items()):
+        limit = max(floor, math.floor(0.5 * float(np.quantile(values, quantile)) * 100) / 100)
+        if limit < default:
+            out[lang] = limit
     return out
 
 
@@ -133,13 +165,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--examples", type=int, default=2, help="examples printed per missed defect kind")
+    parser.add_argument("--split", choices=list(SPLITS), default="all",
+                        help="heldout: even-numbered articles only, never used for calibration")
+    parser.add_argument("--calibrate-lid", action="store_true",
+                        help="print per-language lid thresholds from the calibration split (odd articles) and exit")
+    parser.add_argument("--preset", default="default", help="synth's filter preset (name or path)")
     args = parser.parse_args()
 
     pairs = build_pairs(seed=args.seed)
+    if args.calibrate_lid:
+        thresholds = calibrate_lid(pairs)
+        print("languages:  # lid thresholds from `bench/verify_accuracy.py --calibrate-lid` (odd UDHR articles)")
+        for lang, value in thresholds.items():
+            print(f"  {lang}: {{lid: {value}}}")
+        return
+    pairs = [p for p in pairs if SPLITS[args.split](p.article)]
     print(f"{len(pairs)} pairs: {len(LANGUAGES)} languages, {sum(p.kind == 'good' for p in pairs)} articles x "
-          f"{len({p.kind for p in pairs})} kinds (seed {args.seed})")
+          f"{len({p.kind for p in pairs})} kinds (seed {args.seed}, split {args.split})")
     start = time.perf_counter()
-    synth = run_synth(pairs)
+    synth = run_synth(pairs, args.preset)
     synth_time = time.perf_counter() - start
     start = time.perf_counter()
     opus = run_opusfilter(pairs)
