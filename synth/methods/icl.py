@@ -82,10 +82,10 @@ def novelty_problem(instruction: str, seeds: Sequence[Conversation],
                     limit: float = NOVELTY_MAX_CHRF) -> tuple[str, str] | None:
     """('novelty', detail) when the instruction is a near-copy of a seed's instruction, else None.
 
-    The `copy` filter compares the whole pair with the k seeds shown in the prompt: a seed's
-    instruction copied with a new answer is diluted below its threshold (a third of the demo seeds
-    with another seed's answer). The task is what makes an example new, so the instruction alone is
-    compared with every seed of the category.
+    The `copy` filter measures how much of the whole pair is copied from the k seeds shown in the
+    prompt: a seed's instruction copied verbatim with a new answer is a small share of the pair and
+    passes it. The task is what makes an example new, so the instruction alone is compared with every
+    seed of the category.
     """
     best, closest = 0.0, None
     for seed in seeds:
