@@ -15,9 +15,10 @@ def _run(args: argparse.Namespace) -> int:
     from synth.config import parse_job
     from synth.report import summary_table
     from synth.runner import JobRun, prepare
+    from synth.shards import output_location
 
     prepared = prepare(parse_job(Path(args.job)))
-    output = Path(args.output) if args.output else Path("out") / prepared.job.name
+    output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
     manifest = JobRun(prepared, output, force_new=args.force_new).run()
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
@@ -49,9 +50,9 @@ def _languages(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from synth.report import render_html, summary_table
-    from synth.shards import atomic_write_bytes, read_committed
+    from synth.shards import atomic_write_bytes, output_location, read_committed
 
-    out = Path(args.dir)
+    out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
     manifest = json.loads((out / "manifest.json").read_text())

@@ -79,16 +79,11 @@ class SourcesConfig(_Strict):
 class IclConfig(_Strict):
     k: int = Field(3, ge=1, description="seed examples per prompt")
     prompt: str = "icl_pair"
-    structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
-                             "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
 
 
 class TranslateConfig(_Strict):
     prompt: str = "translate_turn"
     back_prompt: str = "back_translate_turn"
-    max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
-                           "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
-                           "(about max_chars/2 tokens) under sampling.max_tokens")
 
 
 class ContaminationConfig(_Strict):
@@ -105,6 +100,14 @@ class VerifyConfig(_Strict):
     thresholds: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per-language overrides: {swh_Latn: {lid: 0.4}}"
     )
+    # where verification runs (not part of the job's identity: see EXECUTION_ONLY)
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="verifier actors on Ray CPU workers, scoring slice k while slice k+1 is generated; "
+        "0: verify in the driver after each slice (no overlap); auto: as many as the free CPUs hold, at most 4")
+    num_cpus: float = Field(0.5, ge=0, description="CPUs each verifier actor reserves; shrunk to what the engine "
+                            "left free, so a 1-CPU machine with one replica never waits for resources")
+    laser_num_gpus: float = Field(0.0, ge=0, le=1, description="GPU share each verifier takes for LASER when "
+                                  "laser_dir is set and that much GPU is free; 0: LASER on the CPU")
     contamination: ContaminationConfig | None = Field(
         None, description="evaluation sets for the contamination filter; unset: contamination not run"
     )
@@ -120,6 +123,9 @@ class PlanConfig(_Strict):
 class OutputConfig(_Strict):
     shard_rows: int = Field(1000, ge=1)
     license: str = "other"
+
+
+EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
 
 
 class JobConfig(_Strict):
@@ -148,7 +154,9 @@ class JobConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Identity of the job's data: knobs that only change where work runs are left out, so a run
+        resumes with other verifier settings."""
+        payload = json.dumps(self.model_dump(mode="json", exclude=EXECUTION_ONLY), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -35,7 +35,8 @@ class Job:
         return self
 
     def run(self, output: str | Path, force_new: bool = False) -> dict:
-        """Validate everything, run on Ray (local or RAY_ADDRESS), return the manifest."""
+        """Validate everything, run on Ray (local or RAY_ADDRESS), return the manifest. `output`: a
+        path or an fsspec URL (s3://bucket/dir)."""
         from synth.runner import JobRun, prepare
 
-        return JobRun(prepare(self.config, self.prompts), Path(output), force_new).run()
+        return JobRun(prepare(self.config, self.prompts), output, force_new).run()

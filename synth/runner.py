@@ -4,6 +4,11 @@ A round is generated in slices (a few engine batches each) and every slice is co
 `DIR/_work/round-NNNN-PPPPP.parquet` as it finishes: driver memory stays bounded however large the
 round, and a killed run resumes after the last committed slice with the same deterministic attempt
 ids (no row lost, none duplicated).
+
+Verification is pipelined with generation: verifier actors score slice k while the engine generates
+slice k+1; then the driver applies dedup and the per-cell surplus decision to slice k and commits it,
+strictly in slice order, so accepted rows do not depend on timing or on the number of workers. At
+the end of a round the pipeline drains: the planner sizes the next round from this round's acceptance.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,10 +35,12 @@ from synth.methods.translate import TranslateMethod
 from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
 from synth.plan import Planner
 from synth.prompts import PromptTemplate, load_prompts
-from synth.shards import (WORK, atomic_write_bytes, atomic_write_json, atomic_write_parquet, read_committed,
-                          rows_frame)
+from synth.shards import (WORK, OutPath, atomic_write_bytes, atomic_write_json, atomic_write_parquet,
+                          output_location, read_committed, remove_tree, rows_frame)
 from synth.verify import FilterPreset, Verifier, load_preset
+from synth.verify.base import Candidate
 from synth.verify.lid import load_lid
+from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
 
@@ -192,10 +198,10 @@ def start_engine(job: JobConfig):
 class JobRun:
     """One run of a prepared job into an output directory."""
 
-    def __init__(self, prepared: PreparedJob, output: Path, force_new: bool = False):
+    def __init__(self, prepared: PreparedJob, output: str | OutPath, force_new: bool = False):
         self.p = prepared
         self.job = prepared.job
-        self.out = Path(output)
+        self.out = output_location(output)  # a local path, or an fsspec URL (s3://, gs://, memory://)
         self.force_new = force_new
         self.config_hash = prepared.config_hash()
 
@@ -222,14 +228,15 @@ class JobRun:
         return "new"
 
     # ---- the job ------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, engine=None) -> dict:
+        """Run (or resume) the job; `engine`: an already started engine to use (the caller shuts it down)."""
         state = self.check_output()
         if state == "complete":
             manifest = json.loads((self.out / "manifest.json").read_text())
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
             return manifest
         if state == "new" and self.out.exists():
-            shutil.rmtree(self.out)
+            remove_tree(self.out)
         work = self.out / WORK
         work.mkdir(parents=True, exist_ok=True)
         started = datetime.now(timezone.utc)
@@ -240,18 +247,18 @@ class JobRun:
         atomic_write_bytes(work / "job.json", self.job.model_dump_json(indent=2).encode())
 
         job, p = self.job, self.p
-        verifier = Verifier(p.preset, p.languages, p.lid_skip, job.verify.laser_dir, job.verify.thresholds,
-                            contamination=job.verify.contamination)
+        # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
+        verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
+                                     {"contamination": job.verify.contamination})
+        verifier = verifier_spec.build()
         score_names = verifier.score_names()
         model_label = job.engine.model
         icl = translate = None
         if p.seeds:
-            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label,
-                            structured=job.icl.structured)
+            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label)
         if p.sources:
             translate = TranslateMethod(p.prompts[job.translate.prompt], p.prompts[job.translate.back_prompt],
-                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label,
-                                        max_chars=job.translate.max_chars)
+                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label)
         capacity = {}
         for target in job.targets:
             if translate and "translate" in target.methods:
@@ -275,23 +282,30 @@ class JobRun:
                     verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
             log.info("resuming %s after round %d (%d rows committed)", self.out, planner.rounds, previous.height)
 
-        pool = start_engine(job)
-        tokens_time = 0.0
+        pool = engine or start_engine(job)
+        verification = None
+        self._tokens_time = 0.0
         try:
+            verification = self._start_verification(verifier_spec, verifier)
             slice_size = getattr(pool, "slice_size", 1024)
             while attempts := planner.next_round():
                 round_no = planner.rounds
+                scoring: _Slice | None = None
                 for part, start in enumerate(range(0, len(attempts), slice_size)):
                     t0 = time.time()
                     rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
-                    tokens_time += time.time() - t0
-                    verdicts = self._verify(rows, verifier, planner)
-                    now = datetime.now(timezone.utc)
-                    records = (_record(r, v, score_names, round_no, now) for r, v in zip(rows, verdicts))
-                    atomic_write_parquet(work / f"round-{round_no:04d}-{part:05d}.parquet", rows_frame(records, score_names))
-                    self._progress(planner, pool.tokens_out, tokens_time)
+                    self._tokens_time += time.time() - t0
+                    if scoring:  # scored on the workers while this slice was generated
+                        self._commit(scoring, verifier, planner, score_names, pool)
+                    candidates = [r.candidate() for r in rows if r.error is None]
+                    scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
+                if scoring:  # drain: the next round is sized from this round's acceptance
+                    self._commit(scoring, verifier, planner, score_names, pool)
         finally:
-            pool.shutdown()
+            if verification:
+                verification.shutdown()
+            if engine is None:
+                pool.shutdown()
         from synth.report import finish_run
 
         return finish_run(self.out, p, planner, verifier, started, model_note=BUNDLED_NOTE if is_bundled(job.engine.model) else None)
@@ -310,9 +324,30 @@ class JobRun:
             rows += tr_rows
         return rows
 
-    def _verify(self, rows: list[Row], verifier: Verifier, planner: Planner) -> list:
+    def _start_verification(self, spec: VerifierSpec, verifier: Verifier) -> VerificationPool:
+        settings = self.job.verify
+        if settings.workers != 0:
+            import ray
+
+            if not ray.is_initialized():  # e.g. engine.type openai: Ray only for the verifiers
+                ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        return VerificationPool(spec, verifier, settings.workers, settings.num_cpus, settings.laser_num_gpus)
+
+    def _commit(self, done: "_Slice", verifier: Verifier, planner: Planner, score_names: list[str], pool) -> None:
+        """Dedup and surplus on a scored slice (in slice order), then its atomic commit to _work/."""
+        verdicts = self._verify(done.rows, done.candidates, done.scoring.result(), verifier, planner)
+        now = datetime.now(timezone.utc)
+        records = (_record(r, v, score_names, done.round_no, now) for r, v in zip(done.rows, verdicts))
+        name = f"round-{done.round_no:04d}-{done.part:05d}.parquet"
+        atomic_write_parquet(self.out / WORK / name, rows_frame(records, score_names))
+        self._progress(planner, pool.tokens_out, self._tokens_time)
+
+    def _verify(self, rows: list[Row], candidates: list[Candidate], scored: list, verifier: Verifier,
+                planner: Planner) -> list:
+        """Stateful verification in the driver: `scored` holds the stateless filters' verdicts of
+        `candidates` (the rows without an error, in order)."""
         ok = [r for r in rows if r.error is None]
-        verdicts = dict(zip((r.id for r in ok), verifier.verify([r.candidate() for r in ok])))
+        verdicts = dict(zip((r.id for r in ok), verifier.finish(candidates, scored)))
         out = []
         for r in rows:
             verdict = verdicts.get(r.id)
@@ -337,6 +372,17 @@ class JobRun:
                      tokens / max(seconds, 1e-9))
 
 
-def run_job_file(job_path: Path, output: Path, force_new: bool = False) -> dict:
+@dataclass
+class _Slice:
+    """A generated slice whose scores are on their way back from the verifier workers."""
+
+    round_no: int
+    part: int
+    rows: list[Row]
+    candidates: list[Candidate]
+    scoring: Pending
+
+
+def run_job_file(job_path: Path, output: str | OutPath, force_new: bool = False) -> dict:
     prepared = prepare(parse_job(job_path))
     return JobRun(prepared, output, force_new).run()

@@ -135,6 +135,10 @@ class Verifier:
         }
 
     def verify(self, batch: Sequence[Candidate]) -> list[Verdict]:
+        return self.finish(batch, self.score_filters(batch))
+
+    def score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
+        """Every stateless filter (no dedup): safe to run anywhere, in any order (verifier workers)."""
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
         for f in self.filters:
             for c, verdict, score in zip(batch, verdicts, f.score(batch)):
@@ -145,6 +149,10 @@ class Verifier:
         if self.roundtrip:
             for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                 verdict.scores["roundtrip_bleu"] = bleu
+        return verdicts
+
+    def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
+        """The stateful part: dedup against what was accepted before, then remember. Call in order."""
         if self.dedup:
             # dedup only among rows that passed everything else, so a rejected row never blocks a good one
             passing = [i for i, v in enumerate(verdicts) if not v.reasons]

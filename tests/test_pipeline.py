@@ -1,0 +1,113 @@
+"""Verification pipelined with generation: the same job verified in the driver (workers 0) and on 1
+or 2 verifier actors commits the same rows with the same verdicts, slice by slice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from synth.config import JobConfig
+from synth.runner import JobRun, prepare, start_engine
+from synth.verify.base import Candidate
+from synth.verify.workers import VerificationPool, VerifierSpec, plan_workers
+from tests.conftest import CPU_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+# filters that let the random-weight model's output through (LID and round trip at 0), so acceptance,
+# dedup and the per-cell surplus decision all happen and can differ if they were applied out of order
+LENIENT = {"name": "lenient", "filters": ["empty", "copy", "lid", "roundtrip", "dedup"],
+           "thresholds": {"empty": 1, "lid": 0.0, "roundtrip": 0.0}}
+
+
+def tiny_job(tmp_path: Path, model_dir: str, workers, rows: int = 4) -> JobConfig:
+    preset = tmp_path / "lenient.yaml"
+    preset.write_text(yaml.safe_dump(LENIENT))
+    return JobConfig.model_validate({
+        "name": "pipeline",
+        "targets": [{"lang": lang, "rows": rows, "methods": {"icl": 0.5, "translate": 0.5},
+                     "categories": ["open_qa", "writing"], "seeds": str(EXAMPLES / "seeds" / f"{lang}.jsonl")}
+                    for lang in ("fra_Latn", "swh_Latn")],
+        "sources": {"path": str(EXAMPLES / "sources" / "en_sft.jsonl")},
+        "engine": {"type": "vllm", "model": model_dir, "max_model_len": 1024, "num_cpus": 1, "batch_size": 4,
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+        "icl": {"k": 1},
+        # greedy (the same prompts give the same text in every run, so runs compare row by row); the
+        # repetition penalty keeps the random model from emitting only newlines
+        "sampling": {"max_tokens": 16, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 2.0},
+        # 3x the attempts a cell needs: rows that pass every filter beyond a cell's target become surplus
+        "plan": {"initial_acceptance": 1.0, "oversample": 3.0, "max_rounds": 2, "max_attempts_per_row": 4},
+        "verify": {"preset": str(preset), "workers": workers},
+    })
+
+
+@pytest.fixture(scope="module")
+def greedy_pool(ray_address, tiny_model_dir, tmp_path_factory):
+    """One replica for every run of this module (started from the job's own engine config)."""
+    pool = start_engine(tiny_job(tmp_path_factory.mktemp("engine"), tiny_model_dir, 0))
+    yield pool
+    pool.shutdown()
+
+
+def _committed(out: Path) -> pl.DataFrame:
+    parts = sorted((out / "_work").glob("round-*.parquet"))
+    return pl.concat([pl.read_parquet(p).with_columns(pl.lit(p.name).alias("file")) for p in parts])
+
+
+def test_same_rows_and_verdicts_with_0_1_2_workers(greedy_pool, tiny_model_dir, tmp_path):
+    runs, seconds = {}, {}
+    for workers in (0, 1, 2):
+        out = tmp_path / f"w{workers}"
+        t0 = time.perf_counter()
+        manifest = JobRun(prepare(tiny_job(tmp_path, tiny_model_dir, workers)), out).run(engine=greedy_pool)
+        seconds[workers] = time.perf_counter() - t0
+        runs[workers] = (manifest, _committed(out))
+    base_manifest, base = runs[0]
+    reasons = {r for rs in base["reject_reasons"].to_list() for r in rs}
+    # the job exercises what must be applied in order: acceptance, surplus and several slices per round
+    assert base["accepted"].sum() > 0 and "surplus" in reasons, reasons
+    assert base.filter(pl.col("round") == 1)["file"].n_unique() > 1
+    columns = ["file", "id", "accepted", "reject_reasons", "reject_details", "scores", "messages"]
+    for workers in (1, 2):
+        manifest, frame = runs[workers]
+        assert frame.select(columns).equals(base.select(columns)), f"workers={workers} differs from the driver"
+        assert manifest["totals"] == base_manifest["totals"]
+        assert manifest["languages"] == base_manifest["languages"]
+    print(f"run wall time by verify.workers: {seconds}")
+
+
+def test_verifier_reservation_shrinks_instead_of_waiting(ray_address, tmp_path, tiny_model_dir):
+    """Asking for more CPUs than are free must not leave the actors pending forever (1-CPU machines)."""
+    import ray
+
+    assert plan_workers("auto", 0.5, 1.0) == (2, 0.5)
+    assert plan_workers("auto", 0.5, 0.0) == (1, 0.0)  # the replica took the only CPU: share it
+    assert plan_workers(3, 0.5, 1.0) == (3, 0.333)
+    assert plan_workers(0, 0.5, 8.0) == (0, 0.0)
+    assert plan_workers("auto", 0.5, 64.0)[0] == 4
+
+    job = tiny_job(tmp_path, tiny_model_dir, 2)
+    p = prepare(job)
+    spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), None, {}))
+    driver = spec.build()
+    free = ray.available_resources().get("CPU", 0.0)
+    t0 = time.perf_counter()
+    pool = VerificationPool(spec, driver, workers=2, num_cpus=free + 10)  # more than the cluster has
+    try:
+        assert time.perf_counter() - t0 < 60 and len(pool.actors) == 2
+        assert pool.num_cpus <= free / 2
+        batch = [Candidate(id=str(i), lang="swh_Latn", text=t, source=s, source_lang="eng_Latn", back_translation=s)
+                 for i, (t, s) in enumerate([("Habari ya asubuhi, rafiki yangu mpendwa.", "Good morning, my dear friend."),
+                                             ("", "Empty answer."),
+                                             ("Bonjour tout le monde, comment allez-vous?", "Hello everyone.")])]
+        remote = pool.submit(batch).result()
+        local = driver.score_filters(batch)
+        assert [(v.scores, v.reasons) for v in remote] == [(v.scores, v.reasons) for v in local]
+        assert remote[1].reasons == ["empty"]
+    finally:
+        pool.shutdown()
