@@ -123,8 +123,29 @@ def restore_spans(text: str, spans: list[str]) -> tuple[str, str | None]:
         problems.append("duplicated " + ", ".join(_show(s) for s in doubled))
     if invented:
         problems.append("invented markers " + ", ".join(SENTINEL.format(i) for i in invented))
+    where = {}
+    for m in _SENTINEL_OUT.finditer(text):
+        where.setdefault(int(m[1]), m.start())
+    swapped = [(a, b) for a, b in _pairs(spans) if a in where and b in where and where[a] > where[b]]
+    if swapped:
+        problems.append("reordered " + ", ".join(f"{_show(spans[a])} after {_show(spans[b])}" for a, b in swapped))
     restored = _SENTINEL_OUT.sub(lambda m: spans[int(m[1])] if int(m[1]) < len(spans) else "", text)
     return restored, ("; ".join(problems) or None)
+
+
+def _pairs(spans: list[str]) -> list[tuple[int, int]]:
+    """(open, close) spans whose order carries meaning: `[` before `](url)`, `<b>` before `</b>`."""
+    pairs = []
+    for i, span in enumerate(spans):
+        if span in ("[", "!["):
+            close = next((j for j in range(i + 1, len(spans)) if spans[j].startswith("](")), None)
+        elif (tag := re.match(r"<([A-Za-z][\w:-]*)[^>]*(?<!/)>$", span)) is not None:
+            close = next((j for j in range(i + 1, len(spans)) if spans[j] == f"</{tag[1]}>"), None)
+        else:
+            continue
+        if close is not None:
+            pairs.append((i, close))
+    return pairs
 
 
 def _show(span: str, width: int = 40) -> str:

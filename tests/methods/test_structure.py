@@ -57,6 +57,11 @@ def test_lost_duplicated_and_invented_sentinels_are_named():
     assert restore_spans("Fungua ⟦0⟧ na endesha ⟦ 1 ⟧.", spans) == ("Fungua https://example.com na endesha `make demo`.", None)
     _, problem = restore_spans("Fungua na endesha ⟦1⟧ ⟦1⟧ ⟦7⟧.", spans)
     assert "lost 'https://example.com'" in problem and "duplicated '`make demo`'" in problem and "⟦7⟧" in problem
+    # placeholders may move, but a link or tag must still open before it closes
+    text, spans = protect("See [the guide](https://x.org/g) and <b>this</b> for {a} and {b}.")
+    assert restore_spans("Ona ⟦0⟧mwongozo⟦1⟧ na ⟦2⟧hii⟦3⟧ kwa ⟦5⟧ na ⟦4⟧.", spans)[1] is None
+    _, problem = restore_spans("Ona ⟦1⟧mwongozo⟦0⟧ na ⟦2⟧hii⟦3⟧ kwa ⟦4⟧ na ⟦5⟧.", spans)
+    assert problem == "reordered '[' after '](https://x.org/g)'"
 
 
 def test_changed_numbers_are_a_problem_but_their_format_is_not():
