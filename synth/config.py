@@ -79,11 +79,16 @@ class SourcesConfig(_Strict):
 class IclConfig(_Strict):
     k: int = Field(3, ge=1, description="seed examples per prompt")
     prompt: str = "icl_pair"
+    structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
+                             "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
 
 
 class TranslateConfig(_Strict):
     prompt: str = "translate_turn"
     back_prompt: str = "back_translate_turn"
+    max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
+                           "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
+                           "(about max_chars/2 tokens) under sampling.max_tokens")
 
 
 class ContaminationConfig(_Strict):

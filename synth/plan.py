@@ -80,13 +80,20 @@ class Planner:
         # rates from judged attempts only: attempts planned below for one cell are not failures of
         # its language when the next cell is sized
         rates = {cell: self.rate(cell) for cell in self.targets}
+        wanted: dict[Cell, int] = {}
         for cell in sorted(self.targets):
             need = self.deficit(cell)
-            if not need:
-                continue
-            wanted = math.ceil(need / max(rates[cell], floor) * self.job.plan.oversample)
-            n = max(0, min(wanted, self.room(cell), left[cell[0]]))
-            left[cell[0]] -= n
+            if need:
+                wanted[cell] = max(0, min(math.ceil(need / max(rates[cell], floor) * self.job.plan.oversample),
+                                          self.room(cell)))
+        for lang, budget in left.items():
+            mine = {c: n for c, n in wanted.items() if c[0] == lang and n}
+            if sum(mine.values()) > budget:
+                # the budget cannot pay for every cell: share it in proportion to what each cell needs,
+                # so a cell late in the sort order is not starved by a costly one before it
+                share = apportion(max(budget, 0), {c: float(n) for c, n in mine.items()})
+                wanted.update({c: min(n, share[c]) for c, n in mine.items()})
+        for cell, n in sorted(wanted.items()):
             start = self.attempted[cell]
             attempts.extend(Attempt(*cell, index=start + i) for i in range(n))
             self.attempted[cell] += n

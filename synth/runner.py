@@ -255,10 +255,12 @@ class JobRun:
         model_label = job.engine.model
         icl = translate = None
         if p.seeds:
-            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label)
+            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label,
+                            structured=job.icl.structured)
         if p.sources:
             translate = TranslateMethod(p.prompts[job.translate.prompt], p.prompts[job.translate.back_prompt],
-                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label)
+                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label,
+                                        max_chars=job.translate.max_chars)
         capacity = {}
         for target in job.targets:
             if translate and "translate" in target.methods:

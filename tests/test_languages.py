@@ -54,6 +54,7 @@ UDHR_FILES = {
     "plt_Latn": "plt", "quy_Latn": "quy", "sin_Sinh": "sin", "spa_Latn": "spa", "sun_Latn": "sun", "swh_Latn": "swh",
     "tam_Taml": "tam", "tat_Cyrl": "tat", "tel_Telu": "tel", "tgk_Cyrl": "tgk", "tgl_Latn": "tgl", "tha_Thai": "tha",
     "urd_Arab": "urd", "uzn_Latn": "uzn_latn", "vie_Latn": "vie", "fra_Latn": "fra", "eng_Latn": "eng",
+    "ilo_Latn": "ilo", "war_Latn": "war", "tuk_Latn": "tuk_latn",
 }
 
 

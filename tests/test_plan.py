@@ -1,3 +1,5 @@
+from collections import Counter
+
 from synth.config import JobConfig
 from synth.plan import Planner, apportion, cell_targets
 
@@ -105,3 +107,12 @@ def test_low_acceptance_within_few_rounds_reports_the_round_limit():
     assert sizes == [12, 5 * 12]  # round 2: the 5 missing rows at the observed 1/12
     short = planner.shortfall()["swh_Latn"]
     assert short["missing"] == 5 and "max_rounds" in short["reason"]
+
+
+def test_a_short_budget_is_shared_by_every_cell():
+    # a pessimistic guess asks for more than the budget: every cell gets its share, none is left out
+    # because it sorts last (before, translate/writing got no attempt at all and ended unattempted)
+    planner = Planner(_job(rows=12, max_attempts_per_row=4, initial_acceptance=0.1), {})
+    sizes = Counter((a.method, a.category) for a in planner.next_round())
+    assert sum(sizes.values()) == 48 and len(sizes) == 6
+    assert max(sizes.values()) - min(sizes.values()) <= 1

@@ -31,6 +31,7 @@ class GenerationRequest:
     max_tokens: int | None = None  # lowers SamplingConfig.max_tokens for this request
     stop: list[str] | None = None  # added to SamplingConfig.stop for this request
     prefix: str = ""  # the assistant's answer starts with this (kept in Completion.text)
+    json_schema: dict | None = None  # constrain the answer to JSON of this schema (structured outputs)
 
     def seed(self, base_seed: int) -> int:
         """Per-request seed: reproducible, and different across requests of one batch."""

@@ -165,9 +165,13 @@ class OpenAIEngine:
             extra_body.update(continue_final_message=True, add_generation_prompt=False)
         if sampling.repetition_penalty != 1.0:
             extra_body["repetition_penalty"] = sampling.repetition_penalty
+        structured: dict[str, Any] = {}
+        if request.json_schema is not None:  # OpenAI's structured outputs; vLLM serve honours it too
+            structured["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": request.json_schema, "strict": True}}
         try:
             response = await self._client.chat.completions.create(
-                model=config.model, messages=messages, n=1,
+                **structured, model=config.model, messages=messages, n=1,
                 temperature=sampling.temperature, top_p=sampling.top_p,
                 max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens),
                 stop=(sampling.stop + (request.stop or [])) or None,

@@ -86,6 +86,7 @@ class VLLMReplica:
 
     def generate(self, requests: list[GenerationRequest], sampling: SamplingConfig) -> list[Completion]:
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
         from vllm.inputs import TokensPrompt
 
         results: dict[str, Completion] = {}
@@ -113,6 +114,8 @@ class VLLMReplica:
                 seed=request.seed(sampling.seed) if self.per_request_seed else None,
                 stop=(sampling.stop + (request.stop or [])) or None,
                 repetition_penalty=sampling.repetition_penalty,
+                structured_outputs=StructuredOutputsParams(json=request.json_schema)
+                if request.json_schema is not None else None,
             ))
             runnable.append(request)
         if runnable:

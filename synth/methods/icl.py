@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
+from dataclasses import replace
 from typing import Sequence
 
 from sacrebleu.metrics import CHRF
@@ -80,10 +82,10 @@ def novelty_problem(instruction: str, seeds: Sequence[Conversation],
                     limit: float = NOVELTY_MAX_CHRF) -> tuple[str, str] | None:
     """('novelty', detail) when the instruction is a near-copy of a seed's instruction, else None.
 
-    The `copy` filter compares the whole pair with the k seeds shown in the prompt: a seed's
-    instruction copied with a new answer is diluted below its threshold (a third of the demo seeds
-    with another seed's answer). The task is what makes an example new, so the instruction alone is
-    compared with every seed of the category.
+    The `copy` filter measures how much of the whole pair is copied from the k seeds shown in the
+    prompt: a seed's instruction copied verbatim with a new answer is a small share of the pair and
+    passes it. The task is what makes an example new, so the instruction alone is compared with every
+    seed of the category.
     """
     best, closest = 0.0, None
     for seed in seeds:
@@ -96,17 +98,53 @@ def novelty_problem(instruction: str, seeds: Sequence[Conversation],
                        f"{closest.first('user')[:80]!r}")
 
 
+def pair_schema(notes: bool) -> dict:
+    """JSON schema of one pair (notes first when the teacher thinks in a pivot language)."""
+    keys = (["notes"] if notes else []) + ["instruction", "response"]
+    return {"type": "object", "properties": {k: {"type": "string", "minLength": 1} for k in keys},
+            "required": keys, "additionalProperties": False}
+
+
+def as_structured(request: GenerationRequest, language: str) -> GenerationRequest:
+    """The same request answered as JSON through the engine's structured outputs (no text prefix)."""
+    notes = request.prefix.startswith("### Notes")
+    keys = '"notes", "instruction" and "response"' if notes else '"instruction" and "response"'
+    messages = [dict(m) for m in request.messages]
+    messages[-1]["content"] += (f"\n\nReply with one JSON object with the keys {keys} instead of the ### format; "
+                                f"write the instruction and the response in {language}.")
+    return GenerationRequest(id=request.id, messages=messages, max_tokens=request.max_tokens,
+                             json_schema=pair_schema(notes))
+
+
+def pair_from_json(completion: Completion) -> Completion:
+    """A structured answer rewritten in the ### format the parser reads, or an `unparseable` error."""
+    if completion.error:
+        return completion
+    try:
+        data = json.loads(completion.text)
+    except ValueError:
+        why = "cut at max_tokens" if completion.finish_reason == "length" else "not valid JSON"
+        return replace(completion, error=f"unparseable: structured output {why}")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("instruction", "response")):
+        return replace(completion, error="unparseable: structured output lacks string instruction and response")
+    text = f"### Instruction\n{data['instruction'].strip()}\n### Response\n{data['response'].strip()}"
+    if isinstance(data.get("notes"), str):
+        text = f"### Notes\n{data['notes'].strip()}\n{text}"
+    return replace(completion, text=text)
+
+
 class IclMethod:
     name = "icl"
 
     def __init__(self, template: PromptTemplate, languages: dict[str, LanguageSpec],
-                 seeds: dict[str, list[Conversation]], k: int, seed: int, model: str):
+                 seeds: dict[str, list[Conversation]], k: int, seed: int, model: str, structured: bool = False):
         self.template = template
         self.languages = languages
         self.seeds = seeds
         self.k = k
         self.seed = seed
         self.model = model
+        self.structured = structured  # JSON through the engine's structured outputs, not the ### format
 
     def _pool(self, attempt: Attempt) -> list[Conversation]:
         """The seeds examples are drawn from (and a new pair must not copy): the category's, else all."""
@@ -147,10 +185,14 @@ class IclMethod:
             else:
                 out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
                                              stop=["\n### Instruction", "\n###Instruction"]))
+        if self.structured:
+            return [as_structured(r, self.languages[a.lang].name) for a, r in zip(attempts, out)]
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
         rows = []
+        if self.structured:
+            completions = [pair_from_json(c) for c in completions]
         for a, c in zip(attempts, completions):
             references = [s.first("user") + "\n\n" + s.first("assistant") for s in self._examples(a)]
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.template.name,

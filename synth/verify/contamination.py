@@ -28,28 +28,48 @@ _GAP = re.compile(r"[\s!-/:-@\[-`{-~\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\uff0
 _P = np.uint64(1099511628211)  # FNV prime: polynomial hash of token hashes, mod 2^64
 
 
-def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
-    """Hashes of the text's word n-grams, or character n-grams for unspaced scripts (distinct, sorted).
-
-    Token hashes are Python's str hash: stable within a process, which is all that is needed, since
-    a filter hashes its evaluation sets and its candidates in the same process.
-    """
+def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
+    """Token hashes of a text and the n-gram size that goes with them: words, or characters (without
+    spaces and punctuation) for unspaced scripts. Word hashes are Python's str hash: stable within a
+    process, which is all that is needed, since a filter hashes its evaluation sets and its candidates
+    in the same process."""
     folded = text.casefold()
     if dominant_unspaced(text):
-        chars = _GAP.sub("", folded)  # characters, without spaces and punctuation
-        if len(chars) < char_ngram:
-            return np.empty(0, dtype=np.uint64)
-        codes = np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(_GAP.sub("", folded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         with np.errstate(over="ignore"):
-            tokens = (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15)
-        size = char_ngram
-    else:
-        words = [w for w in _GAP.split(folded) if w]
-        if len(words) < ngram:
-            return np.empty(0, dtype=np.uint64)
-        tokens = np.array([hash(w) for w in words], dtype=np.int64).view(np.uint64)
-        size = ngram
-    return np.unique(_windows(tokens, size))
+            return (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15), char_ngram  # never a word's hash
+    return np.array([hash(w) for w in _GAP.split(folded) if w], dtype=np.int64).view(np.uint64), ngram
+
+
+def batch_ngram_hashes(texts: Sequence[str], ngram: int, char_ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, row): the distinct n-gram hashes of every text, and the index of the text each belongs
+    to. One pass over the whole batch: the texts' tokens are concatenated, and windows that cross from
+    one text into the next are dropped."""
+    parts, sizes = zip(*(_tokens(t, ngram, char_ngram) for t in texts)) if texts else ((), ())
+    hashes, rows = [], []
+    for size in set(sizes):  # words and characters: one pass each
+        chosen = [i for i, s in enumerate(sizes) if s == size and parts[i].size >= size]
+        if not chosen:
+            continue
+        lengths = np.array([parts[i].size for i in chosen])
+        owner = np.repeat(np.array(chosen), lengths)
+        windows = _windows(np.concatenate([parts[i] for i in chosen]), size)
+        inside = owner[size - 1:] == owner[:owner.size - size + 1]
+        hashes.append(windows[inside])
+        rows.append(owner[:owner.size - size + 1][inside])
+    if not hashes:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    hashes, rows = np.concatenate(hashes), np.concatenate(rows)
+    order = np.lexsort((hashes, rows))
+    hashes, rows = hashes[order], rows[order]
+    distinct = np.ones(hashes.size, dtype=bool)
+    distinct[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
+    return hashes[distinct], rows[distinct]
+
+
+def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
+    """Distinct n-gram hashes of one text (sorted)."""
+    return batch_ngram_hashes([text], ngram, char_ngram)[0]
 
 
 def _windows(tokens: np.ndarray, size: int) -> np.ndarray:
@@ -126,10 +146,15 @@ class EvalSet:
         return self.hashes[at] == grams
 
 
-def load_eval_set(path: Path, ngram: int, char_ngram: int) -> EvalSet:
-    parts = [ngram_hashes(t, ngram, char_ngram) for t in read_eval_texts(path)]
-    hashes = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
-    return EvalSet(path, hashes)
+def load_eval_set(path: Path, ngram: int, char_ngram: int, batch: int = 2_000) -> EvalSet:
+    parts, texts = [], []
+    for text in read_eval_texts(path):
+        texts.append(text)
+        if len(texts) == batch:
+            parts.append(batch_ngram_hashes(texts, ngram, char_ngram)[0])
+            texts = []
+    parts.append(batch_ngram_hashes(texts, ngram, char_ngram)[0])
+    return EvalSet(path, np.unique(np.concatenate(parts)))
 
 
 class ContaminationFilter(Filter):
@@ -149,24 +174,21 @@ class ContaminationFilter(Filter):
         self._worst: dict[str, str] = {}  # candidate id -> eval file with most hits (for the reason)
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
-        out: list[float | None] = []
-        self._worst = {}
-        for c in batch:
-            grams = ngram_hashes(c.text, self.ngram, self.char_ngram)
-            if not grams.size:
-                out.append(0.0)
-                continue
-            found = np.zeros(grams.size, dtype=bool)
-            best, best_hits = None, 0
-            for eval_set in self.sets:
-                hit = eval_set.contains(grams)
-                if hit.sum() > best_hits:
-                    best, best_hits = eval_set, int(hit.sum())
-                found |= hit
-            if best is not None:
-                self._worst[c.id] = best.path.name
-            out.append(float(found.mean()))
-        return out
+        grams, rows = batch_ngram_hashes([c.text for c in batch], self.ngram, self.char_ngram)
+        found = np.zeros(grams.size, dtype=bool)
+        hits = []
+        for eval_set in self.sets:
+            hit = eval_set.contains(grams)
+            found |= hit
+            hits.append(np.bincount(rows[hit], minlength=len(batch)))
+        total = np.bincount(rows, minlength=len(batch))
+        share = np.bincount(rows[found], minlength=len(batch)) / np.maximum(total, 1)
+        self._worst = {}  # candidate id -> the evaluation file with most hits, for the reject detail
+        if hits:
+            per_set = np.stack(hits)
+            for i in np.flatnonzero(per_set.sum(axis=0)):
+                self._worst[batch[i].id] = self.sets[int(per_set[:, i].argmax())].path.name
+        return [float(x) for x in share]  # rows shorter than one n-gram: 0 (they cannot contain one)
 
     def explain(self, score: float, lang: str) -> str:
         return (f"contamination: {score:.1%} of its n-grams are in an evaluation set "

