@@ -132,12 +132,12 @@ class _Index:
 
     def __init__(self):
         self.exact: set[str] = set()
-        self.signatures = np.empty((0, NUM_PERM), dtype=np.uint32)
-        self._pending: list[np.ndarray] = []
+        self.signatures = np.empty((64, NUM_PERM), dtype=np.uint32)  # grows by doubling; rows [0, count)
+        self.count = 0
         self.bands: list[dict[bytes, int]] = [{} for _ in range(BANDS)]
 
     def __len__(self) -> int:
-        return len(self.signatures) + len(self._pending)
+        return self.count
 
     @staticmethod
     def _band_keys(signature: np.ndarray) -> list[bytes]:
@@ -149,8 +149,11 @@ class _Index:
         if key in self.exact:
             return
         self.exact.add(key)
-        row = len(self)
-        self._pending.append(signature)
+        if self.count == len(self.signatures):
+            self.signatures = np.concatenate([self.signatures, np.empty_like(self.signatures)])
+        row = self.count
+        self.signatures[row] = signature
+        self.count += 1
         for band, band_key in zip(self.bands, self._band_keys(signature)):
             band.setdefault(band_key, row)
 
@@ -161,9 +164,6 @@ class _Index:
         rows = {band[k] for band, k in zip(self.bands, self._band_keys(signature)) if k in band}
         if not rows:
             return 0.0
-        if self._pending:
-            self.signatures = np.vstack([self.signatures, *self._pending])
-            self._pending = []
         return float((self.signatures[sorted(rows)] == signature).mean(axis=1).max())
 
 
