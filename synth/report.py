@@ -63,19 +63,24 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                 "rejected_by_reason": dict(Counter(r for rs in cell_rejected["reject_reasons"].to_list() for r in rs))
                 if cell_rejected.height else {},
             }
-        score_stats = {}
+        score_stats, rejected_stats = {}, {}
         if accepted.height:
             for name in verifier.score_names():
                 score_stats[name] = _quantiles(accepted["scores"].struct.field(name))
+        if rejected.height:
+            for name in verifier.score_names():
+                rejected_stats[name] = _quantiles(rejected["scores"].struct.field(name))
         languages[lang] = {
             "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
             "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
             "attempts": mine.height, "rejected_by_reason": dict(reasons.most_common()),
             "shortfall": shortfall.get(lang, {}).get("missing", 0),
             "shortfall_reason": shortfall.get(lang, {}).get("reason"),
-            "cells": cells, "accepted_score_quantiles": score_stats,
+            "cells": cells, "accepted_score_quantiles": score_stats, "rejected_score_quantiles": rejected_stats,
         }
-    prompts_used = {job.icl.prompt, job.translate.prompt, job.translate.back_prompt}
+    methods = {m for t in job.targets for m in t.methods}
+    prompts_used = ({job.icl.prompt} if "icl" in methods else set()) | \
+        ({job.translate.prompt, job.translate.back_prompt} if "translate" in methods else set())
     manifest = {
         "name": job.name,
         "status": "partial" if shortfall else "complete",
@@ -146,6 +151,25 @@ def _histogram_svg(values: list[float], threshold: float | None, width: int = 26
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{rects}{mark}{labels}</svg>'
 
 
+def funnel(rows: pl.DataFrame | None, filters: list[str], by_reason: dict[str, int]) -> list[dict]:
+    """Stages in order: checks before verification (unparseable, structure_lost...), each filter of the
+    preset, then surplus. A row leaves the funnel at its first failing stage; `rejected` counts every
+    row a stage rejects (a row can fail several filters), `first` those that leave there."""
+    stages = [r for r in sorted(by_reason) if r not in filters and r != "surplus"] + list(filters) + ["surplus"]
+    remaining = rows.height if rows is not None else 0
+    first = Counter()
+    if rows is not None and rows.height:
+        order = {name: i for i, name in enumerate(stages)}
+        for reasons in rows["reject_reasons"].to_list():
+            if reasons:
+                first[min(reasons, key=lambda r: order.get(r, len(stages)))] += 1
+    out = []
+    for stage in stages:
+        remaining -= first[stage]
+        out.append({"stage": stage, "rejected": by_reason.get(stage, 0), "first": first[stage], "remaining": remaining})
+    return out
+
+
 def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
     """A single self-contained HTML file: funnel per language, score histograms, sample rows."""
     e = html.escape
@@ -168,12 +192,15 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
     filters = manifest["filters"]["run"]
     thresholds = manifest["filters"]["thresholds"]
     for lang, s in manifest["languages"].items():
-        parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3><table><tr><th>stage</th><th>rows rejected</th></tr>")
-        parts.append(f"<tr><td>attempts</td><td>{s['attempts']}</td></tr>")
-        for reason in ["prompt_too_long", "engine_error", "unparseable", "echo", *filters, "surplus"]:
-            parts.append(f"<tr><td>{e(reason)}</td><td>{s['rejected_by_reason'].get(reason, 0)}</td></tr>")
-        parts.append(f"<tr><td><b>accepted</b></td><td><b>{s['accepted']}</b></td></tr></table>")
         mine = rows.filter(pl.col("lang") == lang) if rows is not None else None
+        parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3>"
+                     "<table><tr><th>stage</th><th>rejected by it (any reason)</th><th>first rejected here</th>"
+                     "<th>remaining</th></tr>")
+        parts.append(f"<tr><td>attempts</td><td></td><td></td><td>{s['attempts']}</td></tr>")
+        for stage in funnel(mine, filters, s["rejected_by_reason"]):
+            parts.append(f"<tr><td>{e(stage['stage'])}</td><td>{stage['rejected']}</td><td>{stage['first']}</td>"
+                         f"<td>{stage['remaining']}</td></tr>")
+        parts.append(f"<tr><td><b>accepted</b></td><td></td><td></td><td><b>{s['accepted']}</b></td></tr></table>")
         if mine is None or mine.is_empty():
             continue
         parts.append("<h3>Score distributions (red line: threshold)</h3><table><tr>")

@@ -13,6 +13,7 @@ the end of a round the pipeline drains: the planner sizes the next round from th
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -34,9 +35,10 @@ from synth.methods.icl import IclMethod
 from synth.methods.translate import TranslateMethod
 from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
 from synth.plan import Planner
+from synth.progress import RunProgress
 from synth.prompts import PromptTemplate, load_prompts
 from synth.shards import (WORK, OutPath, atomic_write_bytes, atomic_write_json, atomic_write_parquet,
-                          output_location, read_committed, remove_tree, rows_frame)
+                          output_location, read_committed, remove_temporaries, remove_tree, rows_frame)
 from synth.verify import FilterPreset, Verifier, load_preset
 from synth.verify.base import Candidate
 from synth.verify.lid import load_lid
@@ -244,6 +246,8 @@ class JobRun:
             atomic_write_json(work / "state.json", {"config_hash": self.config_hash, "started_at": started.isoformat()})
         else:
             started = datetime.fromisoformat(json.loads((work / "state.json").read_text())["started_at"])
+            if removed := remove_temporaries(self.out):
+                log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
         atomic_write_bytes(work / "job.json", self.job.model_dump_json(indent=2).encode())
 
         job, p = self.job, self.p
@@ -271,29 +275,28 @@ class JobRun:
             for lang, seeds in p.seeds.items():
                 verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
 
-        # resume: replay committed rounds into the planner and the dedup memory
         previous = read_committed(self.out)
-        if previous is not None:
-            attempted = Counter(zip(previous["lang"], previous["method"], previous["category"]))
-            accepted = Counter(
-                (r["lang"], r["method"], r["category"]) for r in previous.filter(pl.col("accepted")).iter_rows(named=True)
-            )
-            planner.restore(attempted, accepted, int(previous["round"].max()))
-            if verifier.dedup:
-                for r in previous.filter(pl.col("accepted")).iter_rows(named=True):
-                    verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
-            log.info("resuming %s after round %d (%d rows committed)", self.out, planner.rounds, previous.height)
+        self._resumed: _Resumed | None = self._restore(previous, planner, verifier) if previous is not None else None
+        self._display = RunProgress(
+            {t.lang: t.rows for t in job.targets},
+            accepted=Counter(previous.filter(pl.col("accepted"))["lang"].to_list()) if previous is not None else None,
+            attempts=Counter(previous["lang"].to_list()) if previous is not None else None)
 
-        pool = engine or start_engine(job)
+        work_left = self._work_left(planner)
+        if not work_left:
+            log.info("nothing left to generate: writing the outputs from the committed rounds")
+        pool = engine or (start_engine(job) if work_left else None)
         verification = None
         self._tokens_time = 0.0
         try:
-            verification = self._start_verification(verifier_spec, verifier)
+            verification = self._start_verification(verifier_spec, verifier) if work_left else None
+            self._display.start()
             slice_size = getattr(pool, "slice_size", 1024)
             while attempts := planner.next_round():
                 round_no = planner.rounds
+                attempts, first_part = self._skip_committed(round_no, attempts, planner)
                 scoring: _Slice | None = None
-                for part, start in enumerate(range(0, len(attempts), slice_size)):
+                for part, start in enumerate(range(0, len(attempts), slice_size), start=first_part):
                     t0 = time.time()
                     rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
                     self._tokens_time += time.time() - t0
@@ -306,8 +309,9 @@ class JobRun:
         finally:
             if verification:
                 verification.shutdown()
-            if engine is None:
+            if engine is None and pool is not None:
                 pool.shutdown()
+            self._display.close()
         from synth.report import finish_run
 
         return finish_run(self.out, p, planner, verifier, started, model_note=BUNDLED_NOTE if is_bundled(job.engine.model) else None)
@@ -342,7 +346,7 @@ class JobRun:
         records = (_record(r, v, score_names, done.round_no, now) for r, v in zip(done.rows, verdicts))
         name = f"round-{done.round_no:04d}-{done.part:05d}.parquet"
         atomic_write_parquet(self.out / WORK / name, rows_frame(records, score_names))
-        self._progress(planner, pool.tokens_out, self._tokens_time)
+        self._progress(planner, done.rows, self._tokens_time)
 
     def _verify(self, rows: list[Row], candidates: list[Candidate], scored: list, verifier: Verifier,
                 planner: Planner) -> list:
@@ -364,14 +368,68 @@ class JobRun:
             out.append(verdict)
         return out
 
-    def _progress(self, planner: Planner, tokens: int, seconds: float) -> None:
-        for target in self.job.targets:
-            lang = target.lang
-            accepted = sum(n for c, n in planner.accepted.items() if c[0] == lang)
-            tried = planner.spent(lang)
-            log.info("round %d %s: accepted %d/%d, acceptance %.0f%% of %d attempts, %.0f tokens/s",
-                     planner.rounds, lang, accepted, target.rows, 100 * accepted / max(tried, 1), tried,
-                     tokens / max(seconds, 1e-9))
+    def _progress(self, planner: Planner, rows: list[Row], seconds: float) -> None:
+        accepted = Counter()
+        for (lang, _, _), n in planner.accepted.items():
+            accepted[lang] += n
+        self._display.update(accepted, rows, seconds)
+
+    # ---- resume ------------------------------------------------------------------------------
+    def _restore(self, previous: pl.DataFrame, planner: Planner, verifier: Verifier) -> "_Resumed":
+        """Planner and dedup memory as they were when the last committed round was planned: the loop
+        plans that round again (same attempts, same ids) and `_skip_committed` drops its committed
+        slices. A killed run so finishes with the rows an uninterrupted one would have attempted."""
+        last = int(previous["round"].max())
+        earlier = previous.filter(pl.col("round") < last)
+
+        def cells(frame: pl.DataFrame) -> Counter:
+            return Counter(zip(frame["lang"], frame["method"], frame["category"]))
+
+        planner.restore(cells(earlier), cells(earlier.filter(pl.col("accepted"))), last - 1)
+        if verifier.dedup:  # what verification remembered: every row that passed the filters, surplus too
+            passed = previous.filter(pl.col("accepted") | (pl.col("reject_reasons").list.join(",") == "surplus"))
+            for r in passed.iter_rows(named=True):
+                verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
+        parts = [int(path.name.split("-")[2].split(".")[0]) for path in (self.out / WORK).glob(f"round-{last:04d}-*.parquet")]
+        log.info("resuming %s in round %d after %d committed slice(s) of it (%d rows committed in all)",
+                 self.out, last, len(parts), previous.height)
+        return _Resumed(last, previous.filter(pl.col("round") == last), max(parts) + 1)
+
+    def _skip_committed(self, round_no: int, attempts: list[Attempt], planner: Planner) -> tuple[list[Attempt], int]:
+        """In the round a killed run was in: the attempts not yet committed, and the first part number
+        to use (committed acceptances go to the planner, as they did when they were made)."""
+        resumed = self._resumed
+        if resumed is None or resumed.round_no != round_no:
+            return attempts, 0
+        self._resumed = None
+        done = set(resumed.rows["id"].to_list())
+        if not done <= {a.id for a in attempts}:
+            raise ConfigError(f"--output {self.out}: the committed round {round_no} does not match the plan of "
+                              f"this job (its seed or source files changed?); pass --force-new to start over")
+        accepted = resumed.rows.filter(pl.col("accepted"))
+        for cell, n in Counter(zip(accepted["lang"], accepted["method"], accepted["category"])).items():
+            planner.record_accepted(cell, n)
+        return [a for a in attempts if a.id not in done], resumed.next_part
+
+    def _work_left(self, planner: Planner) -> bool:
+        """Whether any attempt remains (after a kill while finishing, none): no engine is started for nothing."""
+        trial, resumed = copy.deepcopy(planner), self._resumed
+        try:
+            while attempts := trial.next_round():
+                if self._skip_committed(trial.rounds, attempts, trial)[0]:
+                    return True
+            return False
+        finally:
+            self._resumed = resumed
+
+
+@dataclass
+class _Resumed:
+    """The last round a killed run committed slices of."""
+
+    round_no: int
+    rows: pl.DataFrame
+    next_part: int
 
 
 @dataclass

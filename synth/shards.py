@@ -8,10 +8,12 @@ stores one PUT of the whole object is atomic; elsewhere a temporary object is mo
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -137,7 +139,6 @@ def read_parquet(path: OutPath) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(path.read_bytes()))
     return pl.read_parquet(path)
 
-
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang",
                     "model", "prompt", "scores", "created_at"]
@@ -145,6 +146,30 @@ REJECTED_EXTRA = ["reject_reasons", "reject_details", "raw_output", "back_transl
 
 
 WORK = "_work"  # committed round slices of a run, read to resume and to write the final outputs
+TMP_SUFFIX = ".tmp"  # a local file being written: `.<name>.<random>.tmp`, renamed into place when whole
+KILL_AT_ENV = "SYNTH_TEST_KILL_AT"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 would hide published shards from others
+
+
+def _kill_point(path: Path) -> None:
+    """Test hook, unset in normal use: with SYNTH_TEST_KILL_AT=<file-name glob> the process SIGKILLs
+    itself once the temporary copy of a matching file is written and before it is renamed into place,
+    the worst moment for a crash. The resume tests stop `synth run` at named points with it."""
+    pattern = os.environ.get(KILL_AT_ENV)
+    if pattern and fnmatch.fnmatchcase(path.name, pattern):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_temporaries(out: OutPath) -> list[str]:
+    """Delete the temporary files a killed run left behind (written, never renamed into place)."""
+    if isinstance(out, RemotePath) or not out.is_dir():
+        return []
+    found = [p for p in out.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return sorted(str(p.relative_to(out)) for p in found)
 
 
 def read_committed(out: OutPath) -> pl.DataFrame | None:
@@ -158,12 +183,14 @@ def atomic_write_bytes(path: OutPath, data: bytes) -> None:
         path.write_whole(data)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        _kill_point(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -174,21 +201,31 @@ def atomic_write_json(path: OutPath, payload: dict) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode())
 
 
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """The frame as a zstd Parquet file; the same frame always gives the same bytes."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
 def atomic_write_parquet(path: OutPath, frame: pl.DataFrame) -> None:
+    atomic_write_bytes(path, parquet_bytes(frame))
+
+
+def write_unless_same(path: OutPath, data: bytes) -> bool:
+    """Write `data` unless `path` already holds exactly these bytes. A resumed run rebuilds the final
+    files from the committed slices; the ones a killed finish already wrote are left untouched."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    atomic_write_bytes(path, data)
+    return True
+
+
+def _remove(path: OutPath) -> None:
     if isinstance(path, RemotePath):
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd")
-        path.write_whole(buffer.getvalue())
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.fs.rm(path.path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
@@ -205,15 +242,30 @@ def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
     return pl.DataFrame(list(records), schema=schema)
 
 
+def balanced_order(accepted: pl.DataFrame) -> pl.DataFrame:
+    """Rows of one language interleaved over the method x category cells: the k-th of a cell's n rows
+    (by id) sits at (k + 0.5) / n, so any run of consecutive rows, and so every shard, holds each cell
+    in its overall proportion (within a row or two). Depends on the ids only: a rebuild is identical."""
+    cell = ["method", "category"]
+    position = (pl.col("id").rank("ordinal").over(cell) - 0.5) / pl.len().over(cell)
+    return accepted.sort("id").with_columns(_position=position).sort(["_position", *cell, "id"]).drop("_position")
+
+
 def write_language_shards(out: OutPath, lang: str, accepted: pl.DataFrame, shard_rows: int) -> list[str]:
-    """Accepted rows of one language, ordered by method, category, id, in shards of `shard_rows`."""
-    frame = accepted.sort(["method", "category", "id"]).select(ACCEPTED_COLUMNS)
+    """Accepted rows of one language in shards of `shard_rows`, cells interleaved (`balanced_order`).
+
+    Same rows in, same bytes out: a resumed finish leaves already written shards untouched, and
+    removes shards of this language that are not part of the new set."""
+    frame = balanced_order(accepted).select(ACCEPTED_COLUMNS)
     count = max(1, -(-frame.height // shard_rows))
     names = []
     for i in range(count):
         name = f"{lang}/train-{i:05d}-of-{count:05d}.parquet"
-        atomic_write_parquet(out / name, frame.slice(i * shard_rows, shard_rows))
+        write_unless_same(out / name, parquet_bytes(frame.slice(i * shard_rows, shard_rows)))
         names.append(name)
+    for stale in (out / lang).glob("train-*.parquet"):
+        if f"{lang}/{stale.name}" not in names:
+            _remove(stale)
     return names
 
 
@@ -221,7 +273,7 @@ def write_rejects(out: OutPath, lang: str, rejected: pl.DataFrame) -> list[str]:
     if rejected.is_empty():
         return []
     name = f"rejected/{lang}/part-00000.parquet"
-    atomic_write_parquet(out / name, rejected.sort("id").select(ACCEPTED_COLUMNS + REJECTED_EXTRA))
+    write_unless_same(out / name, parquet_bytes(rejected.sort("id").select(ACCEPTED_COLUMNS + REJECTED_EXTRA)))
     return [name]
 
 

@@ -1,33 +1,91 @@
-"""Shards as written by synth load as they are with polars and Hugging Face datasets."""
+"""Shards as written by synth: the contracted schema under polars and Hugging Face datasets, balanced
+over method x category, and rewritten byte for byte (or left alone) when a killed finish is resumed."""
 
+import os
+import stat
+from collections import Counter
 from datetime import datetime, timezone
 
 import datasets
 import polars as pl
 
-from synth.shards import ACCEPTED_COLUMNS, rows_frame, write_language_shards
+from synth.shards import ACCEPTED_COLUMNS, FILE_MODE, balanced_order, rows_frame, write_language_shards
 
 SCORES = ["lid", "roundtrip"]
+CONTRACT = {  # DESIGN.md section 4
+    "id": pl.String, "lang": pl.String, "method": pl.String, "category": pl.String,
+    "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
+    "source_id": pl.String, "source_lang": pl.String, "model": pl.String, "prompt": pl.String,
+    "scores": pl.Struct({"lid": pl.Float64, "roundtrip": pl.Float64}), "created_at": pl.Datetime("us", "UTC"),
+}
 
 
-def _record(i: int) -> dict:
+def _record(i: int, method: str = "icl", category: str = "open_qa") -> dict:
     return {
-        "id": f"id{i:03d}", "lang": "swh_Latn", "method": "icl" if i % 2 else "translate", "category": "open_qa",
+        "id": f"id{i:03d}", "lang": "swh_Latn", "method": method, "category": category,
         "messages": [{"role": "user", "content": f"Swali {i}?"}, {"role": "assistant", "content": f"Jibu {i}."}],
-        "source_id": None, "source_lang": None, "model": "m", "prompt": "icl_pair",
-        "scores": {"lid": 0.9, "roundtrip": None}, "created_at": datetime.now(timezone.utc), "accepted": True,
+        "source_id": None if method == "icl" else f"en-{i}", "source_lang": None if method == "icl" else "eng_Latn",
+        "model": "m", "prompt": "icl_pair",
+        "scores": {"lid": 0.9, "roundtrip": None}, "created_at": datetime(2026, 1, 2, tzinfo=timezone.utc), "accepted": True,
         "reject_reasons": [], "reject_details": [], "raw_output": "", "back_translation": None,
         "source_messages": None, "round": 1,
     }
 
 
-def test_shards_load_with_polars_and_datasets(tmp_path):
-    frame = rows_frame([_record(i) for i in range(7)], SCORES)
+def _cells() -> pl.DataFrame:
+    """40 rows over three cells in the proportions 2 : 1 : 1 (icl/open_qa, icl/reasoning, translate/open_qa)."""
+    spec = [("icl", "open_qa")] * 20 + [("icl", "reasoning")] * 10 + [("translate", "open_qa")] * 10
+    return rows_frame([_record(i, m, c) for i, (m, c) in enumerate(spec)], SCORES)
+
+
+def test_shards_load_with_polars_and_datasets_in_the_contracted_schema(tmp_path):
+    frame = rows_frame([_record(i, "icl" if i % 2 else "translate") for i in range(7)], SCORES)
     names = write_language_shards(tmp_path, "swh_Latn", frame, shard_rows=3)
     assert names == [f"swh_Latn/train-0000{i}-of-00003.parquet" for i in range(3)]
     back = pl.read_parquet(tmp_path / "swh_Latn" / "*.parquet")
-    assert back.columns == ACCEPTED_COLUMNS and back.height == 7 and back["id"].n_unique() == 7
+    assert back.schema == pl.Schema(CONTRACT) and back.columns == ACCEPTED_COLUMNS
+    assert back.height == 7 and back["id"].n_unique() == 7
+    assert [pl.read_parquet(tmp_path / n).height for n in names] == [3, 3, 1]
     ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "swh_Latn"), split="train")
     assert len(ds) == 7 and ds.column_names == ACCEPTED_COLUMNS
-    assert ds[0]["messages"] == [{"role": "user", "content": "Swali 1?"}, {"role": "assistant", "content": "Jibu 1."}]
-    assert ds[0]["scores"] == {"lid": 0.9, "roundtrip": None}
+    features = ds.features
+    strings = {"string", "large_string"}  # polars writes Arrow's large types; datasets keeps them
+    assert all(features[c].dtype in strings for c in ("id", "lang", "method", "category", "source_id", "model", "prompt"))
+    assert type(features["messages"]).__name__ in ("List", "LargeList")
+    assert set(features["messages"].feature) == {"role", "content"}
+    assert all(v.dtype in strings for v in features["messages"].feature.values())
+    assert {k: v.dtype for k, v in features["scores"].items()} == {"lid": "float64", "roundtrip": "float64"}
+    assert features["created_at"].dtype.startswith("timestamp[us")
+    row = next(r for r in ds if r["id"] == "id001")
+    assert row["messages"] == [{"role": "user", "content": "Swali 1?"}, {"role": "assistant", "content": "Jibu 1."}]
+    assert row["scores"] == {"lid": 0.9, "roundtrip": None} and row["source_id"] is None
+    # published files are readable like any other file the user creates (not mkstemp's 0600)
+    assert stat.S_IMODE(os.stat(tmp_path / names[0]).st_mode) == FILE_MODE
+
+
+def test_every_shard_holds_the_cells_in_their_overall_proportion(tmp_path):
+    frame = _cells()
+    names = write_language_shards(tmp_path, "swh_Latn", frame, shard_rows=8)
+    assert len(names) == 5
+    share = {cell: n / frame.height for cell, n in Counter(zip(frame["method"], frame["category"])).items()}
+    for name in names:
+        shard = pl.read_parquet(tmp_path / name)
+        counts = Counter(zip(shard["method"], shard["category"]))
+        for cell, fraction in share.items():
+            assert abs(counts[cell] - fraction * shard.height) <= 1, (name, cell, counts)
+    # the order depends on the ids only: any input order gives the same shards
+    assert balanced_order(frame.reverse())["id"].to_list() == balanced_order(frame)["id"].to_list()
+
+
+def test_rewriting_the_same_rows_leaves_shards_untouched_and_drops_stale_ones(tmp_path):
+    frame = _cells()
+    names = write_language_shards(tmp_path, "swh_Latn", frame, shard_rows=8)
+    before = {n: (tmp_path / n).read_bytes() for n in names}
+    inodes = {n: os.stat(tmp_path / n).st_ino for n in names}
+    stale = tmp_path / "swh_Latn" / "train-00000-of-00009.parquet"
+    stale.write_bytes(b"left over")
+    again = write_language_shards(tmp_path, "swh_Latn", frame.sample(fraction=1.0, shuffle=True, seed=1), shard_rows=8)
+    assert again == names
+    assert {n: (tmp_path / n).read_bytes() for n in names} == before
+    assert {n: os.stat(tmp_path / n).st_ino for n in names} == inodes  # not rewritten at all
+    assert not stale.exists()
