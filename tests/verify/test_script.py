@@ -80,7 +80,7 @@ def test_unspaced_scripts_are_detected(texts):
 def test_default_preset_rejects_the_wrong_script_with_its_reason(udhr):
     registry = load_registry()
     verifier = Verifier(load_preset("default"), registry)
-    english, khmer, amharic = udhr("eng"), udhr("khm"), udhr("amh")
+    english, khmer = udhr("eng"), udhr("khm")
     batch = [
         Candidate(id="ok", lang="khm_Khmr", text=khmer[5], source=english[5], source_lang="eng_Latn"),
         Candidate(id="latin", lang="amh_Ethi", text=english[5], source=english[5], source_lang="eng_Latn"),
@@ -91,4 +91,3 @@ def test_default_preset_rejects_the_wrong_script_with_its_reason(udhr):
     for v in verdicts[1:]:
         assert "script" in v.reasons and v.scores["script"] == 0.0
         assert any(d.startswith("script: 0% of letters in Ethi") for d in v.details)
-    assert amharic  # the fixture has Amharic text: the same filter passes it above in test_true_texts_pass
