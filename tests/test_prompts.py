@@ -8,9 +8,13 @@ def test_bundled_prompts_load_and_render():
     prompts = load_prompts()
     assert {"icl_pair", "translate_turn", "back_translate_turn"} <= set(prompts)
     lang = {"name": "Swahili", "native_name": "Kiswahili", "regions": ["Kenya"], "cultural_context": "ugali"}
-    messages = prompts["translate_turn"].render(source_language={"name": "English"}, language=lang, text="Hello {name}")
+    messages = prompts["translate_turn"].render(source_language={"name": "English"}, language=lang, text="Hello ⟦0⟧",
+                                                protected=True)
     assert messages[0]["role"] == "system" and "Swahili" in messages[-1]["content"]
-    assert "Hello {name}" in messages[-1]["content"]
+    assert "Hello ⟦0⟧" in messages[-1]["content"] and "copy each marker" in messages[-1]["content"]
+    plain = prompts["translate_turn"].render(source_language={"name": "English"}, language=lang, text="Hello",
+                                             protected=False)
+    assert "marker" not in plain[-1]["content"]  # no sentinels in the text: no instruction about them
 
 
 def test_declared_variables_must_match_the_template():
