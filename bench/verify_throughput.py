@@ -1,12 +1,13 @@
 """Throughput of synth's offline verification vs OpusFilter on the same UDHR pairs, in one run.
 
 Pairs: the held-out set of bench/_udhr_pairs.py (good pairs and every defect kind, real UDHR text) for
-the ten languages of synth's registry that lid.176 covers, drawn with a fixed seed to N rows (20,000 by
-default, so each pair appears ~9 times; synth's exact dedup rejects the repeats, after every other
-filter has scored them).
+the bench languages that synth's registry defines (27 of the 30 since the registry grew to 57 languages;
+10 before), drawn with a fixed seed to N rows (20,000 by default: 5,082 pairs, each appearing ~4 times; synth's
+dedup rejects the repeats, after every other filter has scored them).
 
 synth: `synth.verify.cli_verify.verify_file` (= `synth verify IN.parquet --output OUT.parquet`) with the
-`default` preset, offline: Parquet in, every filter, Parquet out; the LID model cache is cleared first
+`default` preset, offline: Parquet in, every filter, Parquet out, on every core the process may use
+(forked workers score chunks, dedup runs in order in the parent); the LID model cache is cleared first
 so loading lid.176 is timed.
 OpusFilter 3.3.1 in its own venv (bench/_opusfilter.py): a YAML config with one `filter` step per
 language (LanguageIDFilter with fasttext lid.176 on both sides, LengthRatioFilter char 2,
@@ -63,7 +64,7 @@ def time_synth(rows: list[Pair], tmp: Path) -> float:
         "source": [p.source for p in rows],
         "text": [p.text for p in rows],
     }).write_parquet(src)
-    load_lid.cache_clear()
+    load_lid.cache_clear()  # also drops the model's last-batch window cache: nothing is reused
     start = time.perf_counter()
     counts = verify_file(src, tmp / "verified.parquet", "default")
     seconds = time.perf_counter() - start

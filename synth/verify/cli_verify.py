@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -66,6 +68,45 @@ def candidates(chunk: pl.DataFrame) -> list[Candidate]:
     ]
 
 
+PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
+CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
+_FORKED: tuple[Verifier, list[list[Candidate]]] | None = None  # inherited by forked workers: no model reload, no pickled input
+
+
+def _score_chunk(index: int) -> list:
+    verifier, chunks = _FORKED
+    return verifier.score_filters(chunks[index])
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int):
+    """Verdicts in row order. The stateless filters run in forked worker processes, one per core, on
+    chunks of rows; dedup (stateful, order-dependent) runs here on each chunk in order, so the result
+    is the same as one process's. Small inputs, one core, or LASER (torch has its own threads and does
+    not survive a fork) stay in this process."""
+    global _FORKED
+    workers = _workers()
+    if frame.height < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        for start in range(0, frame.height, batch_rows):
+            yield from verifier.verify(candidates(frame.slice(start, batch_rows)))
+        return
+    chunks = [candidates(frame.slice(start, CHUNK_ROWS)) for start in range(0, frame.height, CHUNK_ROWS)]
+    _FORKED = (verifier, chunks)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for batch, scored in zip(chunks, pool.imap(_score_chunk, range(len(chunks)))):
+                yield from verifier.finish(batch, scored)
+    finally:
+        _FORKED = None
+
+
 def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
                 laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
                 contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
@@ -79,15 +120,13 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     names = verifier.score_names()
     columns: dict[str, list] = {f"score_{n}": [] for n in [*names, *verifier.not_run]}
     accepted, reasons = [], []
-    for start in range(0, frame.height, batch_rows):
-        chunk = frame.slice(start, batch_rows)
-        for verdict in verifier.verify(candidates(chunk)):
-            for n in names:
-                columns[f"score_{n}"].append(verdict.scores.get(n))
-            for n in verifier.not_run:
-                columns[f"score_{n}"].append(None)
-            accepted.append(verdict.accepted)
-            reasons.append(verdict.reasons)
+    for verdict in _verdicts(verifier, frame, batch_rows):
+        for n in names:
+            columns[f"score_{n}"].append(verdict.scores.get(n))
+        for n in verifier.not_run:
+            columns[f"score_{n}"].append(None)
+        accepted.append(verdict.accepted)
+        reasons.append(verdict.reasons)
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),

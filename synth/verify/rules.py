@@ -76,15 +76,15 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
             ref_row.append(row)
     h, inside, row, owner = _gram_hashes(folded, n)
     rh, rinside, rrow, _ = _gram_hashes(refs, n)
-    # the candidate's grams at every COPY_STRIDE-th position, and each text's first and last: a copied
-    # run of n + COPY_STRIDE - 1 characters or more still holds one, and inside a text its coverage
-    # starts at most COPY_STRIDE - 1 late (a whole copy scores 1)
-    edge = np.zeros(inside.size + 1, dtype=bool)
-    edge[1:] = inside
-    pick = inside & (edge[1:] != edge[:-1])  # first gram of a text
+    # the candidate's grams at every COPY_STRIDE-th position of each text, and its last one: a copied
+    # run of n + COPY_STRIDE - 1 characters or more still holds one, its coverage starts at most
+    # COPY_STRIDE - 1 late, and a whole copy scores 1. Positions count from the text's own start, so
+    # a row scores the same in any batch.
+    lengths = np.array([len(t) for t in folded], dtype=np.int64)
+    text_start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    pick = inside & ((np.arange(inside.size) - text_start[row]) % COPY_STRIDE == 0)
     pick[:-1] |= inside[:-1] & ~inside[1:]  # last gram of a text
     pick[-1:] |= inside[-1:]
-    pick[::COPY_STRIDE] |= inside[::COPY_STRIDE]
     sampled = np.flatnonzero(pick)
     with np.errstate(over="ignore"):  # a gram counts only against the references of its own row
         keys = h[sampled] + row[sampled].astype(np.uint64) * _MIX
@@ -102,8 +102,7 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
     edges[starts + n] -= 1
     covered = np.cumsum(edges[:-1]) > 0
     counts = np.bincount(owner, weights=covered, minlength=len(folded))
-    lengths = np.array([len(t) for t in folded], dtype=float)
-    return np.minimum(counts / np.maximum(lengths, 1.0), 1.0)
+    return np.minimum(counts / np.maximum(lengths, 1), 1.0)
 
 
 class EmptyFilter(Filter):
@@ -174,7 +173,7 @@ class RepetitionFilter(Filter):
 # Sentence-final marks of the scripts synth knows (Latin/Cyrillic, Armenian, Ethiopic, Devanagari,
 # Burmese, Khmer, Arabic/Urdu, Tibetan, CJK, ellipsis), and what may close a sentence after them
 _SENTENCE_END = set(".!?։።፧။។۔؟།。！？…।॥")
-_CLOSERS = "\"'”’»)]}*_፡ \t\n\r\u200b"
+_CLOSERS = "\"'”’»›)]}）」』】〕〉》*_፡ \t\n\r\u200b"
 # Scripts whose writers end sentences with a space, not a mark: UDHR Thai has none in 27 of 27 articles
 _NO_SENTENCE_MARK = {"Thai", "Laoo"}
 

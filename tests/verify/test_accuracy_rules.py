@@ -113,3 +113,11 @@ def test_amharic_with_ethiopic_word_spaces_is_amharic(udhr, labels):
     lid = LidFilter(load_lid(), labels)
     scores = lid.score([Candidate(id=str(i), lang="amh_Ethi", text=t) for i, t in enumerate(texts)])
     assert all(s == 1.0 for s in scores)
+
+
+def test_copied_share_of_a_row_does_not_depend_on_its_batch(pairs):
+    texts = [f"{_halves(t)[0]} {_halves(s)[1]}" for _, s, t in pairs]
+    sources = [[s] for _, s, _ in pairs]
+    whole = copied_share(texts, sources)
+    assert list(whole[:40]) == [copied_share([t], [s])[0] for t, s in zip(texts[:40], sources[:40])]
+    assert list(whole[7:]) == list(copied_share(texts[7:], sources[7:]))  # other offsets in the joined text
