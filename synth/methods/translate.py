@@ -129,8 +129,9 @@ class TranslateMethod:
                 prose.append("\n\n".join(strip_sentinels(o) for o in outputs))
             row.messages = messages  # kept on a structure_lost reject too, to show what broke
             row.prose = "\n\n".join(prose)
-            if problems:
-                row.error, row.error_detail = "structure_lost", "; ".join(problems)
+            if problems:  # a translation cut at max_tokens loses its tail: say so, it is the likelier cause
+                cut = "output cut at max_tokens; " if row.truncated else ""
+                row.error, row.error_detail = "structure_lost", cut + "; ".join(problems)
             rows.append(row)
         return rows
 
