@@ -111,9 +111,9 @@ def _run_main(config_path: str) -> None:
 
     with open(config_path, encoding="utf-8") as f:
         configuration = yaml.load(f)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     OpusFilter(configuration).execute_steps(overwrite=True)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import tempfile
 import time
 from collections import defaultdict
@@ -52,7 +53,13 @@ def draw(n: int, seed: int) -> list[Pair]:
     return rows[:n]
 
 
-def time_synth(rows: list[Pair], tmp: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_synth(rows: list[Pair], tmp: Path) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of this process and its (forked, reaped) workers."""
     from synth.verify.cli_verify import verify_file
     from synth.verify.lid import load_lid
 
@@ -65,12 +72,13 @@ def time_synth(rows: list[Pair], tmp: Path) -> float:
         "text": [p.text for p in rows],
     }).write_parquet(src)
     load_lid.cache_clear()  # also drops the model's last-batch window cache: nothing is reused
-    start = time.perf_counter()
+    start, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
     counts = verify_file(src, tmp / "verified.parquet", "default")
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu + _children_cpu() - children
     assert counts["rows"] == len(rows), counts
     print(f"synth: {counts['accepted']}/{counts['rows']} accepted; rejected by {counts['rejected_by_reason']}")
-    return seconds
+    return seconds, cpu_seconds
 
 
 def time_opusfilter(rows: list[Pair], tmp: Path) -> dict:
@@ -107,13 +115,16 @@ def main() -> None:
     print(f"{len(rows)} pairs in {len(langs)} languages ({', '.join(langs)}), "
           f"{sum(len(p.source) + len(p.text) for p in rows) / len(rows):.0f} characters per pair")
     with tempfile.TemporaryDirectory() as tmp:
-        synth_seconds = time_synth(rows, Path(tmp))
+        synth_seconds, synth_cpu = time_synth(rows, Path(tmp))
         opus = time_opusfilter(rows, Path(tmp))
     synth, baseline = len(rows) / synth_seconds, len(rows) / opus["seconds"]
     print(f"synth verify_file (default preset, offline): {synth_seconds:.1f}s = {synth:.0f} pairs/s")
     print(f"OpusFilter 3.3.1 execute_steps:               {opus['seconds']:.1f}s = {baseline:.0f} pairs/s "
           f"(subprocess wall time with interpreter start and imports {opus['wall_seconds']:.1f}s = "
           f"{len(rows) / opus['wall_seconds']:.0f} pairs/s)")
+    print(f"CPU seconds (all processes, so a busy machine does not skew them): synth {synth_cpu:.1f}s "
+          f"({len(rows) / synth_cpu:.0f} pairs per CPU-second), OpusFilter {opus['cpu_seconds']:.1f}s "
+          f"({len(rows) / opus['cpu_seconds']:.0f}); cpu ratio {opus['cpu_seconds'] / synth_cpu:.2f}")
     print(f"ratio {synth / baseline:.2f}")
 
 
