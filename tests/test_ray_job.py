@@ -88,14 +88,16 @@ def _stop_head(head: subprocess.Popen, temp: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    # Ray gives a starting raylet a fixed 30 s to register: on a machine loaded by parallel work that can
-    # run out, so a head that did not come up gets two more tries
-    for attempt in range(3):
+    # Ray gives a starting raylet a fixed 30 s to register (ray/_private/node.py): on a 2-core machine
+    # loaded by parallel work (load average 30+) that can run out, so a head that did not come up is
+    # started again, a few times
+    attempts = 5
+    for attempt in range(attempts):
         try:
             head, info, temp = _start_head()
             break
         except RuntimeError as exc:
-            if attempt == 2:
+            if attempt == attempts - 1:
                 raise
             print(f"retrying: {exc}", file=sys.stderr)
     try:
@@ -262,7 +264,7 @@ def test_ray_job_submit_runs_synth_and_writes_the_contract_outputs(ray_head, tin
     assert _job_status(ray_head, result) == "SUCCEEDED"
     # the driver's logs reach the submitter: replica placement (the head's fake GPU) and per-round progress
     assert re.search(r"replica\(s\) of .*, each on 1 CPU, 1 GPU", logs), logs[-4000:]
-    assert re.search(r"round 1 fra_Latn: accepted \d+/3", logs), logs[-4000:]
+    assert re.search(r"(round \d+|progress) fra_Latn: accepted \d+/3", logs), logs[-4000:]
     manifest = json.loads((out / "manifest.json").read_text())
     stats = manifest["languages"]["fra_Latn"]
     shards = sorted((out / "fra_Latn").glob("train-*.parquet"))
