@@ -388,8 +388,9 @@ class JobRun:
         planner.restore(cells(earlier), cells(earlier.filter(pl.col("accepted"))), last - 1)
         if verifier.dedup:  # what verification remembered: every row that passed the filters, surplus too
             passed = previous.filter(pl.col("accepted") | (pl.col("reject_reasons").list.join(",") == "surplus"))
-            for r in passed.iter_rows(named=True):
-                verifier.dedup.remember(r["lang"], ["\n\n".join(m["content"] for m in r["messages"])])
+            for (lang,), group in passed.group_by("lang"):  # one call per language: the index is built in batches
+                verifier.dedup.remember(lang, ["\n\n".join(m["content"] for m in messages)
+                                               for messages in group["messages"].to_list()])
         parts = [int(path.name.split("-")[2].split(".")[0]) for path in (self.out / WORK).glob(f"round-{last:04d}-*.parquet")]
         log.info("resuming %s in round %d after %d committed slice(s) of it (%d rows committed in all)",
                  self.out, last, len(parts), previous.height)
