@@ -19,10 +19,11 @@ _CODE = re.compile(r"```.*?```|`[^`\n]*`|https?://\S+", re.S)
 
 
 def _fold(text: str) -> str:
-    """Case-folded, whitespace runs as one space, code and URLs dropped (copied on purpose)."""
+    """Case-folded, whitespace runs as one space, code and URLs dropped (copied on purpose); NUL,
+    which separates the texts of a batch, becomes a space."""
     if "`" in text or "://" in text:
         text = _CODE.sub(" ", text)
-    return " ".join(text.casefold().split())
+    return " ".join(text.replace("\x00", " ").casefold().split())
 
 
 _BASE = 1099511628211  # odd, so invertible modulo 2^64
@@ -47,7 +48,8 @@ def _gram_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.n
 
     Polynomial hashes from one prefix sum (sum of c_j * BASE^j, times BASE^-i), modulo 2^64: a few
     passes over the characters whatever n is."""
-    codes = np.frombuffer("\x00".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    # "replace": a lone surrogate (never in Parquet strings) becomes "?" instead of raising
+    codes = np.frombuffer("\x00".join(texts).encode("utf-32-le", "replace"), dtype=np.uint32).astype(np.uint64)
     owner = np.cumsum(codes == 0)
     m = codes.size - n + 1
     if m <= 0:

@@ -121,3 +121,10 @@ def test_copied_share_of_a_row_does_not_depend_on_its_batch(pairs):
     whole = copied_share(texts, sources)
     assert list(whole[:40]) == [copied_share([t], [s])[0] for t, s in zip(texts[:40], sources[:40])]
     assert list(whole[7:]) == list(copied_share(texts[7:], sources[7:]))  # other offsets in the joined text
+
+
+def test_copy_never_crashes_on_odd_text(pairs):
+    lang, src, tgt = pairs[0]
+    odd = [tgt[:50] + "\x00" + tgt[50:], "\ud800 lone surrogate " + tgt, "", "   ", src]
+    scores = CopyFilter().score([_c(lang, src, t) for t in odd])
+    assert scores[0] < 0.2 and scores[1] < 0.2 and scores[2] is None and scores[3] is None and scores[4] == 1.0
