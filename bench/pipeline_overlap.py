@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8, help="engine batch: slices are 2 batches per replica")
+    parser.add_argument("--order", default="sequential,pipelined",
+                        help="run order; the first run also pays warm-up, so try both orders")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     logging.basicConfig(level=logging.WARNING)
@@ -73,16 +75,21 @@ def main() -> None:
     pool = start_engine(job_config(model, args.rows, 0, args.preset, args.max_tokens, args.batch_size, cpu))
     try:
         times, frames = {}, {}
+        settings = {"sequential": 0, "pipelined": workers}
         with tempfile.TemporaryDirectory() as tmp:
-            for label, w in (("sequential", 0), ("pipelined", workers)):
+            for label in args.order.split(","):
+                w = settings[label]
                 job = job_config(model, args.rows, w, args.preset, args.max_tokens, args.batch_size, cpu)
                 out = Path(tmp) / label
+                run = JobRun(prepare(job), out)
                 start = time.perf_counter()
-                manifest = JobRun(prepare(job), out).run(engine=pool)
+                manifest = run.run(engine=pool)
                 times[label] = time.perf_counter() - start
                 frames[label] = committed(out)
                 slices = len(list((out / "_work").glob("round-*.parquet")))
-                print(f"{label:<11} verify.workers={w!s:<5} {times[label]:7.1f}s  {frames[label].height} attempts "
+                generating = run._tokens_time  # wall time inside the engine's generate calls
+                print(f"{label:<11} verify.workers={w!s:<5} {times[label]:7.1f}s  (generating {generating:.1f}s, "
+                      f"the rest {times[label] - generating:.1f}s)  {frames[label].height} attempts "
                       f"in {slices} slices, {manifest['totals']['accepted']} accepted")
         same = frames["sequential"].equals(frames["pipelined"])
         print(f"same ids and verdicts: {same}")
