@@ -30,7 +30,7 @@ def job_config(model: str, rows: int, workers, preset: str, max_tokens: int, bat
                     for lang in ("fra_Latn", "swh_Latn")],
         "sources": {"path": str(ROOT / "examples" / "sources" / "en_sft.jsonl")},
         "engine": {"type": "vllm", "model": model, "max_model_len": 1536, "num_cpus": 1, "batch_size": batch_size,
-                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"} if cpu else {},
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "float32"} if cpu else {},
                    "env": CPU_ENV if cpu else {}},
         "sampling": {"max_tokens": max_tokens, "temperature": 0.0, "top_p": 1.0, "seed": 0},
         "plan": {"max_rounds": 2, "max_attempts_per_row": 3},

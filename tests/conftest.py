@@ -64,7 +64,7 @@ def tiny_pool(ray_address, tiny_model_dir):
 
     # a small token budget per step makes vLLM prefill longer prompts in chunks (as large batches do)
     config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=32, num_cpus=1,
-                              engine_kwargs={"enforce_eager": True, "dtype": "bfloat16", "max_num_batched_tokens": 128},
+                              engine_kwargs={"enforce_eager": True, "dtype": "float32", "max_num_batched_tokens": 128},
                               env=CPU_ENV)
     pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(max_tokens=16, seed=0))
     yield pool

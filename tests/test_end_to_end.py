@@ -37,7 +37,7 @@ def small_job(tmp_path_factory, smollm2_dir) -> Path:
         "sources": {"path": str(EXAMPLES / "sources" / "en_sft.jsonl")},
         "engine": {"type": "vllm", "model": "bundled:smollm2", "max_model_len": 1536, "num_cpus": 1,
                    "batch_size": 4,  # slices of 8 attempts: rounds are committed in several parts
-                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "float32"}, "env": CPU_ENV},
         "sampling": {"max_tokens": 96, "temperature": 0.7, "top_p": 1.0, "seed": 1},
         "plan": {"max_rounds": 2, "max_attempts_per_row": 3},
         "output": {"shard_rows": 1},

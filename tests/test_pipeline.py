@@ -35,7 +35,7 @@ def tiny_job(tmp_path: Path, model_dir: str, workers, rows: int = 4) -> JobConfi
                     for lang in ("fra_Latn", "swh_Latn")],
         "sources": {"path": str(EXAMPLES / "sources" / "en_sft.jsonl")},
         "engine": {"type": "vllm", "model": model_dir, "max_model_len": 1024, "num_cpus": 1, "batch_size": 4,
-                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "float32"}, "env": CPU_ENV},
         "icl": {"k": 1},
         # greedy (the same prompts give the same text in every run, so runs compare row by row); the
         # repetition penalty keeps the random model from emitting only newlines

@@ -230,7 +230,7 @@ def _job_dir(parent: Path, model: str, **overrides) -> Path:
                      "categories": ["open_qa"], "seeds": "seeds/fra_Latn.jsonl"}],
         "sources": {"path": "sources/en_sft.jsonl"},
         "engine": {"model": model, "max_model_len": 512, "num_cpus": 1, "batch_size": 4,
-                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "float32"}, "env": CPU_ENV},
         "sampling": {"max_tokens": 24, "temperature": 0.7, "top_p": 1.0, "seed": 1},
         "verify": {"preset": "permissive.yaml"},
         "plan": {"max_rounds": 2, "max_attempts_per_row": 3},

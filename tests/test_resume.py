@@ -67,7 +67,7 @@ def resume_job(tmp_path_factory, tiny_model_dir) -> Path:
         "sources": {"path": str(_sources(directory / "sources.jsonl"))},
         "engine": {"type": "vllm", "model": tiny_model_dir, "max_model_len": 512, "num_cpus": 1,
                    "batch_size": 4,  # slices of 8 attempts: round 1 (14 attempts) is committed in 2 parts
-                   "engine_kwargs": {"enforce_eager": True, "dtype": "bfloat16"}, "env": CPU_ENV},
+                   "engine_kwargs": {"enforce_eager": True, "dtype": "float32"}, "env": CPU_ENV},
         "sampling": {"max_tokens": 12, "temperature": 0.8, "top_p": 1.0, "seed": 3},
         # scoring in the driver: no verifier actors to start in each of the four runs (the pipelined
         # loop, slice k committed after slice k+1 is generated, is the same)

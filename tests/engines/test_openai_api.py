@@ -39,7 +39,7 @@ def vllm_url(tiny_model_dir, tmp_path_factory):
         server = subprocess.Popen(
             [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model_dir,
              "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "256", "--enforce-eager",
-             "--dtype", "bfloat16", "--served-model-name", "tiny"],
+             "--dtype", "float32", "--served-model-name", "tiny"],
             env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

@@ -50,7 +50,7 @@ def test_killing_a_replica_mid_job_loses_and_duplicates_nothing(ray_address, tin
     from tests.conftest import CPU_ENV
 
     config = VllmEngineConfig(model=tiny_model_dir, replicas=2, max_model_len=256, batch_size=4, num_cpus=0,
-                              max_restarts=0, engine_kwargs={"enforce_eager": True, "dtype": "bfloat16"}, env=CPU_ENV)
+                              max_restarts=0, engine_kwargs={"enforce_eager": True, "dtype": "float32"}, env=CPU_ENV)
     pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(max_tokens=24, seed=0))
     try:
         victim = pool.replicas[0]
