@@ -107,10 +107,6 @@ def sketch(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return keys, signatures
 
 
-def normalised_hash(text: str) -> str:
-    return sketch([text])[0][0]
-
-
 def estimated_jaccard(a: str, b: str) -> float:
     _, (sa, sb) = sketch([a, b])
     return float((sa == sb).mean())
