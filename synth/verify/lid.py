@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import importlib.util
+import struct
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from synth.verify.base import Candidate, Filter
+import numpy as np
 
+from synth.errors import ConfigError
+from synth.verify.base import Candidate, Filter
+from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
 
 
 def clean_for_lid(text: str) -> str:
     """One line (fastText reads one), words split as fastText expects: the Ethiopic wordspace
     U+1361, which older Amharic text writes instead of spaces, becomes a space (with it lid.176 reads
-    UDHR Amharic as Russian; without it, 30 of 30 articles as Amharic)."""
-    if "\u1361" in text:
-        text = text.replace("\u1361", " ")
+    UDHR Amharic as Russian; without it, 30 of 30 articles as Amharic); so does NUL, which fastText
+    reads as a space."""
+    if "\u1361" in text or "\x00" in text:
+        text = text.replace("\u1361", " ").replace("\x00", " ")
     return " ".join(text.split())
 
 
@@ -28,73 +34,70 @@ def bundled_lid_path() -> Path:
     return Path(spec.submodule_search_locations[0]) / "resources" / "lid.176.ftz"
 
 
+@dataclass
+class WindowScan:
+    """LID of every window (see `windows`) of a batch of texts: one pass serves both filters, `lid`
+    (the windows' probabilities averaged over the text, weighted by length) and `mixed_language`
+    (each window's). Averaged windows decide as well as one call on the whole text (UDHR defect set:
+    797 vs 790 of 806 good pairs accepted, 2 vs 0 of 806 wrong-language pairs) and save that call."""
+
+    first: np.ndarray  # index of each text's first window; first[i + 1] - first[i] windows (n_texts + 1)
+    chars: np.ndarray  # characters of each window
+    labels: np.ndarray  # (windows, k) label ids, best first; -1: none
+    probs: np.ndarray  # (windows, k) their probabilities
+
+    def text_probs(self, n_labels: int) -> np.ndarray:
+        """(texts, labels): each text's windows' probabilities averaged, weighted by window length
+        (a label outside a window's top k counts 0 there)."""
+        n_texts = self.first.size - 1
+        text = np.repeat(np.arange(n_texts), np.diff(self.first))
+        size = np.maximum(np.bincount(text, weights=self.chars, minlength=n_texts), 1)
+        weight = self.chars / size[text]
+        ok = self.labels >= 0
+        keys = (text[:, None] * n_labels + self.labels)[ok]
+        values = (self.probs * weight[:, None])[ok]
+        return np.bincount(keys, weights=values, minlength=n_texts * n_labels).reshape(n_texts, n_labels)
+
+
 class LidModel:
-    """A fastText classifier loaded with fasttext-predict; labels without the `__label__` prefix."""
+    """A fastText LID classifier (run by `fasttext_np`, the same probabilities as fastText's C++);
+    labels without the `__label__` prefix."""
 
     def __init__(self, path: str | Path | None = None):
-        import fasttext
-
         self.path = Path(path) if path else bundled_lid_path()
-        self.model = fasttext.load_model(str(self.path))
-        # fasttext-predict has no get_labels(): k=-1 returns every label of the model
-        labels, _ = self.model.predict("label inventory", k=-1, threshold=-1.0)
-        self.labels = {label.removeprefix("__label__") for label in labels}
-        self._last: tuple[tuple[str, ...], list] | None = None
+        try:
+            self.model = FastTextModel(self.path)
+        except (ValueError, struct.error) as exc:
+            raise ConfigError(f"lid_model {self.path}: cannot read it as a fastText classifier ({exc}); "
+                              f"give a fastText LID model such as lid.176.bin or GlotLID's model.bin") from exc
+        self.label_list = [label.removeprefix(LABEL_PREFIX) for label in self.model.labels]
+        self.label_ids = {label: i for i, label in enumerate(self.label_list)}
+        self.labels = set(self.label_list)
+        self._last: tuple[tuple[str, ...], WindowScan] | None = None
 
     def covers(self, label: str | None) -> bool:
         return label is not None and label in self.labels
 
-    def target_scores(self, texts: Sequence[str], label: str, k: int = 10) -> list[float]:
-        """P(label) / P(most likely label) over each text's windows (see `windowed`): 1.0 when the
-        target is the top guess, 0 when it is outside the top k of every window.
-
-        The ratio is steadier than the raw probability: lid.176 spreads probability thinly over
-        related languages for low-resource ones (real Swahili UDHR articles get P(sw) of 0.1-0.6
-        while sw is still the top guess), yet text in another language scores near 0.
-        """
-        return [target_score(probs, label) for probs in self.text_probs(self.windowed(texts))]
-
-    def windowed(self, texts: Sequence[str]) -> list[list[tuple[str, dict[str, float]]]]:
-        """Each text's LID windows (see `windows`) with their top-5 probabilities (k=10 costs 20% more).
-
-        One pass serves both filters: `lid` reads the windows' probabilities averaged over the text
-        (weighted by length), `mixed_language` each window's. The last batch is kept, so the second
-        filter of the same batch costs nothing. Averaged windows decide as well as one call on the
-        whole text (UDHR defect set: 797 vs 790 of 806 good pairs accepted, 2 vs 0 of 806
-        wrong-language pairs) and save that call, a third of verification time.
-        """
+    def scan(self, texts: Sequence[str], k: int = 5) -> WindowScan:
+        """Each text's LID windows with their top-5 probabilities (k=10 costs 20% more). The last
+        batch is kept, so the second filter of the same batch costs nothing."""
         key = tuple(texts)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        out = []
-        for text in texts:
-            pieces = windows(text)
-            out.append(list(zip(pieces, self.predict(pieces, k=5))))
-        self._last = (key, out)
-        return out
-
-    @staticmethod
-    def text_probs(windowed: list[list[tuple[str, dict[str, float]]]]) -> list[dict[str, float]]:
-        """Probabilities of whole texts: their windows' averaged, weighted by window length."""
-        out = []
-        for pieces in windowed:
-            total: dict[str, float] = {}
-            size = sum(len(piece) for piece, _ in pieces) or 1
-            for piece, probs in pieces:
-                for label, p in probs.items():
-                    total[label] = total.get(label, 0.0) + p * len(piece) / size
-            out.append(total)
-        return out
+        pieces = [windows(text) for text in texts]
+        flat = [piece for group in pieces for piece in group]
+        labels, probs = self.model.top_k([piece.split(" ") for piece in flat], k)
+        scan = WindowScan(first=np.concatenate([[0], np.cumsum([len(g) for g in pieces])]).astype(np.int64),
+                          chars=np.array([len(piece) for piece in flat], dtype=np.float64),
+                          labels=labels, probs=probs)
+        self._last = (key, scan)
+        return scan
 
     def predict(self, texts: Sequence[str], k: int = 5) -> list[dict[str, float]]:
-        """Top-k label probabilities per text (see clean_for_lid)."""
-        predict = self.model.f.predict  # the pybind call itself: the wrapper's checks cost as much as a short text
-        return [{label[9:]: p for p, label in predict(clean_for_lid(text) + "\n", k, 0.0, "strict")} for text in texts]
-
-
-def target_score(probs: dict[str, float], label: str) -> float:
-    best = max(probs.values(), default=0.0)
-    return probs.get(label, 0.0) / best if best > 0 else 0.0
+        """Top-k label probabilities of each whole text (see clean_for_lid)."""
+        labels, probs = self.model.top_k([clean_for_lid(text).split(" ") if text.strip() else [] for text in texts], k)
+        return [{self.label_list[i]: p for i, p in zip(ls, ps) if i >= 0}
+                for ls, ps in zip(labels.tolist(), probs.tolist())]
 
 
 @lru_cache(maxsize=4)
@@ -103,7 +106,7 @@ def load_lid(path: str | None = None) -> LidModel:
 
 
 class LidFilter(Filter):
-    """How strongly LID says the candidate is in its target language (see LidModel.target_scores)."""
+    """How strongly LID says the candidate is in its target language."""
 
     name = "lid"
     default_threshold = 0.5
@@ -115,12 +118,23 @@ class LidFilter(Filter):
         self.labels = labels  # lang code -> LID label; None: skipped for that language
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
-        probs = self.model.text_probs(self.model.windowed([c.text for c in batch]))
+        """P(target) / P(most likely label), each averaged over the text's windows: 1.0 when the
+        target is the top guess, 0 when it is outside the top 5 of every window.
+
+        The ratio is steadier than the raw probability: lid.176 spreads probability thinly over
+        related languages for low-resource ones (real Swahili UDHR articles get P(sw) of 0.1-0.6
+        while sw is still the top guess), yet text in another language scores near 0.
+        """
+        probs = self.model.scan([c.text for c in batch]).text_probs(len(self.model.label_list))
+        best = probs.max(axis=1, initial=0.0).tolist()
         out: list[float | None] = []
-        for c, p in zip(batch, probs):
+        for i, c in enumerate(batch):
             label = self.labels.get(c.lang)
-            # empty text is in no language: 0
-            out.append(None if not label else target_score(p, label) if c.text.strip() else 0.0)
+            j = self.model.label_ids.get(label, -1)
+            if not label:
+                out.append(None)
+            else:  # empty text is in no language: 0
+                out.append(float(probs[i, j]) / best[i] if j >= 0 and best[i] > 0 and c.text.strip() else 0.0)
         return out
 
     def explain(self, score: float, lang: str) -> str:
@@ -176,39 +190,39 @@ class MixedLanguageFilter(Filter):
         self.labels = labels
 
     @staticmethod
-    def foreign(probs: dict[str, float], label: str, source_label: str | None) -> bool:
-        """A window is in another language when LID places it, far ahead of the target, in the source
-        language (P >= 0.5, the target under 0.3 of it), the likely intruder; or, with near certainty
+    def foreign(best: np.ndarray, p: np.ndarray, target: np.ndarray, target_id: np.ndarray,
+                source_id: np.ndarray) -> np.ndarray:
+        """Per window (top label `best` with probability `p`, the target's probability `target`): in
+        another language when LID places it, far ahead of the target, in the source language
+        (P >= 0.5, the target under 0.3 of it), the likely intruder; or, with near certainty
         (P >= 0.9, the target under 0.05 of it), in any other language.
 
         The looser rule for every language flagged windows of genuine Uzbek, Afrikaans and Yoruba
         UDHR articles, which lid.176 often assigns to a related language with P 0.5-0.9; English in
         them scores P(en) > 0.9.
         """
-        if not probs:
-            return False
-        best = max(probs, key=probs.get)
-        if best == label:
-            return False
-        p, target = probs[best], probs.get(label, 0.0)
-        if best == source_label:
-            return p >= 0.5 and target < 0.3 * p
-        return p >= 0.9 and target < 0.05 * p
+        from_source = (p >= 0.5) & (target < 0.3 * p)
+        elsewhere = (p >= 0.9) & (target < 0.05 * p)
+        return (best >= 0) & (best != target_id) & np.where(best == source_id, from_source, elsewhere)
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
-        out: list[float | None] = []
-        for c, pieces in zip(batch, self.model.windowed([c.text for c in batch])):
-            label = self.labels.get(c.lang)
-            if not label or len(pieces) < 2:
-                out.append(None)  # one window: whole-text LID already decides
-                continue
-            source_label = self.labels.get(c.source_lang) if c.source_lang else "en"
-            flags = [self.foreign(probs, label, source_label) for _, probs in pieces]
-            # a lone foreign window between two in the target language is a name or a term, not a switch
-            counted = [f and not (0 < i < len(flags) - 1 and not flags[i - 1] and not flags[i + 1])
-                       for i, f in enumerate(flags)]
-            out.append(sum(len(p) for (p, _), f in zip(pieces, counted) if f) / sum(len(p) for p, _ in pieces))
-        return out
+        scan = self.model.scan([c.text for c in batch])
+        ids = self.model.label_ids
+        count = np.diff(scan.first)
+        text = np.repeat(np.arange(len(batch)), count)
+        target_id = np.array([ids.get(self.labels.get(c.lang), -2) for c in batch], dtype=np.int64)[text]
+        source_id = np.array([ids.get(self.labels.get(c.source_lang) if c.source_lang else "en", -2)
+                              for c in batch], dtype=np.int64)[text]
+        target = (scan.probs * (scan.labels == target_id[:, None])).sum(axis=1)
+        flags = self.foreign(scan.labels[:, 0], scan.probs[:, 0], target, target_id, source_id)
+        # a lone foreign window between two in the target language is a name or a term, not a switch
+        position = np.arange(text.size) - scan.first[text]
+        inner = (position > 0) & (position < count[text] - 1)
+        lone = inner & ~np.r_[False, flags[:-1]] & ~np.r_[flags[1:], False]
+        foreign_chars = np.bincount(text, weights=scan.chars * (flags & ~lone), minlength=len(batch))
+        all_chars = np.bincount(text, weights=scan.chars, minlength=len(batch))
+        return [None if not self.labels.get(c.lang) or n < 2 else float(f / t)  # one window: `lid` decides
+                for c, n, f, t in zip(batch, count.tolist(), foreign_chars.tolist(), all_chars.tolist())]
 
     def explain(self, score: float, lang: str) -> str:
         return f"mixed_language: {score:.0%} of the text is not in {self.labels.get(lang)} (max {self.threshold_for(lang):.0%})"
