@@ -107,6 +107,14 @@ def _verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int):
         _FORKED = None
 
 
+def string_lists(name: str, lists: list[list[str]]) -> pl.Series:
+    """A List(String) column, built from one joined string per row: polars converts a Python list
+    of lists row by row, 8x slower (a tenth of `synth verify`'s time at 20,000 rows)."""
+    joined = pl.Series(name, ["\x1f".join(items) for items in lists], dtype=pl.String)
+    return pl.select(pl.when(joined.str.len_bytes() == 0).then(pl.lit([], dtype=pl.List(pl.String)))
+                     .otherwise(joined.str.split("\x1f")).alias(name)).to_series()
+
+
 def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
                 laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
                 contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
@@ -130,7 +138,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),
-        pl.Series("reject_reasons", reasons, dtype=pl.List(pl.String)),
+        string_lists("reject_reasons", reasons),
     )
     from synth.shards import atomic_write_parquet
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +75,16 @@ class Verdict:
     details: list[str] = field(default_factory=list)  # human-readable, one per reason
 
 
+def _rejected(f: Filter, scores: list[float | None], langs: list[str]) -> list[int]:
+    """Rows whose score fails `f.accept` (vectorised: per-row calls cost as much as cheap filters);
+    None is not applicable, NaN fails."""
+    limit_of = {lang: f.threshold_for(lang) for lang in set(langs)}
+    limits = np.fromiter(map(limit_of.__getitem__, langs), dtype=np.float64, count=len(langs))
+    values = np.array(scores, dtype=np.float64)  # None -> NaN
+    passed = values >= limits if f.higher_is_better else values <= limits
+    return [i for i in np.flatnonzero(~passed).tolist() if scores[i] is not None]
+
+
 class Verifier:
     """Runs a preset on batches of candidates. Filters that cannot run are listed in `not_run`."""
 
@@ -140,12 +151,14 @@ class Verifier:
     def score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
         """Every stateless filter (no dedup): safe to run anywhere, in any order (verifier workers)."""
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
+        langs = [c.lang for c in batch]
         for f in self.filters:
-            for c, verdict, score in zip(batch, verdicts, f.score(batch)):
+            scores = f.score(batch)
+            for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
-                if score is not None and not f.accept(score, c.lang):
-                    verdict.reasons.append(f.name)
-                    verdict.details.append(f.explain_candidate(c, score))
+            for i in _rejected(f, scores, langs):
+                verdicts[i].reasons.append(f.name)
+                verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
         if self.roundtrip:
             for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                 verdict.scores["roundtrip_bleu"] = bleu
