@@ -13,7 +13,7 @@ from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify.base import Candidate
 from synth.verify.lid import load_lid
-from synth.verify.pipeline import Verifier, load_preset
+from synth.verify.pipeline import Verifier, load_preset, paused_gc
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")
 OPTIONAL = ("back_translation", "truncated")
@@ -128,13 +128,14 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     names = verifier.score_names()
     columns: dict[str, list] = {f"score_{n}": [] for n in [*names, *verifier.not_run]}
     accepted, reasons = [], []
-    for verdict in _verdicts(verifier, frame, batch_rows):
-        for n in names:
-            columns[f"score_{n}"].append(verdict.scores.get(n))
-        for n in verifier.not_run:
-            columns[f"score_{n}"].append(None)
-        accepted.append(verdict.accepted)
-        reasons.append(verdict.reasons)
+    with paused_gc():
+        for verdict in _verdicts(verifier, frame, batch_rows):
+            for n in names:
+                columns[f"score_{n}"].append(verdict.scores.get(n))
+            for n in verifier.not_run:
+                columns[f"score_{n}"].append(None)
+            accepted.append(verdict.accepted)
+            reasons.append(verdict.reasons)
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),

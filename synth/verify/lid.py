@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Sequence
 
@@ -84,11 +86,11 @@ class LidModel:
         key = tuple(texts)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        pieces = [windows(text) for text in texts]
-        flat = [piece for group in pieces for piece in group]
-        labels, probs = self.model.top_k([piece.split(" ") for piece in flat], k)
+        pieces = [window_words(text) for text in texts]
+        flat = [words for group in pieces for words in group]
+        labels, probs = self.model.top_k(flat, k)
         scan = WindowScan(first=np.concatenate([[0], np.cumsum([len(g) for g in pieces])]).astype(np.int64),
-                          chars=np.array([len(piece) for piece in flat], dtype=np.float64),
+                          chars=np.array([sum(map(len, words)) + len(words) - 1 for words in flat], dtype=np.float64),
                           labels=labels, probs=probs)
         self._last = (key, scan)
         return scan
@@ -146,28 +148,40 @@ MAX_WINDOWS = 12  # longer texts get longer windows, so a row costs at most this
 
 
 def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[str]:
-    """The text in consecutive windows of whole words of at least `min_chars` characters (character
-    runs for scripts written without spaces), the last short piece joined to the one before.
+    """The text in consecutive windows of whole words of at least `min_chars` characters (see
+    `window_words`)."""
+    return [" ".join(words) for words in window_words(text, min_chars, max_windows)]
+
+
+def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[list[str]]:
+    """The words of each window: consecutive whole words of at least `min_chars` characters joined
+    (character runs for scripts written without spaces), the last short piece joined to the one
+    before; the words are fastText's tokens of the window.
 
     Fixed windows, not sentences: a switch of language inside a sentence (or in a text with no
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
     words = clean_for_lid(text).split()
-    size = max(min_chars, sum(len(w) + 1 for w in words) // max_windows + 1)
-    out: list[str] = []
-    current = ""
-    for word in words:
-        for piece in [word] if len(word) <= size else [word[i:i + size] for i in range(0, len(word), size)]:
-            current = f"{current} {piece}" if current else piece
-            if len(current) >= size:
-                out.append(current)
-                current = ""
-    if current:
-        if out and len(current) < size // 2:
-            out[-1] = f"{out[-1]} {current}"
+    if not words:
+        return []
+    size = max(min_chars, (sum(map(len, words)) + len(words)) // max_windows + 1)
+    if max(map(len, words)) > size:
+        words = [word[i:i + size] for word in words for i in range(0, len(word), size)]
+    ends = list(accumulate(len(word) + 1 for word in words))  # characters up to each word, a space after
+    out: list[list[str]] = []
+    start, before = 0, 0
+    while True:  # a window ends at the first word that brings it to `size` characters
+        end = bisect_left(ends, before + size + 1, lo=start)
+        if end >= len(words):
+            break
+        out.append(words[start:end + 1])
+        start, before = end + 1, ends[end]
+    if start < len(words):
+        if out and ends[-1] - before - 1 < size // 2:
+            out[-1] = out[-1] + words[start:]
         else:
-            out.append(current)
+            out.append(words[start:])
     return out
 
 
