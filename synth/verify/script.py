@@ -128,11 +128,21 @@ def _script_table(script: str) -> np.ndarray:
     return np.where(np.isin(table, ids), 2, (table != 0).astype(np.uint8)).astype(np.uint8)
 
 
-def _prose_codes(text: str) -> np.ndarray:
-    """Code points of `text` without code, URLs and e-mail addresses."""
+def _prose(text: str) -> str:
+    """`text` without code, URLs and e-mail addresses."""
     if "`" in text or "://" in text or "www." in text or "@" in text:
         text = _NOT_PROSE.sub(" ", text)
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return text
+
+
+def _code_points(text: str) -> np.ndarray:
+    # "replace": a lone surrogate (never in Parquet strings) becomes one "?" instead of raising
+    return np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
+
+
+def _prose_codes(text: str) -> np.ndarray:
+    """Code points of `text` without code, URLs and e-mail addresses."""
+    return _code_points(_prose(text))
 
 
 def _in_and_counted(text: str, script: str) -> tuple[int, int]:
@@ -174,7 +184,21 @@ class ScriptFilter(Filter):
             _script_table(script)  # built once per process
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
-        return [script_share(c.text, self.scripts[c.lang]) if c.lang in self.scripts else None for c in batch]
+        """`script_share` of every row, one table lookup per script for the whole batch."""
+        out: list[float | None] = [None] * len(batch)
+        by_script: dict[str, list[int]] = {}
+        for i, c in enumerate(batch):
+            if c.lang in self.scripts:
+                by_script.setdefault(self.scripts[c.lang], []).append(i)
+        for script, rows in by_script.items():
+            texts = [_prose(batch[i].text) for i in rows]
+            marks = _script_table(script)[_code_points("".join(texts))]
+            owner = np.repeat(np.arange(len(rows)), [len(t) for t in texts])
+            counted = np.bincount(owner, weights=marks != 0, minlength=len(rows))
+            inside = np.bincount(owner, weights=marks == 2, minlength=len(rows))
+            for i, n, k in zip(rows, counted.tolist(), inside.tolist()):
+                out[i] = k / n if n else None
+        return out
 
     def explain(self, score: float, lang: str) -> str:
         return (f"script: {score:.0%} of letters in {self.scripts.get(lang, '?')} "
