@@ -185,7 +185,17 @@ class DedupFilter(Filter):
         for key, signature in zip(*sketch(list(texts))):
             index.add(key, signature)
 
+    def remember_sketches(self, lang: str, keys: Sequence[str], signatures: np.ndarray) -> None:
+        """`remember` for texts already sketched (by `sketch_and_score`): a kept row is sketched once."""
+        index = self.indexes.setdefault(lang, _Index())
+        for key, signature in zip(keys, signatures):
+            index.add(key, signature)
+
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
+        return self.sketch_and_score(batch)[0]
+
+    def sketch_and_score(self, batch: Sequence[Candidate]) -> tuple[list[float | None], list[str], np.ndarray]:
+        """Scores, and each row's exact key and signature for `remember_sketches`."""
         out: list[float | None] = []
         in_batch: dict[str, _Index] = {}
         keys, signatures = sketch([c.text for c in batch])
@@ -198,7 +208,7 @@ class DedupFilter(Filter):
             out.append(score)
             if self.accept(score, c.lang):
                 in_batch.setdefault(c.lang, _Index()).add(key, signature)
-        return out
+        return out, keys, signatures
 
     def explain(self, score: float, lang: str) -> str:
         if score >= 1.0:

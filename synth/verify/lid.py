@@ -23,9 +23,14 @@ def clean_for_lid(text: str) -> str:
     U+1361, which older Amharic text writes instead of spaces, becomes a space (with it lid.176 reads
     UDHR Amharic as Russian; without it, 30 of 30 articles as Amharic); so does NUL, which fastText
     reads as a space."""
+    return " ".join(lid_words(text))
+
+
+def lid_words(text: str) -> list[str]:
+    """The words of `clean_for_lid(text)`."""
     if "\u1361" in text or "\x00" in text:
         text = text.replace("\u1361", " ").replace("\x00", " ")
-    return " ".join(text.split())
+    return text.split()
 
 
 def bundled_lid_path() -> Path:
@@ -162,7 +167,7 @@ def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MA
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
-    words = clean_for_lid(text).split()
+    words = lid_words(text)
     if not words:
         return []
     size = max(min_chars, (sum(map(len, words)) + len(words)) // max_windows + 1)

@@ -187,22 +187,25 @@ class Verifier:
 
     def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
         """The stateful part: dedup against what was accepted before, then remember. Call in order."""
-        if self.dedup:
-            # dedup only among rows that passed everything else, so a rejected row never blocks a good one
-            passing = [i for i, v in enumerate(verdicts) if not v.reasons]
-            scores = self.dedup.score([batch[i] for i in passing])
-            for i, v in enumerate(verdicts):
-                v.scores["dedup"] = None
-            for i, score in zip(passing, scores):
-                verdicts[i].scores["dedup"] = score
-                if not self.dedup.accept(score, batch[i].lang):
-                    verdicts[i].reasons.append("dedup")
-                    verdicts[i].details.append(self.dedup.explain(score, batch[i].lang))
-        for c, verdict in zip(batch, verdicts):
-            verdict.accepted = not verdict.reasons
-            if verdict.accepted and self.dedup:
-                self.dedup.remember(c.lang, [c.text])
-        return verdicts
+        with paused_gc():
+            passing: list[int] = []
+            if self.dedup:
+                # dedup only among rows that passed everything else, so a rejected row never blocks a good one
+                passing = [i for i, v in enumerate(verdicts) if not v.reasons]
+                scores, keys, signatures = self.dedup.sketch_and_score([batch[i] for i in passing])
+                for v in verdicts:
+                    v.scores["dedup"] = None
+                for i, score in zip(passing, scores):
+                    verdicts[i].scores["dedup"] = score
+                    if not self.dedup.accept(score, batch[i].lang):
+                        verdicts[i].reasons.append("dedup")
+                        verdicts[i].details.append(self.dedup.explain(score, batch[i].lang))
+            for verdict in verdicts:
+                verdict.accepted = not verdict.reasons
+            for j, i in enumerate(passing):  # in row order: the kept rows, with the sketches just made
+                if verdicts[i].accepted:
+                    self.dedup.remember_sketches(batch[i].lang, keys[j:j + 1], signatures[j:j + 1])
+            return verdicts
 
     def score_names(self) -> list[str]:
         """Columns of the `scores` struct, stable across rows."""
