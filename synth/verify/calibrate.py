@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from synth.errors import ConfigError
-from synth.verify.cli_verify import candidates, read_pairs
+from synth.verify.cli_verify import candidates, columns_of, read_pairs
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
 
 # The loosest threshold calibration may set: at least this (higher is better) or at most this (lower is better).
@@ -87,8 +87,9 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
 
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     rows: dict[str, int] = defaultdict(int)
+    columns = columns_of(frame)
     for start in range(0, frame.height, 20_000):
-        batch = candidates(frame.slice(start, 20_000))
+        batch = candidates(columns, start, start + 20_000)
         for c, verdict in zip(batch, verifier.verify(batch)):  # no dedup among the quality filters
             rows[c.lang] += 1
             for name in quality:

@@ -58,24 +58,31 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
     return frame, registry
 
 
-def candidates(chunk: pl.DataFrame) -> list[Candidate]:
-    """Rows of the `synth verify` input schema as Candidates."""
-    return [
-        Candidate(id=str(r["id"]), lang=r["lang"], text=r["text"] or "", source=r["source"],
-                  source_lang=r["source_lang"], back_translation=r.get("back_translation"),
-                  truncated=r.get("truncated"))
-        for r in chunk.select([c for c in (*REQUIRED, *OPTIONAL) if c in chunk.columns]).iter_rows(named=True)
-    ]
+def columns_of(frame: pl.DataFrame) -> dict[str, list]:
+    """The input columns Candidates need, as Python lists: forked workers read these, never polars
+    (polars' thread pool does not survive a fork)."""
+    return {c: frame[c].to_list() for c in (*REQUIRED, *OPTIONAL) if c in frame.columns}
+
+
+def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None) -> list[Candidate]:
+    """Rows [start, stop) of the `synth verify` input schema as Candidates."""
+    rows = range(len(columns["id"]))[start:stop]
+    back, truncated = columns.get("back_translation"), columns.get("truncated")
+    ids, langs, texts = columns["id"], columns["lang"], columns["text"]
+    sources, source_langs = columns["source"], columns["source_lang"]
+    return [Candidate(id=str(ids[i]), lang=langs[i], text=texts[i] or "", source=sources[i],
+                      source_lang=source_langs[i], back_translation=back[i] if back else None,
+                      truncated=truncated[i] if truncated else None) for i in rows]
 
 
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
-_FORKED: tuple[Verifier, list[list[Candidate]]] | None = None  # inherited by forked workers: no model reload, no pickled input
+_FORKED: tuple[Verifier, dict[str, list]] | None = None  # inherited by forked workers: no model reload, no pickled input
 
 
-def _score_chunk(index: int) -> list:
-    verifier, chunks = _FORKED
-    return verifier.score_filters(chunks[index])
+def _score_chunk(start: int) -> list:
+    verifier, columns = _FORKED
+    return verifier.score_filters(candidates(columns, start, start + CHUNK_ROWS))
 
 
 def _workers() -> int:
@@ -92,17 +99,18 @@ def _verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int):
     not survive a fork) stay in this process."""
     global _FORKED
     workers = _workers()
+    columns = columns_of(frame)
     if frame.height < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
             or "fork" not in multiprocessing.get_all_start_methods():
         for start in range(0, frame.height, batch_rows):
-            yield from verifier.verify(candidates(frame.slice(start, batch_rows)))
+            yield from verifier.verify(candidates(columns, start, start + batch_rows))
         return
-    chunks = [candidates(frame.slice(start, CHUNK_ROWS)) for start in range(0, frame.height, CHUNK_ROWS)]
-    _FORKED = (verifier, chunks)
+    _FORKED = (verifier, columns)
+    starts = range(0, frame.height, CHUNK_ROWS)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for batch, scored in zip(chunks, pool.imap(_score_chunk, range(len(chunks)))):
-                yield from verifier.finish(batch, scored)
+            for start, scored in zip(starts, pool.imap(_score_chunk, starts)):
+                yield from verifier.finish(candidates(columns, start, start + CHUNK_ROWS), scored)
     finally:
         _FORKED = None
 
