@@ -334,12 +334,12 @@ class FastTextModel:
     def dim(self) -> int:
         return self.input.shape[1]
 
-    def log_probs(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per line and label: the score fastText ranks by (log(p + 1e-5)) and its output value, in
-        float32 as fastText computes them (and 4x faster than float64 here)."""
+    def log_probs(self, hidden: np.ndarray) -> np.ndarray:
+        """Per line and label, the score fastText ranks by: log(p + 1e-5), summed along the tree's path
+        for hs. float32, as fastText computes them."""
         hidden = hidden.astype(np.float64)  # products in float64, rounded to float32 (see _logits)
         if self.loss == "hs":
-            return (score := self._hs_scores(hidden)), score
+            return self._hs_scores(hidden)
         z = _logits(hidden @ self._output_t)
         if self.loss == "softmax":
             e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -348,7 +348,7 @@ class FastTextModel:
             i = (z + np.float32(8)) * np.float32(512) / np.float32(8) / np.float32(2)
             out = self._sigmoid_table[np.clip(i, 0, 512).astype(np.int64)]
             out = np.where(z < -8, np.float32(0), np.where(z > 8, np.float32(1), out))
-        return np.log(out + np.float32(1e-5)), out
+        return np.log(out + np.float32(1e-5))
 
     def _hs_scores(self, hidden: np.ndarray) -> np.ndarray:
         """Every label's score, root to leaf as HierarchicalSoftmaxLoss::dfs adds them (a node's
@@ -374,9 +374,9 @@ class FastTextModel:
         if not len(lines):
             return np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
         hidden, counts = self.hidden(lines)
-        score, out = self.log_probs(np.nan_to_num(hidden))
-        drop = score < np.log(np.float32(threshold + 1e-5)) if self.loss == "hs" else out < threshold
-        score[drop | (counts[:, None] == 0)] = -np.inf
+        empty = counts == 0
+        hidden[empty] = 0.0  # 0/0: fastText predicts nothing for a line without rows
+        score = self.log_probs(hidden)
         # k rounds of argmax: 10x faster than argpartition over a few hundred labels
         index = np.empty((len(lines), k), dtype=np.int64)
         best = np.empty((len(lines), k), dtype=np.float64)
@@ -385,7 +385,8 @@ class FastTextModel:
             index[:, j] = score.argmax(axis=1)
             best[:, j] = score[rows, index[:, j]]
             score[rows, index[:, j]] = -np.inf
-        missing = ~np.isfinite(best)
+        # below the threshold (hs prunes by score; softmax and ova by output, the same order) or no rows
+        missing = (best < np.log(np.float32(threshold + 1e-5))) | empty[:, None] | ~np.isfinite(best)
         return np.where(missing, -1, index), np.where(missing, 0.0, np.exp(best))
 
     def predict(self, texts: Sequence[str], k: int = 1, threshold: float = 0.0) -> list[list[tuple[float, str]]]:
