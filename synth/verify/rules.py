@@ -134,14 +134,14 @@ def _zeroed_bitmap(bits: int) -> np.ndarray:
 def _members(keys: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """Which keys occur in refs (uint64, exact).
 
-    Sorting all references and binary-searching every key cost half of copied_share; instead a bitmap
-    on the keys' top bits keeps the few references that may match (equal values share their top bits),
-    a bitmap of those the few keys that may match, and only those are compared, value by value, with
-    the sorted survivors of their bucket."""
+    Sorting all references and binary-searching every key cost half of copied_share. Instead a bitmap
+    of the keys' top bits keeps the few references that may match (equal values share their top bits),
+    a bitmap of those references keeps the few keys that may match, and only those keys are compared,
+    value by value, with the sorted surviving references of their bucket."""
     hit = np.zeros(keys.size, dtype=bool)
     if not keys.size or not refs.size:
         return hit
-    bits = min(max(int(keys.size).bit_length() + 4, 12), 24)  # 16+ slots per key
+    bits = min(max(int(keys.size).bit_length() + 4, 12), 22)  # 16+ slots per key, 4 MB at most
     shift = np.uint64(64 - bits)
     seen = _zeroed_bitmap(bits)
     key_slot = (keys >> shift).view(np.intp)
@@ -158,18 +158,22 @@ def _members(keys: np.ndarray, refs: np.ndarray) -> np.ndarray:
         return hit
     refs.sort()
     refs = refs[np.concatenate(([True], refs[1:] != refs[:-1]))]
-    bucket_shift = np.uint64(64 - min(max(int(refs.size).bit_length() + 1, 8), 24))
+    bucket_shift = np.uint64(64 - min(max(int(refs.size).bit_length() + 1, 8), 20))
     sizes = np.bincount((refs >> bucket_shift).view(np.intp), minlength=1 << (64 - int(bucket_shift)))
     probe = keys[live]
     bucket = (probe >> bucket_shift).view(np.intp)
     at, left = (np.cumsum(sizes) - sizes).take(bucket), sizes.take(bucket)
-    while live.size:  # a few rounds: buckets hold about one reference
+    for _ in range(4):  # buckets hold about one reference
         keep = left > 0
         if not keep.all():
             live, probe, at, left = live[keep], probe[keep], at[keep], left[keep]
+        if not live.size:
+            return hit
         hit[live[refs.take(np.minimum(at, refs.size - 1)) == probe]] = True
         at += 1
         left -= 1
+    live, probe = live[left > 0], probe[left > 0]  # crowded buckets (not with hashed keys): binary search
+    hit[live[refs.take(np.minimum(np.searchsorted(refs, probe), refs.size - 1)) == probe]] = True
     return hit
 
 
@@ -177,24 +181,24 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
     """For each text, the share of its (folded) characters covered by an n-gram found in its own
     `others`; a few vectorised passes for the whole batch.
 
-    The texts (and apart the others) are folded and joined by NUL; every n-gram of the others that
+    The texts (and, apart, the others) are folded and joined by NUL; every n-gram of the others that
     does not cross a NUL is a reference, keyed by its hash plus its row times _MIX. Of each text, the
     grams at every COPY_STRIDE-th position from its start and its last one are looked up: a copied
     run of n + COPY_STRIDE - 1 characters or more still holds one, its coverage starts at most
     COPY_STRIDE - 1 late, and a whole copy scores 1. A row scores the same in any batch, except that
     an n-1 character text after the first (and a reference's first n-1 characters) also has the gram
     made of its leading NUL and itself, kept from the first implementation so scores did not move."""
-    lengths_in = len(texts)
+    rows = len(texts)
     codes = _folded_code_points(texts)
-    starts, lengths = _text_spans(codes, lengths_in)
+    starts, lengths = _text_spans(codes, rows)
     last = lengths - n  # a text's last gram, from its own start (-1: its leading NUL's gram)
     count = np.where((last >= 0) | ((last == -1) & (starts > 0)), (last + COPY_STRIDE - 1) // COPY_STRIDE + 1, 0)
-    row = np.repeat(np.arange(lengths_in, dtype=np.int64), count)
-    at = np.repeat(starts, count) + np.minimum(_ranges(np.zeros(lengths_in, dtype=np.int64), count) * COPY_STRIDE,
+    row = np.repeat(np.arange(rows, dtype=np.int64), count)
+    at = np.repeat(starts, count) + np.minimum(_ranges(np.zeros(rows, dtype=np.int64), count) * COPY_STRIDE,
                                                np.repeat(last, count))
     refs = [other for group in others for other in group]
     if not refs or not at.size:
-        return np.zeros(lengths_in)
+        return np.zeros(rows)
     with np.errstate(over="ignore"):  # a gram counts only against the references of its own row
         keys = _gram_hashes(codes, at, n)
         keys += row.astype(np.uint64) * _MIX
@@ -210,7 +214,7 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
     at, row = at[hit], row[hit]
     cover = np.full(at.size, n, dtype=np.int64)
     np.minimum(np.diff(at), n, out=cover[:-1])
-    counts = np.bincount(row, weights=cover, minlength=lengths_in)
+    counts = np.bincount(row, weights=cover, minlength=rows)
     return np.minimum(counts / np.maximum(lengths, 1), 1.0)
 
 
