@@ -199,16 +199,24 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
     refs = [other for group in others for other in group]
     if not refs or not at.size:
         return np.zeros(rows)
+    # a source shared by many rows (one source, many target languages) is folded and hashed once
+    distinct = list(dict.fromkeys(refs))
+    slot = {ref: i for i, ref in enumerate(distinct)}
+    which = np.fromiter(map(slot.__getitem__, refs), dtype=np.int64, count=len(refs))
+    ref_codes = np.concatenate((np.zeros(1, dtype=np.uint32), _folded_code_points(distinct)))
+    ref_starts, ref_lengths = _text_spans(ref_codes[1:], len(distinct))
+    ref_grams = np.maximum(ref_lengths - n + 2, 0)  # each after a NUL: its gram from there to its last
     with np.errstate(over="ignore"):  # a gram counts only against the references of its own row
         keys = _gram_hashes(codes, at, n)
         keys += row.astype(np.uint64) * _MIX
-        ref_codes = _folded_code_points(refs)
-        ref_starts, ref_lengths = _text_spans(ref_codes, len(refs))
-        ref_first = ref_starts - (ref_starts > 0)  # from the leading NUL, as said above
-        ref_count = np.maximum(ref_starts + ref_lengths - n - ref_first + 1, 0)
-        ref_keys = _gram_hashes(ref_codes, _ranges(ref_first, ref_count), n)
+        hashes = _gram_hashes(ref_codes, _ranges(ref_starts, ref_grams), n)
+        first = np.cumsum(ref_grams) - ref_grams
+        skip = np.zeros(len(refs), dtype=np.int64)
+        skip[0] = 1  # the first reference of the batch has no NUL before it (as said above)
+        count = np.maximum(ref_grams[which] - skip, 0)
+        ref_keys = hashes[_ranges(first[which] + skip, count)]
         ref_rows = np.repeat(np.arange(len(others), dtype=np.uint64), [len(group) for group in others])
-        ref_keys += np.repeat(ref_rows * _MIX, ref_count)
+        ref_keys += np.repeat(ref_rows * _MIX, count)
     hit = _members(keys, ref_keys)
     # covered characters: matched grams are n long and sorted, so each covers up to the next one
     at, row = at[hit], row[hit]
