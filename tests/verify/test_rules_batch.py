@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from synth.verify.rules import repetition_score, repetition_scores, word_characters
+from synth.verify.rules import copied_share, repetition_score, repetition_scores, word_characters
 
 CODES = ["eng", "fra", "tha", "hin", "amh", "yor", "rus", "arb", "cmn_hans", "ell_monotonic", "tur"]
 ODD = ["", " ", "\n\n", "\x00", "a\x00b c", "\ud800 lone surrogate", "snake_case __init__ x_1", "١٢٣ ½ Ⅻ ²",
@@ -42,3 +42,16 @@ def test_repetition_scores_equal_the_per_text_score_in_any_batch(texts):
     assert repetition_scores([texts[i] for i in order]) == [one_by_one[i] for i in order]
     assert repetition_scores(texts[5:6]) == one_by_one[5:6] and repetition_scores([]) == []
     assert max(one_by_one) > 0.5 and sum(s == 0.0 for s in one_by_one) > 5  # loops and clean texts both there
+
+
+def test_batches_over_a_chunk_score_as_small_ones(udhr, texts):
+    """Copy and repetition score 2,000 rows at a time: a row after the first chunk scores as alone."""
+    english, french = udhr("eng"), udhr("fra")
+    cut = [(f[: len(f) // 2] + " " + e[len(e) // 2:], e) for e, f in zip(english, french)]  # half copied
+    rows = (cut * (2_100 // len(cut) + 1))[:2_100]
+    whole = copied_share([t for t, _ in rows], [[s] for _, s in rows]).tolist()
+    assert whole[2_000:2_030] == copied_share([t for t, _ in rows[2_000:2_030]], [[s] for _, s in rows[2_000:2_030]]).tolist()
+    assert whole == [whole[i % len(cut)] for i in range(len(rows))]  # each repeat, either side of row 2,000
+    assert 0.2 < min(whole) and max(whole) < 0.9
+    many = (texts * (2_100 // len(texts) + 1))[:2_100]
+    assert repetition_scores(many)[2_000:] == [repetition_score(t) for t in many[2_000:]]
