@@ -46,7 +46,10 @@ def _folded_code_points(texts: Sequence[str]) -> np.ndarray:
     code and URLs dropped (copied on purpose), a NUL inside a text as a space, a lone surrogate as "?".
     Per text that is " ".join(t.casefold().split()); the whitespace is collapsed in numpy over the
     whole batch instead (split + join per text cost twice as much)."""
-    folded = [(_CODE.sub(" ", t) if "`" in t or "://" in t else t).casefold() for t in texts]
+    joined = "\x00".join(texts)
+    if "`" in joined or "://" in joined:
+        texts = [_CODE.sub(" ", t) if "`" in t or "://" in t else t for t in texts]
+    folded = [t.casefold() for t in texts]
     joined = "\x00".join(folded)
     if joined.count("\x00") != len(folded) - 1:  # a NUL inside a text: a space
         joined = "\x00".join(t.replace("\x00", " ") for t in folded)
