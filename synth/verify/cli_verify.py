@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import polars as pl
 
@@ -75,6 +75,22 @@ def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None
                       truncated=truncated[i] if truncated else None) for i in rows]
 
 
+class _LazyRows(Sequence):
+    """Rows [start, stop) as Candidates made when read: the parent's `finish` reads only the rows
+    that passed every filter (dedup), often a small share."""
+
+    def __init__(self, columns: dict[str, list], start: int, stop: int):
+        self.columns, self.start, self.stop = columns, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> Candidate:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return candidates(self.columns, self.start + i, self.start + i + 1)[0]
+
+
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 _FORKED: tuple[Verifier, dict[str, list]] | None = None  # inherited by forked workers: no model reload, no pickled input
@@ -110,7 +126,7 @@ def _verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int):
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for start, scored in zip(starts, pool.imap(_score_chunk, starts)):
-                yield from verifier.finish(candidates(columns, start, start + CHUNK_ROWS), scored)
+                yield from verifier.finish(_LazyRows(columns, start, start + len(scored)), scored)
     finally:
         _FORKED = None
 

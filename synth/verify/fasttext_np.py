@@ -123,15 +123,18 @@ def _hs_tree(counts: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def _fnv1a(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Dictionary::hash of many byte ranges at once (bytes as signed chars, as fastText does)."""
+    """Dictionary::hash of many byte ranges at once (bytes as signed chars, as fastText does). Ranges
+    longest first, so the ones still hashing at each byte position are a prefix."""
     signed = data.astype(np.int8).astype(np.int32).astype(np.uint32)
+    order = np.argsort(-lengths, kind="stable")
+    starts, lengths = starts[order], lengths[order]
     h = np.full(starts.size, _FNV_OFFSET, dtype=np.uint32)
-    last = max(data.size - 1, 0)
-    for t in range(int(lengths.max(initial=0))):
-        active = lengths > t
-        mixed = (h ^ signed[np.minimum(starts + t, last)]) * _FNV_PRIME
-        h = np.where(active, mixed, h)
-    return h
+    for t in range(int(lengths[0]) if lengths.size else 0):
+        n = int(np.searchsorted(-lengths, -t, side="left"))  # ranges longer than t
+        h[:n] = (h[:n] ^ signed[starts[:n] + t]) * _FNV_PRIME
+    out = np.empty_like(h)
+    out[order] = h
+    return out
 
 
 def _logits(products: np.ndarray) -> np.ndarray:
@@ -173,8 +176,8 @@ class FastTextModel:
         self.labels = labels
         self.prune_size = pruneidx_size
         pairs = reader.array(np.int32, 2 * max(pruneidx_size, 0)).reshape(-1, 2)
-        order = np.argsort(pairs[:, 0], kind="stable")
-        self.prune_keys, self.prune_values = pairs[order, 0].astype(np.int64), pairs[order, 1].astype(np.int64)
+        self._pruned_ids = np.full(self.args.bucket if pruneidx_size > 0 else 0, -1, dtype=np.int32)
+        self._pruned_ids[pairs[:, 0]] = pairs[:, 1]  # bucket -> row after pruning (-1: pruned away)
         (quant_input,) = reader.unpack("?")
         self.input = _read_matrix(reader, quant_input)
         (qout,) = reader.unpack("?")
@@ -201,9 +204,9 @@ class FastTextModel:
             return np.zeros(buckets.size, dtype=bool), np.empty(0, dtype=np.int64)
         if self.prune_size < 0:
             return np.ones(buckets.size, dtype=bool), self.nwords + buckets
-        at = np.minimum(np.searchsorted(self.prune_keys, buckets), self.prune_keys.size - 1)
-        kept = self.prune_keys[at] == buckets
-        return kept, self.nwords + self.prune_values[at[kept]]
+        ids = self._pruned_ids[buckets]
+        kept = ids >= 0
+        return kept, self.nwords + ids[kept].astype(np.int64)
 
     def _add_words(self, words: list[str]) -> None:
         """Sum the input rows of new words (in-vocabulary id + character n-grams) into the cache."""
@@ -215,11 +218,11 @@ class FastTextModel:
             self._hashes = np.resize(self._hashes, grown)
         raw = [w.encode("utf-8", "surrogateescape") for w in words]
         table = np.zeros((len(words), self._table.shape[1]), dtype=np.float32)
-        # whole-word hashes (word n-grams) and in-vocabulary ids
         data = np.frombuffer(b"".join(raw), dtype=np.uint8)
         lengths = np.array([len(r) for r in raw], dtype=np.int64)
-        hashes = _fnv1a(data, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths)
-        self._hashes[start:need] = hashes.astype(np.int32).astype(np.int64).astype(np.uint64)
+        if self.args.word_ngrams > 1:  # whole-word hashes, for word n-grams only
+            hashes = _fnv1a(data, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths)
+            self._hashes[start:need] = hashes.astype(np.int32).astype(np.int64).astype(np.uint64)
         owners, rows = [], []
         labels = [w.startswith(LABEL_PREFIX) for w in words]
         for i, w in enumerate(words):
