@@ -128,6 +128,9 @@ def _script_table(script: str) -> np.ndarray:
     return np.where(np.isin(table, ids), 2, (table != 0).astype(np.uint8)).astype(np.uint8)
 
 
+_PACKED = np.array([0, 1, 1 + (1 << 32)], dtype=np.int64)  # _script_table value -> counted + inside << 32
+
+
 def _prose(text: str) -> str:
     """`text` without code, URLs and e-mail addresses."""
     if "`" in text or "://" in text or "www." in text or "@" in text:
@@ -191,12 +194,17 @@ class ScriptFilter(Filter):
             if c.lang in self.scripts:
                 by_script.setdefault(self.scripts[c.lang], []).append(i)
         for script, rows in by_script.items():
-            texts = [_prose(batch[i].text) for i in rows]
-            marks = _script_table(script)[_code_points("".join(texts))]
-            owner = np.repeat(np.arange(len(rows)), [len(t) for t in texts])
-            counted = np.bincount(owner, weights=marks != 0, minlength=len(rows))
-            inside = np.bincount(owner, weights=marks == 2, minlength=len(rows))
-            for i, n, k in zip(rows, counted.tolist(), inside.tolist()):
+            texts = [batch[i].text for i in rows]
+            joined = "".join(texts)
+            if "`" in joined or "://" in joined or "www." in joined or "@" in joined:
+                texts = [_prose(t) for t in texts]
+                joined = "".join(texts)
+            # per character: counted + (in the script) << 32, summed per text from one running total
+            packed = _PACKED[_script_table(script)[_code_points(joined)]]
+            total = np.concatenate([[0], np.cumsum(packed)])
+            ends = np.cumsum([len(t) for t in texts])
+            sums = total[ends] - total[np.concatenate([[0], ends[:-1]])]
+            for i, n, k in zip(rows, (sums & 0xFFFFFFFF).tolist(), (sums >> 32).tolist()):
                 out[i] = k / n if n else None
         return out
 
