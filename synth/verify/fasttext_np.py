@@ -16,7 +16,7 @@ import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Sequence
 
 import numpy as np
@@ -285,33 +285,54 @@ class FastTextModel:
 
     # --- prediction ------------------------------------------------------------------------------
 
+    def _rows(self, tokens: list[str]) -> np.ndarray:
+        """Each token's row in the word cache, new words summed into it first."""
+        index = self._index
+        rows = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        if (rows < 0).any():
+            missing = list(dict.fromkeys(t for t, r in zip(tokens, rows.tolist()) if r < 0))
+            if len(index) + len(missing) > self._cache_rows:  # start over (a batch may overshoot)
+                index.clear()
+                missing = list(dict.fromkeys(tokens))
+            self._add_words(missing)
+            rows = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        return rows
+
     def hidden(self, lines: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Each line's hidden vector (the mean of its tokens' input rows, EOS appended as fastText
         does for a line) and its number of rows (0: fastText predicts nothing)."""
-        flat: list[str] = []
-        sizes = np.empty(len(lines), dtype=np.int64)
-        for i, tokens in enumerate(lines):
-            flat.extend(tokens)
-            flat.append(EOS)
-            sizes[i] = len(tokens) + 1
-        index = self._index
-        rows = np.fromiter(map(index.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
-        if (rows < 0).any():
-            missing = list(dict.fromkeys(t for t, r in zip(flat, rows.tolist()) if r < 0))
-            if len(index) + len(missing) > self._cache_rows:  # start over (a batch may overshoot)
-                index.clear()
-                missing = list(dict.fromkeys(flat))
-            self._add_words(missing)
-            rows = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        summed = np.add.reduceat(self._table[rows], offsets, axis=0)  # every line has EOS: never empty
-        sums, counts = summed[:, :-1], summed[:, -1].astype(np.int64)
         if self.args.word_ngrams > 1:
-            sums, counts = self._add_word_ngrams(rows, sizes, offsets, sums, counts)
+            return self._hidden_with_word_ngrams(lines)
+        sizes = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        rows = self._rows([*chain.from_iterable(lines), EOS])
+        summed = np.zeros((len(lines), self._table.shape[1]), dtype=np.float32)
+        nonempty = sizes > 0
+        if rows.size > 1:
+            offsets = (np.cumsum(sizes) - sizes)[nonempty]
+            summed[nonempty] = np.add.reduceat(self._table[rows[:-1]], offsets, axis=0)
+        summed += self._table[rows[-1]]  # EOS ends every line: added last, as fastText adds it
+        return self._mean(summed[:, :-1], summed[:, -1].astype(np.int64))
+
+    @staticmethod
+    def _mean(sums: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
             return sums / counts[:, None], counts
 
-    def _add_word_ngrams(self, rows, sizes, offsets, sums, counts):
+    def _hidden_with_word_ngrams(self, lines: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """`hidden` for models with word n-grams: they hash each token with the ones after it in its
+        line, EOS included."""
+        flat: list[str] = []
+        for tokens in lines:
+            flat.extend(tokens)
+            flat.append(EOS)
+        sizes = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1
+        rows = self._rows(flat)
+        offsets = np.cumsum(sizes) - sizes
+        summed = np.add.reduceat(self._table[rows], offsets, axis=0)  # every line has EOS: never empty
+        sums, counts = self._add_word_ngrams(rows, sizes, summed[:, :-1], summed[:, -1].astype(np.int64))
+        return self._mean(sums, counts)
+
+    def _add_word_ngrams(self, rows, sizes, sums, counts):
         """Dictionary::addWordNgrams: hashes of each token followed by up to n-1 more in its line."""
         line = np.repeat(np.arange(sizes.size), sizes)
         hashes = self._hashes[rows]

@@ -7,7 +7,7 @@ import struct
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Sequence
 
@@ -91,11 +91,10 @@ class LidModel:
         key = tuple(texts)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        pieces = [window_words(text) for text in texts]
-        flat = [words for group in pieces for words in group]
-        labels, probs = self.model.top_k(flat, k)
-        scan = WindowScan(first=np.concatenate([[0], np.cumsum([len(g) for g in pieces])]).astype(np.int64),
-                          chars=np.array([sum(map(len, words)) + len(words) - 1 for words in flat], dtype=np.float64),
+        pieces = [_windows(text) for text in texts]
+        labels, probs = self.model.top_k([words for group, _ in pieces for words in group], k)
+        scan = WindowScan(first=np.concatenate([[0], np.cumsum([len(g) for g, _ in pieces])]).astype(np.int64),
+                          chars=np.fromiter(chain.from_iterable(c for _, c in pieces), dtype=np.float64),
                           labels=labels, probs=probs)
         self._last = (key, scan)
         return scan
@@ -167,27 +166,40 @@ def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MA
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
+    return _windows(text, min_chars, max_windows)[0]
+
+
+def _windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
+             ) -> tuple[list[list[str]], list[int]]:
+    """`window_words` and each window's length in characters (words joined by spaces)."""
     words = lid_words(text)
     if not words:
-        return []
-    size = max(min_chars, (sum(map(len, words)) + len(words)) // max_windows + 1)
-    if max(map(len, words)) > size:
+        return [], []
+    lengths = list(map(len, words))
+    size = max(min_chars, (sum(lengths) + len(words)) // max_windows + 1)
+    if max(lengths) > size:
         words = [word[i:i + size] for word in words for i in range(0, len(word), size)]
-    ends = list(accumulate(len(word) + 1 for word in words))  # characters up to each word, a space after
+        lengths = list(map(len, words))
+    ends = list(accumulate(map((1).__add__, lengths)))  # characters up to each word, a space after
     out: list[list[str]] = []
+    chars: list[int] = []
     start, before = 0, 0
     while True:  # a window ends at the first word that brings it to `size` characters
         end = bisect_left(ends, before + size + 1, lo=start)
         if end >= len(words):
             break
         out.append(words[start:end + 1])
+        chars.append(ends[end] - before - 1)
         start, before = end + 1, ends[end]
     if start < len(words):
-        if out and ends[-1] - before - 1 < size // 2:
+        rest = ends[-1] - before - 1
+        if out and rest < size // 2:
             out[-1] = out[-1] + words[start:]
+            chars[-1] += 1 + rest
         else:
             out.append(words[start:])
-    return out
+            chars.append(rest)
+    return out, chars
 
 
 class MixedLanguageFilter(Filter):
