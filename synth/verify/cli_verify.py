@@ -150,16 +150,12 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     verifier = Verifier(preset, registry, set(lid_skip), laser_dir,
                         contamination=contamination_config(contamination, ngram))
     names = verifier.score_names()
-    columns: dict[str, list] = {f"score_{n}": [] for n in [*names, *verifier.not_run]}
-    accepted, reasons = [], []
     with paused_gc():
-        for verdict in _verdicts(verifier, frame, batch_rows):
-            for n in names:
-                columns[f"score_{n}"].append(verdict.scores.get(n))
-            for n in verifier.not_run:
-                columns[f"score_{n}"].append(None)
-            accepted.append(verdict.accepted)
-            reasons.append(verdict.reasons)
+        verdicts = list(_verdicts(verifier, frame, batch_rows))
+        columns = {f"score_{n}": [v.scores.get(n) for v in verdicts] for n in names}
+        columns.update({f"score_{n}": [None] * len(verdicts) for n in verifier.not_run})
+        accepted = [v.accepted for v in verdicts]
+        reasons = [v.reasons for v in verdicts]
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),

@@ -36,6 +36,15 @@ def _char_classes() -> np.ndarray:
     return table
 
 
+class _UsesCharClasses(Filter):
+    """Builds the code point table when the filter is made: in `synth verify`'s parent, before it
+    forks the workers, not once in each of them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        _char_classes()
+
+
 def _code_points(texts: Sequence[str]) -> np.ndarray:
     """The texts joined by NUL, one uint32 per Python character (lone surrogates kept as they are)."""
     return np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -261,7 +270,7 @@ def word_characters(texts: Sequence[str]) -> np.ndarray:
     return cumulative[ends] - cumulative[ends - lengths]
 
 
-class EmptyFilter(Filter):
+class EmptyFilter(_UsesCharClasses):
     """Number of word characters; below the threshold the output is empty or nearly so."""
 
     name = "empty"
@@ -422,7 +431,7 @@ def repetition_scores(texts: Sequence[str]) -> list[float]:
     return scores[:len(texts)]
 
 
-class RepetitionFilter(Filter):
+class RepetitionFilter(_UsesCharClasses):
     name = "repetition"
     higher_is_better = False
     default_threshold = 0.25
@@ -481,7 +490,7 @@ class TruncatedFilter(Filter):
         return "truncated: stops mid-sentence where the source ends a sentence"
 
 
-class CopyFilter(Filter):
+class CopyFilter(_UsesCharClasses):
     """Share of the candidate's characters inside runs of COPY_GRAM+ characters that also occur in its
     source or a reference (case and whitespace folded): 1 for a verbatim copy, about 0.5 for an answer
     that switches back to the untranslated source half-way, ~0 for a translation.
