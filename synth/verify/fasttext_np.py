@@ -28,6 +28,7 @@ LOSSES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
 _SPACES = str.maketrans({c: " " for c in "\n\r\t\v\f\x00"})  # readWord's separators besides " "
 _FNV_OFFSET, _FNV_PRIME = np.uint32(2166136261), np.uint32(16777619)
 _WORD_NGRAM_MIX = np.uint64(116049371)
+BLOCK_LINES = 2048  # lines scored at a time: (labels x lines) float32 temporaries stay in the CPU caches
 CACHE_BYTES = 256 << 20  # summed word vectors kept; the cache starts over beyond this
 
 
@@ -378,9 +379,16 @@ class FastTextModel:
         """Every label's score, root to leaf as HierarchicalSoftmaxLoss::dfs adds them (a node's
         row per step: 30x less work than a dense path matrix product)."""
         osz = len(self.labels)
+        f = _logits(self._inner @ hidden.T)  # then, in place: f = 1 / (1 + exp(-z))
+        np.negative(f, out=f)
         with np.errstate(over="ignore"):  # exp(-z) of a very negative z: f = 0, as in C++
-            f = np.float32(1) / (np.float32(1) + np.exp(-_logits(self._inner @ hidden.T)))
-        go_left, go_right = np.log(np.float32(1 + 1e-5) - f), np.log(f + np.float32(1e-5))
+            np.exp(f, out=f)
+        f += np.float32(1)
+        np.divide(np.float32(1), f, out=f)
+        go_left = np.subtract(np.float32(1 + 1e-5), f)
+        np.log(go_left, out=go_left)
+        go_right = np.add(f, np.float32(1e-5), out=f)
+        np.log(go_right, out=go_right)
         scores = np.empty((2 * osz - 1, hidden.shape[0]), dtype=np.float32)
         scores[-1] = 0.0
         for node, left, right in self._tree:
@@ -400,15 +408,16 @@ class FastTextModel:
         hidden, counts = self.hidden(lines)
         empty = counts == 0
         hidden[empty] = 0.0  # 0/0: fastText predicts nothing for a line without rows
-        score = self.log_probs(hidden)
-        # k rounds of argmax: 10x faster than argpartition over a few hundred labels
         index = np.empty((len(lines), k), dtype=np.int64)
         best = np.empty((len(lines), k), dtype=np.float64)
-        rows = np.arange(len(lines))
-        for j in range(k):
-            index[:, j] = score.argmax(axis=1)
-            best[:, j] = score[rows, index[:, j]]
-            score[rows, index[:, j]] = -np.inf
+        for start in range(0, len(lines), BLOCK_LINES):
+            block = slice(start, start + BLOCK_LINES)
+            score = self.log_probs(hidden[block])
+            rows = np.arange(score.shape[0])
+            for j in range(k):  # k rounds of argmax: 10x faster than argpartition over a few hundred labels
+                index[block, j] = picked = score.argmax(axis=1)
+                best[block, j] = score[rows, picked]
+                score[rows, picked] = -np.inf
         # below the threshold (hs prunes by score; softmax and ova by output, the same order) or no rows
         missing = (best < np.log(np.float32(threshold + 1e-5))) | empty[:, None] | ~np.isfinite(best)
         return np.where(missing, -1, index), np.where(missing, 0.0, np.exp(best))
