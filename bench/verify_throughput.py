@@ -13,12 +13,16 @@ OpusFilter 3.3.1 in its own venv (bench/_opusfilter.py): a YAML config with one 
 language (LanguageIDFilter with fasttext lid.176 on both sides, LengthRatioFilter char 2,
 RepetitionFilter) on plain-text files, run by `OpusFilter(config).execute_steps()` (what the
 `opusfilter` command runs), timed after its imports; the subprocess's whole wall time is shown too.
-Neither time includes creating the venv or writing the input files.
+Neither time includes creating the venv or writing the input files. OpusFilter runs with its default
+`default_n_jobs: 1` (one process), the configuration the target names; `--opusfilter-jobs 2` lets it
+split each filter step over two processes too. The CPU ratio (all processes' CPU seconds) compares the
+work per core either way.
 
 Prints pairs/s of each and, as the last line, `ratio <synth pairs/s / OpusFilter pairs/s>`.
 
     .venv/bin/python bench/verify_throughput.py             # 20,000 pairs, ~1 min
     .venv/bin/python bench/verify_throughput.py --pairs 5000
+    .venv/bin/python bench/verify_throughput.py --opusfilter-jobs 2   # OpusFilter on both cores as well
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def time_synth(rows: list[Pair], tmp: Path) -> tuple[float, float]:
     return seconds, cpu_seconds
 
 
-def time_opusfilter(rows: list[Pair], tmp: Path) -> dict:
+def time_opusfilter(rows: list[Pair], tmp: Path, jobs: int = 1) -> dict:
     by_label: dict[str, list[Pair]] = defaultdict(list)
     for p in rows:
         by_label[p.lid_label].append(p)
@@ -95,7 +99,7 @@ def time_opusfilter(rows: list[Pair], tmp: Path) -> dict:
             "filters": _opusfilter.filters(label),
         }})
     config = tmp / "opusfilter.yaml"
-    config.write_text(yaml.safe_dump({"common": {"output_directory": str(tmp)}, "steps": steps},
+    config.write_text(yaml.safe_dump({"common": {"output_directory": str(tmp), "default_n_jobs": jobs}, "steps": steps},
                                      allow_unicode=True, sort_keys=False), encoding="utf-8")
     result = _opusfilter.run_config(config)
     kept = sum(1 for label in by_label for _ in open(tmp / f"out.{label}.en", encoding="utf-8"))
@@ -107,6 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--opusfilter-jobs", type=int, default=1,
+                        help="OpusFilter's `default_n_jobs` (its filter steps split the files over that many "
+                             "processes); 1, its default, is the baseline of the target")
     args = parser.parse_args()
 
     _opusfilter.ensure_venv()  # outside the timings
@@ -116,10 +123,10 @@ def main() -> None:
           f"{sum(len(p.source) + len(p.text) for p in rows) / len(rows):.0f} characters per pair")
     with tempfile.TemporaryDirectory() as tmp:
         synth_seconds, synth_cpu = time_synth(rows, Path(tmp))
-        opus = time_opusfilter(rows, Path(tmp))
+        opus = time_opusfilter(rows, Path(tmp), args.opusfilter_jobs)
     synth, baseline = len(rows) / synth_seconds, len(rows) / opus["seconds"]
     print(f"synth verify_file (default preset, offline): {synth_seconds:.1f}s = {synth:.0f} pairs/s")
-    print(f"OpusFilter 3.3.1 execute_steps:               {opus['seconds']:.1f}s = {baseline:.0f} pairs/s "
+    print(f"OpusFilter 3.3.1 execute_steps, n_jobs {args.opusfilter_jobs}:    {opus['seconds']:.1f}s = {baseline:.0f} pairs/s "
           f"(subprocess wall time with interpreter start and imports {opus['wall_seconds']:.1f}s = "
           f"{len(rows) / opus['wall_seconds']:.0f} pairs/s)")
     print(f"CPU seconds (all processes, so a busy machine does not skew them): synth {synth_cpu:.1f}s "
