@@ -15,14 +15,14 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from itertools import chain, repeat
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 MAGIC = 793712314
-EOS, BOW, EOW = "</s>", "<", ">"
+EOS = "</s>"  # the token ending every line
 LABEL_PREFIX = "__label__"  # fastText's default `-label`, which the model file does not store
 LOSSES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
 _SPACES = str.maketrans({c: " " for c in "\n\r\t\v\f\x00"})  # readWord's separators besides " "
@@ -235,7 +235,7 @@ class FastTextModel:
         # the same ones: initNgrams computes them with the same function)
         if self.args.maxn > 0:
             grams_of = [i for i, w in enumerate(words) if w != EOS and not labels[i]]
-            wrapped = [b"<" + raw[i] + b">" for i in grams_of]
+            wrapped = [b"<" + raw[i] + b">" for i in grams_of]  # fastText's BOW and EOW
             if wrapped:
                 o, r = self._ngram_rows(wrapped)
                 owners.extend(np.asarray(grams_of, dtype=np.int64)[o].tolist())
