@@ -304,9 +304,13 @@ class FastTextModel:
         does for a line) and its number of rows (0: fastText predicts nothing)."""
         if self.args.word_ngrams > 1:
             return self._hidden_with_word_ngrams(lines)
-        sizes = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
-        rows = self._rows([*chain.from_iterable(lines), EOS])
-        summed = np.zeros((len(lines), self._table.shape[1]), dtype=np.float32)
+        return self._hidden_spans([*chain.from_iterable(lines)],
+                                  np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
+
+    def _hidden_spans(self, tokens: list[str], sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`hidden` of lines given as consecutive spans of `tokens` (`sizes` tokens each; no word n-grams)."""
+        rows = self._rows([*tokens, EOS])
+        summed = np.zeros((sizes.size, self._table.shape[1]), dtype=np.float32)
         nonempty = sizes > 0
         if rows.size > 1:
             offsets = (np.cumsum(sizes) - sizes)[nonempty]
@@ -402,15 +406,28 @@ class FastTextModel:
         entries (below the threshold, or a line with no tokens) have index -1 and probability 0."""
         if self.args.word_ngrams > 1:  # labels are not words: word n-grams skip them (elsewhere they add no row)
             lines = [[t for t in tokens if not t.startswith(LABEL_PREFIX)] for tokens in lines]
+        return self._pick(*self.hidden(lines), k, threshold)
+
+    def top_k_spans(self, tokens: list[str], sizes: Sequence[int], k: int = 1, threshold: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """`top_k` of lines given as consecutive spans of `tokens`, `sizes[i]` tokens in line i (no
+        list per line to build)."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        if self.args.word_ngrams > 1:
+            bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+            return self.top_k([tokens[a:b] for a, b in zip(bounds, bounds[1:])], k, threshold)
+        return self._pick(*self._hidden_spans(tokens, sizes), k, threshold)
+
+    def _pick(self, hidden: np.ndarray, counts: np.ndarray, k: int, threshold: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best labels of each line from its hidden vector."""
+        n = hidden.shape[0]
         k = min(k, len(self.labels))
-        if not len(lines):
-            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k))
-        hidden, counts = self.hidden(lines)
         empty = counts == 0
         hidden[empty] = 0.0  # 0/0: fastText predicts nothing for a line without rows
-        index = np.empty((len(lines), k), dtype=np.int64)
-        best = np.empty((len(lines), k), dtype=np.float64)
-        for start in range(0, len(lines), BLOCK_LINES):
+        index = np.empty((n, k), dtype=np.int64)
+        best = np.empty((n, k), dtype=np.float64)
+        for start in range(0, n, BLOCK_LINES):
             block = slice(start, start + BLOCK_LINES)
             score = self.log_probs(hidden[block])
             rows = np.arange(score.shape[0])

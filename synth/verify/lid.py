@@ -7,7 +7,7 @@ import struct
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate, chain
+from itertools import accumulate
 from pathlib import Path
 from typing import Sequence
 
@@ -91,11 +91,19 @@ class LidModel:
         key = tuple(texts)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        pieces = [_windows(text) for text in texts]
-        labels, probs = self.model.top_k([words for group, _ in pieces for words in group], k)
-        scan = WindowScan(first=np.concatenate([[0], np.cumsum([len(g) for g, _ in pieces])]).astype(np.int64),
-                          chars=np.fromiter(chain.from_iterable(c for _, c in pieces), dtype=np.float64),
-                          labels=labels, probs=probs)
+        tokens: list[str] = []
+        counts: list[int] = []
+        chars: list[int] = []
+        per_text = np.empty(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            words, window_counts, window_chars = _window_spans(lid_words(text))
+            tokens += words
+            counts += window_counts
+            chars += window_chars
+            per_text[i] = len(window_counts)
+        labels, probs = self.model.top_k_spans(tokens, counts, k)
+        scan = WindowScan(first=np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64),
+                          chars=np.array(chars, dtype=np.float64), labels=labels, probs=probs)
         self._last = (key, scan)
         return scan
 
@@ -166,40 +174,42 @@ def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MA
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
-    return _windows(text, min_chars, max_windows)[0]
+    words, counts, _ = _window_spans(lid_words(text), min_chars, max_windows)
+    bounds = list(accumulate(counts, initial=0))
+    return [words[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
-             ) -> tuple[list[list[str]], list[int]]:
-    """`window_words` and each window's length in characters (words joined by spaces)."""
-    words = lid_words(text)
+def _window_spans(words: list[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
+                  ) -> tuple[list[str], list[int], list[int]]:
+    """`window_words` as spans: the words (runs longer than a window cut), how many of them each
+    window takes in turn, and each window's length in characters (words joined by spaces)."""
     if not words:
-        return [], []
+        return words, [], []
     lengths = list(map(len, words))
     size = max(min_chars, (sum(lengths) + len(words)) // max_windows + 1)
     if max(lengths) > size:
         words = [word[i:i + size] for word in words for i in range(0, len(word), size)]
         lengths = list(map(len, words))
     ends = list(accumulate(map((1).__add__, lengths)))  # characters up to each word, a space after
-    out: list[list[str]] = []
+    counts: list[int] = []
     chars: list[int] = []
     start, before = 0, 0
     while True:  # a window ends at the first word that brings it to `size` characters
         end = bisect_left(ends, before + size + 1, lo=start)
         if end >= len(words):
             break
-        out.append(words[start:end + 1])
+        counts.append(end + 1 - start)
         chars.append(ends[end] - before - 1)
         start, before = end + 1, ends[end]
     if start < len(words):
         rest = ends[-1] - before - 1
-        if out and rest < size // 2:
-            out[-1] = out[-1] + words[start:]
+        if counts and rest < size // 2:
+            counts[-1] += len(words) - start
             chars[-1] += 1 + rest
         else:
-            out.append(words[start:])
+            counts.append(len(words) - start)
             chars.append(rest)
-    return out, chars
+    return words, counts, chars
 
 
 class MixedLanguageFilter(Filter):

@@ -74,6 +74,10 @@ def test_every_model_variant_matches_fasttext(variant, lines, tmp_path):
     for k, threshold in ((3, 0.0), (len(labels), 0.0), (5, 0.05)):
         for line, row in zip(sample, ours.predict(sample, k=k, threshold=threshold)):
             _close({label: p for p, label in row}, _reference(theirs, line, k, threshold))
+    # lines as spans of one token list (what LID windows use) score as lines
+    lines = [line.split() for line in sample]
+    spans = ours.top_k_spans([t for line in lines for t in line], [len(line) for line in lines], 5)
+    assert all(np.array_equal(a, b) for a, b in zip(spans, ours.top_k(lines, 5)))
 
 
 def test_a_line_scores_the_same_in_any_batch(lines):
