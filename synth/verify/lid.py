@@ -74,7 +74,7 @@ class LidModel:
         self.path = Path(path) if path else bundled_lid_path()
         try:
             self.model = FastTextModel(self.path)
-        except (ValueError, struct.error) as exc:
+        except (OSError, ValueError, struct.error) as exc:  # missing, unreadable, not fastText
             raise ConfigError(f"lid_model {self.path}: cannot read it as a fastText classifier ({exc}); "
                               f"give a fastText LID model such as lid.176.bin or GlotLID's model.bin") from exc
         self.label_list = [label.removeprefix(LABEL_PREFIX) for label in self.model.labels]

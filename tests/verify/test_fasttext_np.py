@@ -116,3 +116,5 @@ def test_lid_model_by_path_and_a_file_that_is_not_one(tmp_path, udhr):
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(ConfigError, match="not-a-model.bin.*fastText"):
         LidModel(junk)
+    with pytest.raises(ConfigError, match="missing.bin"):
+        LidModel(tmp_path / "missing.bin")
