@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
+import numpy as np
+
 
 @dataclass
 class Candidate:
@@ -46,6 +48,15 @@ class Filter(ABC):
     def accept(self, score: float, lang: str) -> bool:
         limit = self.threshold_for(lang)
         return score >= limit if self.higher_is_better else score <= limit
+
+    def rejected(self, scores: Sequence[float | None], langs: Sequence[str]) -> list[int]:
+        """Indices of the rows `accept` refuses, for a whole batch at once (a call per row costs as
+        much as a cheap filter); None is not applicable, NaN fails."""
+        limit_of = {lang: self.threshold_for(lang) for lang in set(langs)}
+        limits = np.fromiter(map(limit_of.__getitem__, langs), dtype=np.float64, count=len(langs))
+        values = np.array(scores, dtype=np.float64)  # None -> NaN
+        passed = values >= limits if self.higher_is_better else values <= limits
+        return [i for i in np.flatnonzero(~passed).tolist() if scores[i] is not None]
 
     def explain(self, score: float, lang: str) -> str:
         op = "<" if self.higher_is_better else ">"

@@ -359,10 +359,6 @@ class FastTextModel:
             counts = counts + np.bincount(l, minlength=counts.size)
         return sums, counts
 
-    @property
-    def dim(self) -> int:
-        return self.input.shape[1]
-
     def log_probs(self, hidden: np.ndarray) -> np.ndarray:
         """Per line and label, the score fastText ranks by: log(p + 1e-5), summed along the tree's path
         for hs. float32, as fastText computes them."""

@@ -18,16 +18,10 @@ from synth.verify.base import Candidate, Filter
 from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
 
 
-def clean_for_lid(text: str) -> str:
-    """One line (fastText reads one), words split as fastText expects: the Ethiopic wordspace
-    U+1361, which older Amharic text writes instead of spaces, becomes a space (with it lid.176 reads
-    UDHR Amharic as Russian; without it, 30 of 30 articles as Amharic); so does NUL, which fastText
-    reads as a space."""
-    return " ".join(lid_words(text))
-
-
 def lid_words(text: str) -> list[str]:
-    """The words of `clean_for_lid(text)`."""
+    """The words fastText reads in `text` as one line: the Ethiopic wordspace U+1361, which older
+    Amharic text writes instead of spaces, separates words (with it lid.176 reads UDHR Amharic as
+    Russian; without it, 30 of 30 articles as Amharic); so does NUL, as in fastText."""
     if "\u1361" in text or "\x00" in text:
         text = text.replace("\u1361", " ").replace("\x00", " ")
     return text.split()
@@ -79,11 +73,10 @@ class LidModel:
                               f"give a fastText LID model such as lid.176.bin or GlotLID's model.bin") from exc
         self.label_list = [label.removeprefix(LABEL_PREFIX) for label in self.model.labels]
         self.label_ids = {label: i for i, label in enumerate(self.label_list)}
-        self.labels = set(self.label_list)
         self._last: tuple[tuple[str, ...], WindowScan] | None = None
 
     def covers(self, label: str | None) -> bool:
-        return label is not None and label in self.labels
+        return label in self.label_ids
 
     def scan(self, texts: Sequence[str], k: int = 5) -> WindowScan:
         """Each text's LID windows with their top-5 probabilities (k=10 costs 20% more). The last
@@ -108,8 +101,8 @@ class LidModel:
         return scan
 
     def predict(self, texts: Sequence[str], k: int = 5) -> list[dict[str, float]]:
-        """Top-k label probabilities of each whole text (see clean_for_lid)."""
-        labels, probs = self.model.top_k([clean_for_lid(text).split(" ") if text.strip() else [] for text in texts], k)
+        """Top-k label probabilities of each whole text (see lid_words)."""
+        labels, probs = self.model.top_k([lid_words(text) for text in texts], k)
         return [{self.label_list[i]: p for i, p in zip(ls, ps) if i >= 0}
                 for ls, ps in zip(labels.tolist(), probs.tolist())]
 
@@ -160,15 +153,9 @@ MAX_WINDOWS = 12  # longer texts get longer windows, so a row costs at most this
 
 
 def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[str]:
-    """The text in consecutive windows of whole words of at least `min_chars` characters (see
-    `window_words`)."""
-    return [" ".join(words) for words in window_words(text, min_chars, max_windows)]
-
-
-def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[list[str]]:
-    """The words of each window: consecutive whole words of at least `min_chars` characters joined
+    """The text in consecutive windows of whole words of at least `min_chars` characters joined
     (character runs for scripts written without spaces), the last short piece joined to the one
-    before; the words are fastText's tokens of the window.
+    before. LID reads each window (`_window_spans`).
 
     Fixed windows, not sentences: a switch of language inside a sentence (or in a text with no
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
@@ -176,13 +163,13 @@ def window_words(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MA
     """
     words, counts, _ = _window_spans(lid_words(text), min_chars, max_windows)
     bounds = list(accumulate(counts, initial=0))
-    return [words[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
 def _window_spans(words: list[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
                   ) -> tuple[list[str], list[int], list[int]]:
-    """`window_words` as spans: the words (runs longer than a window cut), how many of them each
-    window takes in turn, and each window's length in characters (words joined by spaces)."""
+    """`windows` as spans: the words (runs longer than a window cut), how many of them each window
+    takes in turn, and each window's length in characters (words joined by spaces)."""
     if not words:
         return words, [], []
     lengths = list(map(len, words))

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,16 +91,6 @@ def paused_gc():
             gc.enable()
 
 
-def _rejected(f: Filter, scores: list[float | None], langs: list[str]) -> list[int]:
-    """Rows whose score fails `f.accept` (vectorised: per-row calls cost as much as cheap filters);
-    None is not applicable, NaN fails."""
-    limit_of = {lang: f.threshold_for(lang) for lang in set(langs)}
-    limits = np.fromiter(map(limit_of.__getitem__, langs), dtype=np.float64, count=len(langs))
-    values = np.array(scores, dtype=np.float64)  # None -> NaN
-    passed = values >= limits if f.higher_is_better else values <= limits
-    return [i for i in np.flatnonzero(~passed).tolist() if scores[i] is not None]
-
-
 class Verifier:
     """Runs a preset on batches of candidates. Filters that cannot run are listed in `not_run`."""
 
@@ -177,7 +166,7 @@ class Verifier:
             scores = f.score(batch)
             for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
-            for i in _rejected(f, scores, langs):
+            for i in f.rejected(scores, langs):
                 verdicts[i].reasons.append(f.name)
                 verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
         if self.roundtrip:
@@ -188,23 +177,23 @@ class Verifier:
     def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
         """The stateful part: dedup against what was accepted before, then remember. Call in order."""
         with paused_gc():
-            passing: list[int] = []
+            # dedup only among rows that passed everything else, so a rejected row never blocks a good one
+            passing = [i for i, v in enumerate(verdicts) if not v.reasons] if self.dedup else []
+            rows = [batch[i] for i in passing]
             if self.dedup:
-                # dedup only among rows that passed everything else, so a rejected row never blocks a good one
-                passing = [i for i, v in enumerate(verdicts) if not v.reasons]
-                scores, keys, signatures = self.dedup.sketch_and_score([batch[i] for i in passing])
+                scores, keys, signatures = self.dedup.sketch_and_score(rows)
                 for v in verdicts:
                     v.scores["dedup"] = None
-                for i, score in zip(passing, scores):
+                for i, row, score in zip(passing, rows, scores):
                     verdicts[i].scores["dedup"] = score
-                    if not self.dedup.accept(score, batch[i].lang):
+                    if not self.dedup.accept(score, row.lang):
                         verdicts[i].reasons.append("dedup")
-                        verdicts[i].details.append(self.dedup.explain(score, batch[i].lang))
+                        verdicts[i].details.append(self.dedup.explain(score, row.lang))
             for verdict in verdicts:
                 verdict.accepted = not verdict.reasons
-            for j, i in enumerate(passing):  # in row order: the kept rows, with the sketches just made
+            for j, (i, row) in enumerate(zip(passing, rows)):  # in row order, with the sketches just made
                 if verdicts[i].accepted:
-                    self.dedup.remember_sketches(batch[i].lang, keys[j:j + 1], signatures[j:j + 1])
+                    self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1])
             return verdicts
 
     def score_names(self) -> list[str]:
