@@ -39,10 +39,9 @@ def job_config(model: str, rows: int, workers, preset: str, max_tokens: int, bat
 
 
 def committed(out: Path):
-    import polars as pl
+    from synth.shards import read_committed
 
-    parts = sorted((out / "_work").glob("round-*.parquet"))
-    return pl.concat([pl.read_parquet(p) for p in parts]).select("id", "accepted", "reject_reasons")
+    return read_committed(out).select("id", "accepted", "reject_reasons")
 
 
 def main() -> None:

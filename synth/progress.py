@@ -91,7 +91,7 @@ class RunProgress:
         self._show()
 
     def rows(self) -> list[dict]:
-        """One dict per language with what the display shows (used by both modes and the tests)."""
+        """One dict per language with what the display shows (used by both modes)."""
         elapsed = self.clock() - self.started
         out = []
         for lang, s in self.langs.items():

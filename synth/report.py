@@ -63,13 +63,9 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                 "rejected_by_reason": dict(Counter(r for rs in cell_rejected["reject_reasons"].to_list() for r in rs))
                 if cell_rejected.height else {},
             }
-        score_stats, rejected_stats = {}, {}
-        if accepted.height:
-            for name in verifier.score_names():
-                score_stats[name] = _quantiles(accepted["scores"].struct.field(name))
-        if rejected.height:
-            for name in verifier.score_names():
-                rejected_stats[name] = _quantiles(rejected["scores"].struct.field(name))
+        score_stats, rejected_stats = (
+            {name: _quantiles(rows["scores"].struct.field(name)) for name in verifier.score_names()} if rows.height else {}
+            for rows in (accepted, rejected))
         languages[lang] = {
             "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
             "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,

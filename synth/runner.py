@@ -179,6 +179,14 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
     }
 
 
+def ensure_ray() -> None:
+    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), or start a local Ray, once."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+
+
 def start_engine(job: JobConfig):
     """The engine the config's `engine.type` names: vLLM replicas on Ray, or an OpenAI-compatible API."""
     if job.engine.type == "openai":
@@ -186,13 +194,10 @@ def start_engine(job: JobConfig):
 
         log.info("using the OpenAI-compatible endpoint %s (model %s)", job.engine.base_url, job.engine.model)
         return OpenAIEngine(job.engine, job.sampling)
-    import ray
-
     from synth.engines.vllm_actor import VllmReplicaPool
     from synth.models import resolve_model
 
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+    ensure_ray()
     log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
     return VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
 
@@ -301,11 +306,11 @@ class JobRun:
                     rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
                     self._tokens_time += time.time() - t0
                     if scoring:  # scored on the workers while this slice was generated
-                        self._commit(scoring, verifier, planner, score_names, pool)
+                        self._commit(scoring, verifier, planner, score_names)
                     candidates = [r.candidate() for r in rows if r.error is None]
                     scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
                 if scoring:  # drain: the next round is sized from this round's acceptance
-                    self._commit(scoring, verifier, planner, score_names, pool)
+                    self._commit(scoring, verifier, planner, score_names)
         finally:
             if verification:
                 verification.shutdown()
@@ -333,13 +338,10 @@ class JobRun:
     def _start_verification(self, spec: VerifierSpec, verifier: Verifier) -> VerificationPool:
         settings = self.job.verify
         if settings.workers != 0:
-            import ray
-
-            if not ray.is_initialized():  # e.g. engine.type openai: Ray only for the verifiers
-                ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+            ensure_ray()  # e.g. engine.type openai: Ray only for the verifiers
         return VerificationPool(spec, verifier, settings.workers, settings.num_cpus, settings.laser_num_gpus)
 
-    def _commit(self, done: "_Slice", verifier: Verifier, planner: Planner, score_names: list[str], pool) -> None:
+    def _commit(self, done: "_Slice", verifier: Verifier, planner: Planner, score_names: list[str]) -> None:
         """Dedup and surplus on a scored slice (in slice order), then its atomic commit to _work/."""
         verdicts = self._verify(done.rows, done.candidates, done.scoring.result(), verifier, planner)
         now = datetime.now(timezone.utc)

@@ -20,6 +20,7 @@ from synth.errors import ConfigError
 from synth.runner import JobRun, prepare
 from synth.shards import (RemotePath, atomic_write_bytes, atomic_write_json, atomic_write_parquet, output_location,
                           read_committed, remove_tree)
+from tests.ports import free_port
 from tests.test_pipeline import tiny_job
 
 
@@ -49,19 +50,13 @@ def test_memory_io_layer_commits_whole_objects():
     assert not out.exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server():
     """A real S3 HTTP endpoint (moto_server) and the standard AWS variables that point clients at it."""
     server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     if server is None:
         pytest.fail("moto_server missing: install the test extra (pip install -e '.[test]')")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",

@@ -37,11 +37,6 @@ class VerifierSpec:
     def build(self) -> Verifier:
         return Verifier(*self.args, **self.kwargs)
 
-    @property
-    def uses_laser(self) -> bool:
-        verifier_args = dict(zip(("preset", "languages", "lid_skip", "laser_dir"), self.args)) | self.kwargs
-        return verifier_args.get("laser_dir") is not None and "laser" in verifier_args["preset"].filters
-
 
 def _floor(value: float) -> float:
     """Ray accounts resources in 1e-4 units; round down so a share never exceeds what is free."""
@@ -58,10 +53,6 @@ def plan_workers(workers: int | Literal["auto"], num_cpus: float, free_cpus: flo
     if count == 0:
         return 0, 0.0
     return count, _floor(min(num_cpus, max(free_cpus, 0.0) / count))
-
-
-def _score(verifier: Verifier, batch: list[Candidate]) -> list[Verdict]:
-    return verifier.score_filters(batch)
 
 
 class Pending:
@@ -84,7 +75,7 @@ class Pending:
             except ray.exceptions.RayActorError:
                 # the actor is gone for good (restarts used up): scores are deterministic, redo them here
                 log.warning("a verifier worker died; scoring its %d rows in the driver", len(batch))
-                out.extend(_score(self.fallback, batch))
+                out.extend(self.fallback.score_filters(batch))
         return out
 
 
@@ -108,7 +99,7 @@ class VerificationPool:
             log.info("verify.num_cpus %.3g does not fit beside the engine (%.3g CPUs free): "
                      "each verifier reserves %.3g", num_cpus, free.get("CPU", 0.0), cpus)
         gpus = 0.0
-        if laser_num_gpus and spec.uses_laser:
+        if laser_num_gpus and "laser" in driver.names:  # built from the same spec: runs LASER
             if free.get("GPU", 0.0) >= laser_num_gpus * count:
                 gpus = laser_num_gpus
             else:
@@ -143,7 +134,7 @@ class VerificationPool:
         """Start scoring `batch`; returns at once when workers exist (in the driver: after scoring)."""
         batch = list(batch)
         if not self.actors:
-            return Pending([(_score(self.driver, batch), batch)], self.driver)
+            return Pending([(self.driver.score_filters(batch), batch)], self.driver)
         size = -(-len(batch) // len(self.actors)) if batch else 0
         parts = []
         for start in range(0, len(batch), size or 1):
@@ -171,4 +162,4 @@ class VerifierWorker:
         return True
 
     def score(self, batch: list[Candidate]) -> list[Verdict]:
-        return _score(self.verifier, batch)
+        return self.verifier.score_filters(batch)

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,18 +20,13 @@ from synth.engines.base import GenerationRequest, SamplingConfig
 from synth.engines.openai_api import OpenAIEngine, OpenAIEngineConfig
 from synth.errors import ConfigError
 from tests.conftest import CPU_ENV
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")
 def vllm_url(tiny_model_dir, tmp_path_factory):
     """A real `vllm.entrypoints.openai.api_server` on the tiny model (its own process group)."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = {**os.environ, **CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"}
     with open(log_path, "wb") as log_file:
@@ -214,7 +208,7 @@ def test_other_client_errors_are_not_retried():
 
 
 def test_unreachable_server_is_an_engine_error():
-    engine = _engine(f"http://127.0.0.1:{_free_port()}/v1", max_retries=1)
+    engine = _engine(f"http://127.0.0.1:{free_port()}/v1", max_retries=1)
     try:
         completions = engine.generate([_ask(0), _ask(1)])
     finally:
