@@ -201,28 +201,21 @@ def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int =
     does not cross a NUL is a reference, keyed by its hash plus its row times _MIX. Of each text, the
     grams at every COPY_STRIDE-th position from its start and its last one are looked up: a copied
     run of n + COPY_STRIDE - 1 characters or more still holds one, its coverage starts at most
-    COPY_STRIDE - 1 late, and a whole copy scores 1. A row scores the same in any batch, except that
-    an n-1 character text after the first (and a reference's first n-1 characters) also has the gram
-    made of its leading NUL and itself, kept from the first implementation so scores did not move."""
-    shares, refs_before = [], False
-    for first in range(0, len(texts), _CHUNK_ROWS):
-        chunk = slice(first, first + _CHUNK_ROWS)
-        shares.append(_copied_share(texts[chunk], others[chunk], n, first, refs_before))
-        refs_before = refs_before or any(others[chunk])
-    return np.concatenate(shares) if shares else np.zeros(0)
+    COPY_STRIDE - 1 late, and a whole copy scores 1. Grams never cross a NUL, so a text shorter than n
+    scores 0 and a row scores the same in any batch."""
+    return np.concatenate([_copied_share(texts[first:first + _CHUNK_ROWS], others[first:first + _CHUNK_ROWS], n)
+                           for first in range(0, len(texts), _CHUNK_ROWS)]) if len(texts) else np.zeros(0)
 
 
-def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int, first_row: int,
-                  refs_before: bool) -> np.ndarray:
-    """copied_share of rows first_row.. of a batch (refs_before: earlier rows had references)."""
+def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int) -> np.ndarray:
+    """copied_share of at most _CHUNK_ROWS rows."""
     rows = len(texts)
     folded = _folded_code_points(texts)
     codes = np.concatenate((np.zeros(1, dtype=np.uint32), folded))  # every text after a NUL
     starts, lengths = _text_spans(folded, rows)
     starts += 1
-    last = lengths - n  # a text's last gram, from its own start (-1: its leading NUL's gram)
-    after_first = np.arange(first_row, first_row + rows) > 0
-    count = np.where((last >= 0) | ((last == -1) & after_first), (last + COPY_STRIDE - 1) // COPY_STRIDE + 1, 0)
+    last = lengths - n  # a text's last gram, from its own start (< 0: shorter than a gram)
+    count = np.where(last >= 0, (last + COPY_STRIDE - 1) // COPY_STRIDE + 1, 0)
     row = np.repeat(np.arange(rows, dtype=np.int64), count)
     at = np.repeat(starts, count) + np.minimum(_ranges(np.zeros(rows, dtype=np.int64), count) * COPY_STRIDE,
                                                np.repeat(last, count))
@@ -235,18 +228,15 @@ def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int,
     which = np.fromiter(map(slot.__getitem__, refs), dtype=np.int64, count=len(refs))
     ref_codes = np.concatenate((np.zeros(1, dtype=np.uint32), _folded_code_points(distinct)))
     ref_starts, ref_lengths = _text_spans(ref_codes[1:], len(distinct))
-    ref_grams = np.maximum(ref_lengths - n + 2, 0)  # each after a NUL: its gram from there to its last
+    ref_grams = np.maximum(ref_lengths - n + 1, 0)  # every gram inside the reference
     with np.errstate(over="ignore"):  # a gram counts only against the references of its own row
         keys = _gram_hashes(codes, at, n)
-        keys += (row + first_row).astype(np.uint64) * _MIX
-        hashes = _gram_hashes(ref_codes, _ranges(ref_starts, ref_grams), n)
+        keys += row.astype(np.uint64) * _MIX
+        hashes = _gram_hashes(ref_codes, _ranges(ref_starts + 1, ref_grams), n)
         offset = np.cumsum(ref_grams) - ref_grams
-        skip = np.zeros(len(refs), dtype=np.int64)
-        skip[0] = not refs_before  # the batch's first reference has no NUL before it (as said above)
-        ref_count = np.maximum(ref_grams[which] - skip, 0)
-        ref_keys = hashes[_ranges(offset[which] + skip, ref_count)]
-        ref_rows = np.repeat(np.arange(first_row, first_row + len(others), dtype=np.uint64),
-                             [len(group) for group in others])
+        ref_count = ref_grams[which]
+        ref_keys = hashes[_ranges(offset[which], ref_count)]
+        ref_rows = np.repeat(np.arange(len(others), dtype=np.uint64), [len(group) for group in others])
         ref_keys += np.repeat(ref_rows * _MIX, ref_count)
     hit = _members(keys, ref_keys)
     # covered characters: matched grams are n long and sorted, so each covers up to the next one

@@ -121,6 +121,11 @@ def test_copied_share_of_a_row_does_not_depend_on_its_batch(pairs):
     whole = copied_share(texts, sources)
     assert list(whole[:40]) == [copied_share([t], [s])[0] for t, s in zip(texts[:40], sources[:40])]
     assert list(whole[7:]) == list(copied_share(texts[7:], sources[7:]))  # other offsets in the joined text
+    # texts of n-1 and n characters copied from their source's start: first or not, the same score
+    for size, expected in ((15, 0.0), (16, 1.0)):
+        short = sources[0][0][:size]
+        alone, second = copied_share([short], [sources[0]])[0], copied_share([texts[1], short], [sources[1], sources[0]])[1]
+        assert alone == second == expected, (size, alone, second)
 
 
 def test_copy_never_crashes_on_odd_text(pairs):
