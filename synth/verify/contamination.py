@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,13 +20,13 @@ import numpy as np
 
 from synth.errors import ConfigError
 from synth.verify.base import Candidate, Filter
+from synth.verify.rules import gram_hashes
 from synth.verify.script import dominant_unspaced
 
 # Gaps between tokens: whitespace and punctuation (ASCII, Latin-1, general, CJK, and the sentence marks
 # of Devanagari, Burmese, Ethiopic, Khmer and Arabic). Combining marks stay inside their words.
 _GAP = re.compile(r"[\s!-/:-@\[-`{-~\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\uff01-\uff0f"
                   r"\u0964\u0965\u104a\u104b\u1361-\u1368\u17d4-\u17da\u060c\u061b\u061f\u06d4]+")
-_P = np.uint64(1099511628211)  # FNV prime: polynomial hash of token hashes, mod 2^64
 
 
 def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
@@ -33,7 +34,7 @@ def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
     spaces and punctuation) for unspaced scripts. Word hashes are Python's str hash: stable within a
     process, which is all that is needed, since a filter hashes its evaluation sets and its candidates
     in the same process."""
-    folded = text.casefold()
+    folded = unicodedata.normalize("NFKC", text).casefold()  # composed or not, full- or half-width: the same
     if dominant_unspaced(text):
         codes = np.frombuffer(_GAP.sub("", folded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         with np.errstate(over="ignore"):
@@ -53,7 +54,8 @@ def batch_ngram_hashes(texts: Sequence[str], ngram: int, char_ngram: int) -> tup
             continue
         lengths = np.array([parts[i].size for i in chosen])
         owner = np.repeat(np.array(chosen), lengths)
-        windows = _windows(np.concatenate([parts[i] for i in chosen]), size)
+        tokens = np.concatenate([parts[i] for i in chosen])
+        windows = gram_hashes(tokens, np.arange(tokens.size - size + 1), size)
         inside = owner[size - 1:] == owner[:owner.size - size + 1]
         hashes.append(windows[inside])
         rows.append(owner[:owner.size - size + 1][inside])
@@ -70,33 +72,6 @@ def batch_ngram_hashes(texts: Sequence[str], ngram: int, char_ngram: int) -> tup
 def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
     """Distinct n-gram hashes of one text (sorted)."""
     return batch_ngram_hashes([text], ngram, char_ngram)[0]
-
-
-def _windows(tokens: np.ndarray, size: int) -> np.ndarray:
-    """Polynomial hash sum(t[k] * P^(i+size-1-k)) of every window of `size` tokens, mod 2^64, in O(1)
-    passes whatever the size: prefix sums of t[k] * P^-k, then each window's difference times P^(i+size-1)."""
-    count = tokens.size
-    _grow_powers(count + size)
-    with np.errstate(over="ignore"):
-        prefix = np.concatenate([[np.uint64(0)], np.cumsum(tokens * _INV_POW[:count], dtype=np.uint64)])
-        m = count - size + 1
-        return (prefix[size:size + m] - prefix[:m]) * _POW[size - 1:size - 1 + m]
-
-
-_POW = np.ones(1, dtype=np.uint64)
-_INV_POW = np.ones(1, dtype=np.uint64)
-
-
-def _grow_powers(n: int) -> None:
-    """P^k and P^-k mod 2^64 for k < n (P is odd, so it has an inverse modulo 2^64)."""
-    global _POW, _INV_POW
-    if _POW.size >= n:
-        return
-    n = max(n, 2 * _POW.size, 4096)
-    with np.errstate(over="ignore"):
-        _POW = np.cumprod(np.concatenate([[np.uint64(1)], np.full(n - 1, _P, dtype=np.uint64)]), dtype=np.uint64)
-        inverse = np.uint64(pow(int(_P), -1, 2**64))
-        _INV_POW = np.cumprod(np.concatenate([[np.uint64(1)], np.full(n - 1, inverse, dtype=np.uint64)]), dtype=np.uint64)
 
 
 def _strings(value) -> Iterator[str]:
@@ -171,7 +146,6 @@ class ContaminationFilter(Filter):
         super().__init__(**kwargs)
         self.ngram, self.char_ngram = ngram, char_ngram
         self.sets = [load_eval_set(Path(p), ngram, char_ngram) for p in paths]
-        self._worst: dict[str, str] = {}  # candidate id -> eval file with most hits (for the reason)
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         grams, rows = batch_ngram_hashes([c.text for c in batch], self.ngram, self.char_ngram)
@@ -183,16 +157,12 @@ class ContaminationFilter(Filter):
             hits.append(np.bincount(rows[hit], minlength=len(batch)))
         total = np.bincount(rows, minlength=len(batch))
         share = np.bincount(rows[found], minlength=len(batch)) / np.maximum(total, 1)
-        self._worst = {}  # candidate id -> the evaluation file with most hits, for the reject detail
+        self._worst: dict[str, str] = {}  # candidate id -> the evaluation file with most hits, for the reject detail
         if hits:
             per_set = np.stack(hits)
             for i in np.flatnonzero(per_set.sum(axis=0)):
                 self._worst[batch[i].id] = self.sets[int(per_set[:, i].argmax())].path.name
         return [float(x) for x in share]  # rows shorter than one n-gram: 0 (they cannot contain one)
-
-    def explain(self, score: float, lang: str) -> str:
-        return (f"contamination: {score:.1%} of its n-grams are in an evaluation set "
-                f"(> {self.threshold_for(lang):.1%})")
 
     def explain_candidate(self, candidate: Candidate, score: float) -> str:
         where = self._worst.get(candidate.id, "an evaluation set")

@@ -27,7 +27,7 @@ SHINGLE = 5  # characters: one changed word in a 300-character text leaves Jacca
 NUM_PERM = 64  # bins; estimate error (std) ~0.02-0.05 around Jaccard 0.7
 BANDS = 16  # 16 bands of 4 bins: a pair at Jaccard 0.7 shares a band with probability 0.999, at 0.3 with 0.12
 _ROWS = NUM_PERM // BANDS
-_BIN_SHIFT = np.uint32(32 - 6)  # top 6 bits of a shingle hash pick its bin (2^6 = NUM_PERM)
+_BIN_SHIFT = np.uint32(32 - (NUM_PERM.bit_length() - 1))  # the top log2(NUM_PERM) bits of a shingle hash pick its bin
 _EMPTY = np.uint32(0xFFFFFFFF)
 _POW = np.uint32(16777619) ** np.arange(SHINGLE, dtype=np.uint32)  # polynomial hash of code points, mod 2^32
 
@@ -43,7 +43,8 @@ def _separators() -> np.ndarray:
 
 def _normalised_codes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Code points of the normalised texts joined by NUL, and each text's start in that array."""
-    joined = "\x00".join(t.replace("\x00", " ") for t in texts).casefold()
+    # NFKC: composed or decomposed accents, full- or half-width forms are the same text
+    joined = unicodedata.normalize("NFKC", "\x00".join(t.replace("\x00", " ") for t in texts)).casefold()
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
     bmp = codes < 0x10000
     space = np.zeros(codes.size, dtype=bool)
@@ -132,9 +133,6 @@ class _Index:
         self.count = 0
         self.bands: list[dict[bytes, int]] = [{} for _ in range(BANDS)]
 
-    def __len__(self) -> int:
-        return self.count
-
     @staticmethod
     def _band_keys(signature: np.ndarray) -> list[bytes]:
         raw = signature.tobytes()
@@ -181,9 +179,7 @@ class DedupFilter(Filter):
         self.indexes: dict[str, _Index] = {}
 
     def remember(self, lang: str, texts: Iterable[str]) -> None:
-        index = self.indexes.setdefault(lang, _Index())
-        for key, signature in zip(*sketch(list(texts))):
-            index.add(key, signature)
+        self.remember_sketches(lang, *sketch(list(texts)))
 
     def remember_sketches(self, lang: str, keys: Sequence[str], signatures: np.ndarray) -> None:
         """`remember` for texts already sketched (by `sketch_and_score`): a kept row is sketched once."""

@@ -113,8 +113,8 @@ def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _POWERS[0][:size], _POWERS[1][:size]
 
 
-def _gram_hashes(codes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hash of the n code points from each position in `at`.
+def gram_hashes(codes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """64-bit hash of the n codes (code points, or token hashes) from each position in `at`.
 
     Polynomial hashes from one prefix sum (sum of c_j * BASE^j, times BASE^-i), modulo 2^64, then
     mixed: two passes over the characters whatever n is, and the rest only at the positions asked."""
@@ -230,9 +230,9 @@ def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int)
     ref_starts, ref_lengths = _text_spans(ref_codes[1:], len(distinct))
     ref_grams = np.maximum(ref_lengths - n + 1, 0)  # every gram inside the reference
     with np.errstate(over="ignore"):  # a gram counts only against the references of its own row
-        keys = _gram_hashes(codes, at, n)
+        keys = gram_hashes(codes, at, n)
         keys += row.astype(np.uint64) * _MIX
-        hashes = _gram_hashes(ref_codes, _ranges(ref_starts + 1, ref_grams), n)
+        hashes = gram_hashes(ref_codes, _ranges(ref_starts + 1, ref_grams), n)
         offset = np.cumsum(ref_grams) - ref_grams
         ref_count = ref_grams[which]
         ref_keys = hashes[_ranges(offset[which], ref_count)]
