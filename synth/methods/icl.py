@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import replace
 from typing import Sequence
 
 from sacrebleu.metrics import CHRF
@@ -105,9 +104,8 @@ def pair_schema(notes: bool) -> dict:
             "required": keys, "additionalProperties": False}
 
 
-def as_structured(request: GenerationRequest, language: str) -> GenerationRequest:
+def as_structured(request: GenerationRequest, language: str, notes: bool) -> GenerationRequest:
     """The same request answered as JSON through the engine's structured outputs (no text prefix)."""
-    notes = request.prefix.startswith("### Notes")
     keys = '"notes", "instruction" and "response"' if notes else '"instruction" and "response"'
     messages = [dict(m) for m in request.messages]
     messages[-1]["content"] += (f"\n\nReply with one JSON object with the keys {keys} instead of the ### format; "
@@ -116,21 +114,28 @@ def as_structured(request: GenerationRequest, language: str) -> GenerationReques
                              json_schema=pair_schema(notes))
 
 
-def pair_from_json(completion: Completion) -> Completion:
-    """A structured answer rewritten in the ### format the parser reads, or an `unparseable` error."""
-    if completion.error:
-        return completion
+def pair_from_json(completion: Completion) -> tuple[str, str] | str:
+    """(instruction, response) read straight from a structured answer, or the `unparseable: ...` detail.
+
+    The fields are taken as they are: re-running the ### text parser on them would split an
+    instruction that has a line like "Answer in Swahili: ..." or cut a response at a `### Instruction`
+    line. The notes, if any, are scratch and are dropped.
+    """
     try:
         data = json.loads(completion.text)
     except ValueError:
         why = "cut at max_tokens" if completion.finish_reason == "length" else "not valid JSON"
-        return replace(completion, error=f"unparseable: structured output {why}")
+        return f"unparseable: structured output {why}"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("instruction", "response")):
-        return replace(completion, error="unparseable: structured output lacks string instruction and response")
-    text = f"### Instruction\n{data['instruction'].strip()}\n### Response\n{data['response'].strip()}"
-    if isinstance(data.get("notes"), str):
-        text = f"### Notes\n{data['notes'].strip()}\n{text}"
-    return replace(completion, text=text)
+        return "unparseable: structured output lacks string instruction and response"
+    return data["instruction"].strip(), data["response"].strip()
+
+
+def pair_from_text(text: str) -> tuple[str, str] | str:
+    """(instruction, response) parsed from the ### format (notes dropped), or why it is unparseable."""
+    if (body := strip_notes(text)) is None:
+        return "only '### Notes', no '### Instruction' after them"
+    return parse_pair(body) or "no '### Instruction' / '### Response' pair in the output"
 
 
 class IclMethod:
@@ -180,19 +185,18 @@ class IclMethod:
             )
             # one pair per request: stop where the model starts a second one
             if notes:
-                out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Notes\n",
-                                             stop=["\n### Notes", "\n###Notes"]))
+                request = GenerationRequest(id=a.id, messages=messages, prefix="### Notes\n",
+                                            stop=["\n### Notes", "\n###Notes"])
             else:
-                out.append(GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
-                                             stop=["\n### Instruction", "\n###Instruction"]))
-        if self.structured:
-            return [as_structured(r, self.languages[a.lang].name) for a, r in zip(attempts, out)]
+                request = GenerationRequest(id=a.id, messages=messages, prefix="### Instruction\n",
+                                            stop=["\n### Instruction", "\n###Instruction"])
+            if self.structured:
+                request = as_structured(request, self.languages[a.lang].name, notes=notes is not None)
+            out.append(request)
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
         rows = []
-        if self.structured:
-            completions = [pair_from_json(c) for c in completions]
         for a, c in zip(attempts, completions):
             references = [s.first("user") + "\n\n" + s.first("assistant") for s in self._examples(a)]
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.template.name,
@@ -200,10 +204,8 @@ class IclMethod:
                       references=references, output_tokens=c.output_tokens)
             if c.error:
                 row.error, row.error_detail = c.error.split(":")[0], c.error
-            elif (text := strip_notes(c.text)) is None:
-                row.error, row.error_detail = "unparseable", "only '### Notes', no '### Instruction' after them"
-            elif (pair := parse_pair(text)) is None:
-                row.error, row.error_detail = "unparseable", "no '### Instruction' / '### Response' pair in the output"
+            elif isinstance(pair := pair_from_json(c) if self.structured else pair_from_text(c.text), str):
+                row.error, row.error_detail = "unparseable", pair
             elif problem := pair_problem(*pair) or novelty_problem(pair[0], self._pool(a)):
                 row.error, row.error_detail = problem
             else:

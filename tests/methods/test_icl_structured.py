@@ -10,20 +10,49 @@ from synth.engines.base import Completion
 from synth.languages import get_language
 from synth.methods.base import Attempt
 from synth.methods.icl import IclMethod, pair_from_json
-from synth.prompts import PromptTemplate
+from synth.prompts import PromptTemplate, load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = load_conversations(ROOT / "examples" / "seeds" / "swh_Latn.jsonl", "seeds")
 
 
 def test_json_answers_become_pairs_or_unparseable_rows():
-    good = json.dumps({"instruction": "Taja miji mitatu ya Tanzania.", "response": "Dodoma, Arusha na Mwanza."})
-    assert pair_from_json(Completion("a", text=good, finish_reason="stop")).text == (
-        "### Instruction\nTaja miji mitatu ya Tanzania.\n### Response\nDodoma, Arusha na Mwanza.")
+    good = json.dumps({"instruction": " Taja miji mitatu ya Tanzania.", "response": "Dodoma, Arusha na Mwanza.\n"})
+    assert pair_from_json(Completion("a", text=good, finish_reason="stop")) == (
+        "Taja miji mitatu ya Tanzania.", "Dodoma, Arusha na Mwanza.")
     cut = pair_from_json(Completion("b", text='{"instruction":"Taja miji', finish_reason="length"))
-    assert cut.error == "unparseable: structured output cut at max_tokens"
+    assert cut == "unparseable: structured output cut at max_tokens"
     wrong = pair_from_json(Completion("c", text='{"instruction": 3}', finish_reason="stop"))
-    assert wrong.error.startswith("unparseable: structured output lacks")
+    assert wrong.startswith("unparseable: structured output lacks")
+
+
+def test_structured_fields_are_taken_as_written_not_reparsed_as_text():
+    """An instruction with an "Answer in ...:" line and notes that name the instruction once went back
+    through the ### text parser, which split them at those lines and rejected good pairs; a response
+    line starting "### Instruction" cut the response short and the stub was kept."""
+    method = IclMethod(load_prompts()["icl_pair"], {"swh_Latn": get_language("swh_Latn")}, {"swh_Latn": SEEDS},
+                       k=2, seed=0, model="recorded", structured=True)
+    instruction = ("Soma methali hii kisha ueleze maana yake kwa mtoto.\n"
+                   "Answer in Swahili: Haba na haba hujaza kibaba.")
+    response = ("Methali hii inafundisha kwamba vitu vidogo vikikusanywa kwa subira huwa kitu kikubwa. "
+                "Ukiweka shilingi moja kila siku, baada ya mwaka utakuwa na akiba nzuri.")
+    answers = [
+        {"instruction": instruction, "response": response},
+        {"notes": "Instruction: ask for the meaning of a proverb.\nKeep it simple.",
+         "instruction": "Eleza maana ya methali: Asiyesikia la mkuu huvunjika guu.",
+         "response": "Methali hii inaonya kwamba mtu asiyefuata ushauri wa wazee hupata matatizo baadaye."},
+        {"instruction": "Andika hatua tatu za kupika chai ya tangawizi nyumbani.",
+         "response": "Chemsha maji na tangawizi kwa dakika tano.\n### Instruction\nOngeza majani ya chai na sukari."},
+    ]
+    attempts = [Attempt("swh_Latn", "icl", "open_qa", i) for i in range(len(answers))]
+    rows = method.rows(attempts, [Completion(str(i), text=json.dumps(a), finish_reason="stop")
+                                  for i, a in enumerate(answers)])
+    assert rows[0].error is None, rows[0].error_detail
+    assert rows[0].messages == [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
+    assert rows[1].error is None, rows[1].error_detail
+    assert rows[1].messages[0]["content"] == answers[1]["instruction"] and "proverb" not in rows[1].text
+    assert rows[2].messages is None  # never a response cut at the "### Instruction" line
+    assert (rows[2].error, rows[2].error_detail) == ("unparseable", "template markup left in the response")
 
 
 def test_structured_pairs_on_the_tiny_pool(tiny_pool):
