@@ -11,13 +11,13 @@ from typing import Sequence
 import numpy as np
 
 from synth.verify.base import Candidate, Filter
+from synth.verify.script import prose
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 COPY_GRAM = 16  # characters: shorter runs are shared by cognates (French "discrimination ")
 COPY_STRIDE = 4  # candidate grams looked up (every one of the source's is indexed)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_CODE = re.compile(r"```.*?```|`[^`\n]*`|https?://\S+", re.S)
 
 _IS_WORD, _IS_SPACE = 1, 2
 
@@ -52,13 +52,11 @@ def _code_points(texts: Sequence[str]) -> np.ndarray:
 
 def _folded_code_points(texts: Sequence[str]) -> np.ndarray:
     """The texts folded and joined by NUL, as code points: case-folded, whitespace runs as one space,
-    code and URLs dropped (copied on purpose), a NUL inside a text as a space, a lone surrogate as "?".
+    code, URLs and e-mail addresses dropped (copied on purpose: script.prose), a NUL inside a text as
+    a space, a lone surrogate as "?".
     Per text that is " ".join(t.casefold().split()); the whitespace is collapsed in numpy over the
     whole batch instead (split + join per text cost twice as much)."""
-    joined = "\x00".join(texts)
-    if "`" in joined or "://" in joined:
-        texts = [_CODE.sub(" ", t) if "`" in t or "://" in t else t for t in texts]
-    folded = [t.casefold() for t in texts]
+    folded = [t.casefold() for t in prose(texts)]
     joined = "\x00".join(folded)
     if joined.count("\x00") != len(folded) - 1:  # a NUL inside a text: a space
         joined = "\x00".join(t.replace("\x00", " ") for t in folded)

@@ -131,39 +131,45 @@ def _script_table(script: str) -> np.ndarray:
 _PACKED = np.array([0, 1, 1 + (1 << 32)], dtype=np.int64)  # _script_table value -> counted + inside << 32
 
 
-def _prose(text: str) -> str:
-    """`text` without code, URLs and e-mail addresses."""
-    if "`" in text or "://" in text or "www." in text or "@" in text:
-        text = _NOT_PROSE.sub(" ", text)
-    return text
+def prose(texts: Sequence[str]) -> list[str]:
+    """The texts without code, URLs and e-mail addresses (the regex only where a marker of them is):
+    what the script and copy filters read."""
+    def marked(text: str) -> bool:
+        return "`" in text or "://" in text or "www." in text or "@" in text
+
+    if not marked("".join(texts)):
+        return list(texts)
+    return [_NOT_PROSE.sub(" ", t) if marked(t) else t for t in texts]
 
 
-def _code_points(text: str) -> np.ndarray:
+def _inside_and_counted(texts: Sequence[str], script: str) -> tuple[list[int], list[int]]:
+    """Per text: counted prose characters in `script`, and counted prose characters (see _script_table),
+    for a whole batch from one table lookup and one running total of packed (counted, inside) values."""
+    if not texts:
+        return [], []
+    texts = prose(texts)
     # "replace": a lone surrogate (never in Parquet strings) becomes one "?" instead of raising
-    return np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "replace"), dtype=np.uint32)
+    total = np.concatenate([[0], np.cumsum(_PACKED[_script_table(script)[codes]])])
+    ends = np.cumsum([len(t) for t in texts], dtype=np.int64)
+    sums = total[ends] - total[np.concatenate([[0], ends[:-1]])]
+    return (sums >> 32).tolist(), (sums & 0xFFFFFFFF).tolist()
 
 
-def _prose_codes(text: str) -> np.ndarray:
-    """Code points of `text` without code, URLs and e-mail addresses."""
-    return _code_points(_prose(text))
-
-
-def _in_and_counted(text: str, script: str) -> tuple[int, int]:
-    marks = _script_table(script)[_prose_codes(text)]
-    counted = int(np.count_nonzero(marks))
-    return int(marks.sum(dtype=np.int64)) - counted, counted
+def script_shares(texts: Sequence[str], script: str) -> list[float | None]:
+    """Share of each text's counted prose characters that belong to `script`; None if none count."""
+    inside, counted = _inside_and_counted(texts, script)
+    return [k / n if n else None for k, n in zip(inside, counted)]
 
 
 def script_share(text: str, script: str) -> float | None:
-    """Share of the counted prose characters of `text` that belong to `script`; None if none count."""
-    inside, counted = _in_and_counted(text, script)
-    return inside / counted if counted else None
+    return script_shares([text], script)[0]
 
 
 def dominant_unspaced(text: str) -> bool:
     """True when more than half the counted characters are in a script written without spaces
     (Thai, Lao, Khmer, Burmese, Tibetan, Chinese, Japanese)."""
-    inside, counted = _in_and_counted(text, "unspaced")
+    (inside,), (counted,) = _inside_and_counted([text], "unspaced")
     return inside * 2 > counted
 
 
@@ -187,25 +193,15 @@ class ScriptFilter(Filter):
             _script_table(script)  # built once per process
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
-        """`script_share` of every row, one table lookup per script for the whole batch."""
+        """`script_shares` of the rows of each script."""
         out: list[float | None] = [None] * len(batch)
         by_script: dict[str, list[int]] = {}
         for i, c in enumerate(batch):
             if c.lang in self.scripts:
                 by_script.setdefault(self.scripts[c.lang], []).append(i)
         for script, rows in by_script.items():
-            texts = [batch[i].text for i in rows]
-            joined = "".join(texts)
-            if "`" in joined or "://" in joined or "www." in joined or "@" in joined:
-                texts = [_prose(t) for t in texts]
-                joined = "".join(texts)
-            # per character: counted + (in the script) << 32, summed per text from one running total
-            packed = _PACKED[_script_table(script)[_code_points(joined)]]
-            total = np.concatenate([[0], np.cumsum(packed)])
-            ends = np.cumsum([len(t) for t in texts])
-            sums = total[ends] - total[np.concatenate([[0], ends[:-1]])]
-            for i, n, k in zip(rows, (sums & 0xFFFFFFFF).tolist(), (sums >> 32).tolist()):
-                out[i] = k / n if n else None
+            for i, share in zip(rows, script_shares([batch[i].text for i in rows], script)):
+                out[i] = share
         return out
 
     def explain(self, score: float, lang: str) -> str:
