@@ -108,7 +108,7 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def _verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int):
+def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
     """Verdicts in row order. The stateless filters run in forked worker processes, one per core, on
     chunks of rows; dedup (stateful, order-dependent) runs here on each chunk in order, so the result
     is the same as one process's. Small inputs, one core, or LASER (torch has its own threads and does
@@ -151,11 +151,11 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
                         contamination=contamination_config(contamination, ngram))
     names = verifier.score_names()
     with paused_gc():
-        verdicts = list(_verdicts(verifier, frame, batch_rows))
-        columns = {f"score_{n}": [v.scores.get(n) for v in verdicts] for n in names}
-        columns.update({f"score_{n}": [None] * len(verdicts) for n in verifier.not_run})
-        accepted = [v.accepted for v in verdicts]
-        reasons = [v.reasons for v in verdicts]
+        scored = list(verdicts(verifier, frame, batch_rows))
+        columns = {f"score_{n}": [v.scores.get(n) for v in scored] for n in names}
+        columns.update({f"score_{n}": [None] * len(scored) for n in verifier.not_run})
+        accepted = [v.accepted for v in scored]
+        reasons = [v.reasons for v in scored]
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),
