@@ -47,7 +47,8 @@ class TranslateMethod:
             self.by_category.setdefault(conversation.category or "open_qa", []).append(conversation)
         for category, items in self.by_category.items():  # a fixed order per category, shuffled once
             random.Random(f"{seed}:{category}").shuffle(items)
-        self._layouts: dict[str, list[Layout]] = {}
+        # keyed by the source's place, not its id: ids come from the user's records and may repeat
+        self._layouts: dict[tuple[str, int], list[Layout]] = {}
 
     def capacity(self, category: str) -> int:
         """Distinct sources of a category: each is translated at most once per language."""
@@ -56,11 +57,13 @@ class TranslateMethod:
     def source(self, attempt: Attempt) -> Conversation:
         return self.by_category[attempt.category][attempt.index]
 
-    def layouts(self, source: Conversation) -> list[Layout]:
-        """One layout per message of the source conversation (cached: sources repeat across languages)."""
-        if source.id not in self._layouts:
-            self._layouts[source.id] = [split_message(content, self.max_chars) for _, content in source.messages]
-        return self._layouts[source.id]
+    def layouts(self, attempt: Attempt) -> list[Layout]:
+        """One layout per message of the attempt's source (cached: sources repeat across languages)."""
+        key = (attempt.category, attempt.index)
+        if key not in self._layouts:
+            messages = self.source(attempt).messages
+            self._layouts[key] = [split_message(content, self.max_chars) for _, content in messages]
+        return self._layouts[key]
 
     def _render(self, template: PromptTemplate, lang: str, text: str, protected: bool) -> list[dict[str, str]]:
         return template.render(source_language=self.languages[self.source_lang].model_dump(),
@@ -93,7 +96,7 @@ class TranslateMethod:
         return [
             request
             for a in attempts
-            for t, layout in enumerate(self.layouts(self.source(a)))
+            for t, layout in enumerate(self.layouts(a))
             for request in self._unit_requests(self.forward, f"{a.id}/t{t}", a.lang, layout)
         ]
 
@@ -102,7 +105,7 @@ class TranslateMethod:
         rows, position = [], 0
         for a in attempts:
             source = self.source(a)
-            layouts = self.layouts(source)
+            layouts = self.layouts(a)
             count = sum(len(layout.units) for layout in layouts)
             units = completions[position:position + count]
             position += count
