@@ -59,10 +59,6 @@ class Unit:
     one_line: bool = False  # a heading, list item or table cell: its translation must stay on one line
 
     @property
-    def source(self) -> str:
-        return restore_spans(self.text, self.spans)[0]
-
-    @property
     def prose(self) -> str:
         """The words of the unit without its protected spans (what language checks should read)."""
         return strip_sentinels(self.text)
