@@ -207,7 +207,7 @@ def _pieces(paragraph: str, budget: int) -> list[tuple[str, str]]:
     """(separator, text) pieces of a long paragraph, each under the budget where sentences allow."""
     pieces: list[tuple[str, str]] = []
     start = 0
-    current_sep, current = "", ""
+    current_sep, current, pending_sep = "", "", ""
     for match in list(_SENTENCE_END.finditer(paragraph)) + [None]:
         end = match.start() if match else len(paragraph)
         sentence = paragraph[start:end]
