@@ -59,7 +59,7 @@ class Row:
         source = "\n\n".join(m["content"] for m in self.source_messages) if self.source_messages else None
         back = "\n\n".join(self.back_translation) if self.back_translation is not None else None
         if self.prose is not None:
-            source, back = self.source_prose, self.back_prose if self.back_translation is not None else None
+            source, back = self.source_prose, self.back_prose
         return Candidate(
             id=self.id, lang=self.lang, text=self.text if self.prose is None else self.prose,
             source=source, source_lang=self.source_lang,
