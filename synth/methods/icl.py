@@ -12,7 +12,7 @@ from sacrebleu.metrics import CHRF
 from synth.config import CATEGORIES
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
-from synth.languages import LanguageSpec, get_language
+from synth.languages import LanguageSpec
 from synth.methods.base import Attempt, Row
 from synth.prompts import PromptTemplate
 
@@ -144,7 +144,7 @@ class IclMethod:
     def __init__(self, template: PromptTemplate, languages: dict[str, LanguageSpec],
                  seeds: dict[str, list[Conversation]], k: int, seed: int, model: str, structured: bool = False):
         self.template = template
-        self.languages = languages
+        self.languages = languages  # the targets and their reasoning-language pivots
         self.seeds = seeds
         self.k = k
         self.seed = seed
@@ -171,7 +171,7 @@ class IclMethod:
         if (attempt.category not in PIVOT_CATEGORIES or spec.reasons_natively
                 or "notes_language" not in self.template.variables):
             return None
-        return self.languages.get(spec.reasoning_language) or get_language(spec.reasoning_language)
+        return self.languages[spec.reasoning_language]  # runner.prepare adds every target's pivot
 
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
         out = []

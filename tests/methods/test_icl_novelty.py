@@ -39,7 +39,7 @@ def test_a_copied_instruction_with_a_new_answer_passes_copy_but_fails_novelty():
 
 
 def test_icl_rows_reject_a_seed_copy_with_reason_novelty():
-    languages = {"swh_Latn": get_language("swh_Latn")}
+    languages = {code: get_language(code) for code in ("swh_Latn", "eng_Latn")}  # a target and its pivot
     category = SEEDS[0].category
     method = IclMethod(load_prompts()["icl_pair"], languages, {"swh_Latn": SEEDS}, k=2, seed=0, model="recorded")
     attempts = [Attempt("swh_Latn", "icl", category, i) for i in range(2)]

@@ -30,8 +30,9 @@ def test_structured_fields_are_taken_as_written_not_reparsed_as_text():
     """An instruction with an "Answer in ...:" line and notes that name the instruction once went back
     through the ### text parser, which split them at those lines and rejected good pairs; a response
     line starting "### Instruction" cut the response short and the stub was kept."""
-    method = IclMethod(load_prompts()["icl_pair"], {"swh_Latn": get_language("swh_Latn")}, {"swh_Latn": SEEDS},
-                       k=2, seed=0, model="recorded", structured=True)
+    languages = {code: get_language(code) for code in ("swh_Latn", "eng_Latn")}  # a target and its pivot
+    method = IclMethod(load_prompts()["icl_pair"], languages, {"swh_Latn": SEEDS}, k=2, seed=0, model="recorded",
+                       structured=True)
     instruction = ("Soma methali hii kisha ueleze maana yake kwa mtoto.\n"
                    "Answer in Swahili: Haba na haba hujaza kibaba.")
     response = ("Methali hii inafundisha kwamba vitu vidogo vikikusanywa kwa subira huwa kitu kikubwa. "
@@ -56,7 +57,7 @@ def test_structured_fields_are_taken_as_written_not_reparsed_as_text():
 
 
 def test_structured_pairs_on_the_tiny_pool(tiny_pool):
-    languages = {"swh_Latn": get_language("swh_Latn")}
+    languages = {code: get_language(code) for code in ("swh_Latn", "eng_Latn")}  # a target and its pivot
     short = PromptTemplate(name="short_icl", method="icl", variables=["language", "examples"],  # fits 256 tokens
                            user="Write one new task in {{ language.name }} like: {{ examples[0].instruction }}")
     method = IclMethod(short, languages, {"swh_Latn": SEEDS}, k=1, seed=0, model="tiny", structured=True)
@@ -81,3 +82,15 @@ def test_structured_pairs_on_the_tiny_pool(tiny_pool):
             assert row.messages is not None or row.error in ("unparseable", "echo", "novelty")
             if row.messages:
                 assert row.messages[0]["content"] == data["instruction"].strip()
+
+
+def test_structured_schema_asks_for_notes_only_where_the_teacher_pivots():
+    languages = {code: get_language(code) for code in ("swh_Latn", "eng_Latn")}  # a target and its pivot
+    method = IclMethod(load_prompts()["icl_pair"], languages, {"swh_Latn": SEEDS}, k=2, seed=0, model="recorded",
+                       structured=True)
+    math, open_qa = method.requests([Attempt("swh_Latn", "icl", "math", 0), Attempt("swh_Latn", "icl", "open_qa", 0)])
+    assert math.json_schema["required"] == ["notes", "instruction", "response"] and not math.prefix
+    assert 'First plan it in English under "### Notes"' in math.messages[-1]["content"]
+    assert '"notes"' in math.messages[-1]["content"]
+    assert open_qa.json_schema["required"] == ["instruction", "response"]
+    assert '"notes"' not in open_qa.messages[-1]["content"]
