@@ -33,11 +33,12 @@ def main() -> None:
     import torch
 
     from synth.engines.base import GenerationRequest, SamplingConfig
-    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+    from synth.engines.configs import VllmEngineConfig
+    from synth.engines.vllm_actor import VllmReplicaPool
     from synth.models import resolve_model
 
     cpu = args.cpu if args.cpu is not None else not torch.cuda.is_available()
-    from synth.engines.vllm_actor import CPU_ENV
+    from tests.cpu_env import CPU_ENV
 
     env = {**CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "4"} if cpu else {}  # room for 128 requests at once
     kwargs = {"enforce_eager": True} if cpu else {}

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def job_config(model: str, rows: int, workers, preset: str, max_tokens: int, batch_size: int, cpu: bool):
     from synth.config import JobConfig
-    from synth.engines.vllm_actor import CPU_ENV
+    from tests.cpu_env import CPU_ENV
 
     return JobConfig.model_validate({
         "name": "pipeline-bench",

@@ -16,8 +16,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
                       model_validator)
 
 from synth.engines.base import SamplingConfig
-from synth.engines.openai_api import OpenAIEngineConfig
-from synth.engines.vllm_actor import VllmEngineConfig
+from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
 from synth.errors import ConfigError
 
 Method = Literal["icl", "translate"]

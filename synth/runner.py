@@ -29,7 +29,7 @@ import polars as pl
 from synth.config import JobConfig, parse_job
 from synth.conversations import Conversation, load_conversations
 from synth.errors import ConfigError
-from synth.languages import LanguageSpec, get_language, load_registry
+from synth.languages import LanguageSpec, load_registry
 from synth.methods.base import Attempt, Row
 from synth.methods.icl import IclMethod
 from synth.methods.translate import TranslateMethod

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
 
-from synth.engines.vllm_actor import CPU_ENV  # noqa: E402  (re-exported for the tests)
+from tests.cpu_env import CPU_ENV  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +60,8 @@ def tiny_model_dir(smollm2_dir) -> str:
 @pytest.fixture(scope="session")
 def tiny_pool(ray_address, tiny_model_dir):
     from synth.engines.base import SamplingConfig
-    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+    from synth.engines.configs import VllmEngineConfig
+    from synth.engines.vllm_actor import VllmReplicaPool
 
     # a small token budget per step makes vLLM prefill longer prompts in chunks (as large batches do)
     config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=32, num_cpus=1,

@@ -24,7 +24,9 @@ import polars as pl
 import pytest
 import yaml
 
-from synth.engines.vllm_actor import CPU_ENV, VllmEngineConfig, place_replica, replica_count, wants_gpus
+from synth.engines.configs import VllmEngineConfig
+from tests.cpu_env import CPU_ENV
+from synth.engines.vllm_actor import place_replica, replica_count, wants_gpus
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +120,8 @@ PROBE = r'''
 import json, logging, os, sys, threading, time
 import ray
 from ray.util.state import list_actors
-from synth.engines.vllm_actor import VllmEngineConfig, await_replicas, place_replica, replica_count, wants_gpus
+from synth.engines.configs import VllmEngineConfig
+from synth.engines.vllm_actor import await_replicas, place_replica, replica_count, wants_gpus
 
 address = sys.argv[1]
 ray.init(address=address, log_to_driver=False)

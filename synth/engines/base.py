@@ -51,8 +51,21 @@ class Completion:
     error: str | None = None  # e.g. "prompt_too_long", "engine_error: ..."
 
 
+class EngineUnavailable(RuntimeError):
+    """The engine itself keeps failing (endpoint down, 5xx, timeouts, replicas crash-looping).
+
+    Engines retry such failures with backoff and raise this once their circuit breaker trips; they
+    never turn them into Completions with `error` set, which would become rejected rows and use up the
+    job's attempt budget. The runner stops the job resumable (status `interrupted`, exit 1).
+    `error` set on a Completion is kept for what the request itself got wrong (e.g. a prompt too long).
+    """
+
+
 class Engine(Protocol):
-    """Anything that turns requests into completions, one completion per request, same order."""
+    """Anything that turns requests into completions, one completion per request (joined by `id`).
+
+    Raises EngineUnavailable when the engine (not one request) keeps failing.
+    """
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
 

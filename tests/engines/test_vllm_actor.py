@@ -46,7 +46,8 @@ def test_killing_a_replica_mid_job_loses_and_duplicates_nothing(ray_address, tin
     import ray
 
     from synth.engines.base import SamplingConfig
-    from synth.engines.vllm_actor import VllmEngineConfig, VllmReplicaPool
+    from synth.engines.configs import VllmEngineConfig
+    from synth.engines.vllm_actor import VllmReplicaPool
     from tests.conftest import CPU_ENV
 
     config = VllmEngineConfig(model=tiny_model_dir, replicas=2, max_model_len=256, batch_size=4, num_cpus=0,
