@@ -61,7 +61,8 @@ def main() -> None:
     import ray
     import torch
 
-    from synth.runner import JobRun, prepare, start_engine
+    from synth.prepare import prepare
+    from synth.runner import JobRun, start_engine
 
     cpu = not torch.cuda.is_available()
     workers = args.workers if args.workers == "auto" else int(args.workers)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from synth.errors import ConfigError
@@ -13,16 +15,41 @@ from synth.errors import ConfigError
 
 def _run(args: argparse.Namespace) -> int:
     from synth.config import parse_job
+    from synth.engines.base import EngineUnavailable
+    from synth.prepare import prepare
     from synth.report import summary_table
-    from synth.runner import JobRun, prepare
+    from synth.runner import Interrupted, JobRun
     from synth.shards import output_location
 
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
-    manifest = JobRun(prepared, output, force_new=args.force_new).run()
+    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
+    try:
+        manifest = JobRun(prepared, output, force_new=args.force_new).run()
+    except EngineUnavailable as exc:
+        print(f"synth: error: the engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
+              f"{output} (status interrupted). Fix the engine, then run the same command to resume: {resume}",
+              file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}. "
+              f"Run the same command to resume: {resume}", file=sys.stderr)
+        return 128 + exc.signum
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
     return 0
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT raise Interrupted in the main thread: the runner stops the engines, keeps the
+    committed slices and the CLI exits 128 + signal, without a traceback."""
+    from synth.runner import Interrupted
+
+    def stop(signum, frame):
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 def _languages(args: argparse.Namespace) -> int:
@@ -55,7 +82,14 @@ def _report(args: argparse.Namespace) -> int:
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
-    manifest = json.loads((out / "manifest.json").read_text())
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{out}/manifest.json: not valid JSON ({exc}); give the output directory of a `synth run`") from None
+    needed = ("name", "status", "model", "languages", "filters", "rounds", "config_hash")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
+        raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
+                          f"directory of a `synth run`")
     atomic_write_bytes(out / "report.html", render_html(manifest, read_committed(out)).encode())
     print(summary_table(manifest))
     return 0
@@ -140,11 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    if args.func is _run and threading.current_thread() is threading.main_thread():
+        _stop_on_signals()
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nsynth: stopped by SIGINT", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, Validati
 from synth.engines.base import SamplingConfig
 from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
 from synth.errors import ConfigError
+from synth.secrets import REDACTED, redact_url
 
 Method = Literal["icl", "translate"]
 
@@ -88,6 +90,8 @@ class TranslateConfig(_Strict):
     max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
                            "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
                            "(about max_chars/2 tokens) under sampling.max_tokens")
+    max_source_chars: int = Field(20000, ge=100, description="a source message longer than this is not sent: "
+                                  "its attempt is rejected as source_too_long (bounds the requests per attempt)")
 
 
 class ContaminationConfig(_Strict):
@@ -133,7 +137,7 @@ EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
 
 
 class JobConfig(_Strict):
-    name: str = "synth-job"
+    name: str = Field("synth-job", description="a plain name (letters, digits, - _ .): the default output is out/<name>")
     targets: list[TargetConfig] = Field(min_length=1)
     sources: SourcesConfig | None = None
     engine: Annotated[
@@ -149,6 +153,14 @@ class JobConfig(_Strict):
     languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
     prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value) or set(value) == {"."}:
+            raise ValueError("use a plain name of letters, digits, '-', '_' and '.' (no path), e.g. swahili-sft; "
+                             "the default output directory is out/<name>")
+        return value
+
     @model_validator(mode="after")
     def _unique_targets(self) -> "JobConfig":
         langs = [t.lang for t in self.targets]
@@ -156,6 +168,18 @@ class JobConfig(_Strict):
         if dupes:
             raise ValueError(f"targets: {dupes} listed more than once; merge them into one target each")
         return self
+
+    def public_dump(self) -> dict:
+        """The config as synth writes it (DIR/_work/job.json): URL credentials and `engine.env` values
+        redacted, so no secret reaches a file. The config hash still sees the values."""
+        data = self.model_dump(mode="json")
+        engines = [data["engine"]] + ([data["judge"]["engine"]] if (data.get("judge") or {}).get("engine") else [])
+        for engine in engines:
+            if engine.get("base_url"):
+                engine["base_url"] = redact_url(engine["base_url"])
+            if engine.get("env"):
+                engine["env"] = {name: REDACTED for name in engine["env"]}
+        return data
 
     def config_hash(self) -> str:
         """Identity of the job's data: knobs that only change where work runs are left out, so a run

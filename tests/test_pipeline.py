@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from synth.config import JobConfig
-from synth.runner import JobRun, prepare, start_engine
+from synth.prepare import prepare
+from synth.runner import JobRun, start_engine
 from synth.verify.base import Candidate
 from synth.verify.workers import VerificationPool, VerifierSpec, plan_workers
 from tests.conftest import CPU_ENV
