@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from synth.errors import ConfigError
+from synth.errors import ConfigError, Interrupted
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     from synth.engines.base import EngineUnavailable
     from synth.prepare import prepare
     from synth.report import summary_table
-    from synth.runner import Interrupted, JobRun
+    from synth.runner import JobRun
     from synth.shards import output_location
 
     prepared = prepare(parse_job(Path(args.job)))
@@ -40,16 +40,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals() -> dict:
     """SIGTERM and SIGINT raise Interrupted in the main thread: the runner stops the engines, keeps the
-    committed slices and the CLI exits 128 + signal, without a traceback."""
-    from synth.runner import Interrupted
-
+    committed slices and the CLI exits 128 + signal, without a traceback. Returns the handlers replaced."""
     def stop(signum, frame):
         raise Interrupted(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _languages(args: argparse.Namespace) -> int:
@@ -174,16 +171,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    if args.func is _run and threading.current_thread() is threading.main_thread():
-        _stop_on_signals()
+    replaced = _stop_on_signals() if args.func is _run and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Interrupted as exc:  # before the run started (e.g. while checking the config)
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; nothing was started", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("\nsynth: stopped by SIGINT", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in replaced.items():  # main() called from Python (tests, notebooks) restores them
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ class PromptTemplate(BaseModel):
             try:
                 with _time_limit(MAX_RENDER_SECONDS, f"prompt {self.name!r}"):
                     content = _ENV.from_string(source).render(**variables).strip()
-            except RenderLimit:
-                raise
+            except RenderLimit as exc:
+                if f"prompt {self.name!r}" in str(exc):
+                    raise
+                raise RenderLimit(f"prompt {self.name!r}: {exc}") from None
             except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, MemoryError) as exc:
                 raise RenderLimit(f"prompt {self.name!r}: the {role} template fails to render: "
                                   f"{type(exc).__name__}: {exc}") from None

@@ -83,8 +83,10 @@ class RunDir:
         if not out.exists():
             return "new"
         if not self.is_run():
-            if any(True for _ in out.iterdir()):
-                example = next(iter(_files(out)), None) or next(iter(out.iterdir())).name
+            # a run that stopped before its first write leaves at most its lock (and temporaries)
+            leftovers = [f for f in _files(out) if f != f"{WORK}/{LOCK}" and not re.fullmatch(_TMP, f)]
+            if leftovers or any(p.name != WORK for p in out.iterdir()):
+                example = leftovers[0] if leftovers else next(p.name for p in out.iterdir() if p.name != WORK)
                 raise ConfigError(f"--output {out}: directory is not empty (e.g. {example}) and holds no synth run; "
                                   f"synth never deletes files it did not write: give a new or empty directory")
             return "new"

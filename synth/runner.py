@@ -30,7 +30,7 @@ import polars as pl
 
 from synth.config import parse_job
 from synth.engines.base import EngineUnavailable
-from synth.errors import ConfigError
+from synth.errors import ConfigError, Interrupted
 from synth.methods.base import Attempt, Row
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Planner
@@ -45,16 +45,6 @@ from synth.verify.base import Candidate
 from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGINT arrived: stop the engines, keep what is committed, exit 128 + signal.
-
-    A BaseException, so no `except Exception` on the way up swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
 
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
