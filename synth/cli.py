@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from synth.errors import ConfigError, Interrupted
+from synth.secrets import ScrubLogs
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ScrubLogs())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
     replaced = _stop_on_signals() if args.func is _run and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)

@@ -211,8 +211,10 @@ def parse_job(path: Path) -> JobConfig:
         raise ConfigError(f"{path}: job file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the job file as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a job file is a YAML mapping with at least `targets` and `engine`")
     try:
@@ -233,6 +235,9 @@ def parse_job(path: Path) -> JobConfig:
         value = getattr(job, attr)
         if value is not None:
             setattr(job, attr, absolute(value) or value)
+    preset = job.verify.preset
+    if (preset.endswith((".yaml", ".yml")) or "/" in preset) and not Path(preset).is_absolute():
+        job.verify.preset = str(base / preset)  # a preset file next to the job, like seeds and sources
     if job.verify.laser_dir is not None:
         job.verify.laser_dir = absolute(job.verify.laser_dir) or job.verify.laser_dir
     if job.verify.contamination is not None:

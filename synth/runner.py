@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -66,7 +68,14 @@ def ensure_ray() -> None:
     import ray
 
     if not ray.is_initialized():
+        # Ray's core worker installs a C-level handler that dumps a stack trace and dies on SIGTERM; the
+        # Python handlers (the CLI's clean stop) are put back over it
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():
+                if callable(handler):
+                    signal.signal(signum, handler)
 
 
 def start_engine(job):

@@ -7,6 +7,7 @@ place that knows what a secret looks like.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,3 +48,18 @@ def scrub(text: str, *secrets: str) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     return _TOKEN.sub(REDACTED, text)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+class ScrubLogs(logging.Filter):
+    """On a log handler: every record leaves with URL credentials and token-shaped strings redacted
+    (libraries log request URLs; an error may quote a key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(_USERINFO.sub(f"{REDACTED}@", message))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

@@ -75,6 +75,8 @@ class OpenAIEngine:
                 )
             api_key = os.environ[config.api_key_env]
         self.tokens_out = 0
+        # attempts per committed slice: a few waves of concurrent requests (a stop loses at most this)
+        self.slice_size = max(8, 4 * config.max_concurrency)
         self.retries = 0  # engine failures retried (not model rejects)
         self.outages = 0  # times the breaker tripped
         self._broken: str | None = None
