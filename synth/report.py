@@ -20,10 +20,21 @@ def summary_table(manifest: dict) -> str:
             lines.append(f"{'':<22}shortfall: {s['shortfall_reason']}")
     not_run = manifest["filters"]["not_run"]
     lines.append("filters run: " + ", ".join(manifest["filters"]["run"]))
+    if engine_line := _engine_line(manifest):
+        lines.append(engine_line)
     lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
     return "\n".join(lines)
+
+
+def _engine_line(manifest: dict) -> str:
+    """Engine trouble, apart from what the model got wrong: retries, outages, attempts lost to them."""
+    engine = manifest.get("engine") or {}
+    if not engine:
+        return ""
+    return (f"engine: {engine.get('retries', 0)} retried request(s), {engine.get('outages', 0)} outage(s), "
+            f"{engine.get('attempts_lost_to_outages', 0)} attempt(s) lost to outages")
 
 
 def _histogram_svg(values: list[float], threshold: float | None, width: int = 260, height: int = 70) -> str:
@@ -80,6 +91,8 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
              f"filter preset <code>{e(manifest['filters']['preset'])}</code>, {manifest['rounds']} rounds.</p>"]
     if manifest.get("model_note"):
         parts.append(f"<p class='note'>{e(manifest['model_note'])}</p>")
+    if engine_line := _engine_line(manifest):
+        parts.append(f"<p>{e(engine_line)} (engine failures are retried, never counted as rejected rows)</p>")
     for name, why in manifest["filters"]["not_run"].items():
         parts.append(f"<p class='note'>Filter <b>{e(name)}</b> was not run: {e(why)}. It counted neither as passed nor as failed.</p>")
     parts.append("<h2>Summary</h2><table><tr><th>language</th><th>target</th><th>accepted</th><th>rejected</th><th>shortfall</th></tr>")

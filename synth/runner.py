@@ -155,7 +155,7 @@ class JobRun:
         # the engine is checked (preflight) before the run directory is written: a wrong endpoint or a
         # model that does not load is exit 2 with nothing written (the lock we made is taken back)
         try:
-            pool = engine or (start_engine(job) if work_left else None)
+            pool = self._pool = engine or (start_engine(job) if work_left else None)
         except BaseException:
             self.rundir.abandon()
             raise
@@ -278,7 +278,7 @@ class JobRun:
         accepted = Counter()
         for (lang, _, _), n in planner.accepted.items():
             accepted[lang] += n
-        self._display.update(accepted, rows, seconds)
+        self._display.update(accepted, rows, seconds, engine_retries=int(getattr(self._pool, "retries", 0) or 0))
 
     # ---- resume ------------------------------------------------------------------------------
     def _restore(self, previous: pl.DataFrame, planner: Planner, verifier: Verifier) -> "_Resumed":
