@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from synth.engines.base import Completion, Engine, GenerationRequest, SamplingConfig
 from synth.errors import ConfigError
+from synth.prompts import PromptTemplate, load_prompts
 from synth.verify.base import Candidate
 from synth.verify.judge import (DIMENSIONS, SCORE_NAMES, EngineConfig, Judge, JudgeConfig, JudgeVerdict,
                                 pivot_request_id, pivot_texts, request_id)
@@ -174,39 +175,36 @@ def judge_sampling(config: JudgeConfig, seed: int = 0) -> SamplingConfig:
     return SamplingConfig(temperature=config.temperature, top_p=1.0, max_tokens=config.max_tokens, seed=seed)
 
 
-def build_judge(config: JudgeConfig, languages, preset, prompts_dir: Path | None = None, template=None) -> Judge:
-    """The Judge of a config: its template by name from prompts/ (plus `prompts_dir`), or `template`
-    given directly (Python API)."""
-    from synth.prompts import load_prompts
-
-    prompts = dict(load_prompts())
-    if prompts_dir is not None:
-        prompts.update(load_prompts(prompts_dir))
-    if template is None:
-        if config.prompt not in prompts:
-            judge_names = sorted(n for n, t in prompts.items() if t.method == "judge")
-            raise ConfigError(f"judge.prompt: no prompt template {config.prompt!r}; judge templates: {judge_names}")
-        template = prompts[config.prompt]
-    return Judge(template, languages, config, preset.judge, back_template=prompts.get("back_translate_turn"))
+def build_judge(config: JudgeConfig, languages, preset, prompts: Mapping[str, PromptTemplate] | None = None) -> Judge:
+    """The Judge of a job: its template by name among `prompts` (the runner's: bundled, the job's
+    prompts_dir, and those added through the Python API; default: the bundled ones), thresholds from
+    the preset's `judge:` section. Raises ConfigError before any engine starts."""
+    prompts = load_prompts() if prompts is None else prompts
+    if config.prompt not in prompts:
+        judge_names = sorted(n for n, t in prompts.items() if t.method == "judge")
+        raise ConfigError(f"judge.prompt: no prompt template {config.prompt!r}; judge templates: {judge_names}")
+    return Judge(prompts[config.prompt], languages, config, preset.judge, back_template=prompts.get("back_translate_turn"))
 
 
 JUDGE_COLUMNS = (*(f"score_{n}" for n in SCORE_NAMES), *(f"judge_{d}_reason" for d in DIMENSIONS))
 
 
-def judge_verified_file(path: Path, spec_path: Path, preset_name: str = "default", batch_rows: int = 256,
-                        engine: Engine | None = None, template=None) -> dict:
+def judge_verified_file(path: Path, spec: JudgeSpec | Path, preset_name: str = "default", batch_rows: int = 256,
+                        engine: Engine | None = None, template: PromptTemplate | None = None) -> dict:
     """`synth verify --judge SPEC`: judge the accepted rows of the `synth verify` output at `path` and
     rewrite it: score_judge_<dim> and judge_<dim>_reason columns (null for rows not judged), rows the
     judge refuses become accepted=false with its reasons appended to reject_reasons.
 
-    `engine`: an engine already running (tests, Python API); else the spec's engine is started here
-    and shut down at the end.
+    `spec`: a JudgeSpec, or the path of a job / engine YAML (load it first with load_judge_spec to
+    refuse a bad one before anything is written). `engine`: an engine already running (tests, Python
+    API); else the spec's engine is started here and shut down at the end. `template`: a judge prompt
+    used instead of the spec's `judge.prompt`.
     """
     from synth.languages import load_registry
     from synth.shards import atomic_write_parquet
     from synth.verify.pipeline import load_preset
 
-    spec = load_judge_spec(spec_path)
+    spec = spec if isinstance(spec, JudgeSpec) else load_judge_spec(spec)
     preset = load_preset(preset_name)
     frame = pl.read_parquet(path)
     needed = ("id", "lang", "source_lang", "source", "text", "accepted", "reject_reasons")
@@ -216,7 +214,14 @@ def judge_verified_file(path: Path, spec_path: Path, preset_name: str = "default
     registry = dict(load_registry())
     if spec.languages_dir is not None:
         registry.update(load_registry(str(spec.languages_dir)))
-    judge = build_judge(spec.judge, registry, preset, spec.prompts_dir, template)
+    prompts = dict(load_prompts())
+    if spec.prompts_dir is not None:
+        prompts.update(load_prompts(spec.prompts_dir))
+    config = spec.judge
+    if template is not None:
+        prompts[template.name] = template
+        config = config.model_copy(update={"prompt": template.name})
+    judge = build_judge(config, registry, preset, prompts)
 
     columns = frame.to_dict(as_series=False)
     back = columns.get("back_translation")

@@ -52,6 +52,33 @@ def test_a_missing_spec_file_is_a_config_error(tmp_path):
         load_judge_spec(tmp_path / "nope.yaml")
 
 
+def test_an_unknown_judge_prompt_is_a_config_error():
+    from synth.judging import build_judge
+    from synth.verify import load_preset
+
+    with pytest.raises(ConfigError, match=r"no prompt template 'nope'; judge templates: \['judge_row'\]"):
+        build_judge(JudgeConfig(prompt="nope"), load_registry(), load_preset("default"))
+    mine = {"mine": SHORT}
+    assert build_judge(JudgeConfig(prompt="mine"), load_registry(), load_preset("default"), mine).template is SHORT
+
+
+def test_verify_judge_refuses_bad_input_before_any_engine_starts(tmp_path):
+    spec = write(tmp_path / "engine.yaml", {"type": "vllm", "model": str(tmp_path / "no-such-model")})
+    path = tmp_path / "verified.parquet"
+    pl.DataFrame({"id": ["a"], "lang": ["swh_Latn"], "text": ["Habari"]}).write_parquet(path)
+    with pytest.raises(ConfigError, match="missing columns"):
+        judge_verified_file(path, spec)
+    frame = pl.DataFrame({"id": ["a"], "lang": ["xyz_Latn"], "source_lang": [None], "source": [None],
+                          "text": ["Habari"], "accepted": [True], "reject_reasons": [[]]},
+                         schema_overrides={"source_lang": pl.String, "source": pl.String,
+                                           "reject_reasons": pl.List(pl.String)})
+    frame.write_parquet(path)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="xyz_Latn"):
+        judge_verified_file(path, spec)
+    assert path.read_bytes() == before
+
+
 # ---- with a real engine -----------------------------------------------------------------------
 
 class Recording:
@@ -143,3 +170,27 @@ def test_verify_judge_rewrites_only_the_accepted_rows(tiny_pool, tiny_model_dir,
     assert result["judged"] == 2 and result["accepted"] == out["accepted"].sum()
     assert result["usage"]["requests"] == sum(len(b) for b in engine.sent)
     assert result["model"] == tiny_model_dir
+
+
+@pytest.mark.slow
+def test_pivot_translate_sends_icl_rows_to_the_pivot_first_and_joins_by_id(tiny_pool):
+    from synth.prompts import load_prompts
+
+    template = PromptTemplate(name="judge_pivot", method="judge", variables=["language", "text", "pivot_text"],
+                              user="Grade {{ language.name }}: {{ text }}{% if pivot_text %} [{{ pivot_text }}]{% endif %}")
+    judge = Judge(template, load_registry(), JudgeConfig(pivot="translate"),
+                  back_template=load_prompts()["back_translate_turn"])
+    rows = [*ROWS, Candidate(id="fr", lang="fra_Latn", text="Bonjour, comment allez-vous ?"),
+            Candidate(id="tr", lang="swh_Latn", text="Habari.", source="Hello.", source_lang="eng_Latn")]
+    engine = Recording(tiny_pool)
+    verdicts, usage = judge_batch(engine, judge, rows)
+
+    # one translation per ICL row of a pivoting language (not French, which reasons natively; not the translation)
+    assert [r.id for r in engine.sent[0]] == ["c0.judge.pivot", "c1.judge.pivot", "c2.judge.pivot"]
+    assert usage.pivot_requests == 3 and [v.id for v in verdicts] == [c.id for c in rows]
+    pivots = {c.id.removesuffix(".judge.pivot"): c.text.strip() for c in engine.received if c.id.endswith(".pivot")}
+    first = {r.id: r.messages[-1]["content"] for r in engine.sent[1]}
+    for cid, text in pivots.items():
+        if text:  # each row's own translation, whatever order the engine answered in
+            assert first[f"{cid}.judge"].endswith(f"[{text}]")
+    assert "[" not in first["fr.judge"] and "[" not in first["tr.judge"]  # no back-translation given

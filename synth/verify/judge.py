@@ -77,7 +77,8 @@ class JudgeConfig(BaseModel):
         None, description="a separate judge engine (vLLM or OpenAI-compatible); unset: the job's own engine")
     temperature: float = Field(0.3, ge=0, description="sampling temperature of a separate judge engine (the "
                                "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
-    max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens")
+    max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
+                            "its sampling.max_tokens)")
     pivot: Literal["off", "back_translation", "translate"] = Field(
         "back_translation", description="for targets whose reasoning_language is a pivot, also show the judge "
         "a pivot-language rendering: the back-translation of translated rows; `translate` also asks for one "
