@@ -30,6 +30,8 @@ class Job:
                 self.config.icl.prompt = template.name
             elif template.method == "translate":
                 self.config.translate.prompt = template.name
+            elif template.method == "judge":
+                self.config.judge.prompt = template.name
             else:
                 self.config.translate.back_prompt = template.name
         return self

@@ -83,7 +83,7 @@ class PromptTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    method: Literal["icl", "translate", "back_translate"]
+    method: Literal["icl", "translate", "back_translate", "judge"]
     description: str = ""
     variables: list[str]
     system: str | None = None
