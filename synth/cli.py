@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from synth.engines.base import EngineUnavailable
 from synth.errors import ConfigError, Interrupted
 from synth.secrets import ScrubLogs
 
@@ -96,9 +97,18 @@ def _report(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from synth.verify.cli_verify import verify_file
 
+    spec = None
+    if args.judge:
+        from synth.judging import judge_verified_file, load_judge_spec
+
+        spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
     result = verify_file(Path(args.input), Path(args.output), args.filters,
                          Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
                          contamination=[Path(p) for p in args.contamination], ngram=args.ngram)
+    if spec is not None:
+        judged = judge_verified_file(Path(args.output), spec, args.filters)
+        print(f"judge: {judged}")
+        result["accepted"] = judged.get("accepted", result["accepted"])
     print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
     for name, why in result["not_run"].items():
         print(f"NOT run: {name}: {why} (score_{name} is null)")
@@ -149,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
     verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
+    verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
+                        help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
+                        "engine) or a file with an engine: section")
     verify.set_defaults(func=_verify)
     cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
     cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema)")
@@ -181,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except EngineUnavailable as exc:  # synth verify --judge: the judge's engine keeps failing
+        print(f"synth: error: the engine keeps failing: {exc}", file=sys.stderr)
+        return 1
     except Interrupted as exc:  # before the run started (e.g. while checking the config)
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; nothing was started", file=sys.stderr)
         return 128 + exc.signum

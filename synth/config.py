@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
 from synth.engines.base import SamplingConfig
-from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
+from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
 from synth.secrets import REDACTED, redact_url
+from synth.verify.judge import JudgeConfig
 
 Method = Literal["icl", "translate"]
 
@@ -33,11 +34,6 @@ CATEGORIES: dict[str, str] = {
     "math": "arithmetic word problem",
     "local_culture": "local culture and everyday life",
 }
-
-
-def _engine_type(value) -> str:
-    """`engine.type` picks the backend; without it, vLLM."""
-    return value.get("type", "vllm") if isinstance(value, dict) else value.type
 
 
 class _Strict(BaseModel):
@@ -140,14 +136,12 @@ class JobConfig(_Strict):
     name: str = Field("synth-job", description="a plain name (letters, digits, - _ .): the default output is out/<name>")
     targets: list[TargetConfig] = Field(min_length=1)
     sources: SourcesConfig | None = None
-    engine: Annotated[
-        Annotated[VllmEngineConfig, Tag("vllm")] | Annotated[OpenAIEngineConfig, Tag("openai")],
-        Discriminator(_engine_type),
-    ]
+    engine: EngineConfig
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     icl: IclConfig = Field(default_factory=IclConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")

@@ -38,7 +38,7 @@ def _quantiles(values: pl.Series) -> dict[str, float] | None:
 
 
 def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None,
-               status: str | None = None, engine_stats: dict | None = None) -> dict:
+               status: str | None = None, engine_stats: dict | None = None, judge: dict | None = None) -> dict:
     """Write every output of a run from its committed rounds; returns the manifest. `status`:
     `interrupted` when the run stopped early (engine outage, a signal); else complete or partial."""
     job = prepared.job
@@ -69,7 +69,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                 if cell_rejected.height else {},
             }
         score_stats, rejected_stats = (
-            {name: _quantiles(rows["scores"].struct.field(name)) for name in verifier.score_names()} if rows.height else {}
+            {name: _quantiles(rows["scores"].struct.field(name)) for name in rows["scores"].struct.fields}
+            if rows.height else {}
             for rows in (accepted, rejected))
         languages[lang] = {
             "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
@@ -103,6 +104,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     "thresholds": verifier.thresholds(),
                     "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
+        "judge": judge,
         "sampling": job.sampling.model_dump(),
         "engine": {**(engine_stats or {}),
                    # rows an engine failure turned into rejects: 0 since engines raise EngineUnavailable instead

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from synth.config import JobConfig
 from synth.conversations import Conversation, load_conversations
 from synth.errors import ConfigError
+from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
 from synth.methods.base import Attempt, Row
 from synth.methods.icl import IclMethod
@@ -37,6 +38,7 @@ class PreparedJob:
     preset: FilterPreset | None = None
     lid_skip: set[str] = field(default_factory=set)
     custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
+    judge: JudgeStage | None = None  # the LLM judge, when the job enables it
 
     def config_hash(self) -> str:
         """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
@@ -140,6 +142,8 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
     elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
         raise ConfigError(f"engine.api_key_env: the environment variable {job.engine.api_key_env} is not set; "
                           f"export it, or set api_key_env: null for a server without a key")
+    if job.judge.enabled:
+        prepared.judge = JudgeStage(job.judge, languages, prepared.preset, prompts)
     _trial_render(prepared)
     return prepared
 

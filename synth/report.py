@@ -22,6 +22,10 @@ def summary_table(manifest: dict) -> str:
     lines.append("filters run: " + ", ".join(manifest["filters"]["run"]))
     if engine_line := _engine_line(manifest):
         lines.append(engine_line)
+    if judge := manifest.get("judge"):
+        usage = judge.get("usage", {})
+        lines.append(f"judge: {judge.get('model')} graded {usage.get('requests', 0)} request(s) "
+                     f"({usage.get('prompt_tokens', 0)} prompt + {usage.get('output_tokens', 0)} output tokens)")
     lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
@@ -100,22 +104,31 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
         parts.append(f"<tr><td>{e(lang)} {e(s['name'])}</td><td>{s['target']}</td><td>{s['accepted']}</td>"
                      f"<td>{s['rejected']}</td><td>{s['shortfall']} {e(s['shortfall_reason'] or '')}</td></tr>")
     parts.append("</table>")
-    filters = manifest["filters"]["run"]
-    thresholds = manifest["filters"]["thresholds"]
+    filters = list(manifest["filters"]["run"])
+    thresholds = dict(manifest["filters"]["thresholds"])
+    stages = list(filters)
+    if judge := manifest.get("judge"):
+        usage = judge.get("usage", {})
+        parts.append(f"<p>LLM judge <code>{e(str(judge.get('model')))}</code> (prompt <code>{e(judge.get('prompt', ''))}</code>): "
+                     f"{usage.get('requests', 0)} requests, {usage.get('prompt_tokens', 0)} prompt and "
+                     f"{usage.get('output_tokens', 0)} output tokens.</p>")
+        thresholds.update(judge.get("thresholds", {}))
+        filters += list(judge.get("thresholds", {}))
+        stages += [*judge.get("thresholds", {}), "judge_unparseable"]
     for lang, s in manifest["languages"].items():
         mine = rows.filter(pl.col("lang") == lang) if rows is not None else None
         parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3>"
                      "<table><tr><th>stage</th><th>rejected by it (any reason)</th><th>first rejected here</th>"
                      "<th>remaining</th></tr>")
         parts.append(f"<tr><td>attempts</td><td></td><td></td><td>{s['attempts']}</td></tr>")
-        for stage in funnel(mine, filters, s["rejected_by_reason"]):
+        for stage in funnel(mine, stages, s["rejected_by_reason"]):
             parts.append(f"<tr><td>{e(stage['stage'])}</td><td>{stage['rejected']}</td><td>{stage['first']}</td>"
                          f"<td>{stage['remaining']}</td></tr>")
         parts.append(f"<tr><td><b>accepted</b></td><td></td><td></td><td><b>{s['accepted']}</b></td></tr></table>")
         if mine is None or mine.is_empty():
             continue
         parts.append("<h3>Score distributions (red line: threshold)</h3><table><tr>")
-        for i, name in enumerate(filters):
+        for i, name in enumerate(n for n in filters if n in mine["scores"].struct.fields):
             values = [v for v in mine["scores"].struct.field(name).to_list() if v is not None]
             t = thresholds.get(name, {})
             limit = t.get("per_language", {}).get(lang, t.get("threshold"))

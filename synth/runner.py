@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import signal
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ import polars as pl
 
 from synth.config import parse_job
 from synth.engines.base import EngineUnavailable
+from synth.engines.start import ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted
 from synth.methods.base import Attempt, Row
 from synth.models import BUNDLED_NOTE, is_bundled
@@ -39,11 +37,11 @@ from synth.plan import Planner
 from synth.prepare import PreparedJob, build_methods, prepare
 from synth.progress import RunProgress
 from synth.rundir import RunDir
-from synth.secrets import redact_url
 from synth.shards import (WORK, OutPath, atomic_write_json, atomic_write_parquet,
                           output_location, read_committed, remove_temporaries, rows_frame)
 from synth.verify import Verifier
 from synth.verify.base import Candidate
+from synth.verify.judge import SCORE_NAMES as JUDGE_SCORES
 from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
@@ -63,43 +61,6 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
     }
 
 
-def ensure_ray() -> None:
-    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), or start a local Ray, once."""
-    import ray
-
-    if not ray.is_initialized():
-        # Ray's core worker installs a C-level handler that dumps a stack trace and dies on SIGTERM; the
-        # Python handlers (the CLI's clean stop) are put back over it
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
-        if threading.current_thread() is threading.main_thread():
-            for signum, handler in handlers.items():
-                if callable(handler):
-                    signal.signal(signum, handler)
-
-
-def start_engine(job):
-    """The engine the config's `engine.type` names, checked before any attempt (`preflight`): vLLM
-    replicas on Ray that have loaded, or an OpenAI-compatible endpoint that answers and serves the model."""
-    if job.engine.type == "openai":
-        from synth.engines.openai_api import OpenAIEngine
-
-        log.info("using the OpenAI-compatible endpoint %s (model %s)", redact_url(job.engine.base_url), job.engine.model)
-        engine = OpenAIEngine(job.engine, job.sampling)
-        try:
-            engine.preflight()
-        except BaseException:
-            engine.shutdown()
-            raise
-        return engine
-    from synth.engines.vllm_actor import VllmReplicaPool
-    from synth.models import resolve_model
-
-    ensure_ray()
-    log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
-    return VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
-
-
 class JobRun:
     """One run of a prepared job into an output directory."""
 
@@ -111,6 +72,7 @@ class JobRun:
         self.config_hash = prepared.config_hash()
         self.rundir = RunDir(self.out, self.config_hash)
         self.engine_stats = {"retries": 0, "outages": 0}
+        self._pool = None
 
     def run(self, engine=None) -> dict:
         """Run (or resume) the job; `engine`: an already started engine to use (the caller shuts it down).
@@ -135,7 +97,7 @@ class JobRun:
         verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
                                      {"contamination": job.verify.contamination})
         verifier = verifier_spec.build()
-        score_names = verifier.score_names()
+        score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
         icl, translate = build_methods(p)
         capacity = {}
         for target in job.targets:
@@ -155,8 +117,12 @@ class JobRun:
         # the engine is checked (preflight) before the run directory is written: a wrong endpoint or a
         # model that does not load is exit 2 with nothing written (the lock we made is taken back)
         try:
-            pool = self._pool = engine or (start_engine(job) if work_left else None)
+            pool = self._pool = engine or (start_engine(job.engine, job.sampling) if work_left else None)
+            if p.judge and pool is not None:
+                p.judge.start(pool, job.engine.model, job.sampling.seed or 0)
         except BaseException:
+            if engine is None and self._pool is not None:
+                self._pool.shutdown()
             self.rundir.abandon()
             raise
         verification = None
@@ -205,6 +171,9 @@ class JobRun:
             stopped = exc
         finally:
             self._collect_engine_stats(pool)
+            if p.judge:
+                self._collect_engine_stats(p.judge.engine if p.judge.engine is not pool else None)
+                p.judge.shutdown()
             if verification:
                 verification.shutdown()
             if engine is None and pool is not None:
@@ -215,7 +184,8 @@ class JobRun:
 
         note = BUNDLED_NOTE if is_bundled(job.engine.model) else None
         manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
-                              status="interrupted" if stopped else None, engine_stats=self.engine_stats)
+                              status="interrupted" if stopped else None, engine_stats=self.engine_stats,
+                              judge=p.judge.manifest() if p.judge else None)
         if stopped is not None:
             raise stopped
         return manifest
@@ -259,6 +229,8 @@ class JobRun:
         """Stateful verification in the driver: `scored` holds the stateless filters' verdicts of
         `candidates` (the rows without an error, in order)."""
         ok = [r for r in rows if r.error is None]
+        if self.p.judge:  # before dedup: a row the judge rejects must not block a later near-duplicate
+            self.p.judge.apply(ok, scored)
         verdicts = dict(zip((r.id for r in ok), verifier.finish(candidates, scored)))
         out = []
         for r in rows:

@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Field
 
 from synth.engines.base import Completion, GenerationRequest
-from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
+from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.prompts import PromptTemplate
@@ -32,17 +32,6 @@ SCORE_NAMES = tuple(f"judge_{d}" for d in DIMENSIONS)  # columns of `scores` / `
 UNPARSEABLE = "judge_unparseable"
 REASONS = (*SCORE_NAMES, UNPARSEABLE)  # reject reasons this stage can give
 REASON_CHARS = 300  # a reason kept in reject_details is one line, not an essay
-
-
-def _engine_type(value) -> str:
-    return value.get("type", "vllm") if isinstance(value, dict) else value.type
-
-
-# the same union as JobConfig.engine (a vLLM pool or an OpenAI-compatible endpoint)
-EngineConfig = Annotated[
-    Annotated[VllmEngineConfig, Tag("vllm")] | Annotated[OpenAIEngineConfig, Tag("openai")],
-    Discriminator(_engine_type),
-]
 
 
 class JudgeThresholds(BaseModel):
