@@ -37,6 +37,32 @@ def _quantiles(values: pl.Series) -> dict[str, float] | None:
     return {q: round(float(values.quantile(float(q[1:]) / 100, "nearest")), 4) for q in ("p05", "p25", "p50", "p75", "p95")}
 
 
+def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
+    """What a language's accepted rows cost, per method: generated tokens (prompt and output) and engine
+    seconds per accepted row, and where the output tokens went (accepted rows, each first reject reason,
+    surplus; the judge's tokens apart)."""
+    out: dict = {}
+    if rows.height and "output_tokens" in rows.columns:
+        for (method,), group in rows.group_by("method", maintain_order=True):
+            accepted = int(group["accepted"].sum())
+            totals = {k: float(group[k].fill_null(0).sum()) for k in ("prompt_tokens", "output_tokens", "engine_s")}
+            went: dict[str, int] = {}
+            for ok, reasons, tokens in zip(group["accepted"], group["reject_reasons"], group["output_tokens"].fill_null(0)):
+                key = "accepted" if ok else (reasons[0] if reasons else "rejected")
+                went[key] = went.get(key, 0) + int(tokens)
+            out[method] = {
+                "attempts": group.height, "accepted": accepted,
+                "prompt_tokens": int(totals["prompt_tokens"]), "output_tokens": int(totals["output_tokens"]),
+                "engine_seconds": round(totals["engine_s"], 3),
+                "per_accepted_row": {k.replace("engine_s", "engine_seconds"): round(v / accepted, 3) if accepted else None
+                                     for k, v in totals.items()},
+                "output_tokens_by_outcome": dict(sorted(went.items(), key=lambda kv: -kv[1])),
+            }
+    if judge_tokens:
+        out["judge"] = dict(judge_tokens)
+    return out
+
+
 def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None,
                status: str | None = None, engine_stats: dict | None = None, judge: dict | None = None) -> dict:
     """Write every output of a run from its committed rounds; returns the manifest. `status`:
@@ -72,6 +98,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
             {name: _quantiles(rows["scores"].struct.field(name)) for name in rows["scores"].struct.fields}
             if rows.height else {}
             for rows in (accepted, rejected))
+        cost = _cost(mine, (judge or {}).get("usage", {}).get("by_lang", {}).get(lang))
         languages[lang] = {
             "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
             "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
@@ -79,6 +106,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
             "shortfall": shortfall.get(lang, {}).get("missing", 0),
             "shortfall_reason": shortfall.get(lang, {}).get("reason"),
             "cells": cells, "accepted_score_quantiles": score_stats, "rejected_score_quantiles": rejected_stats,
+            "cost": cost,
         }
     methods = {m for t in job.targets for m in t.methods}
     prompts_used = ({job.icl.prompt} if "icl" in methods else set()) | \

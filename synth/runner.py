@@ -46,6 +46,10 @@ from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
 
+# filters that need no back-translation and cost microseconds a row: a forward translation that fails one
+# is not back-translated (translate.back_translate: survivors)
+CHEAP_FILTERS = frozenset({"empty", "truncated", "repetition", "length_ratio", "copy", "lid", "mixed_language", "script"})
+
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
     return {
@@ -58,6 +62,7 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
         "reject_details": [row.error_detail] if row.error else (verdict.details if verdict else []),
         "raw_output": row.raw_output, "back_translation": row.back_translation,
         "source_messages": row.source_messages, "round": round_no,
+        "prompt_tokens": row.prompt_tokens, "output_tokens": row.output_tokens, "engine_s": row.engine_s,
     }
 
 
@@ -96,7 +101,7 @@ class JobRun:
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
                                      {"contamination": job.verify.contamination})
-        verifier = verifier_spec.build()
+        verifier = self._verifier = verifier_spec.build()
         score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
         icl, translate = build_methods(p)
         capacity = {}
@@ -183,6 +188,9 @@ class JobRun:
         from synth.outputs import finish_run
 
         note = BUNDLED_NOTE if is_bundled(job.engine.model) else None
+        if note and p.judge and p.judge.config.engine is None:
+            note += (" It is also this run's judge, and a weak one (its grades are near chance: bench/README.md); "
+                     "set judge.engine to a bigger model for a judge worth its cost.")
         manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
                               status="interrupted" if stopped else None, engine_stats=self.engine_stats,
                               judge=p.judge.manifest() if p.judge else None)
@@ -196,18 +204,39 @@ class JobRun:
             self.engine_stats[key] += int(getattr(pool, key, 0) or 0)
 
     def _generate(self, attempts: list[Attempt], icl, translate, pool) -> list[Row]:
+        """The rows of `attempts`: one engine call for the forward requests, one for back-translations.
+        Completions are joined to rows by request id inside the methods."""
+        started = time.monotonic()
         icl_attempts = [a for a in attempts if a.method == "icl"]
         tr_attempts = [a for a in attempts if a.method == "translate"]
-        icl_requests = icl.requests(icl_attempts) if icl_attempts else []
-        tr_requests = translate.requests(tr_attempts) if tr_attempts else []
-        completions = pool.generate(icl_requests + tr_requests)
-        rows = icl.rows(icl_attempts, completions[: len(icl_requests)]) if icl_attempts else []
+        requests = (icl.requests(icl_attempts) if icl_attempts else []) + \
+            (translate.requests(tr_attempts) if tr_attempts else [])
+        completions = pool.generate(requests) if requests else []
+        rows = icl.rows(icl_attempts, completions) if icl_attempts else []
         if tr_attempts:
-            tr_rows = translate.rows(tr_attempts, completions[len(icl_requests):])
-            back = translate.back_requests(tr_rows)
-            translate.add_back_translations(tr_rows, pool.generate(back) if back else [])
+            tr_rows = translate.rows(tr_attempts, completions)
+            wanted = tr_rows if self.job.translate.back_translate == "all" else self._cheap_survivors(tr_rows)
+            back = translate.back_requests(wanted)
+            translate.add_back_translations(wanted, pool.generate(back) if back else [])
             rows += tr_rows
+        seconds, tokens = time.monotonic() - started, sum(r.output_tokens for r in rows)
+        for r in rows:  # engine time shared by output tokens (evenly when none were generated)
+            r.engine_s = seconds * (r.output_tokens / tokens if tokens else 1 / len(rows))
         return rows
+
+    def _cheap_survivors(self, rows: list[Row]) -> list[Row]:
+        """Forward translations that pass the driver's cheap filters (rules, language ID, script): only
+        these are worth a back-translation; the others are rejected by the same filters later anyway."""
+        ok = [r for r in rows if r.error is None and r.messages is not None]
+        cheap = [f for f in self._verifier.filters if f.name in CHEAP_FILTERS]
+        if not ok or not cheap:
+            return ok
+        batch = [r.candidate() for r in ok]
+        langs = [c.lang for c in batch]
+        failed: set[int] = set()
+        for f in cheap:
+            failed.update(f.rejected(f.score(batch), langs))
+        return [r for i, r in enumerate(ok) if i not in failed]
 
     def _start_verification(self, spec: VerifierSpec, verifier: Verifier) -> VerificationPool:
         settings = self.job.verify

@@ -204,7 +204,8 @@ class IclMethod:
             references = [s.first("user") + "\n\n" + s.first("assistant") for s in self._examples(a)]
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.template.name,
                       model=self.model, raw_output=c.text, truncated=c.finish_reason == "length",
-                      references=references, output_tokens=c.output_tokens)
+                      references=references, output_tokens=c.output_tokens,
+                      prompt_tokens=c.prompt_tokens)
             if c.error:
                 row.error, row.error_detail = c.error.split(":")[0], c.error
             elif isinstance(pair := pair_from_json(c) if self.structured else pair_from_text(c.text), str):

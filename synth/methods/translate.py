@@ -136,6 +136,7 @@ class TranslateMethod:
                       truncated=any(c.finish_reason == "length" for c in units),
                       raw_output="\n\n".join(c.text for c in units),
                       output_tokens=sum(c.output_tokens for c in units),
+                      prompt_tokens=sum(c.prompt_tokens for c in units),
                       source_prose="\n\n".join(layout.prose() for layout in layouts))
             failed = next((c for c in units if c.error), None)
             if failed:
@@ -181,6 +182,8 @@ class TranslateMethod:
             for i, layout in enumerate(self._back_layouts(r)):
                 units = [by_id.get(uid) or Completion(uid, error="engine_error: no completion for this request")
                          for uid in self._unit_ids(f"{r.id}/b{i}", layout)]
+                r.output_tokens += sum(c.output_tokens for c in units)
+                r.prompt_tokens += sum(c.prompt_tokens for c in units)
                 # a failed unit counts as empty, so the round trip fails instead of being skipped
                 outputs = ["" if c.error else clean_translation(c.text) for c in units]
                 back.append(join_translation(layout, outputs)[0])
