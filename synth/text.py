@@ -26,9 +26,10 @@ import regex
 
 # --- sentence ends ------------------------------------------------------------------------------
 
-# Sentence-final marks of every script; the Tibetan shad and nyis shad and the ellipsis are not
-# Sentence_Terminal in Unicode, but end sentences in practice (a regex character-class body)
-SENTENCE_MARKS = r"\p{Sentence_Terminal}\u0F0D\u0F0E\u2026"
+# Sentence-final marks of every script (a regex character-class body): the Tibetan shad and nyis shad
+# and the ellipsis are not Sentence_Terminal in Unicode but end sentences in practice; the Burmese
+# little section U+104A is, but is written where other scripts put a comma
+SENTENCE_MARKS = r"[\p{Sentence_Terminal}\u0F0D\u0F0E\u2026--\u104A]"
 # Marks that also occur inside words, numbers, abbreviations and URLs (3.14, e.g., www.x.org, wait…what):
 # they end a sentence only before a space. The others (。 ។ ። ।, ...) end one wherever they stand.
 _NEEDS_SPACE = r".!?\u0589\u2024\u2026\u203C\u203D\u2047-\u2049\uFE52\uFF0E"
@@ -115,8 +116,9 @@ COMPOSITE: dict[str, tuple[str, ...]] = {
 UNSPACED = ("Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Jpan")
 # What a script share counts: letters, and combining marks that belong to a script (the vowel signs
 # and viramas of Khmer, Devanagari, Thai: a Khmer syllable weighs about as many characters as it has,
-# like a Latin word). Not digits, punctuation, symbols, spaces, nor the accents every script shares.
-_COUNTED = r"\p{L}[\p{M}--[\p{scx=Zinh}\p{scx=Zyyy}]]"
+# like a Latin word). Not digits, punctuation, symbols, spaces, nor the marks of script Inherited (the
+# accents several scripts share, U+0300-036F, the Arabic harakat).
+_COUNTED = r"\p{L}[\p{M}--[\p{sc=Zinh}\p{sc=Zyyy}]]"
 
 
 def _members(scripts: Sequence[str]) -> tuple[str, ...]:
@@ -125,7 +127,10 @@ def _members(scripts: Sequence[str]) -> tuple[str, ...]:
 
 @cache
 def known_script(script: str) -> bool:
-    """`regex` knows the ISO 15924 script (or it is a union of scripts it knows)."""
+    """`regex` knows the ISO 15924 script (or it is a union of scripts it knows); the codes of no
+    script (Zzzz unknown, Zyyy common, Zinh inherited, Zxxx unwritten, Zmth, Zsym, Zsye) are not scripts."""
+    if script.startswith("Z"):
+        return False
     try:
         for part in _members([script]):
             regex.compile(rf"\p{{scx={part}}}")
