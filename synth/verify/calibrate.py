@@ -23,7 +23,7 @@ import yaml
 
 from synth.errors import ConfigError
 from synth.shards import atomic_write_bytes
-from synth.verify.cli_verify import read_pairs, verdicts
+from synth.verify.pairs import read_pairs, verdicts
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
 
 # The loosest threshold calibration may set: at least this (higher is better) or at most this (lower is better).
