@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from synth.errors import ConfigError
+from synth.verify.base import Filter
 from synth.verify.pairs import read_pairs, verdicts
 from synth.verify.pipeline import Verifier, load_preset, paused_gc
 
@@ -35,14 +36,16 @@ def string_lists(name: str, lists: list[list[str]]) -> pl.Series:
 
 def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
                 laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
-                contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
-    """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+                contamination: Sequence[Path] = (), ngram: int = 13, filters: Sequence[Filter] = ()) -> dict:
+    """Score every row, write input columns + score_<filter> + accepted + reject_reasons + reject_details.
+    `filters`: filter objects made in code, run after the preset's. Returns counts, and what each
+    reason that occurred means (synth.reasons)."""
     preset = load_preset(preset_name)
     frame, registry = read_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
     verifier = Verifier(preset, registry, set(lid_skip), laser_dir,
-                        contamination=contamination_config(contamination, ngram))
+                        contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
     with paused_gc():
         scored = list(verdicts(verifier, frame, batch_rows))
@@ -50,10 +53,12 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
         columns.update({f"score_{n}": [None] * len(scored) for n in verifier.not_run})
         accepted = [v.accepted for v in scored]
         reasons = [v.reasons for v in scored]
+        details = [v.details for v in scored]
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),
         string_lists("reject_reasons", reasons),
+        string_lists("reject_details", details),
     )
     from synth.shards import atomic_write_parquet
 
@@ -62,4 +67,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     for rs in reasons:
         for r in rs:
             counts[r] = counts.get(r, 0) + 1
-    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run}
+    known = verifier.reasons()
+    unregistered = sorted(set(counts) - set(known))
+    if unregistered:  # a filter wrote a reason the registry does not hold: a bug, not a user error
+        raise RuntimeError(f"reject reasons {unregistered} are not in synth.reasons")
+    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run,
+            "reasons": {name: known[name].description for name in counts}}
