@@ -182,3 +182,15 @@ def test_job_add_filter_keeps_filter_objects_and_refuses_others(plugin):
         job.add_filter(lambda batch: [1.0] * len(batch))
     with pytest.raises(ConfigError, match="already added"):
         job.add_filter(importlib.import_module(plugin).Glossary(["ulan"]))
+
+
+def test_calibrate_keeps_a_user_filter_and_its_thresholds(plugin, tmp_path):
+    from synth.verify.calibrate import calibrate
+
+    out = tmp_path / "calibrated.yaml"
+    calibrate(_pairs(tmp_path), out, base=str(_preset(tmp_path, plugin)), min_rows=2, lid_skip={"tgl_Latn"})
+    preset = load_preset(str(out))
+    assert preset.filters == ["empty", "script", "glossary"]
+    assert preset.plugins["glossary"].class_name == "Glossary" and preset.plugins["glossary"].args == {"words": ["mvua", "ulan"]}
+    assert preset.languages["tgl_Latn"]["glossary"] == 2  # not calibrated: no bounds known for it
+    assert f"module: {plugin}" in out.read_text() and "class: Glossary" in out.read_text()
