@@ -28,7 +28,7 @@ def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "-
 
 def string_lists(name: str, lists: list[list[str]]) -> pl.Series:
     """A List(String) column, built from one joined string per row: polars converts a Python list
-    of lists row by row, 8x slower (a tenth of `synth verify`'s time at 20,000 rows)."""
+    of lists row by row, much slower (bench/README.md)."""
     joined = pl.Series(name, ["\x1f".join(items) for items in lists], dtype=pl.String)
     return pl.select(pl.when(joined.str.len_bytes() == 0).then(pl.lit([], dtype=pl.List(pl.String)))
                      .otherwise(joined.str.split("\x1f")).alias(name)).to_series()

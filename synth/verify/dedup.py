@@ -23,7 +23,7 @@ import numpy as np
 from synth.text import fold, gap_table
 from synth.verify.base import Candidate, Filter
 
-SHINGLE = 5  # characters: one changed word in a 300-character text leaves Jaccard ~0.9, distinct UDHR articles <= 0.4
+SHINGLE = 5  # characters: one changed word leaves a text near-identical, distinct articles far apart (bench/README.md)
 NUM_PERM = 64  # bins; estimate error (std) ~0.02-0.05 around Jaccard 0.7
 BANDS = 16  # 16 bands of 4 bins: a pair at Jaccard 0.7 shares a band with probability 0.999, at 0.3 with 0.12
 _ROWS = NUM_PERM // BANDS

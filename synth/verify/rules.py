@@ -26,7 +26,7 @@ _IS_WORD, _IS_SPACE = 1, 2
 def _char_classes() -> np.ndarray:
     """Per code point: _IS_WORD where `\\w` matches it, _IS_SPACE where `\\s` (= str.isspace, what
     str.split splits on) does. Taken from the regexes themselves, so batch counts over code points
-    equal the per-text regex results; ~45 ms once per process."""
+    equal the per-text regex results; built once per process (cost: bench/README.md)."""
     chars = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     table = np.zeros(0x110000, dtype=np.uint8)
     for match in _WORD.finditer(chars):
@@ -154,7 +154,7 @@ def _members(keys: np.ndarray, refs: np.ndarray) -> np.ndarray:
     return hit
 
 
-_CHUNK_ROWS = 2_000  # rows scored together: bigger arrays spill the caches (20,000 rows at once: 18 us a row, not 11)
+_CHUNK_ROWS = 2_000  # rows scored together: bigger arrays spill the caches (bench/README.md, "figures behind")
 
 
 def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int = COPY_GRAM) -> np.ndarray:
@@ -213,7 +213,7 @@ def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int)
 
 def word_characters(texts: Sequence[str]) -> np.ndarray:
     """Characters `\\w` matches in each text (len(t) - len(_WORD.sub("", t))), for a whole batch in
-    one table lookup: the regex walk cost 15 us per 340-character row."""
+    one table lookup instead of a regex walk per text (bench/README.md)."""
     if not texts:
         return np.zeros(0, dtype=np.int64)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -267,7 +267,7 @@ def _distinct_word_grams(lowered: Sequence[str]) -> tuple[np.ndarray, np.ndarray
     """Per lower-cased text: its number of `\\w+` words, and its number of distinct word 3-grams
     (2-grams from 6 to 11 words), or -1: under 6 words, or where the exact check below failed.
 
-    Building the words and a set of tuples per text cost 20 us a row. Here each gram gets one 64-bit
+    Building the words and a set of tuples per text was slow (bench/README.md). Here each gram gets one 64-bit
     hash (its words' characters end to end, and its words' lengths), sorted under its text's index:
     equal grams land side by side. Every gram whose hash equals the first of its run is compared with
     it, lengths and characters, so a collision cannot merge two different grams (that text is counted
@@ -400,9 +400,9 @@ class TruncatedFilter(Filter):
     sentence and the candidate stops mid-sentence (cut off, whatever the engine said).
 
     A text cut at 20-40% of its length passes a length-ratio check when the language is longer than
-    English (Burmese, x1.5 in characters) or the sentence was short; it almost never ends on a full
-    stop (8 of 806 UDHR cuts do), while 99.5% of real translations of a source ending a sentence do
-    (Thai and Lao, which end sentences with a space, are exempt).
+    English (Burmese) or the sentence was short; it almost never ends on a full stop, while nearly
+    every real translation of a source ending a sentence does (UDHR counts: bench/README.md; Thai and
+    Lao, which end sentences with a space, are exempt).
     """
 
     name = "truncated"
@@ -436,10 +436,10 @@ class CopyFilter(_UsesCharClasses):
     that switches back to the untranslated source half-way, ~0 for a translation.
 
     Untranslated spans, not overall similarity: sacrebleu's chrF scored a half-copied translation
-    0.45-0.65, below any threshold that spares good translations of cognate-rich languages, and cost
-    most of `synth verify`'s time. Long runs are script-agnostic and almost never shared by a real
-    translation (the most of 806 UDHR translations in 30 languages is 0.13, French cognates), and a
-    batch is scored in a few numpy passes (copied_share).
+    below any threshold that spares good translations of cognate-rich languages, and cost most of
+    `synth verify`'s time. Long runs are script-agnostic and almost never shared by a real
+    translation (French cognates share the most), and a batch is scored in a few numpy passes
+    (copied_share). UDHR figures: bench/README.md.
     """
 
     name = "copy"
