@@ -139,6 +139,7 @@ def known_script(script: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=8)
 def _code_point_table(klass: str) -> np.ndarray:
     """True for every code point of a regex character class body."""
     table = np.zeros(0x110000, dtype=bool)
@@ -149,6 +150,11 @@ def _code_point_table(klass: str) -> np.ndarray:
     return table
 
 
+def _class_table(klass: str) -> np.ndarray:
+    """_code_point_table without keeping it (a script's membership is used once, to build its table)."""
+    return _code_point_table.__wrapped__(klass)
+
+
 @lru_cache(maxsize=64)
 def _script_table(script: str) -> np.ndarray:
     """Per code point: 0 does not count, 1 counts and is not in `script`, 2 counts and is in `script`
@@ -156,7 +162,7 @@ def _script_table(script: str) -> np.ndarray:
     each of them). "unspaced": in any script written without spaces."""
     scripts = UNSPACED if script == "unspaced" else (script,)
     counted = _code_point_table(_COUNTED)
-    inside = _code_point_table("".join(rf"\p{{scx={s}}}" for s in _members(scripts)))
+    inside = _class_table("".join(rf"\p{{scx={s}}}" for s in _members(scripts)))
     return (counted.astype(np.uint8) + (counted & inside)).astype(np.uint8)
 
 
