@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synth-installed
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: setup demo test model clean
+.PHONY: setup demo test test-fast model clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: model
 
 test: setup
 	$(PY) -m pytest -x -q tests
+
+# the tests that need neither vLLM nor Ray (tests marked slow: see tests/conftest.py), for quick iteration
+test-fast: setup
+	$(PY) -m pytest -x -q -m "not slow" tests
 
 clean:
 	rm -rf out .pytest_cache

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from synth.reasons import registry
 from synth.report import render_html
 from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, read_committed,
                           write_language_shards, write_rejects)
@@ -35,6 +36,13 @@ def _quantiles(values: pl.Series) -> dict[str, float] | None:
     if values.is_empty():
         return None
     return {q: round(float(values.quantile(float(q[1:]) / 100, "nearest")), 4) for q in ("p05", "p25", "p50", "p75", "p95")}
+
+
+def _reasons_seen(languages: dict, verifier) -> dict[str, str]:
+    """What each reject reason that occurred means (synth.reasons, the one registry)."""
+    known = registry((f.name, f.description) for f in verifier.filters + ([verifier.dedup] if verifier.dedup else []))
+    seen = sorted({r for stats in languages.values() for r in stats["rejected_by_reason"]})
+    return {r: known[r].description if r in known else "unregistered reason" for r in seen}
 
 
 def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
@@ -132,6 +140,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     "thresholds": verifier.thresholds(),
                     "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
+        "reject_reasons": _reasons_seen(languages, verifier),
         "judge": judge,
         "sampling": job.sampling.model_dump(),
         "engine": {**(engine_stats or {}),

@@ -39,12 +39,14 @@ class PreparedJob:
     lid_skip: set[str] = field(default_factory=set)
     custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
+    filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
 
     def config_hash(self) -> str:
         """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
-        if not self.custom_prompts:
+        if not self.custom_prompts and not self.filters:
             return self.job.config_hash()
         extra = ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
+        extra += "".join(f",filter={type(f).__module__}.{type(f).__qualname__}:{f.name}" for f in self.filters)
         return hashlib.sha256(f"{self.job.config_hash()}|{extra}".encode()).hexdigest()[:16]
 
 

@@ -100,7 +100,7 @@ class JobRun:
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
-                                     {"contamination": job.verify.contamination})
+                                     {"contamination": job.verify.contamination, "filters": list(p.filters)})
         verifier = self._verifier = verifier_spec.build()
         score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
         icl, translate = build_methods(p)

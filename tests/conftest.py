@@ -12,6 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from tests.cpu_env import CPU_ENV  # noqa: E402  (re-exported for the tests)
 
+# Fixtures that start Ray or vLLM, or build or convert a model: a test using any of them (directly or
+# through another fixture) is marked `slow`, and `make test-fast` (-m "not slow") leaves it out.
+SLOW_FIXTURES = {"ray_address", "ray_head", "smollm2_dir", "tiny_model_dir", "tiny_pool"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def ray_address():

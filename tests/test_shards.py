@@ -12,7 +12,7 @@ import polars as pl
 from synth.shards import ACCEPTED_COLUMNS, FILE_MODE, balanced_order, rows_frame, write_language_shards
 
 SCORES = ["lid", "roundtrip"]
-CONTRACT = {  # DESIGN.md section 4
+CONTRACT = {  # ../shared/DESIGN.md section 4 (beside the checkout)
     "id": pl.String, "lang": pl.String, "method": pl.String, "category": pl.String,
     "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
     "source_id": pl.String, "source_lang": pl.String, "model": pl.String, "prompt": pl.String,

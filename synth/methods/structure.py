@@ -18,18 +18,20 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
+from synth.text import BREAKS, EMAIL, INLINE_CODE, URL, cut_points
+
 SENTINEL = "⟦{}⟧"
 _SENTINEL_OUT = re.compile(r"⟦\s*(\d+)\s*⟧")
 
 # inline spans, leftmost match wins; order breaks ties at one position
 _INLINE = re.compile(
-    r"(?P<code>(`+)(?:(?!\2).)+?\2)"  # `code`, ``co`de``
+    rf"(?P<code>{INLINE_CODE})"  # `code`, ``co`de``
     r"|(?P<sentinel>⟦\s*\d+\s*⟧)"  # a source that already holds sentinel-like text
     r"|(?P<link_open>!?\[)(?=[^\]\n]*\]\([^)\s]+(?:\s+\"[^\"]*\")?\))"  # [text](url): the text is prose
     r"|(?P<link_close>\]\([^)\s]+(?:\s+\"[^\"]*\")?\))"
     r"|(?P<autolink><(?:https?|ftp|mailto):[^>\s]+>)"
-    r"|(?P<url>(?:https?|ftp)://[^\s<>\"'`]+|www\.[^\s<>\"'`]+)"
-    r"|(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    rf"|(?P<url>{URL})"
+    rf"|(?P<email>{EMAIL})"
     r"|(?P<jinja>\{\{.*?\}\}|\{%.*?%\}|\$\{[^}\s]+\}|\{[A-Za-z_0-9][\w.:\[\]]*\})"  # {{var}}, {name}, {0}, ${x}
     r"|(?P<printf>(?<![\w%])%(?:\([\w]+\))?[-+#0]*\d*(?:\.\d+)?[sdifgxXeEcr](?![A-Za-z]))"  # %s, %(name)d
     r"|(?P<tag></?[A-Za-z][\w:-]*(?:\s[^<>\n]*)?/?>)"  # <br>, <b>, </div>
@@ -45,7 +47,6 @@ _ITEM = re.compile(r"^([ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)(.*
 _QUOTE = re.compile(r"^([ \t]*(?:>[ \t]?)+)(.*)$")
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
 _INDENTED = re.compile(r"^(?: {4}|\t)")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？।۔])[ \t]+(?=\S)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,'\u00a0\u202f]\d+| \d{3}(?!\d))*", re.UNICODE)  # 1 000: a group, 1 2: two numbers
 
@@ -203,24 +204,33 @@ class _Builder:
         flush()
 
 
-def _pieces(paragraph: str, budget: int) -> list[tuple[str, str]]:
-    """(separator, text) pieces of a long paragraph, each under the budget where sentences allow."""
+def _pieces(paragraph: str, budget: int, level: int = 0) -> list[tuple[str, str]]:
+    """(separator, text) pieces of a long paragraph, each under the budget: cut at sentence ends
+    (synth.text, every script's marks); a sentence still too long at clause marks, then at spaces.
+    A run with none of them (a 2,000-character token) stays whole."""
+    sentences: list[tuple[str, str]] = []
+    start, sep = 0, ""
+    for a, b in cut_points(paragraph, BREAKS[level]) + [(len(paragraph), len(paragraph))]:
+        sentences.append((sep, paragraph[start:a]))
+        start, sep = b, paragraph[a:b]
+    if level + 1 < len(BREAKS):
+        finer: list[tuple[str, str]] = []
+        for sep, sentence in sentences:
+            if len(sentence) > budget:
+                parts = _pieces(sentence, budget, level + 1)
+                finer += [(sep, parts[0][1])] + parts[1:]
+            else:
+                finer.append((sep, sentence))
+        sentences = finer
     pieces: list[tuple[str, str]] = []
-    start = 0
-    current_sep, current, pending_sep = "", "", ""
-    for match in list(_SENTENCE_END.finditer(paragraph)) + [None]:
-        end = match.start() if match else len(paragraph)
-        sentence = paragraph[start:end]
-        sep = match.group(0) if match else ""
-        if current and len(current) + len(pending_sep) + len(sentence) > budget:
+    current_sep, current = sentences[0]
+    for sep, sentence in sentences[1:]:
+        if len(current) + len(sep) + len(sentence) > budget:
             pieces.append((current_sep, current))
-            current_sep, current = pending_sep, sentence
+            current_sep, current = sep, sentence
         else:
-            current = current + (pending_sep if current else "") + sentence
-        pending_sep = sep
-        start = match.end() if match else len(paragraph)
-    if current:
-        pieces.append((current_sep, current))
+            current += sep + sentence
+    pieces.append((current_sep, current))
     return pieces
 
 

@@ -2,6 +2,21 @@
 
 Like OpusFilter, a filter only scores; acceptance is a per-language threshold on that score, so the
 same scores can be re-thresholded (calibration) without re-running models.
+
+The contract, for built-in filters and a user's own alike (subclass Filter):
+
+- `name`: a lower-case identifier, unique in the run: the score column (`score_<name>`, `scores.<name>`)
+  and the reject reason;
+- `higher_is_better`: True when a row passes with a score at or above its threshold, False at or below;
+- `default_threshold` (or `thresholds.<name>` in the preset), per language under `languages:`;
+- `description`: one line for the manifest and the reason registry;
+- `score(batch) -> list[float | None]`: one score per Candidate, in order; None where the filter does
+  not apply to a row (never a pass or a fail). A filter that raises, returns another number of scores
+  or anything but numbers and None stops the job with a FilterError naming it: it is never skipped.
+- `__init__(self, ..., threshold=None, per_language=None)`: pass those two on to Filter.__init__; other
+  keyword arguments come from the preset entry's `args` (or your own code with `Job.add_filter`).
+
+Filters may run in forked processes or Ray workers: keep them picklable and their module importable.
 """
 
 from __future__ import annotations
@@ -11,6 +26,16 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
 import numpy as np
+
+from synth.errors import ConfigError
+
+
+class FilterError(ConfigError):
+    """A filter broke the contract (raised, returned the wrong number of scores, or not numbers): the
+    job stops with a message naming it. Reported like a config error (the filter is the user's
+    configuration), with exit code 1, since work may have started."""
+
+    exit_code = 1
 
 
 @dataclass

@@ -23,7 +23,7 @@ import yaml
 
 from synth.errors import ConfigError
 from synth.shards import atomic_write_bytes
-from synth.verify.cli_verify import read_pairs, verdicts
+from synth.verify.pairs import read_pairs, verdicts
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
 
 # The loosest threshold calibration may set: at least this (higher is better) or at most this (lower is better).
@@ -89,7 +89,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         raise ConfigError(f"{input_path}: holds no rows; calibrate needs known-good pairs (at least --min-rows per language)")
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
-    quality = [f for f in preset.filters if f not in NOT_CALIBRATED]
+    quality = [f for f in preset.filters if f in LOOSEST]  # a user's filter keeps its preset thresholds
     verifier = Verifier(preset.model_copy(update={"filters": quality}), registry, set(lid_skip), laser_dir)
 
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -119,7 +119,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
     result = FilterPreset(
         name=name,
         description=f"Calibrated from {input_path.name} on the {preset.name} preset (quantile {quantile}).",
-        filters=list(preset.filters), thresholds=dict(preset.thresholds), languages=languages,
+        filters=list(preset.filters), plugins=dict(preset.plugins), thresholds=dict(preset.thresholds), languages=languages,
         lid_model=preset.lid_model,
     )
     text = _render(result, input_path, preset.name, quantile, min_rows, rows, calibrated, quality)

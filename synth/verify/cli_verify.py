@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from synth.errors import ConfigError
-from synth.languages import load_registry
-from synth.verify.base import Candidate
-from synth.verify.lid import load_lid
+from synth.verify.base import Filter
+from synth.verify.pairs import check_output, read_pairs, verdicts
 from synth.verify.pipeline import Verifier, load_preset, paused_gc
-
-REQUIRED = ("id", "lang", "source_lang", "source", "text")
-OPTIONAL = ("back_translation", "truncated")
 
 
 def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "--contamination"):
@@ -32,136 +26,9 @@ def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "-
     return ContaminationConfig(paths=[Path(p) for p in paths], ngram=ngram)
 
 
-def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tuple[pl.DataFrame, dict]:
-    """The input pairs and the language registry, after every check that refuses the whole input."""
-    if not input_path.is_file():
-        raise ConfigError(f"{input_path}: input file not found")
-    try:
-        frame = pl.read_parquet(input_path)
-    except Exception as exc:  # polars raises several types for a file that is not Parquet
-        raise ConfigError(f"{input_path}: not a readable Parquet file ({type(exc).__name__}); synth verify reads "
-                          f"Parquet with columns {list(REQUIRED)}") from None
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{input_path}: missing columns {missing}; synth verify needs {list(REQUIRED)}")
-    check_pairs(input_path, frame)
-    registry = load_registry()
-    langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
-    unknown = sorted(l for l in langs if l not in registry)
-    if unknown:
-        raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
-                          f"add languages/<code>.yaml or fix the rows")
-    if "lid" in preset.filters:
-        lid = load_lid(preset.lid_model)
-        uncovered = sorted(l for l in frame["lang"].unique().to_list()
-                           if l not in lid_skip and not lid.covers(registry[l].lid_label))
-        if uncovered:
-            raise ConfigError(
-                f"{input_path}: rows in {uncovered}, which the LID model {lid.path.name} does not cover; "
-                f"use a preset whose lid_model covers them (e.g. GlotLID) or pass --lid-skip {' --lid-skip '.join(uncovered)}"
-            )
-    return frame, registry
-
-
-def check_pairs(input_path: Path, frame: pl.DataFrame) -> None:
-    """Refuse input that would be verified wrongly: text columns of another type, missing ids or
-    languages, and one id on two rows (their verdicts could not be told apart)."""
-    for column in REQUIRED:
-        if frame[column].dtype not in (pl.String, pl.Null):
-            raise ConfigError(f"{input_path}: column {column!r} is {frame[column].dtype}, not text; "
-                              f"cast it to string (e.g. polars .cast(pl.String))")
-    for column in ("id", "lang", "text"):
-        if nulls := frame[column].null_count():
-            raise ConfigError(f"{input_path}: column {column!r} has {nulls} null value(s); every row needs one")
-    repeated = frame["id"].filter(frame["id"].is_duplicated()).unique().sort().head(3).to_list()
-    if repeated:
-        raise ConfigError(f"{input_path}: ids appear on more than one row (e.g. {repeated}); give each pair its own id")
-
-
-def check_output(input_path: Path, output_path: Path) -> None:
-    """The output is a new file: never the input, never a directory."""
-    if output_path.is_dir():
-        raise ConfigError(f"--output {output_path}: is a directory; give a file path such as verified.parquet")
-    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
-        raise ConfigError(f"--output {output_path}: is the input file; write the result to another file")
-
-
-def columns_of(frame: pl.DataFrame) -> dict[str, list]:
-    """The input columns Candidates need, as Python lists: forked workers read these, never polars
-    (polars' thread pool does not survive a fork)."""
-    return {c: frame[c].to_list() for c in (*REQUIRED, *OPTIONAL) if c in frame.columns}
-
-
-def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None) -> list[Candidate]:
-    """Rows [start, stop) of the `synth verify` input schema as Candidates."""
-    rows = range(len(columns["id"]))[start:stop]
-    back, truncated = columns.get("back_translation"), columns.get("truncated")
-    ids, langs, texts = columns["id"], columns["lang"], columns["text"]
-    sources, source_langs = columns["source"], columns["source_lang"]
-    return [Candidate(id=str(ids[i]), lang=langs[i], text=texts[i] or "", source=sources[i],
-                      source_lang=source_langs[i], back_translation=back[i] if back else None,
-                      truncated=truncated[i] if truncated else None) for i in rows]
-
-
-class _LazyRows(Sequence):
-    """Rows [start, stop) as Candidates made when read: the parent's `finish` reads only the rows
-    that passed every filter (dedup), often a small share."""
-
-    def __init__(self, columns: dict[str, list], start: int, stop: int):
-        self.columns, self.start, self.stop = columns, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, i: int) -> Candidate:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return candidates(self.columns, self.start + i, self.start + i + 1)[0]
-
-
-PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
-CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
-_FORKED: tuple[Verifier, dict[str, list]] | None = None  # inherited by forked workers: no model reload, no pickled input
-
-
-def _score_chunk(start: int) -> list:
-    verifier, columns = _FORKED
-    return verifier.score_filters(candidates(columns, start, start + CHUNK_ROWS))
-
-
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
-    """Verdicts in row order. The stateless filters run in forked worker processes, one per core, on
-    chunks of rows; dedup (stateful, order-dependent) runs here on each chunk in order, so the result
-    is the same as one process's. Small inputs, one core, or LASER (torch has its own threads and does
-    not survive a fork) stay in this process."""
-    global _FORKED
-    workers = _workers()
-    columns = columns_of(frame)
-    if frame.height < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
-            or "fork" not in multiprocessing.get_all_start_methods():
-        for start in range(0, frame.height, batch_rows):
-            yield from verifier.verify(candidates(columns, start, start + batch_rows))
-        return
-    _FORKED = (verifier, columns)
-    starts = range(0, frame.height, CHUNK_ROWS)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for start, scored in zip(starts, pool.imap(_score_chunk, starts)):
-                yield from verifier.finish(_LazyRows(columns, start, start + len(scored)), scored)
-    finally:
-        _FORKED = None
-
-
 def string_lists(name: str, lists: list[list[str]]) -> pl.Series:
     """A List(String) column, built from one joined string per row: polars converts a Python list
-    of lists row by row, 8x slower (a tenth of `synth verify`'s time at 20,000 rows)."""
+    of lists row by row, much slower (bench/README.md)."""
     joined = pl.Series(name, ["\x1f".join(items) for items in lists], dtype=pl.String)
     return pl.select(pl.when(joined.str.len_bytes() == 0).then(pl.lit([], dtype=pl.List(pl.String)))
                      .otherwise(joined.str.split("\x1f")).alias(name)).to_series()
@@ -169,15 +36,17 @@ def string_lists(name: str, lists: list[list[str]]) -> pl.Series:
 
 def verify_file(input_path: Path, output_path: Path, preset_name: str = "default",
                 laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
-                contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
-    """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+                contamination: Sequence[Path] = (), ngram: int = 13, filters: Sequence[Filter] = ()) -> dict:
+    """Score every row, write input columns + score_<filter> + accepted + reject_reasons + reject_details.
+    `filters`: filter objects made in code, run after the preset's. Returns counts, and what each
+    reason that occurred means (synth.reasons)."""
     check_output(input_path, output_path)
     preset = load_preset(preset_name)
     frame, registry = read_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
     verifier = Verifier(preset, registry, set(lid_skip), laser_dir,
-                        contamination=contamination_config(contamination, ngram))
+                        contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
     with paused_gc():
         scored = list(verdicts(verifier, frame, batch_rows))
@@ -185,10 +54,12 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
         columns.update({f"score_{n}": [None] * len(scored) for n in verifier.not_run})
         accepted = [v.accepted for v in scored]
         reasons = [v.reasons for v in scored]
+        details = [v.details for v in scored]
     out = frame.with_columns(
         *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
         pl.Series("accepted", accepted, dtype=pl.Boolean),
         string_lists("reject_reasons", reasons),
+        string_lists("reject_details", details),
     )
     from synth.shards import atomic_write_parquet
 
@@ -197,4 +68,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     for rs in reasons:
         for r in rs:
             counts[r] = counts.get(r, 0) + 1
-    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run}
+    known = verifier.reasons()
+    unregistered = sorted(set(counts) - set(known))
+    if unregistered:  # a filter wrote a reason the registry does not hold: a bug, not a user error
+        raise RuntimeError(f"reject reasons {unregistered} are not in synth.reasons")
+    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run,
+            "reasons": {name: known[name].description for name in counts}}

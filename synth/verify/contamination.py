@@ -10,8 +10,6 @@ numpy array of 64-bit hashes (8 bytes an n-gram), so large sets fit and a lookup
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,14 +17,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from synth.errors import ConfigError
+from synth.text import dominant_unspaced, fold, gap_pattern
 from synth.verify.base import Candidate, Filter
-from synth.verify.rules import gram_hashes
-from synth.verify.script import dominant_unspaced
-
-# Gaps between tokens: whitespace and punctuation (ASCII, Latin-1, general, CJK, and the sentence marks
-# of Devanagari, Burmese, Ethiopic, Khmer and Arabic). Combining marks stay inside their words.
-_GAP = re.compile(r"[\s!-/:-@\[-`{-~\u00a1-\u00bf\u2010-\u205e\u3000-\u303f\uff01-\uff0f"
-                  r"\u0964\u0965\u104a\u104b\u1361-\u1368\u17d4-\u17da\u060c\u061b\u061f\u06d4]+")
+from synth.verify.grams import gram_hashes
 
 
 def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
@@ -34,12 +27,13 @@ def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
     spaces and punctuation) for unspaced scripts. Word hashes are Python's str hash: stable within a
     process, which is all that is needed, since a filter hashes its evaluation sets and its candidates
     in the same process."""
-    folded = unicodedata.normalize("NFKC", text).casefold()  # composed or not, full- or half-width: the same
+    folded = fold(text)  # composed or not, full- or half-width: the same
+    gaps = gap_pattern()  # punctuation of every script, symbols, spaces; combining marks stay in their words
     if dominant_unspaced(text):
-        codes = np.frombuffer(_GAP.sub("", folded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(gaps.sub("", folded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         with np.errstate(over="ignore"):
             return (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15), char_ngram  # never a word's hash
-    return np.array([hash(w) for w in _GAP.split(folded) if w], dtype=np.int64).view(np.uint64), ngram
+    return np.array([hash(w) for w in gaps.split(folded) if w], dtype=np.int64).view(np.uint64), ngram
 
 
 def batch_ngram_hashes(texts: Sequence[str], ngram: int, char_ngram: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,15 +15,15 @@ independent hashes per shingle.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from synth.text import fold, gap_table
 from synth.verify.base import Candidate, Filter
 
-SHINGLE = 5  # characters: one changed word in a 300-character text leaves Jaccard ~0.9, distinct UDHR articles <= 0.4
+SHINGLE = 5  # characters: one changed word leaves a text near-identical, distinct articles far apart (bench/README.md)
 NUM_PERM = 64  # bins; estimate error (std) ~0.02-0.05 around Jaccard 0.7
 BANDS = 16  # 16 bands of 4 bins: a pair at Jaccard 0.7 shares a band with probability 0.999, at 0.3 with 0.12
 _ROWS = NUM_PERM // BANDS
@@ -34,21 +34,18 @@ _POW = np.uint32(16777619) ** np.arange(SHINGLE, dtype=np.uint32)  # polynomial 
 
 @lru_cache(maxsize=1)
 def _separators() -> np.ndarray:
-    """Code points (BMP) that normalisation turns into a space: punctuation, symbols, separators, controls."""
-    table = np.array([unicodedata.category(chr(cp))[0] in "PSZC" for cp in range(0x10000)])
-    table[ord("_")] = True
-    table[0] = False  # NUL separates the texts of a batch
+    """Code points that normalisation turns into a space: synth.text's gaps between words (punctuation,
+    symbols, separators, controls), but not NUL, which separates the texts of a batch."""
+    table = gap_table().copy()
+    table[0] = False
     return table
 
 
 def _normalised_codes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Code points of the normalised texts joined by NUL, and each text's start in that array."""
-    # NFKC: composed or decomposed accents, full- or half-width forms are the same text
-    joined = unicodedata.normalize("NFKC", "\x00".join(t.replace("\x00", " ") for t in texts)).casefold()
+    joined = fold("\x00".join(t.replace("\x00", " ") for t in texts))  # NFKC + casefold: synth.text
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
-    bmp = codes < 0x10000
-    space = np.zeros(codes.size, dtype=bool)
-    space[bmp] = _separators()[codes[bmp]]
+    space = _separators()[codes]
     codes[space] = 32
     sep = codes == 0
     # a space survives only between two characters of the same text, once per run

@@ -1,20 +1,29 @@
-"""Builds the filters of a preset and applies them: score, then accept by per-language threshold."""
+"""Builds the filters of a preset and applies them: score, then accept by per-language threshold.
+
+A preset names built-in filters (FILTERS) and may add a user's own: a `filters:` entry
+`{module: my_pkg.filters, class: MyFilter, args: {...}}` imports a `synth.verify.Filter` subclass
+(see base.py for the contract); its thresholds go under its `name` like any filter's. Filter objects
+made in code join through `Verifier(..., filters=[...])` (the Python API's `Job.add_filter`).
+"""
 
 from __future__ import annotations
 
 import gc
+import importlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
-from synth.verify.base import Candidate, Filter
+from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.judge import JudgePreset
@@ -32,14 +41,46 @@ FILTERS: dict[str, type[Filter]] = {
 }
 
 
+class PluginFilter(BaseModel):
+    """A user's filter in a preset: `{module: my_pkg.filters, class: MyFilter, args: {...}}`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    module: str = Field(description="importable module holding the class, e.g. my_pkg.filters")
+    class_name: str = Field(alias="class", description="a synth.verify.Filter subclass in that module")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of its constructor")
+
+    def load(self, where: str) -> type[Filter]:
+        """The class, after checking it keeps the Filter contract (base.py)."""
+        label = f"{where}: filter {self.module}.{self.class_name}"
+        try:
+            module = importlib.import_module(self.module)
+        except Exception as exc:  # ImportError, or the module itself failing
+            raise ConfigError(f"{label}: cannot import {self.module!r} ({type(exc).__name__}: {exc}); "
+                              f"install it or put its directory on PYTHONPATH") from exc
+        cls = getattr(module, self.class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Filter)):
+            raise ConfigError(f"{label}: {self.module} has no synth.verify.Filter subclass {self.class_name!r}")
+        if not isinstance(getattr(cls, "name", None), str) or not cls.name.isidentifier():
+            raise ConfigError(f"{label}: set a class attribute `name` (a lower-case identifier: its score column "
+                              f"and reject reason)")
+        if not isinstance(getattr(cls, "higher_is_better", None), bool):
+            raise ConfigError(f"{label}: `higher_is_better` must be True or False")
+        return cls
+
+
 class FilterPreset(BaseModel):
-    """A file in `filters/`: which filters run, their thresholds, per-language overrides."""
+    """A file in `filters/`: which filters run, their thresholds, per-language overrides.
+
+    `filters` holds names; a user's filter written inline as `{module, class, args}` is listed by its
+    class's `name` and kept in `plugins` (load_preset does that; a preset may also spell `plugins` out)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
     filters: list[str]
+    plugins: dict[str, PluginFilter] = Field(default_factory=dict, description="user filters by name")
     thresholds: dict[str, float] = Field(default_factory=dict)
     languages: dict[str, dict[str, float]] = Field(default_factory=dict)
     lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
@@ -47,12 +88,48 @@ class FilterPreset(BaseModel):
                                "the job enables the judge, or `synth verify --judge`)")
 
     def check(self, where: str) -> None:
+        for name, plugin in self.plugins.items():
+            cls = plugin.load(where)
+            if cls.name != name:
+                raise ConfigError(f"{where}: plugins.{name} is {plugin.module}.{plugin.class_name}, whose name is {cls.name!r}")
+            if name in FILTERS or name in FIXED:
+                raise ConfigError(f"{where}: filter {plugin.module}.{plugin.class_name} is named {name!r}, like a "
+                                  f"built-in filter or reject reason; give it another `name`")
+            if getattr(cls, "default_threshold", None) is None and name not in self.thresholds:
+                raise ConfigError(f"{where}: filter {name!r} ({plugin.module}.{plugin.class_name}) has no "
+                                  f"default_threshold; set thresholds.{name} in the preset")
         named = set(self.filters) | set(self.thresholds)
         for lang_thresholds in self.languages.values():
             named |= set(lang_thresholds)
-        unknown = sorted(named - set(FILTERS))
+        unknown = sorted(named - set(FILTERS) - set(self.plugins))
         if unknown:
-            raise ConfigError(f"{where}: unknown filters {unknown}; known: {', '.join(FILTERS)}")
+            raise ConfigError(f"{where}: unknown filters {unknown}; known: {', '.join(FILTERS)}, or a user's filter "
+                              f"as {{module: my_pkg.filters, class: MyFilter}}")
+
+
+def _inline_plugins(raw: Any, where: str) -> Any:
+    """A preset's `filters:` entries written as {module, class, args}: listed by name, kept in `plugins`."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("filters"), list):
+        return raw
+    raw = dict(raw)
+    plugins = dict(raw.get("plugins") or {})
+    names = []
+    for i, entry in enumerate(raw["filters"]):
+        if not isinstance(entry, dict):
+            names.append(entry)
+            continue
+        try:
+            plugin = PluginFilter.model_validate(entry)
+        except Exception as exc:
+            raise ConfigError(f"{where}: filters[{i}]: a user filter is {{module: my_pkg.filters, class: MyFilter, "
+                              f"args: {{...}}}}: {exc}") from exc
+        name = plugin.load(f"{where}: filters[{i}]").name
+        if name in plugins or name in names:
+            raise ConfigError(f"{where}: filters[{i}]: a second filter named {name!r}")
+        plugins[name] = plugin.model_dump()
+        names.append(name)
+    raw["filters"], raw["plugins"] = names, plugins
+    return raw
 
 
 def load_preset(name_or_path: str) -> FilterPreset:
@@ -63,12 +140,43 @@ def load_preset(name_or_path: str) -> FilterPreset:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in data_dir("filters").glob("*.yaml")))
         raise ConfigError(f"verify.preset: no filter preset {name_or_path!r}; use one of: {known}, or a path to a YAML file")
+    raw = _inline_plugins(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     try:
-        preset = FilterPreset.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        preset = FilterPreset.model_validate(raw)
     except Exception as exc:
         raise ConfigError(f"{path}: invalid filter preset: {exc}") from exc
     preset.check(str(path))
     return preset
+
+
+def known_reasons() -> dict[str, Reason]:
+    """Every reject reason of synth's own stages and built-in filters (a run adds its user filters':
+    Verifier.reasons)."""
+    return registry((name, cls.description) for name, cls in FILTERS.items())
+
+
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
+def checked_scores(f: Filter, batch: Sequence[Candidate]) -> list[float | None]:
+    """`f.score(batch)`, or FilterError naming the filter when it raises or breaks the contract: one
+    score per row, each a number or None (a filter is never skipped silently)."""
+    label = f"filter {f.name!r} ({type(f).__module__}.{type(f).__qualname__})"
+    try:
+        scores = f.score(batch)
+    except Exception as exc:
+        raise FilterError(f"{label} failed on a batch of {len(batch)} rows: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(scores, (list, tuple, np.ndarray)) or len(scores) != len(batch):
+        got = f"{len(scores)} scores" if hasattr(scores, "__len__") else type(scores).__name__
+        raise FilterError(f"{label} returned {got} for a batch of {len(batch)} rows; score() must return "
+                          f"one float (or None: not applicable) per row, in order")
+    wrong = next((t for t in set(map(type, scores))
+                  if t is not type(None) and (not issubclass(t, _NUMBER_TYPES) or issubclass(t, (bool, np.bool_)))), None)
+    if wrong is not None:
+        example = next(s for s in scores if type(s) is wrong)
+        raise FilterError(f"{label} returned a {wrong.__name__} score ({example!r}); scores are floats, or None "
+                          f"where the filter does not apply")
+    return list(scores)
 
 
 @dataclass
@@ -105,6 +213,7 @@ class Verifier:
         laser_dir: str | Path | None = None,
         overrides: dict[str, dict[str, float]] | None = None,
         contamination=None,  # a config.ContaminationConfig (paths, ngram, char_ngram); None: not run
+        filters: Sequence[Filter] = (),  # filter objects made in code (Job.add_filter), run after the preset's
     ):
         self.preset = preset
         self.not_run: dict[str, str] = {}
@@ -137,13 +246,40 @@ class Verifier:
                                                         contamination.char_ngram, **kwargs))
             elif name == "dedup":
                 self.dedup = DedupFilter(**kwargs)
+            elif name in preset.plugins:
+                plugin = preset.plugins[name]
+                try:
+                    self.filters.append(plugin.load(f"filter preset {preset.name}")(**plugin.args, **kwargs))
+                except ConfigError:
+                    raise
+                except Exception as exc:
+                    raise ConfigError(f"filter preset {preset.name}: filter {name!r} ({plugin.module}.{plugin.class_name}) "
+                                      f"could not be made from args {plugin.args}: {type(exc).__name__}: {exc}") from exc
             else:
                 self.filters.append(FILTERS[name](**kwargs))
+        for f in filters:
+            if not isinstance(f, Filter):
+                raise ConfigError(f"filters: {f!r} is not a synth.verify.Filter; subclass it (see synth/verify/base.py)")
+            for lang, value in (per_lang.get(f.name) or {}).items():  # the job's per-language overrides
+                f.per_language[lang] = value
+            self.filters.append(f)
+        names = self.names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"filters: more than one filter named {twice}; each filter needs its own `name`")
+        try:
+            self.reason_registry = registry((f.name, f.description) for f in self.filters + [self.dedup] if f)
+        except ValueError as exc:
+            raise ConfigError(f"filters: {exc}") from exc
         self.roundtrip = next((f for f in self.filters if isinstance(f, RoundtripFilter)), None)
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.filters] + (["dedup"] if self.dedup else [])
+
+    def reasons(self) -> dict[str, Reason]:
+        """Every reason a row of this run can be rejected for: synth's fixed ones and one per filter."""
+        return self.reason_registry
 
     def thresholds(self) -> dict[str, dict]:
         """For the manifest: each filter's direction, default and per-language thresholds."""
@@ -166,12 +302,16 @@ class Verifier:
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
         langs = [c.lang for c in batch]
         for f in self.filters:
-            scores = f.score(batch)
+            scores = checked_scores(f, batch)
             for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
-            for i in f.rejected(scores, langs):
-                verdicts[i].reasons.append(f.name)
-                verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
+            try:
+                for i in f.rejected(scores, langs):
+                    verdicts[i].reasons.append(f.name)
+                    verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
+            except Exception as exc:
+                raise FilterError(f"filter {f.name!r} ({type(f).__module__}.{type(f).__qualname__}) failed to "
+                                  f"threshold or explain its scores: {type(exc).__name__}: {exc}") from exc
         if self.roundtrip:
             for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                 verdict.scores["roundtrip_bleu"] = bleu

@@ -10,14 +10,14 @@ from typing import Sequence
 
 import numpy as np
 
+from synth.text import NO_SENTENCE_MARK, ends_sentence, prose
 from synth.verify.base import Candidate, Filter
-from synth.verify.script import prose
+from synth.verify.grams import MIX as _MIX, gram_hashes, powers as _powers
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 COPY_GRAM = 16  # characters: shorter runs are shared by cognates (French "discrimination ")
 COPY_STRIDE = 4  # candidate grams looked up (every one of the source's is indexed)
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 _IS_WORD, _IS_SPACE = 1, 2
 
@@ -26,7 +26,7 @@ _IS_WORD, _IS_SPACE = 1, 2
 def _char_classes() -> np.ndarray:
     """Per code point: _IS_WORD where `\\w` matches it, _IS_SPACE where `\\s` (= str.isspace, what
     str.split splits on) does. Taken from the regexes themselves, so batch counts over code points
-    equal the per-text regex results; ~45 ms once per process."""
+    equal the per-text regex results; built once per process (cost: bench/README.md)."""
     chars = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     table = np.zeros(0x110000, dtype=np.uint8)
     for match in _WORD.finditer(chars):
@@ -52,7 +52,7 @@ def _code_points(texts: Sequence[str]) -> np.ndarray:
 
 def _folded_code_points(texts: Sequence[str]) -> np.ndarray:
     """The texts folded and joined by NUL, as code points: case-folded, whitespace runs as one space,
-    code, URLs and e-mail addresses dropped (copied on purpose: script.prose), a NUL inside a text as
+    code, URLs and e-mail addresses dropped (copied on purpose: synth.text.prose), a NUL inside a text as
     a space, a lone surrogate as "?".
     Per text that is " ".join(t.casefold().split()); the whitespace is collapsed in numpy over the
     whole batch instead (split + join per text cost twice as much)."""
@@ -93,40 +93,6 @@ def _ranges(first: np.ndarray, count: np.ndarray) -> np.ndarray:
     offsets = np.cumsum(count) - count
     return np.arange(int(offsets[-1] + count[-1]) if count.size else 0, dtype=np.int64) \
         + np.repeat(first - offsets, count)
-
-
-_BASE = 1099511628211  # odd, so invertible modulo 2^64
-_POWERS: list[np.ndarray] = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]  # BASE^i, BASE^-i
-
-
-def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """BASE^i and BASE^-i modulo 2^64 for i < size (grown on demand, kept)."""
-    if _POWERS[0].size < size:
-        grown = max(size, 2 * _POWERS[0].size)
-        with np.errstate(over="ignore"):
-            up = np.full(grown, _BASE, dtype=np.uint64)
-            down = np.full(grown, pow(_BASE, -1, 2**64), dtype=np.uint64)
-            up[0] = down[0] = 1
-            _POWERS[:] = [np.cumprod(up, dtype=np.uint64), np.cumprod(down, dtype=np.uint64)]
-    return _POWERS[0][:size], _POWERS[1][:size]
-
-
-def gram_hashes(codes: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hash of the n codes (code points, or token hashes) from each position in `at`.
-
-    Polynomial hashes from one prefix sum (sum of c_j * BASE^j, times BASE^-i), modulo 2^64, then
-    mixed: two passes over the characters whatever n is, and the rest only at the positions asked."""
-    up, down = _powers(codes.size + 1)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(codes.size + 1, dtype=np.uint64)
-        np.cumsum(codes * up[:codes.size], out=prefix[1:])
-        h = prefix[at + n]
-        h -= prefix[at]
-        h *= down[at]
-        h ^= h >> np.uint64(29)
-        h *= _MIX
-        h ^= h >> np.uint64(32)
-    return h
 
 
 _SCRATCH = threading.local()
@@ -188,7 +154,7 @@ def _members(keys: np.ndarray, refs: np.ndarray) -> np.ndarray:
     return hit
 
 
-_CHUNK_ROWS = 2_000  # rows scored together: bigger arrays spill the caches (20,000 rows at once: 18 us a row, not 11)
+_CHUNK_ROWS = 2_000  # rows scored together: bigger arrays spill the caches (bench/README.md, "figures behind")
 
 
 def copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int = COPY_GRAM) -> np.ndarray:
@@ -247,7 +213,7 @@ def _copied_share(texts: Sequence[str], others: Sequence[Sequence[str]], n: int)
 
 def word_characters(texts: Sequence[str]) -> np.ndarray:
     """Characters `\\w` matches in each text (len(t) - len(_WORD.sub("", t))), for a whole batch in
-    one table lookup: the regex walk cost 15 us per 340-character row."""
+    one table lookup instead of a regex walk per text (bench/README.md)."""
     if not texts:
         return np.zeros(0, dtype=np.int64)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
@@ -301,7 +267,7 @@ def _distinct_word_grams(lowered: Sequence[str]) -> tuple[np.ndarray, np.ndarray
     """Per lower-cased text: its number of `\\w+` words, and its number of distinct word 3-grams
     (2-grams from 6 to 11 words), or -1: under 6 words, or where the exact check below failed.
 
-    Building the words and a set of tuples per text cost 20 us a row. Here each gram gets one 64-bit
+    Building the words and a set of tuples per text was slow (bench/README.md). Here each gram gets one 64-bit
     hash (its words' characters end to end, and its words' lengths), sorted under its text's index:
     equal grams land side by side. Every gram whose hash equals the first of its run is compared with
     it, lengths and characters, so a collision cannot merge two different grams (that text is counted
@@ -429,28 +395,14 @@ class RepetitionFilter(_UsesCharClasses):
         return list(repetition_scores([c.text for c in batch]))
 
 
-# Sentence-final marks of the scripts synth knows (Latin/Cyrillic, Armenian, Ethiopic, Devanagari,
-# Burmese, Khmer, Arabic/Urdu, Tibetan, CJK, ellipsis), and what may close a sentence after them
-_SENTENCE_END = set(".!?։።፧။។۔؟།。！？…।॥")
-_CLOSERS = "\"'”’»›)]}）」』】〕〉》*_፡ \t\n\r\u200b"
-# Scripts whose writers end sentences with a space, not a mark: UDHR Thai has none in 27 of 27 articles
-_NO_SENTENCE_MARK = {"Thai", "Laoo"}
-
-
-def ends_sentence(text: str) -> bool:
-    """The text ends with a sentence-final mark (closing quotes, brackets and emphasis ignored)."""
-    stripped = text.rstrip(_CLOSERS)
-    return bool(stripped) and stripped[-1] in _SENTENCE_END
-
-
 class TruncatedFilter(Filter):
     """Unfinished output: 1.0 when the engine stopped at max_tokens; 0.75 when the source ends a
     sentence and the candidate stops mid-sentence (cut off, whatever the engine said).
 
     A text cut at 20-40% of its length passes a length-ratio check when the language is longer than
-    English (Burmese, x1.5 in characters) or the sentence was short; it almost never ends on a full
-    stop (8 of 806 UDHR cuts do), while 99.5% of real translations of a source ending a sentence do
-    (Thai and Lao, which end sentences with a space, are exempt).
+    English (Burmese) or the sentence was short; it almost never ends on a full stop, while nearly
+    every real translation of a source ending a sentence does (UDHR counts: bench/README.md; Thai and
+    Lao, which end sentences with a space, are exempt).
     """
 
     name = "truncated"
@@ -463,7 +415,7 @@ class TruncatedFilter(Filter):
         for c in batch:
             if c.truncated:
                 out.append(1.0)
-            elif c.source and c.lang[-4:] not in _NO_SENTENCE_MARK and ends_sentence(c.source) \
+            elif c.source and c.lang[-4:] not in NO_SENTENCE_MARK and ends_sentence(c.source) \
                     and c.text.strip() and not ends_sentence(c.text):
                 out.append(0.75)
             elif c.truncated is None and not c.source:
@@ -484,10 +436,10 @@ class CopyFilter(_UsesCharClasses):
     that switches back to the untranslated source half-way, ~0 for a translation.
 
     Untranslated spans, not overall similarity: sacrebleu's chrF scored a half-copied translation
-    0.45-0.65, below any threshold that spares good translations of cognate-rich languages, and cost
-    most of `synth verify`'s time. Long runs are script-agnostic and almost never shared by a real
-    translation (the most of 806 UDHR translations in 30 languages is 0.13, French cognates), and a
-    batch is scored in a few numpy passes (copied_share).
+    below any threshold that spares good translations of cognate-rich languages, and cost most of
+    `synth verify`'s time. Long runs are script-agnostic and almost never shared by a real
+    translation (French cognates share the most), and a batch is scored in a few numpy passes
+    (copied_share). UDHR figures: bench/README.md.
     """
 
     name = "copy"

@@ -90,3 +90,62 @@ def test_one_line_units_stay_on_one_line():
     layout = split_message("- apples\n- pears")
     joined, _ = join_translation(layout, ["maembe\nmengi", "peari"])
     assert joined == "- maembe mengi\n- peari"
+
+
+# One sentence per script, written for this test ("The children go to school every morning."), and
+# what follows its mark: a space, or nothing where the script's writers put none
+SENTENCES = {
+    "Ethi": ("ልጆቹ በየቀኑ ጠዋት ወደ ትምህርት ቤት ይሄዳሉ።", " "),
+    "Khmr": ("ក្មេងៗទៅសាលារៀនរៀងរាល់ព្រឹក។", " "),
+    "Khmr (no space)": ("ក្មេងៗទៅសាលារៀនរៀងរាល់ព្រឹក។", ""),
+    "Mymr": ("ကလေးများသည် နေ့တိုင်း မနက် ကျောင်းသို့ သွားကြသည်။", " "),
+    "Tibt": ("ཕྲུ་གུ་ཚོ་ཉིན་རེ་བཞིན་སློབ་གྲྭར་འགྲོ།", " "),
+    "Arab (question)": ("هل يذهب الأطفال إلى المدرسة كل صباح؟", " "),
+    "Arab (Urdu)": ("بچے ہر صبح اسکول جاتے ہیں۔", " "),
+    "Armn": ("Երեխաները ամեն առավոտ դպրոց են գնում։", " "),
+    "Deva": ("बच्चे हर सुबह स्कूल जाते हैं।", " "),
+    "Deva (double danda)": ("बच्चे हर सुबह स्कूल जाते हैं॥", " "),
+    "Hans": ("孩子们每天早上去上学。", ""),
+    "Jpan": ("子供たちは毎朝学校に行きます。", ""),
+    "Latn": ("The children go to school every morning.", " "),
+}
+
+
+def _paragraph(sentence: str, after: str, size: int) -> str:
+    sentences = [sentence] * (size // (len(sentence) + len(after)) + 1)
+    return after.join(sentences)
+
+
+def test_a_long_paragraph_is_cut_at_the_sentence_ends_of_every_script():
+    """Amharic, Khmer, Burmese, Tibetan, Arabic-script, Armenian, Devanagari and CJK paragraphs of
+    1,800-3,000 characters are cut under the budget at their own sentence marks, like English."""
+    for script, (sentence, after) in SENTENCES.items():
+        for size in (1800, 2880):
+            text = _paragraph(sentence, after, size)
+            layout = split_message(text, budget=1500)
+            assert len(layout.units) >= 2, (script, size, len(text))
+            assert all(len(u.text) <= 1500 for u in layout.units), script
+            assert all(u.text.rstrip().endswith(sentence[-1]) for u in layout.units), script  # whole sentences
+            joined, problems = join_translation(layout, [u.text for u in layout.units])
+            assert joined == text and problems == [], script
+
+
+def test_english_of_that_size_is_cut_into_ten():
+    text = " ".join(["The children go to school every morning."] * 360)  # 14,759 characters, 36 sentences a unit
+    assert len(split_message(text, budget=1500).units) == 10
+
+
+def test_a_paragraph_without_sentence_marks_is_cut_at_clause_marks_then_spaces():
+    thai = _paragraph("เด็กๆ ไปโรงเรียนทุกเช้า", " ", 3000)  # Thai ends sentences with a space, no mark
+    clauses = _paragraph("first clause, second clause; third clause", ", ", 3000)
+    for text in (thai, clauses):
+        layout = split_message(text, budget=1500)
+        assert len(layout.units) >= 2 and all(len(u.text) <= 1500 for u in layout.units)
+        assert join_translation(layout, [u.text for u in layout.units])[0] == text
+    assert all(u.text.endswith((",", ";")) for u in split_message(clauses, budget=1500).units[:-1])
+
+
+def test_marks_inside_numbers_urls_and_abbreviations_do_not_cut():
+    text = "Pi is 3.14 and e.g.x stays; see www.example.org/a.b now. " * 40
+    layout = split_message(text.strip(), budget=300)
+    assert all(u.prose.endswith("now.") for u in layout.units)

@@ -31,6 +31,9 @@ def test_verify_round_trip(udhr, tmp_path, capsys):
     assert result["accepted"].to_list()[:6] == [True] * 6
     assert "lid" in result["reject_reasons"][6].to_list() and "copy" in result["reject_reasons"][6].to_list()
     assert "length_ratio" in result["reject_reasons"][7].to_list()
+    # one detail per reason, in the same order; none for accepted rows
+    assert [len(d) for d in result["reject_details"].to_list()] == [len(r) for r in result["reject_reasons"].to_list()]
+    assert any(d.startswith("copy: 100% of the text copied") for d in result["reject_details"][6].to_list())
     assert "NOT run: laser" in capsys.readouterr().out
 
 

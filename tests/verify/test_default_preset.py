@@ -5,7 +5,8 @@ import polars as pl
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.cli_verify import PARALLEL_MIN_ROWS, verify_file
+from synth.verify.cli_verify import verify_file
+from synth.verify.pairs import PARALLEL_MIN_ROWS
 
 
 def _halves(text):

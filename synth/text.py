@@ -1,0 +1,235 @@
+"""What synth knows about text, in one place: the methods and the filters import it, never copy it.
+
+- Sentence ends: Unicode's Sentence_Terminal characters (every script's full stops, question and
+  exclamation marks: `. ! ? 。 ！ ？ । ॥ ۔ ؟ ። ။ ។ ։ ...`) plus the Tibetan shad and the ellipsis, which
+  Unicode leaves out; where a long paragraph may be cut (after a sentence end, else a clause mark, else
+  a space); which scripts end sentences without a mark (Thai, Lao).
+- What is not prose: code (fenced blocks, `inline` spans), URLs, e-mail addresses.
+- Scripts (ISO 15924): which characters count as letters of which script, from Unicode's
+  Script_Extensions property as the `regex` module knows it; the scripts written without spaces.
+- Normalisation for comparing texts: NFKC and case folding; the gaps between words (punctuation,
+  symbols, spaces, controls and format characters).
+
+Tables over every code point are built from `regex` properties on first use and kept (numpy lookups:
+a per-character regex walk would be the slowest part of verification).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache, lru_cache
+from typing import Sequence
+
+import numpy as np
+import regex
+
+# --- sentence ends ------------------------------------------------------------------------------
+
+# Sentence-final marks of every script (a regex character-class body): the Tibetan shad and nyis shad
+# and the ellipsis are not Sentence_Terminal in Unicode but end sentences in practice; the Burmese
+# little section U+104A is, but is written where other scripts put a comma
+SENTENCE_MARKS = r"[\p{Sentence_Terminal}\u0F0D\u0F0E\u2026--\u104A]"
+# Marks that also occur inside words, numbers, abbreviations and URLs (3.14, e.g., www.x.org, wait…what):
+# they end a sentence only before a space. The others (。 ។ ። ।, ...) end one wherever they stand.
+_NEEDS_SPACE = r".!?\u0589\u2024\u2026\u203C\u203D\u2047-\u2049\uFE52\uFF0E"
+# What may close a sentence after its mark: closing brackets and quotes, markdown emphasis, the
+# Ethiopic wordspace, a zero-width space
+CLOSERS = r"\p{Close_Punctuation}\p{Final_Punctuation}\"'*_\u1361\u200B"
+# Clause marks (commas, semicolons, colons of every script): where a sentence too long for one request is cut
+CLAUSE_MARKS = r"\p{Terminal_Punctuation}\u3001\uFF0C\uFF1B\uFF1A"
+
+# Scripts whose writers end sentences with a space, not a mark (UDHR Thai: no mark in any article)
+NO_SENTENCE_MARK = frozenset({"Thai", "Laoo"})
+
+
+def _break(marks: str) -> regex.Pattern:
+    """Where text may be cut after one of `marks` (+ closers): the whitespace after it, or (for a mark
+    that is never inside a word) the empty string before the next character."""
+    return regex.compile(
+        rf"(?<=[{marks}][{CLOSERS}]*)\s+(?=\S)"
+        rf"|(?<=[[{marks}]--[{_NEEDS_SPACE}]][{CLOSERS}]*)(?=[^\s{CLOSERS}{marks}])",
+        regex.V1,
+    )
+
+
+SENTENCE_BREAK = _break(SENTENCE_MARKS)
+CLAUSE_BREAK = _break(CLAUSE_MARKS)
+SPACE_BREAK = regex.compile(r"\s+(?=\S)")
+# Where a paragraph longer than a request may hold is cut, best first
+BREAKS = (SENTENCE_BREAK, CLAUSE_BREAK, SPACE_BREAK)
+
+
+@cache
+def _all_code_points() -> str:
+    """Every code point but the surrogates, in order, as one string (to enumerate a property)."""
+    codes = np.arange(0x110000, dtype=np.uint32)
+    return codes[(codes < 0xD800) | (codes > 0xDFFF)].tobytes().decode("utf-32-le")
+
+
+@cache
+def _chars(klass: str) -> str:
+    """Every character of a regex character class body, as one string."""
+    return "".join(regex.findall(rf"[{klass}]+", _all_code_points(), flags=regex.V1))
+
+
+def ends_sentence(text: str) -> bool:
+    """The text ends with a sentence-final mark (closing quotes, brackets, emphasis and spaces ignored)."""
+    stripped = text.rstrip(_chars(CLOSERS + r"\s"))
+    return bool(stripped) and stripped[-1] in _chars(SENTENCE_MARKS)
+
+
+def cut_points(text: str, breaks: regex.Pattern = SENTENCE_BREAK) -> list[tuple[int, int]]:
+    """(start, end) of each separator where `text` may be cut (empty for a mark needing no space)."""
+    return [m.span() for m in breaks.finditer(text)]
+
+
+# --- what is not prose ----------------------------------------------------------------------------
+
+URL = r"(?:https?|ftp)://[^\s<>\"'`]+|www\.[^\s<>\"'`]+"
+EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+# `code`, ``co`de``: a run of backticks to the next run of the same length, never over a blank line
+INLINE_CODE = r"(?P<ticks>`+)(?:(?!(?P=ticks))(?!\n[ \t]*\n).)+?(?P=ticks)"
+FENCED_CODE = r"(?P<fence>```|~~~).*?(?:(?P=fence)|$)"  # an unclosed fence runs to the end
+NOT_PROSE = re.compile(f"{FENCED_CODE}|{INLINE_CODE}|{URL}|{EMAIL}", re.S)
+
+
+def _marked(text: str) -> bool:
+    return "`" in text or "~~~" in text or "://" in text or "www." in text or "@" in text
+
+
+def prose(texts: Sequence[str]) -> list[str]:
+    """The texts without code, URLs and e-mail addresses (each replaced by a space; the regex runs only
+    where a marker of them is): what the script and copy filters read."""
+    if not _marked("".join(texts)):
+        return list(texts)
+    return [NOT_PROSE.sub(" ", t) if _marked(t) else t for t in texts]
+
+
+# --- scripts ----------------------------------------------------------------------------------------
+
+# ISO 15924 codes that name a union of Unicode scripts
+COMPOSITE: dict[str, tuple[str, ...]] = {
+    "Hans": ("Hani",), "Hant": ("Hani",), "Jpan": ("Hani", "Hira", "Kana"), "Kore": ("Hang", "Hani"),
+}
+# Scripts written without spaces between words: text-based n-gram filters use characters for them
+UNSPACED = ("Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Jpan")
+# What a script share counts: letters, and combining marks that belong to a script (the vowel signs
+# and viramas of Khmer, Devanagari, Thai: a Khmer syllable weighs about as many characters as it has,
+# like a Latin word). Not digits, punctuation, symbols, spaces, nor the marks of script Inherited (the
+# accents several scripts share, U+0300-036F, the Arabic harakat).
+_COUNTED = r"\p{L}[\p{M}--[\p{sc=Zinh}\p{sc=Zyyy}]]"
+
+
+def _members(scripts: Sequence[str]) -> tuple[str, ...]:
+    return tuple(part for s in scripts for part in COMPOSITE.get(s, (s,)))
+
+
+@cache
+def known_script(script: str) -> bool:
+    """`regex` knows the ISO 15924 script (or it is a union of scripts it knows); the codes of no
+    script (Zzzz unknown, Zyyy common, Zinh inherited, Zxxx unwritten, Zmth, Zsym, Zsye) are not scripts."""
+    if script.startswith("Z"):
+        return False
+    try:
+        for part in _members([script]):
+            regex.compile(rf"\p{{scx={part}}}")
+    except regex.error:
+        return False
+    return True
+
+
+@lru_cache(maxsize=8)
+def _code_point_table(klass: str) -> np.ndarray:
+    """True for every code point of a regex character class body."""
+    table = np.zeros(0x110000, dtype=bool)
+    text = _all_code_points()
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    for match in regex.finditer(rf"[{klass}]+", text, flags=regex.V1):
+        table[codes[match.start():match.end()]] = True
+    return table
+
+
+def _class_table(klass: str) -> np.ndarray:
+    """_code_point_table without keeping it (a script's membership is used once, to build its table)."""
+    return _code_point_table.__wrapped__(klass)
+
+
+@lru_cache(maxsize=64)
+def _script_table(script: str) -> np.ndarray:
+    """Per code point: 0 does not count, 1 counts and is not in `script`, 2 counts and is in `script`
+    (a character of several scripts, such as the Arabic tatweel or the Japanese long vowel mark, is in
+    each of them). "unspaced": in any script written without spaces."""
+    scripts = UNSPACED if script == "unspaced" else (script,)
+    counted = _code_point_table(_COUNTED)
+    inside = _class_table("".join(rf"\p{{scx={s}}}" for s in _members(scripts)))
+    return (counted.astype(np.uint8) + (counted & inside)).astype(np.uint8)
+
+
+_PACKED = np.array([0, 1, 1 + (1 << 32)], dtype=np.int64)  # _script_table value -> counted + inside << 32
+
+
+def prepare_script(script: str) -> None:
+    """Build a script's table now (e.g. before forking workers, so each does not build its own)."""
+    _script_table(script)
+
+
+def _inside_and_counted(texts: Sequence[str], script: str) -> tuple[list[int], list[int]]:
+    """Per text: counted prose characters in `script`, and counted prose characters (see _script_table),
+    for a whole batch from one table lookup and one running total of packed (counted, inside) values."""
+    if not texts:
+        return [], []
+    texts = prose(texts)
+    # "replace": a lone surrogate (never in Parquet strings) becomes one "?" instead of raising
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "replace"), dtype=np.uint32)
+    total = np.concatenate([[0], np.cumsum(_PACKED[_script_table(script)[codes]])])
+    ends = np.cumsum([len(t) for t in texts], dtype=np.int64)
+    sums = total[ends] - total[np.concatenate([[0], ends[:-1]])]
+    return (sums >> 32).tolist(), (sums & 0xFFFFFFFF).tolist()
+
+
+def script_shares(texts: Sequence[str], script: str) -> list[float | None]:
+    """Share of each text's counted prose characters that belong to `script`; None if none count."""
+    inside, counted = _inside_and_counted(texts, script)
+    return [k / n if n else None for k, n in zip(inside, counted)]
+
+
+def script_share(text: str, script: str) -> float | None:
+    return script_shares([text], script)[0]
+
+
+def dominant_unspaced(text: str) -> bool:
+    """True when more than half the counted characters are in a script written without spaces
+    (Thai, Lao, Khmer, Burmese, Tibetan, Chinese, Japanese)."""
+    (inside,), (counted,) = _inside_and_counted([text], "unspaced")
+    return inside * 2 > counted
+
+
+# --- normalisation --------------------------------------------------------------------------------
+
+# What separates words when texts are compared: punctuation (every script's), symbols, spaces,
+# controls and format characters (zero-width space and joiners)
+GAP = r"\p{P}\p{S}\p{Z}\p{C}"
+
+
+def fold(text: str) -> str:
+    """The form texts are compared in: NFKC (composed or decomposed accents, full- or half-width forms
+    are the same text), then case folding."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@cache
+def gap_table() -> np.ndarray:
+    """True for every code point in GAP: numpy's view of it, for filters that work on code points."""
+    return _code_point_table(GAP)
+
+
+@cache
+def gap_pattern() -> re.Pattern:
+    """Runs of GAP characters as an `re` pattern (ranges taken from gap_table): splitting with `re` is
+    faster than with `regex`."""
+    table = gap_table()
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], table, [False]]).astype(np.int8)))
+    ranges = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b - 1))}" if b - 1 > a else re.escape(chr(a))
+                     for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()) if not 0xD800 <= a <= 0xDFFF)
+    return re.compile(f"[{ranges}]+")

@@ -1,0 +1,59 @@
+"""synth.text: the one place that knows sentence ends, what is not prose, scripts and normalisation."""
+
+import re
+
+from synth.text import (CLAUSE_BREAK, SENTENCE_BREAK, cut_points, dominant_unspaced, ends_sentence, fold,
+                        gap_pattern, gap_table, known_script, prose, script_share)
+
+# Sentence-final marks of the registry's scripts and of Tibetan, Armenian and CJK
+MARKS = ". ! ? 。 ！ ？ । ॥ ۔ ؟ ። ፧ ။ ។ ៕ ։ ། ༎ …".split()
+
+
+def test_every_script_s_sentence_marks_end_a_sentence():
+    for mark in MARKS:
+        assert ends_sentence(f"word{mark}"), mark
+        assert ends_sentence(f"word{mark}»)\" *"), mark  # closing quotes, brackets, emphasis, spaces
+    for not_an_end in ("word", "word,", "word;", "ကလေး၊", "word:", "word፡", ""):
+        assert not ends_sentence(not_an_end), not_an_end
+
+
+def test_sentence_breaks_need_a_space_only_after_marks_found_inside_words():
+    assert cut_points("Pi is 3.14. See www.a.org now! Next") == [(11, 12), (30, 31)]
+    assert cut_points("你好。再见！好") == [(3, 3), (6, 6)]  # CJK: no space between sentences
+    assert cut_points("ក្មេង។ទៅ") == [(6, 6)]
+    assert cut_points("«Go.» Then") == [(5, 6)]  # after the closing quote
+    assert cut_points("再见。」他说") == [(4, 4)]  # never between a mark and its closer
+    assert cut_points("a, b; c", CLAUSE_BREAK) == [(2, 3), (5, 6)]
+    assert cut_points("ልጆቹ፡ወደ", CLAUSE_BREAK) == [(4, 4)]  # Ethiopic wordspace
+    assert SENTENCE_BREAK.search("no marks here") is None
+
+
+def test_code_urls_and_emails_are_not_prose():
+    text = "Run ```\nmake demo\n``` or `pip install x` or ``a`b``, see https://x.org/a.b or a.b@example.org."
+    assert prose([text])[0].split() == ["Run", "or", "or", ",", "see", "or", "."]
+    assert prose(["plain text"]) == ["plain text"]
+    assert prose(["~~~\ncode\n~~~ after"])[0].split() == ["after"]
+    assert prose(["a `stray\n\nbacktick` b"]) == ["a `stray\n\nbacktick` b"]  # a code span never crosses a blank line
+
+
+def test_script_shares_come_from_unicode_script_properties():
+    assert script_share("ក្មេងៗទៅសាលារៀន", "Khmr") == 1.0  # vowel signs count, as letters of Khmer
+    assert script_share("ልጆቹ hello", "Ethi") == 3 / 8
+    assert script_share("カレーライス", "Jpan") == 1.0  # the long vowel mark ー is Common, of Hiragana and Katakana
+    assert script_share("ـــعربي", "Arab") == 1.0  # the tatweel is Common, of Arabic (among others)
+    assert script_share("Ẹ̀dá", "Latn") == 1.0 and script_share("Ẹ̀dá", "Cyrl") == 0.0  # shared accents: not counted
+    assert script_share("123 !?", "Latn") is None
+    assert all(known_script(s) for s in ("Latn", "Ethi", "Khmr", "Mymr", "Tibt", "Arab", "Hans", "Kore", "Adlm"))
+    assert not known_script("Zzzz") and not known_script("Qwer")
+    assert dominant_unspaced("ក្មេងៗទៅសាលារៀន hello") and not dominant_unspaced("hello ក្មេង")
+
+
+def test_normalisation_and_gaps():
+    assert fold("ＡＢＣ Straße é") == fold("abc STRASSE é") == "abc strasse é"
+    gaps = gap_table()
+    for ch in " ,.;!?_-\u3002\u104b\u0f0d\u0589\u17d4\u200b\u0964":  # Armenian, Tibetan, Khmer marks too
+        assert gaps[ord(ch)], hex(ord(ch))
+    for ch in "aé\u1200\u17c1\u0300\u3005":  # letters, vowel signs and combining marks stay in their words
+        assert not gaps[ord(ch)], hex(ord(ch))
+    assert gap_pattern().split("a, b։ c། d") == ["a", "b", "c", "d"]
+    assert isinstance(gap_pattern(), re.Pattern)

@@ -1,0 +1,38 @@
+"""Imports run down the stages: a filter borrows nothing from a sibling filter (shared helpers live in
+synth/text.py or a neutral module), verify never imports engines (only their request types and configs,
+which import without Ray), the runner or the CLI modules."""
+
+import ast
+from pathlib import Path
+
+VERIFY = Path(__file__).resolve().parents[2] / "synth" / "verify"
+FILTER_MODULES = {"rules", "script", "lid", "laser", "roundtrip", "dedup", "contamination"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return names
+
+
+def test_filters_do_not_import_each_other_and_verify_does_not_import_upwards():
+    for path in VERIFY.glob("*.py"):
+        imported = _imports(path)
+        if path.stem in FILTER_MODULES:
+            siblings = {f"synth.verify.{m}" for m in FILTER_MODULES - {path.stem}}
+            assert not imported & siblings, (path.name, imported & siblings)
+        # request/response types and engine configs are data (the judge builds requests); engines are not
+        upward = {m for m in imported if m.startswith(("synth.engines", "synth.runner", "synth.cli", "synth.verify.cli_verify"))
+                  and m not in ("synth.engines.base", "synth.engines.configs")}
+        assert not upward, (path.name, upward)
+
+
+def test_text_knowledge_imports_no_synth_module():
+    text = VERIFY.parent / "text.py"
+    reasons = VERIFY.parent / "reasons.py"
+    for path in (text, reasons):
+        assert not {m for m in _imports(path) if m.startswith("synth")}, path.name
