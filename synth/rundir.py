@@ -108,6 +108,11 @@ class RunDir:
                 return "complete"
         return "resume"
 
+    @staticmethod
+    def owns(name: str) -> bool:
+        """Whether `name` (relative to the run directory) is a file a run writes."""
+        return bool(_OWNED.match(name)) and not re.fullmatch(_TMP, name)
+
     def foreign_files(self) -> None:
         """Refuse (exit 2) when the run directory holds a file synth does not write."""
         for name in _files(self.out):

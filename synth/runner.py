@@ -142,7 +142,7 @@ class JobRun:
                 self.rundir.start(started)
             else:
                 started = self.rundir.started_at()
-                if removed := remove_temporaries(self.out):
+                if removed := remove_temporaries(self.out, RunDir.owns):
                     log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
             atomic_write_json(self.out / WORK / "job.json", job.public_dump())
             self._display = RunProgress(

@@ -12,6 +12,7 @@ import fnmatch
 import io
 import json
 import os
+import re
 import signal
 import tempfile
 import uuid
@@ -140,6 +141,7 @@ REJECTED_EXTRA = ["reject_reasons", "reject_details", "raw_output", "back_transl
 WORK = "_work"  # committed round slices of a run, read to resume and to write the final outputs
 TMP_SUFFIX = ".tmp"  # a local file being written: `.<name>.<random>.tmp`, renamed into place when whole
 KILL_AT_ENV = "SYNTH_TEST_KILL_AT"
+_TMP_NAME = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX))  # mkstemp(prefix=".<name>.", suffix)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 would hide published shards from others
@@ -154,11 +156,17 @@ def _kill_point(path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def remove_temporaries(out: OutPath) -> list[str]:
-    """Delete the temporary files a killed run left behind (written, never renamed into place)."""
+def remove_temporaries(out: OutPath, owned=None) -> list[str]:
+    """Delete the temporary files a killed run left behind (written, never renamed into place): only
+    names `atomic_write_bytes` makes (`.<name>.<8 random>.tmp`) for a file `owned(relative name)` accepts."""
     if isinstance(out, RemotePath) or not out.is_dir():
         return []
-    found = [p for p in out.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    found = []
+    for p in out.rglob(f".*{TMP_SUFFIX}"):
+        match = _TMP_NAME.fullmatch(p.name)
+        final = p.relative_to(out).with_name(match.group(1)).as_posix() if match else None
+        if p.is_file() and final and (owned is None or owned(final)):
+            found.append(p)
     for p in found:
         p.unlink(missing_ok=True)
     return sorted(str(p.relative_to(out)) for p in found)
