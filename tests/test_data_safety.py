@@ -275,3 +275,17 @@ def test_calibrate_on_no_rows_writes_nothing(tmp_path, capsys):
     _refused(capsys, ["calibrate", str(_pairs(tmp_path / "p.parquet")), "--output", str(tmp_path / "mine.yaml")],
              "not written by synth calibrate")
     assert (tmp_path / "mine.yaml").read_text() == "my own preset\n"
+
+
+def test_resume_removes_only_synths_own_temporaries(tmp_path):
+    from synth.shards import remove_temporaries
+
+    out = tmp_path / "run"
+    _synth_run_dir(out)
+    ours = out / "_work" / ".round-0001-00001.parquet.ab12cd34.tmp"
+    ours.write_bytes(b"half")
+    theirs = [out / ".notes.tmp", out / "swh_Latn" / ".my.draft.tmp", out / "_work" / ".x.ab12cd34.tmp"]
+    for path in theirs:
+        path.write_text("mine")
+    assert remove_temporaries(out, RunDir.owns) == ["_work/.round-0001-00001.parquet.ab12cd34.tmp"]
+    assert not ours.exists() and all(p.read_text() == "mine" for p in theirs)
