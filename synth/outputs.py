@@ -55,7 +55,8 @@ def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
             accepted = int(group["accepted"].sum())
             totals = {k: float(group[k].fill_null(0).sum()) for k in ("prompt_tokens", "output_tokens", "engine_s")}
             went: dict[str, int] = {}
-            for ok, reasons, tokens in zip(group["accepted"], group["reject_reasons"], group["output_tokens"].fill_null(0)):
+            for ok, reasons, tokens in zip(group["accepted"].to_list(), group["reject_reasons"].to_list(),
+                                           group["output_tokens"].fill_null(0).to_list()):
                 key = "accepted" if ok else (reasons[0] if reasons else "rejected")
                 went[key] = went.get(key, 0) + int(tokens)
             out[method] = {
