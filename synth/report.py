@@ -18,6 +18,8 @@ def summary_table(manifest: dict) -> str:
         lines.append(f"{lang + ' ' + s['name']:<22}{s['target']:>7}{s['accepted']:>9}{s['rejected']:>9}{s['shortfall']:>10}  {reasons}")
         if s["shortfall"]:
             lines.append(f"{'':<22}shortfall: {s['shortfall_reason']}")
+        if cost := _cost_text(s.get("cost") or {}):
+            lines.append(f"{'':<22}cost: {cost}")
     not_run = manifest["filters"]["not_run"]
     lines.append("filters run: " + ", ".join(manifest["filters"]["run"]))
     if engine_line := _engine_line(manifest):
@@ -30,6 +32,23 @@ def summary_table(manifest: dict) -> str:
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
     return "\n".join(lines)
+
+
+def _cost_text(cost: dict) -> str:
+    """Generated tokens and engine seconds per accepted row, per method (tokens per attempt when none)."""
+    parts = []
+    for method, c in cost.items():
+        if method == "judge" or not isinstance(c, dict) or "attempts" not in c:
+            continue
+        tokens = c["prompt_tokens"] + c["output_tokens"]
+        if c["accepted"]:
+            parts.append(f"{method} {tokens / c['accepted']:.0f} tokens and {c['engine_seconds'] / c['accepted']:.1f} "
+                         f"engine s per accepted row")
+        else:
+            parts.append(f"{method} {tokens} tokens for no accepted row")
+    if judge := cost.get("judge"):
+        parts.append(f"judge {judge.get('prompt_tokens', 0) + judge.get('output_tokens', 0)} tokens")
+    return "; ".join(parts)
 
 
 def _engine_line(manifest: dict) -> str:
