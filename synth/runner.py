@@ -131,7 +131,7 @@ class JobRun:
             self.rundir.abandon()
             raise
         verification = None
-        scoring: _Slice | None = None
+        self._scoring: _Slice | None = None
         stopped: BaseException | None = None
         self._tokens_time = 0.0
         try:
@@ -151,27 +151,12 @@ class JobRun:
                 attempts=Counter(previous["lang"].to_list()) if previous is not None else None)
             verification = self._start_verification(verifier_spec, verifier) if work_left else None
             self._display.start()
-            slice_size = getattr(pool, "slice_size", 1024)
-            while attempts := planner.next_round():
-                round_no = planner.rounds
-                attempts, first_part = self._skip_committed(round_no, attempts, planner)
-                scoring = None
-                for part, start in enumerate(range(0, len(attempts), slice_size), start=first_part):
-                    t0 = time.time()
-                    rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
-                    self._tokens_time += time.time() - t0
-                    if scoring:  # scored on the workers while this slice was generated
-                        self._commit(scoring, verifier, planner, score_names)
-                    candidates = [r.candidate() for r in rows if r.error is None]
-                    scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
-                if scoring:  # drain: the next round is sized from this round's acceptance
-                    self._commit(scoring, verifier, planner, score_names)
-                    scoring = None
+            self._rounds(planner, verifier, score_names, icl, translate, pool, verification)
         except EngineUnavailable as exc:
             stopped = exc
             log.error("the engine failed: %s", exc)
-            if scoring:  # generated before the engine failed: keep it
-                self._commit(scoring, verifier, planner, score_names)
+            if self._scoring and not p.judge:  # generated before the engine failed: keep it (unless it
+                self._commit(self._scoring, verifier, planner, score_names)  # still needs the judge)
         except Interrupted as exc:
             stopped = exc
         finally:
@@ -197,6 +182,27 @@ class JobRun:
         if stopped is not None:
             raise stopped
         return manifest
+
+    def _rounds(self, planner: Planner, verifier: Verifier, score_names: list[str], icl, translate, pool,
+                verification: VerificationPool) -> None:
+        """Round after round until the planner has nothing left: each round in slices, slice k committed
+        after slice k+1 was generated (scored meanwhile by the verifier workers)."""
+        slice_size = getattr(pool, "slice_size", 1024)
+        while attempts := planner.next_round():
+            round_no = planner.rounds
+            attempts, first_part = self._skip_committed(round_no, attempts, planner)
+            self._scoring = None
+            for part, start in enumerate(range(0, len(attempts), slice_size), start=first_part):
+                t0 = time.time()
+                rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
+                self._tokens_time += time.time() - t0
+                if self._scoring:  # scored on the workers while this slice was generated
+                    self._commit(self._scoring, verifier, planner, score_names)
+                candidates = [r.candidate() for r in rows if r.error is None]
+                self._scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
+            if self._scoring:  # drain: the next round is sized from this round's acceptance
+                self._commit(self._scoring, verifier, planner, score_names)
+                self._scoring = None
 
     def _collect_engine_stats(self, pool) -> None:
         """Engine retries and outages of this process, for the manifest (apart from model rejects)."""
