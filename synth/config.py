@@ -20,7 +20,6 @@ from synth.engines.base import SamplingConfig
 from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
 from synth.secrets import REDACTED, redact_url
-from synth.verify.judge import JudgeConfig
 
 Method = Literal["icl", "translate"]
 
@@ -118,6 +117,29 @@ class VerifyConfig(_Strict):
     contamination: ContaminationConfig | None = Field(
         None, description="evaluation sets for the contamination filter; unset: contamination not run"
     )
+
+
+DIMENSIONS = ("language", "content", "culture")  # what the LLM judge grades (synth/verify/judge.py)
+Dimension = Literal["language", "content", "culture"]
+
+
+class JudgeConfig(_Strict):
+    """The job's `judge:` section. Off by default: every judged row costs a generation."""
+
+    enabled: bool = False
+    prompt: str = Field("judge_row", description="a template in prompts/ with method: judge")
+    thresholds: dict[Dimension, Annotated[float, Field(ge=1, le=5)]] = Field(
+        default_factory=dict, description="override the preset's judge thresholds for every language: {content: 4}")
+    engine: EngineConfig | None = Field(
+        None, description="a separate judge engine (vLLM or OpenAI-compatible); unset: the job's own engine")
+    temperature: float = Field(0.3, ge=0, description="sampling temperature of a separate judge engine (the "
+                               "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
+    max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
+                            "its sampling.max_tokens)")
+    pivot: Literal["off", "back_translation", "translate"] = Field(
+        "back_translation", description="for targets whose reasoning_language is a pivot, also show the judge "
+        "a pivot-language rendering: the back-translation of translated rows; `translate` also asks for one "
+        "translation of each ICL row into the pivot (a request per row)")
 
 
 class PlanConfig(_Strict):

@@ -16,12 +16,20 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from synth.config import DIMENSIONS, JudgeConfig
 from synth.engines.base import Completion, Engine, GenerationRequest, SamplingConfig
+from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
 from synth.prompts import PromptTemplate, load_prompts
 from synth.verify.base import Candidate
-from synth.verify.judge import (DIMENSIONS, SCORE_NAMES, EngineConfig, Judge, JudgeConfig, JudgeVerdict,
-                                pivot_request_id, pivot_texts, request_id)
+from synth.verify.judge import (
+    SCORE_NAMES,
+    Judge,
+    JudgeVerdict,
+    pivot_request_id,
+    pivot_texts,
+    request_id,
+)
 
 log = logging.getLogger(__name__)
 

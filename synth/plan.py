@@ -8,14 +8,30 @@ shortfall instead of looping forever.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass
 
 from synth.config import JobConfig, TargetConfig
-from synth.methods.base import Attempt
 
 Cell = tuple[str, str, str]  # (lang, method, category)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable."""
+
+    lang: str
+    method: str
+    category: str
+    index: int
+
+    @property
+    def id(self) -> str:
+        key = f"{self.lang}|{self.method}|{self.category}|{self.index}"
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
+
 
 
 def apportion(total: int, weights: dict[tuple[str, str], float]) -> dict[tuple[str, str], int]:

@@ -17,7 +17,8 @@ from synth.conversations import Conversation, load_conversations
 from synth.errors import ConfigError
 from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
-from synth.methods.base import Attempt, Row
+from synth.methods.base import Row
+from synth.plan import Attempt
 from synth.methods.icl import IclMethod
 from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec

@@ -31,7 +31,8 @@ from synth.config import parse_job
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted
-from synth.methods.base import Attempt, Row
+from synth.methods.base import Row
+from synth.plan import Attempt
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Planner
 from synth.prepare import PreparedJob, build_methods, prepare

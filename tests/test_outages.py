@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 import yaml
 
-from synth.methods.base import Attempt
+from synth.plan import Attempt
 from tests.ports import free_port
 from tests.vllm_server import VllmServer
 

@@ -31,7 +31,7 @@ import polars as pl
 import pytest
 import yaml
 
-from synth.methods.base import Attempt
+from synth.plan import Attempt
 from tests.conftest import CPU_ENV
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from synth.verify.base import Candidate
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable."""
-
-    lang: str
-    method: str
-    category: str
-    index: int
-
-    @property
-    def id(self) -> str:
-        key = f"{self.lang}|{self.method}|{self.category}|{self.index}"
-        return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 @dataclass

@@ -13,7 +13,8 @@ from synth.config import CATEGORIES
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
 from synth.languages import LanguageSpec
-from synth.methods.base import Attempt, Row
+from synth.methods.base import Row
+from synth.plan import Attempt
 from synth.prompts import PromptTemplate
 
 _PAIR = re.compile(

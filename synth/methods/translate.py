@@ -16,7 +16,8 @@ from typing import Sequence
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
 from synth.languages import LanguageSpec
-from synth.methods.base import Attempt, Row
+from synth.methods.base import Row
+from synth.plan import Attempt
 from synth.methods.structure import Layout, join_translation, number_problem, split_message, strip_sentinels
 from synth.prompts import PromptTemplate
 

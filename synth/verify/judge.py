@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Mapping, Sequence
+from typing import Annotated, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synth.engines.base import Completion, GenerationRequest
-from synth.engines.configs import EngineConfig
+from synth.config import DIMENSIONS, Dimension, JudgeConfig
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.prompts import PromptTemplate
 from synth.verify.base import Candidate
 
-DIMENSIONS = ("language", "content", "culture")
-Dimension = Literal["language", "content", "culture"]
 SCORE_NAMES = tuple(f"judge_{d}" for d in DIMENSIONS)  # columns of `scores` / `score_<name>` in synth verify
 UNPARSEABLE = "judge_unparseable"
 REASONS = (*SCORE_NAMES, UNPARSEABLE)  # reject reasons this stage can give
@@ -52,27 +50,6 @@ class JudgePreset(BaseModel):
     thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds)
     languages: dict[str, dict[Dimension, Annotated[float, Field(ge=1, le=5)]]] = Field(
         default_factory=dict, description="per-language overrides: {swh_Latn: {culture: 2}}")
-
-
-class JudgeConfig(BaseModel):
-    """The job's `judge:` section. Off by default: every judged row costs a generation."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    prompt: str = Field("judge_row", description="a template in prompts/ with method: judge")
-    thresholds: dict[Dimension, Annotated[float, Field(ge=1, le=5)]] = Field(
-        default_factory=dict, description="override the preset's judge thresholds for every language: {content: 4}")
-    engine: EngineConfig | None = Field(
-        None, description="a separate judge engine (vLLM or OpenAI-compatible); unset: the job's own engine")
-    temperature: float = Field(0.3, ge=0, description="sampling temperature of a separate judge engine (the "
-                               "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
-    max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
-                            "its sampling.max_tokens)")
-    pivot: Literal["off", "back_translation", "translate"] = Field(
-        "back_translation", description="for targets whose reasoning_language is a pivot, also show the judge "
-        "a pivot-language rendering: the back-translation of translated rows; `translate` also asks for one "
-        "translation of each ICL row into the pivot (a request per row)")
 
 
 def verdict_schema() -> dict:

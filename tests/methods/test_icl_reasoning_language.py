@@ -6,7 +6,7 @@ from pathlib import Path
 from synth.conversations import load_conversations
 from synth.engines.base import Completion
 from synth.languages import load_registry
-from synth.methods.base import Attempt
+from synth.plan import Attempt
 from synth.methods.icl import IclMethod
 from synth.prompts import PromptTemplate, load_prompts
 

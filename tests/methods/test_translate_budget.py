@@ -3,7 +3,7 @@ the teacher as several requests, as an English one is (requests are pure: no eng
 
 from synth.conversations import Conversation
 from synth.languages import get_language
-from synth.methods.base import Attempt
+from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
 from synth.prompts import load_prompts
 

@@ -6,7 +6,7 @@ import json
 
 from synth.conversations import Conversation
 from synth.languages import get_language
-from synth.methods.base import Attempt
+from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
 from synth.prompts import load_prompts
 
