@@ -6,7 +6,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,7 @@ from synth.verify.base import Candidate, Filter
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.laser import LaserFilter
-from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
+from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
 from synth.verify.script import ScriptFilter
@@ -41,7 +41,11 @@ class FilterPreset(BaseModel):
     filters: list[str]
     thresholds: dict[str, float] = Field(default_factory=dict)
     languages: dict[str, dict[str, float]] = Field(default_factory=dict)
-    lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
+    lid_model: str | None = Field(
+        None, description="a fastText LID model: a path or hf://owner/repo (e.g. hf://cis-lmu/glotlid); default: bundled lid.176")
+    lid_backends: dict[str, list[Literal["fasttext", "cld2"]]] = Field(
+        default_factory=dict, description="LID backend(s) per language, {som_Latn: [fasttext, cld2]}; "
+                                          "default: fastText where it has the language, else CLD2")
 
     def check(self, where: str) -> None:
         named = set(self.filters) | set(self.thresholds)
@@ -115,9 +119,10 @@ class Verifier:
         for name in preset.filters:
             kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
             if name in ("lid", "mixed_language"):
-                self.lid_model = load_lid(preset.lid_model)
-                labels = {code: (None if code in lid_skip else spec.lid_label) for code, spec in languages.items()}
-                self.filters.append(FILTERS[name](self.lid_model, labels, **kwargs))
+                if not hasattr(self, "lid_router"):
+                    self.lid_router = LidRouter(languages, preset.lid_model, preset.lid_backends, set(lid_skip))
+                    self.lid_model = self.lid_router.fasttext
+                self.filters.append(FILTERS[name](self.lid_router, **kwargs))
             elif name == "laser":
                 if laser_dir is None:
                     self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"
