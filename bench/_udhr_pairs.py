@@ -68,7 +68,7 @@ LANGUAGES: dict[str, tuple[str, str, str]] = {
 }
 
 # bench/lid_coverage.py's languages beyond the 30: the registry languages lid.176 lacks (issue 14), with the
-# UDHR file that stands for each and CLD2's label, and Turkmen. Oromo: the UDHR has Borana-Arsi-Guji Oromo
+# UDHR file that stands for each and CLD2's label, and Turkmen, Guarani, Haitian Creole (lid.176 is weak on them). Oromo: the UDHR has Borana-Arsi-Guji Oromo
 # (gax), not West Central Oromo (gaz); Twi: Asante. Ewe: no offline backend reads it (see README).
 EXTRA_LANGUAGES: dict[str, tuple[str, str, str]] = {
     "ayr": ("ayr_Latn", "ay", "Aymara"),
@@ -87,6 +87,8 @@ EXTRA_LANGUAGES: dict[str, tuple[str, str, str]] = {
     "xho": ("xho_Latn", "xh", "Xhosa"),
     "zul": ("zul_Latn", "zu", "Zulu"),
     "tuk_latn": ("tuk_Latn", "tk", "Turkmen"),
+    "gug": ("grn_Latn", "gn", "Guarani"),
+    "hat_kreyol": ("hat_Latn", "ht", "Haitian Creole"),
 }
 
 

