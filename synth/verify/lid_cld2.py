@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+import pycld2
 
 from synth.verify.lid import WindowScan, lid_words, window_scan
 
@@ -28,9 +29,6 @@ class Cld2Model:
     probabilistic = False
 
     def __init__(self) -> None:
-        import pycld2
-
-        self._cld2 = pycld2
         self.path = f"pycld2 {getattr(pycld2, '__version__', '')}".strip()
         self.label_list = sorted({code for name, code in pycld2.LANGUAGES if name in pycld2.DETECTED_LANGUAGES})
         self.label_ids = {label: i for i, label in enumerate(self.label_list)}
@@ -42,11 +40,11 @@ class Cld2Model:
     def detect(self, text: str) -> list[tuple[int, float]]:
         """(label id, share of the text) of CLD2's top 3 languages, best first ("unknown" left out)."""
         try:
-            details = self._cld2.detect(text, bestEffort=True)[2]
-        except (self._cld2.error, UnicodeError):
+            details = pycld2.detect(text, bestEffort=True)[2]
+        except (pycld2.error, UnicodeError):
             try:
-                details = self._cld2.detect(_REFUSED.sub(" ", text), bestEffort=True)[2]
-            except (self._cld2.error, UnicodeError):
+                details = pycld2.detect(_REFUSED.sub(" ", text), bestEffort=True)[2]
+            except (pycld2.error, UnicodeError):
                 return []
         ids = self.label_ids
         return [(ids[code], percent / 100) for _, code, percent, _ in details if code in ids and percent > 0]
