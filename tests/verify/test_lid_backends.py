@@ -171,3 +171,18 @@ def test_synth_languages_shows_backends_and_measured_accuracy(capsys):
     rows = {r["code"]: r for r in __import__("json").loads(capsys.readouterr().out)}
     assert rows["zul_Latn"]["lid"] == [{"backend": "cld2", "label": "zu", "udhr_top1": 1.0}]
     assert rows["ewe_Latn"]["lid"] == []
+
+
+def test_a_calibrated_preset_keeps_the_lid_backends_and_calibrates_hausa(udhr, tmp_path):
+    from synth.verify.calibrate import calibrate
+
+    english, hausa = udhr("eng"), udhr("hau_NG")
+    keep = [n for n in range(min(len(english), len(hausa))) if len(english[n]) > 80 and len(hausa[n]) > 80]
+    src = tmp_path / "good.parquet"
+    pl.DataFrame({"id": [str(n) for n in keep], "lang": ["hau_Latn"] * len(keep),
+                  "source_lang": ["eng_Latn"] * len(keep), "source": [english[n] for n in keep],
+                  "text": [hausa[n] for n in keep]}).write_parquet(src)
+    result = calibrate(src, tmp_path / "hausa.yaml", min_rows=10)
+    assert "lid" in result["calibrated"]["hau_Latn"]
+    preset = load_preset(str(tmp_path / "hausa.yaml"))
+    assert preset.lid_backends == load_preset("default").lid_backends
