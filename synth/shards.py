@@ -12,7 +12,6 @@ import fnmatch
 import io
 import json
 import os
-import shutil
 import signal
 import tempfile
 import uuid
@@ -127,13 +126,6 @@ def output_location(output: str | Path) -> OutPath:
     return RemotePath(fs, path)
 
 
-def remove_tree(path: OutPath) -> None:
-    if isinstance(path, RemotePath):
-        path.fs.rm(path.path, recursive=True)
-    else:
-        shutil.rmtree(path)
-
-
 def read_parquet(path: OutPath) -> pl.DataFrame:
     if isinstance(path, RemotePath):
         return pl.read_parquet(io.BytesIO(path.read_bytes()))
@@ -175,7 +167,8 @@ def remove_temporaries(out: OutPath) -> list[str]:
 def read_committed(out: OutPath) -> pl.DataFrame | None:
     """Every row committed so far in the run directory `out`, or None before the first slice."""
     parts = sorted((out / WORK).glob("round-*.parquet"))
-    return pl.concat([read_parquet(p) for p in parts]) if parts else None
+    # diagonal_relaxed: slices committed by an older synth lack the cost columns (null there)
+    return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
 
 
 def atomic_write_bytes(path: OutPath, data: bytes) -> None:
@@ -237,7 +230,7 @@ def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
         "created_at": pl.Datetime("us", "UTC"), "accepted": pl.Boolean,
         "reject_reasons": pl.List(pl.String), "reject_details": pl.List(pl.String),
         "raw_output": pl.String, "back_translation": pl.List(pl.String), "source_messages": MESSAGES,
-        "round": pl.Int32,
+        "round": pl.Int32, "prompt_tokens": pl.Int64, "output_tokens": pl.Int64, "engine_s": pl.Float64,
     }
     return pl.DataFrame(list(records), schema=schema)
 

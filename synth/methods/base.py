@@ -43,7 +43,9 @@ class Row:
     error_detail: str = ""
     raw_output: str = ""
     references: list[str] = field(default_factory=list)
-    output_tokens: int = 0
+    output_tokens: int = 0  # every request of the row (a translation's back-translation included)
+    prompt_tokens: int = 0
+    engine_s: float = 0.0  # its share of the engine time of its slice (by output tokens)
     # translation rows: the prose alone, without code blocks and protected spans, which are copied
     # verbatim and would otherwise inflate the copy and round-trip scores and confuse language ID
     prose: str | None = None

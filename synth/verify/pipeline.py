@@ -17,6 +17,7 @@ from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
+from synth.verify.judge import JudgePreset
 from synth.verify.laser import LaserFilter
 from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
 from synth.verify.roundtrip import RoundtripFilter
@@ -46,6 +47,8 @@ class FilterPreset(BaseModel):
     lid_backends: dict[str, list[Literal["fasttext", "cld2"]]] = Field(
         default_factory=dict, description="LID backend(s) per language, {som_Latn: [fasttext, cld2]}; "
                                           "default: fastText where it has the language, else CLD2")
+    judge: JudgePreset = Field(default_factory=JudgePreset, description="LLM judge thresholds (used only when "
+                               "the job enables the judge, or `synth verify --judge`)")
 
     def check(self, where: str) -> None:
         named = set(self.filters) | set(self.thresholds)
