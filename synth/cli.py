@@ -52,25 +52,47 @@ def _stop_on_signals() -> dict:
 
 
 def _languages(args: argparse.Namespace) -> int:
+    """One row per registry language; a coverage column is one entry in `columns` (and a key in `rows`)."""
     from synth.languages import load_registry
-    from synth.verify.lid import load_lid
+    from synth.verify.lid import LidRouter, lid_accuracy
+    from synth.verify.pipeline import load_preset
 
-    lid = load_lid()
+    registry = load_registry()
+    preset = load_preset(args.filters)
+    router = LidRouter(registry, preset.lid_model, preset.lid_backends)
+    measured = lid_accuracy()
     rows = [
         {"code": s.code, "name": s.name, "native_name": s.native_name, "script": s.script,
-         "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": lid.covers(s.lid_label),
+         "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": router.fasttext.covers(s.lid_label),
+         "lid": [{"backend": backend.name, "label": label,
+                  "udhr_top1": measured.get(s.code, {}).get(backend.name)} for backend, label in router.routes.get(s.code, [])],
          "laser": "laser3" if s.laser3 else "laser2", "reasoning_language": s.reasoning_language}
-        for s in load_registry().values()
+        for s in registry.values()
     ]
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    print(f"{'code':<10}{'name':<22}{'level':<7}{'lid.176':<9}{'laser':<8}reasons in")
-    for r in rows:
-        reasons = "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]
-        print(f"{r['code']:<10}{r['name']:<22}{r['resource_level']:<7}{(r['lid_label'] if r['lid176'] else 'no'):<9}"
-              f"{r['laser']:<8}{reasons}")
-    print(f"{len(rows)} languages; lid.176 'no': verify with `lid: skip` on the target or a preset `lid_model` that covers it")
+
+    def lid(row: dict) -> str:
+        return " + ".join(f"{b['backend']} {b['label']} {'-' if b['udhr_top1'] is None else format(b['udhr_top1'], '.2f')}"
+                          for b in row["lid"]) or "none"
+
+    columns = [  # (header, width, cell)
+        ("code", 10, lambda r: r["code"]),
+        ("name", 22, lambda r: r["name"]),
+        ("level", 7, lambda r: r["resource_level"]),
+        ("lid: backend label UDHR top-1", 32, lid),
+        ("laser", 8, lambda r: r["laser"]),
+        ("reasons in", 0, lambda r: "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]),
+    ]
+    for row in [None, *rows]:
+        print("".join(f"{(header if row is None else cell(row)):<{width}}" for header, width, cell in columns).rstrip())
+    uncovered = [r["code"] for r in rows if not r["lid"]]
+    print(f"{len(rows)} languages, LID by preset {preset.name!r}. UDHR top-1: share of UDHR articles the backend "
+          f"names first (bench/lid_coverage.py; -: no UDHR text).")
+    if uncovered:
+        print(f"no LID: {', '.join(uncovered)}: set the preset's `lid_model: hf://cis-lmu/glotlid` "
+              f"(downloads GlotLID once), or `lid: skip` on the target / --lid-skip")
     return 0
 
 
@@ -149,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
     langs.add_argument("--format", choices=["table", "json"], default="table")
+    langs.add_argument("--filters", default="default", help="filter preset whose LID backends to show (name or YAML path)")
     langs.set_defaults(func=_languages)
     verify = sub.add_parser("verify", help="verify existing pairs (Parquet: id, lang, source_lang, source, text)")
     verify.add_argument("input")

@@ -25,7 +25,7 @@ CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
 
 class LanguageSpec(BaseModel):
-    """What synth knows about one language: codes, script, LID label, LASER coverage, context."""
+    """What synth knows about one language: codes, script, LID labels, LASER coverage, context."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,6 +36,8 @@ class LanguageSpec(BaseModel):
     iso639_1: str | None = None
     iso639_3: str
     lid_label: str | None  # fastText lid.176 label without "__label__"; None: not covered
+    lid_labels: dict[Literal["cld2"], str] = Field(
+        default_factory=dict, description="labels of the other offline LID backends: {cld2: ha}; see synth.verify.lid")
     laser3: bool = False
     resource_level: Literal["high", "mid", "low"]
     reasoning_language: str = Field(

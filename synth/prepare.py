@@ -24,7 +24,7 @@ from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 from synth.verify import FilterPreset, load_preset
-from synth.verify.lid import load_lid
+from synth.verify.lid import LidRouter, uncovered_message
 
 
 @dataclass
@@ -111,18 +111,12 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
 
     prepared.preset = load_preset(job.verify.preset)
     if "lid" in prepared.preset.filters:
-        lid = load_lid(prepared.preset.lid_model)
+        prepared.lid_skip |= {target.lang for target in job.targets if target.lid == "skip"}
+        router = LidRouter(languages, prepared.preset.lid_model, prepared.preset.lid_backends, prepared.lid_skip)
         for i, target in enumerate(job.targets):
-            if target.lid == "skip":
-                prepared.lid_skip.add(target.lang)
-                continue
-            label = languages[target.lang].lid_label
-            if not lid.covers(label):
-                raise ConfigError(
-                    f"targets[{i}].lang: {target.lang} is not covered by the LID model {lid.path.name}; "
-                    f"set verify preset `lid_model` to a model that covers it (e.g. GlotLID) "
-                    f"or set `lid: skip` on targets[{i}] to verify it without language ID"
-                )
+            if target.lid != "skip" and not router.covers(target.lang):
+                raise ConfigError(f"targets[{i}].lang: {uncovered_message(router, [target.lang])} "
+                                  f"(`lid: skip` on targets[{i}])")
     for lang, values in job.verify.thresholds.items():
         if lang not in languages:
             raise ConfigError(f"verify.thresholds.{lang}: not a target language of this job")

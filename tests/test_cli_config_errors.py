@@ -23,8 +23,8 @@ def _job(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def _add_hausa(job):
-    job["targets"].append({"lang": "hau_Latn", "rows": 2, "methods": {"translate": 1.0}})
+def _add_ewe(job):
+    job["targets"].append({"lang": "ewe_Latn", "rows": 2, "methods": {"translate": 1.0}})
 
 
 CASES = {
@@ -36,7 +36,7 @@ CASES = {
                            ["targets[1].seeds", "/nonexistent/seeds.jsonl", "not found"]),
     "missing sources file": (lambda j: j["sources"].__setitem__("path", "/nonexistent/en.jsonl"),
                              ["sources.path", "not found"]),
-    "language not covered by LID": (_add_hausa, ["targets[3].lang", "hau_Latn", "lid: skip", "GlotLID"]),
+    "language not covered by LID": (_add_ewe, ["targets[3].lang", "ewe_Latn", "lid: skip", "GlotLID"]),
     "unknown category": (lambda j: j["targets"][0].__setitem__("categories", ["poetry"]),
                          ["targets.0.categories", "poetry"]),
     "unknown bundled model": (lambda j: j["engine"].__setitem__("model", "bundled:nope"),

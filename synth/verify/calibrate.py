@@ -120,7 +120,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         name=name,
         description=f"Calibrated from {input_path.name} on the {preset.name} preset (quantile {quantile}).",
         filters=list(preset.filters), plugins=dict(preset.plugins), thresholds=dict(preset.thresholds), languages=languages,
-        lid_model=preset.lid_model,
+        lid_model=preset.lid_model, lid_backends=dict(preset.lid_backends),
     )
     text = _render(result, input_path, preset.name, quantile, min_rows, rows, calibrated, quality)
     FilterPreset.model_validate(yaml.safe_load(text)).check(str(output_path))  # what we write must load

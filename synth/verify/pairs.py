@@ -13,7 +13,7 @@ import polars as pl
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify.base import Candidate
-from synth.verify.lid import load_lid
+from synth.verify.lid import LidRouter, uncovered_message
 from synth.verify.pipeline import Verifier
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")
@@ -40,14 +40,11 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
         raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
                           f"add languages/<code>.yaml or fix the rows")
     if "lid" in preset.filters:
-        lid = load_lid(preset.lid_model)
-        uncovered = sorted(l for l in frame["lang"].unique().to_list()
-                           if l not in lid_skip and not lid.covers(registry[l].lid_label))
+        router = LidRouter(registry, preset.lid_model, preset.lid_backends)
+        uncovered = router.uncovered(set(frame["lang"].unique().to_list()) - set(lid_skip))
         if uncovered:
-            raise ConfigError(
-                f"{input_path}: rows in {uncovered}, which the LID model {lid.path.name} does not cover; "
-                f"use a preset whose lid_model covers them (e.g. GlotLID) or pass --lid-skip {' --lid-skip '.join(uncovered)}"
-            )
+            raise ConfigError(f"{input_path}: rows in {uncovered_message(router, uncovered)} "
+                              f"(--lid-skip {' --lid-skip '.join(uncovered)})")
     return frame, registry
 
 

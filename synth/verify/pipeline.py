@@ -13,7 +13,7 @@ import importlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import yaml
@@ -28,7 +28,7 @@ from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.judge import JudgePreset
 from synth.verify.laser import LaserFilter
-from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
+from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
 from synth.verify.script import ScriptFilter
@@ -83,7 +83,11 @@ class FilterPreset(BaseModel):
     plugins: dict[str, PluginFilter] = Field(default_factory=dict, description="user filters by name")
     thresholds: dict[str, float] = Field(default_factory=dict)
     languages: dict[str, dict[str, float]] = Field(default_factory=dict)
-    lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
+    lid_model: str | None = Field(
+        None, description="a fastText LID model: a path or hf://owner/repo (e.g. hf://cis-lmu/glotlid); default: bundled lid.176")
+    lid_backends: dict[str, list[Literal["fasttext", "cld2"]]] = Field(
+        default_factory=dict, description="LID backend(s) per language, {som_Latn: [fasttext, cld2]}; "
+                                          "default: fastText where it has the language, else CLD2")
     judge: JudgePreset = Field(default_factory=JudgePreset, description="LLM judge thresholds (used only when "
                                "the job enables the judge, or `synth verify --judge`)")
 
@@ -227,9 +231,10 @@ class Verifier:
         for name in preset.filters:
             kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
             if name in ("lid", "mixed_language"):
-                self.lid_model = load_lid(preset.lid_model)
-                labels = {code: (None if code in lid_skip else spec.lid_label) for code, spec in languages.items()}
-                self.filters.append(FILTERS[name](self.lid_model, labels, **kwargs))
+                if not hasattr(self, "lid_router"):
+                    self.lid_router = LidRouter(languages, preset.lid_model, preset.lid_backends, set(lid_skip))
+                    self.lid_model = self.lid_router.fasttext
+                self.filters.append(FILTERS[name](self.lid_router, **kwargs))
             elif name == "laser":
                 if laser_dir is None:
                     self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"
