@@ -139,7 +139,9 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     for n in sorted(prompts_used) if n in prepared.prompts},
         "filters": {"preset": prepared.preset.name, "run": verifier.names, "not_run": verifier.not_run,
                     "thresholds": verifier.thresholds(),
-                    "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
+                    "lid_model": str(verifier.lid_model.path) if getattr(verifier, "lid_model", None) else None,
+                    "lid_backends": {t.lang: verifier.lid_router.describe(t.lang) for t in job.targets}
+                    if hasattr(verifier, "lid_router") else {},
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
         "reject_reasons": _reasons_seen(languages, verifier),
         "judge": judge,
