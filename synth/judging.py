@@ -246,7 +246,6 @@ def build_judge(config: JudgeConfig, languages, preset, prompts: Mapping[str, Pr
     return Judge(prompts[config.prompt], languages, config, preset.judge, back_template=prompts.get("back_translate_turn"))
 
 
-JUDGE_COLUMNS = (*(f"score_{n}" for n in SCORE_NAMES), *(f"judge_{d}_reason" for d in DIMENSIONS))
 
 
 def judge_verified_file(path: Path, spec: JudgeSpec | Path, preset_name: str = "default", batch_rows: int = 256,

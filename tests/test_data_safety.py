@@ -18,8 +18,8 @@ from synth.cli import main
 from synth.config import parse_job
 from synth.conversations import Conversation
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
+from synth.plan import Attempt
 from synth.prompts import load_prompts
 from synth.rundir import RunDir
 from synth.secrets import redact_url

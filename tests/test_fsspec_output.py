@@ -19,8 +19,14 @@ import pytest
 from synth.errors import ConfigError
 from synth.prepare import prepare
 from synth.runner import JobRun
-from synth.shards import (RemotePath, atomic_write_bytes, atomic_write_json, atomic_write_parquet, output_location,
-                          read_committed)
+from synth.shards import (
+    RemotePath,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_parquet,
+    output_location,
+    read_committed,
+)
 from tests.ports import free_port
 from tests.test_pipeline import tiny_job
 

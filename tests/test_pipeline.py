@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from synth.config import JobConfig
-from synth.prepare import prepare
 from synth.engines.start import start_engine
+from synth.prepare import prepare
 from synth.runner import JobRun
 from synth.verify.base import Candidate
 from synth.verify.workers import VerificationPool, VerifierSpec, plan_workers

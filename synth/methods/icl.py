@@ -16,6 +16,7 @@ from synth.languages import LanguageSpec
 from synth.methods.base import Row
 from synth.plan import Attempt
 from synth.prompts import PromptTemplate
+from synth.reasons import split_error
 
 _PAIR = re.compile(
     r"(?:#+\s*|\*\*)?\s*(?:instructions?|instruksi)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<instruction>.+?)"
@@ -208,7 +209,7 @@ class IclMethod:
                       references=references, output_tokens=c.output_tokens,
                       prompt_tokens=c.prompt_tokens)
             if c.error:
-                row.error, row.error_detail = c.error.split(":")[0], c.error
+                row.error, row.error_detail = split_error(c.error)
             elif isinstance(pair := pair_from_json(c) if self.structured else pair_from_text(c.text), str):
                 row.error, row.error_detail = "unparseable", pair
             elif problem := pair_problem(*pair) or novelty_problem(pair[0], self._pool(a)):

@@ -17,9 +17,10 @@ from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
 from synth.languages import LanguageSpec
 from synth.methods.base import Row
-from synth.plan import Attempt
 from synth.methods.structure import Layout, join_translation, number_problem, split_message, strip_sentinels
+from synth.plan import Attempt
 from synth.prompts import PromptTemplate
+from synth.reasons import split_error
 
 _PREAMBLE = re.compile(r"^\s*(here is|here's|translation)[^\n]*:\s*\n", re.IGNORECASE)
 
@@ -141,7 +142,7 @@ class TranslateMethod:
                       source_prose="\n\n".join(layout.prose() for layout in layouts))
             failed = next((c for c in units if c.error), None)
             if failed:
-                row.error, row.error_detail = failed.error.split(":")[0], failed.error
+                row.error, row.error_detail = split_error(failed.error)
                 rows.append(row)
                 continue
             messages, problems, prose, start = [], [], [], 0

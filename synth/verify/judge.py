@@ -19,8 +19,8 @@ from typing import Annotated, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synth.engines.base import Completion, GenerationRequest
 from synth.config import DIMENSIONS, Dimension, JudgeConfig
+from synth.engines.base import Completion, GenerationRequest
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.prompts import PromptTemplate

@@ -6,8 +6,8 @@ from pathlib import Path
 from synth.conversations import load_conversations
 from synth.engines.base import Completion
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.icl import IclMethod, novelty_problem
+from synth.plan import Attempt
 from synth.prompts import load_prompts
 from synth.verify.base import Candidate
 from synth.verify.rules import CopyFilter

@@ -8,8 +8,8 @@ from pathlib import Path
 from synth.conversations import load_conversations
 from synth.engines.base import Completion
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.icl import IclMethod, pair_from_json
+from synth.plan import Attempt
 from synth.prompts import PromptTemplate, load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,8 +3,8 @@ the teacher as several requests, as an English one is (requests are pure: no eng
 
 from synth.conversations import Conversation
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
+from synth.plan import Attempt
 from synth.prompts import load_prompts
 
 PARAGRAPHS = {

@@ -4,8 +4,8 @@ still each be cut and reassembled from their own text (no engine needed: request
 from synth.conversations import Conversation
 from synth.engines.base import Completion
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
+from synth.plan import Attempt
 from synth.prompts import load_prompts
 
 CODE = "```python\nprint(sum(range(10)))\n```"

@@ -6,8 +6,8 @@ import json
 
 from synth.conversations import Conversation
 from synth.languages import get_language
-from synth.plan import Attempt
 from synth.methods.translate import TranslateMethod
+from synth.plan import Attempt
 from synth.prompts import load_prompts
 
 CODE = "```bash\nls -la /tmp\n```"
