@@ -218,7 +218,7 @@ def test_the_runner_stage_judges_only_rows_the_filters_kept(tiny_pool):
     rows = [Row(id=f"r{i}", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
                 messages=s["messages"]) for i, s in enumerate(seeds)]
     rows.append(Row(id="short", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
-                    messages=[{"role": "user", "content": "Ndiyo?"}, {"role": "assistant", "content": "Ndiyo."}]))
+                    messages=[{"role": "user", "content": "Ndi?"}, {"role": "assistant", "content": "Ee."}]))
     rows.append(Row(id="failed", lang="swh_Latn", method="icl", category="open_qa", prompt="icl_pair", model="m",
                     error="unparseable"))
     preset = load_preset("default")
