@@ -5,8 +5,8 @@
   Unicode leaves out; where a long paragraph may be cut (after a sentence end, else a clause mark, else
   a space); which scripts end sentences without a mark (Thai, Lao).
 - What is not prose: code (fenced blocks, `inline` spans), URLs, e-mail addresses.
-- Scripts (ISO 15924): which characters count as letters of which script, from Unicode's
-  Script_Extensions property as the `regex` module knows it; the scripts written without spaces.
+- Scripts (ISO 15924): which characters count as letters of which script, from Unicode's Script and
+  Script_Extensions properties as the `regex` module knows them; the scripts written without spaces.
 - Normalisation for comparing texts: NFKC and case folding; the gaps between words (punctuation,
   symbols, spaces, controls and format characters).
 
@@ -30,9 +30,10 @@ import regex
 # and the ellipsis are not Sentence_Terminal in Unicode but end sentences in practice; the Burmese
 # little section U+104A is, but is written where other scripts put a comma
 SENTENCE_MARKS = r"[\p{Sentence_Terminal}\u0F0D\u0F0E\u2026--\u104A]"
-# Marks that also occur inside words, numbers, abbreviations and URLs (3.14, e.g., www.x.org, wait…what):
-# they end a sentence only before a space. The others (。 ។ ። ।, ...) end one wherever they stand.
-_NEEDS_SPACE = r".!?\u0589\u2024\u2026\u203C\u203D\u2047-\u2049\uFE52\uFF0E"
+# Marks that also occur inside words, numbers, abbreviations and URLs (3.14, 1,000, e.g., 10:30,
+# www.x.org, wait…what): they end a sentence or clause only before a space. The others (。 ។ ። । ，...)
+# end one wherever they stand.
+_NEEDS_SPACE = r".!?,:;\u00B7\u037E\u0387\u0589\u2024\u2026\u203C\u203D\u2047-\u2049\uFE52\uFF0E"
 # What may close a sentence after its mark: closing brackets and quotes, markdown emphasis, the
 # Ethiopic wordspace, a zero-width space
 CLOSERS = r"\p{Close_Punctuation}\p{Final_Punctuation}\"'*_\u1361\u200B"

@@ -24,6 +24,8 @@ def test_sentence_breaks_need_a_space_only_after_marks_found_inside_words():
     assert cut_points("«Go.» Then") == [(5, 6)]  # after the closing quote
     assert cut_points("再见。」他说") == [(4, 4)]  # never between a mark and its closer
     assert cut_points("a, b; c", CLAUSE_BREAK) == [(2, 3), (5, 6)]
+    assert cut_points("1,000 at 10:30;x", CLAUSE_BREAK) == []  # inside numbers and words: no cut
+    assert cut_points("一，二、三", CLAUSE_BREAK) == [(2, 2), (4, 4)]
     assert cut_points("ልጆቹ፡ወደ", CLAUSE_BREAK) == [(4, 4)]  # Ethiopic wordspace
     assert SENTENCE_BREAK.search("no marks here") is None
 
