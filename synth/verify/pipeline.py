@@ -27,17 +27,18 @@ from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.judge import JudgePreset
-from synth.verify.laser import LaserFilter
+from synth.verify.laser import LaserFilter, LaserSetup, laser_setup
 from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
 from synth.verify.roundtrip import RoundtripFilter
 from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
 from synth.verify.script import ScriptFilter
+from synth.verify.semantic import ENCODER as SEMANTIC_ENCODER, SemanticFilter
 
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, RoundtripFilter, DedupFilter,
-              ContaminationFilter)
+              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, SemanticFilter, RoundtripFilter,
+              DedupFilter, ContaminationFilter)
 }
 
 
@@ -136,6 +137,28 @@ def _inline_plugins(raw: Any, where: str) -> Any:
     return raw
 
 
+def _extended(raw: Any, path: Path, depth: int = 0) -> Any:
+    """`extends: default` (a preset name or a path next to this one): the base preset's keys, with this
+    file's `filters` (and scalars) instead and its `thresholds`, `languages`, `lid_backends` merged over."""
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    raw = dict(raw)
+    base_name = str(raw.pop("extends"))
+    base_path = Path(base_name) if Path(base_name).suffix else data_dir("filters") / f"{base_name}.yaml"
+    base_path = base_path if base_path.is_absolute() or not Path(base_name).suffix else path.parent / base_path
+    if depth > 4 or not base_path.is_file() or base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: extends: {base_name!r} is not another preset; name one in filters/ or a path")
+    base = _extended(yaml.safe_load(base_path.read_text(encoding="utf-8")), base_path, depth + 1)
+    merged = {**base, **raw}
+    for key in ("thresholds", "lid_backends"):
+        merged[key] = {**(base.get(key) or {}), **(raw.get(key) or {})}
+    langs = {lang: dict(v) for lang, v in (base.get("languages") or {}).items()}
+    for lang, values in (raw.get("languages") or {}).items():
+        langs.setdefault(lang, {}).update(values)
+    merged["languages"] = langs
+    return merged
+
+
 def load_preset(name_or_path: str) -> FilterPreset:
     """A preset by name (`default` -> filters/default.yaml) or by path."""
     path = Path(name_or_path)
@@ -144,7 +167,8 @@ def load_preset(name_or_path: str) -> FilterPreset:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in data_dir("filters").glob("*.yaml")))
         raise ConfigError(f"verify.preset: no filter preset {name_or_path!r}; use one of: {known}, or a path to a YAML file")
-    raw = _inline_plugins(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    raw = _extended(yaml.safe_load(path.read_text(encoding="utf-8")), path)
+    raw = _inline_plugins(raw, str(path))
     try:
         preset = FilterPreset.model_validate(raw)
     except Exception as exc:
@@ -218,6 +242,8 @@ class Verifier:
         overrides: dict[str, dict[str, float]] | None = None,
         contamination=None,  # a config.ContaminationConfig (paths, ngram, char_ngram); None: not run
         filters: Sequence[Filter] = (),  # filter objects made in code (Job.add_filter), run after the preset's
+        meaning_langs: set[str] | None = None,  # languages whose rows will be scored: LASER3 fetched for these
+        fetch_laser: bool = True,  # False: LASER from laser_dir or the cache only, no download (verifier workers)
     ):
         self.preset = preset
         self.not_run: dict[str, str] = {}
@@ -228,6 +254,10 @@ class Verifier:
                     per_lang.setdefault(name, {})[lang] = value
         self.filters: list[Filter] = []
         self.dedup: DedupFilter | None = None
+        self.laser: LaserSetup | None = None
+        if "laser" in preset.filters:  # LASER where it can run; else `semantic` (when listed) fills in
+            laser3 = {code for code, spec in languages.items() if spec.laser3}
+            self.laser = laser_setup(laser_dir, laser3, meaning_langs, fetch=fetch_laser)
         for name in preset.filters:
             kwargs = {"threshold": preset.thresholds.get(name), "per_language": per_lang.get(name)}
             if name in ("lid", "mixed_language"):
@@ -236,11 +266,15 @@ class Verifier:
                     self.lid_model = self.lid_router.fasttext
                 self.filters.append(FILTERS[name](self.lid_router, **kwargs))
             elif name == "laser":
-                if laser_dir is None:
-                    self.not_run["laser"] = "no LASER weights configured (set verify.laser_dir)"
+                if self.laser.directory is None:
+                    self.not_run["laser"] = self.laser.note
                     continue
-                laser3 = {code for code, spec in languages.items() if spec.laser3}
-                self.filters.append(LaserFilter(str(laser_dir), laser3, **kwargs))
+                self.filters.append(LaserFilter(str(self.laser.directory), self.laser.laser3, **kwargs))
+            elif name == "semantic":
+                if self.laser is not None and self.laser.directory is not None:
+                    self.not_run["semantic"] = f"LASER scores meaning ({self.laser.note})"
+                    continue
+                self.filters.append(SemanticFilter(**kwargs))
             elif name == "script":
                 self.filters.append(ScriptFilter({code: spec.script for code, spec in languages.items()}, **kwargs))
             elif name == "contamination":
@@ -278,6 +312,16 @@ class Verifier:
             raise ConfigError(f"filters: {exc}") from exc
         self.roundtrip = next((f for f in self.filters if isinstance(f, RoundtripFilter)), None)
 
+    def meaning_encoder(self, lang: str) -> str | None:
+        """Which encoder scores source/candidate similarity of `lang`'s rows (the manifest lists it per
+        language): laser3 or laser2, the offline semantic encoder, or None (no meaning filter runs)."""
+        for f in self.filters:
+            if isinstance(f, LaserFilter):
+                return f.encoder_name(lang)
+            if isinstance(f, SemanticFilter):
+                return SEMANTIC_ENCODER
+        return None
+
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.filters] + (["dedup"] if self.dedup else [])
@@ -306,8 +350,15 @@ class Verifier:
     def _score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
         langs = [c.lang for c in batch]
-        for f in self.filters:
-            scores = checked_scores(f, batch)
+        # slow filters (neural encoders) last, and only on the rows every other filter passed: None for the rest
+        for f in sorted(self.filters, key=lambda f: getattr(f, "survivors_only", False)):
+            if getattr(f, "survivors_only", False):
+                rows = [i for i, v in enumerate(verdicts) if not v.reasons]
+                scores: list[float | None] = [None] * len(batch)
+                for i, score in zip(rows, checked_scores(f, [batch[i] for i in rows])):
+                    scores[i] = score
+            else:
+                scores = checked_scores(f, batch)
             for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
             try:
