@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -56,6 +57,7 @@ def _languages(args: argparse.Namespace) -> int:
     from synth.languages import load_registry
     from synth.verify.lid import LidRouter, lid_accuracy
     from synth.verify.pipeline import load_preset
+    from synth.verify.semantic import semantic_coverage
 
     registry = load_registry()
     preset = load_preset(args.filters)
@@ -66,7 +68,8 @@ def _languages(args: argparse.Namespace) -> int:
          "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": router.fasttext.covers(s.lid_label),
          "lid": [{"backend": backend.name, "label": label,
                   "udhr_top1": measured.get(s.code, {}).get(backend.name)} for backend, label in router.routes.get(s.code, [])],
-         "laser": "laser3" if s.laser3 else "laser2", "reasoning_language": s.reasoning_language}
+         "laser": "laser3" if s.laser3 else "laser2", "semantic": semantic_coverage(s.code),
+         "reasoning_language": s.reasoning_language}
         for s in registry.values()
     ]
     if args.format == "json":
@@ -83,13 +86,15 @@ def _languages(args: argparse.Namespace) -> int:
         ("level", 7, lambda r: r["resource_level"]),
         ("lid: backend label UDHR top-1", 32, lid),
         ("laser", 8, lambda r: r["laser"]),
+        ("e5", 11, lambda r: r["semantic"]),
         ("reasons in", 0, lambda r: "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]),
     ]
     for row in [None, *rows]:
         print("".join(f"{(header if row is None else cell(row)):<{width}}" for header, width, cell in columns).rstrip())
     uncovered = [r["code"] for r in rows if not r["lid"]]
     print(f"{len(rows)} languages, LID by preset {preset.name!r}. UDHR top-1: share of UDHR articles the backend "
-          f"names first (bench/lid_coverage.py; -: no UDHR text).")
+          f"names first (bench/lid_coverage.py; -: no UDHR text). e5: the `meaning` preset's offline encoder "
+          f"(weak: it separates real from misaligned translations poorly; bench/semantic_separation.py).")
     if uncovered:
         print(f"no LID: {', '.join(uncovered)}: set the preset's `lid_model: hf://cis-lmu/glotlid` "
               f"(downloads GlotLID once), or `lid: skip` on the target / --lid-skip")
@@ -226,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nsynth: stopped by SIGINT", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `synth languages | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         for signum, handler in replaced.items():  # main() called from Python (tests, notebooks) restores them
             signal.signal(signum, handler)

@@ -148,6 +148,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     "lid_model": str(verifier.lid_model.path) if getattr(verifier, "lid_model", None) else None,
                     "lid_backends": {t.lang: verifier.lid_router.describe(t.lang) for t in job.targets}
                     if hasattr(verifier, "lid_router") else {},
+                    "meaning_encoder": {t.lang: verifier.meaning_encoder(t.lang) for t in job.targets},
+                    "laser": getattr(getattr(verifier, "laser", None), "note", None),
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
         "reject_reasons": _reasons_seen(languages, verifier),
         "judge": judge,

@@ -105,9 +105,12 @@ class JobRun:
             return _read_json(self.out / "manifest.json")
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
-        verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
-                                     {"contamination": job.verify.contamination, "filters": list(p.filters)})
-        verifier = self._verifier = verifier_spec.build()
+        scored_langs = {t.lang for t in job.targets} | ({job.sources.lang} if job.sources else set())
+        driver_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
+                                   {"contamination": job.verify.contamination, "filters": list(p.filters),
+                                    "meaning_langs": scored_langs})
+        verifier = self._verifier = driver_spec.build()
+        verifier_spec = driver_spec.for_workers(verifier)
         score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
         icl, translate = build_methods(p)
         capacity = {}

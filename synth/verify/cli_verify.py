@@ -45,7 +45,8 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     frame, registry = read_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
-    verifier = Verifier(preset, registry, set(lid_skip), laser_dir,
+    langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
+    verifier = Verifier(preset, registry, set(lid_skip), laser_dir, meaning_langs=langs,
                         contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
     with paused_gc():

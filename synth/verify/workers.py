@@ -37,6 +37,14 @@ class VerifierSpec:
     def build(self) -> Verifier:
         return Verifier(*self.args, **self.kwargs)
 
+    def for_workers(self, driver: Verifier) -> "VerifierSpec":
+        """The workers' spec: LASER from where the driver found it, never fetched again (no worker probes
+        the network or ends up with another encoder than the driver)."""
+        args = list(self.args)
+        if getattr(driver, "laser", None) is not None and driver.laser.directory is not None:
+            args[3] = str(driver.laser.directory)
+        return VerifierSpec(tuple(args), {**self.kwargs, "fetch_laser": False})
+
 
 def _floor(value: float) -> float:
     """Ray accounts resources in 1e-4 units; round down so a share never exceeds what is free."""
