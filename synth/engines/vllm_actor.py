@@ -110,6 +110,7 @@ class VLLMReplica:
         self.ids = itertools.count()
         self.answered = 0
         threading.Thread(target=self._loop, name="engine-loop", daemon=True).start()
+        threading.Thread(target=self._watch, name="engine-watch", daemon=True).start()
 
     def ready(self) -> bool:
         return True
@@ -171,6 +172,22 @@ class VLLMReplica:
         )
         return str(next(self.ids)), TokensPrompt(prompt_token_ids=ids), params
 
+    def _watch(self) -> None:
+        """Exit when the engine core process dies. vLLM 0.32's sync client marks itself dead but leaves a
+        step waiting for outputs for ever (its async client wakes it with EngineDeadError)."""
+        resources = getattr(self.engine.engine_core, "resources", None)
+        if resources is None or not hasattr(resources, "engine_dead"):
+            return  # the engine runs in this process: its errors raise from step()
+        while not resources.engine_dead:
+            time.sleep(0.5)
+        self._exit("EngineDeadError: the engine core process died")
+
+    @staticmethod
+    def _exit(why: str) -> None:
+        # os._exit, not ray.actor.exit_actor: Ray restarts a process that died, not one that exited on purpose
+        log.error("vLLM engine failed (%s); exiting so Ray restarts this replica", why)
+        os._exit(1)
+
     def _loop(self) -> None:
         """The engine's only user: admits queued requests between steps, keeps at most `admit` inside."""
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -200,9 +217,7 @@ class VLLMReplica:
                             prompt_tokens=len(output.prompt_token_ids or []), output_tokens=len(best.token_ids)))
                         self.answered += 1
         except BaseException as exc:  # noqa: BLE001  (the engine is unusable: let Ray start a fresh process)
-            # os._exit, not ray.actor.exit_actor: an intended exit would not be restarted
-            log.error("vLLM engine failed (%s: %s); exiting so Ray restarts this replica", type(exc).__name__, exc)
-            os._exit(1)
+            self._exit(f"{type(exc).__name__}: {exc}")
 
 
 def replica_actor(options: dict[str, Any]):
@@ -482,9 +497,13 @@ class VllmReplicaPool:
             if replica.probe is not None or replica not in self.replicas:
                 return  # another stream of the same death got here first
             replica.deaths += 1
-            replica.probe = replica.handle.ready.remote()
-            self.probes[replica.probe] = replica
+            self._probe(replica)
         log.warning("a vLLM replica died (%s); re-sending its unanswered requests", type(exc).__name__)
+
+    def _probe(self, replica: _Replica) -> None:
+        """Ask a restarting replica whether it is back (held by Ray until the restart ends); holds the lock."""
+        replica.probe = replica.handle.ready.options(max_task_retries=-1).remote()
+        self.probes[replica.probe] = replica
 
     def _finish_probe(self, probe) -> None:
         """A restarted replica takes work again; one that cannot restart leaves the pool."""
@@ -497,6 +516,10 @@ class VllmReplicaPool:
             log.info("a vLLM replica is back after a restart (%d death(s) so far)", replica.deaths)
             with self.lock:
                 replica.probe = None
+        except ray.exceptions.ActorUnavailableError:  # still restarting: ask again
+            time.sleep(0.5)
+            with self.lock:
+                self._probe(replica)
         except ray.exceptions.RayActorError as exc:
             log.warning("a vLLM replica is gone for good after %d death(s): %s", replica.deaths, _root_cause(exc))
             with self.lock:
