@@ -289,40 +289,4 @@ def test_ray_job_with_an_invalid_config_fails_and_submit_exits_nonzero(ray_head,
     assert "plan.max_rounds" in logs  # the job log names the field
     assert not out.exists()  # nothing written
 
-
-# ---- cluster examples ------------------------------------------------------------------------------------
-
-def test_on_premises_cluster_example_passes_rays_validator():
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    config = yaml.safe_load((EXAMPLES / "ray_cluster_local.yaml").read_text())
-    prepared = prepare_config(config)  # the launcher's own preparation of a `provider: local` config
-    validate_config(prepared)
-    assert config["provider"]["type"] == "local" and config["provider"]["head_ip"]
-    assert prepared["available_node_types"]["local.cluster.node"]["max_workers"] == len(config["provider"]["worker_ips"])
-    assert any("synth[gpu]" in c for c in config["worker_setup_commands"])
-    config["provider"].pop("head_ip")  # and the validator is not a rubber stamp
-    with pytest.raises(BaseException):
-        validate_config(prepare_config(config))
-
-
-def test_kuberay_rayjob_example_has_the_fields_synth_relies_on():
-    manifest = yaml.safe_load((EXAMPLES / "kuberay_rayjob.yaml").read_text())
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayJob"
-    spec = manifest["spec"]
-    assert set(spec) <= {"entrypoint", "runtimeEnvYAML", "shutdownAfterJobFinishes", "ttlSecondsAfterFinished",
-                         "activeDeadlineSeconds", "rayClusterSpec", "submissionMode", "suspend"}
-    assert spec["entrypoint"].startswith("synth run ") and " --output /" in spec["entrypoint"]
-    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])  # a YAML string inside the YAML
-    assert set(runtime_env) <= {"working_dir", "env_vars", "pip", "py_modules"} and runtime_env["working_dir"]
-    cluster = spec["rayClusterSpec"]
-    assert cluster["enableInTreeAutoscaling"] is True and cluster["authOptions"]["mode"] == "token"
-    head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
-    assert head["name"] == "ray-head" and "nvidia.com/gpu" not in head["resources"]["limits"]
-    mounts = {m["mountPath"] for m in head["volumeMounts"]}
-    assert any(spec["entrypoint"].split("--output ")[1].startswith(m) for m in mounts)  # output on a volume
-    (gpu,) = cluster["workerGroupSpecs"]
-    assert 0 <= gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
-    worker = gpu["template"]["spec"]["containers"][0]
-    assert int(worker["resources"]["limits"]["nvidia.com/gpu"]) >= 1
-    assert worker["image"] == head["image"]  # the same synth on every node
+# the cluster examples (launcher configs, the KubeRay RayJob) are checked in tests/test_ray_cluster_config.py

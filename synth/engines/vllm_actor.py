@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -357,10 +358,13 @@ def await_replicas(ready_refs: list, needs: str, log_every_s: float = 60.0) -> N
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The last error line of a remote traceback (Ray wraps the constructor's exception in its own text)."""
-    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
-    errors = [l for l in lines if ("Error" in l or "Exception" in l) and not l.startswith(("File ", "ray."))]
-    return (errors or lines or [type(exc).__name__])[-1][:500]
+    """The innermost exception of a remote traceback, with its message (Ray wraps it in its own text)."""
+    lines = [l.rstrip() for l in str(exc).splitlines() if l.strip()]
+    header = re.compile(r"^\s*([\w.]+\.)?\w*(Error|Exception|Exit)\b[^:]*:")
+    starts = [i for i, l in enumerate(lines) if header.match(l) and not l.lstrip().startswith("ray.")]
+    if not starts:
+        return (lines or [type(exc).__name__])[-1].strip()[:500]
+    return " ".join(l.strip() for l in lines[starts[-1]:starts[-1] + 6])[:500]
 
 
 @dataclass
