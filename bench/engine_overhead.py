@@ -90,7 +90,8 @@ def main() -> None:
     import ray
 
     ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
-    config = VllmEngineConfig(model=model, max_model_len=1024, engine_kwargs=kwargs, env=env, num_cpus=1 if cpu else 0)
+    config = VllmEngineConfig(model=model, max_model_len=1024, engine_kwargs=kwargs, env=env,
+                              num_cpus=os.cpu_count() if cpu else 0)  # bare vLLM uses every core too
     pool = VllmReplicaPool(config, model, sampling)
     pool.generate(requests[:4])  # warm-up
     start = time.perf_counter()

@@ -109,6 +109,7 @@ class VLLMReplica:
         self.admit = math.ceil(ENGINE_ADMIT * self.capacity)
         self.inbox: queue.Queue = queue.Queue()
         self.ids = itertools.count()
+        self.tokenizing = threading.Lock()  # HF fast tokenizers raise "Already borrowed" when used by two threads
         self.answered = 0
         threading.Thread(target=self._loop, name="engine-loop", daemon=True).start()
         threading.Thread(target=self._watch, name="engine-watch", daemon=True).start()
@@ -151,11 +152,12 @@ class VLLMReplica:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         try:
-            ids = self.tokenizer.apply_chat_template(request.messages, tokenize=True, add_generation_prompt=True)
-            if not isinstance(ids, list):  # BatchEncoding in newer transformers
-                ids = list(ids["input_ids"])
-            if request.prefix:  # prefill the start of the answer: small models then keep the format
-                ids = ids + self.tokenizer.encode(request.prefix, add_special_tokens=False)
+            with self.tokenizing:
+                ids = self.tokenizer.apply_chat_template(request.messages, tokenize=True, add_generation_prompt=True)
+                if not isinstance(ids, list):  # BatchEncoding in newer transformers
+                    ids = list(ids["input_ids"])
+                if request.prefix:  # prefill the start of the answer: small models then keep the format
+                    ids = ids + self.tokenizer.encode(request.prefix, add_special_tokens=False)
         except Exception as exc:  # a malformed conversation is this request's problem
             return Completion(request.id, error=f"chat_template: {type(exc).__name__}: {exc}")
         room = self.max_model_len - len(ids)
@@ -453,6 +455,12 @@ class VllmReplicaPool:
                         batch = ray.get(next(item))
                     except StopIteration:
                         del streams[item]
+                        if unanswered:  # never expected: the replica answers each request it was sent
+                            log.warning("a replica's stream ended with %d request(s) unanswered; re-sending",
+                                        len(unanswered))
+                            todo.extendleft(reversed(list(unanswered.values())))
+                            with self.lock:
+                                replica.inflight -= len(unanswered)
                         continue
                     except ray.exceptions.RayActorError as exc:  # the replica's process died
                         del streams[item]
