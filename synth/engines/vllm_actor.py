@@ -21,6 +21,7 @@ with `error`: that is kept for what one request got wrong (too long, a schema vL
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -310,8 +311,13 @@ def autoscaler_running() -> bool:
         from ray._private.ray_constants import DEBUG_AUTOSCALING_STATUS
         from ray.experimental.internal_kv import _internal_kv_get
 
-        if _internal_kv_get(DEBUG_AUTOSCALING_STATUS) is not None:  # autoscaler v1 (ray up, KubeRay default)
-            return True
+        status = _internal_kv_get(DEBUG_AUTOSCALING_STATUS)  # autoscaler v1 (ray up, KubeRay's default)
+        if status is not None:
+            # every head runs a monitor; without an autoscaling config it is read-only and names each
+            # node's type after the node itself ("node_<id>"), where a real one uses the config's types
+            mapping = json.loads(status).get("autoscaler_report", {}).get("node_type_mapping") or {}
+            if any(kind != f"node_{node}" for node, kind in mapping.items()):
+                return True
         from ray._raylet import GcsClient
         from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
 
