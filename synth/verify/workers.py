@@ -164,6 +164,9 @@ class VerifierWorker:
     """A Ray actor holding the loaded filters (fastText, LASER encoders once used)."""
 
     def __init__(self, spec: VerifierSpec):
+        from synth.devices import hide_unreserved_gpus
+
+        hide_unreserved_gpus()  # without a GPU share, LASER's torch must not take cuda:0 beside a replica
         self.verifier = spec.build()
 
     def ready(self) -> bool:
