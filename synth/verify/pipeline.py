@@ -17,6 +17,7 @@ from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
+from synth.verify.fluency import FluencyFilter
 from synth.verify.laser import LaserFilter
 from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
 from synth.verify.roundtrip import RoundtripFilter
@@ -26,8 +27,8 @@ from synth.verify.script import ScriptFilter
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, RoundtripFilter, DedupFilter,
-              ContaminationFilter)
+              LidFilter, MixedLanguageFilter, ScriptFilter, FluencyFilter, LaserFilter, RoundtripFilter,
+              DedupFilter, ContaminationFilter)
 }
 
 
@@ -126,6 +127,12 @@ class Verifier:
                 self.filters.append(LaserFilter(str(laser_dir), laser3, **kwargs))
             elif name == "script":
                 self.filters.append(ScriptFilter({code: spec.script for code, spec in languages.items()}, **kwargs))
+            elif name == "fluency":
+                fluency = FluencyFilter(languages, **kwargs)
+                uncovered = fluency.uncovered(languages)
+                if uncovered:  # runs for the others; these rows score null (never a pass)
+                    self.not_run["fluency"] = f"no spelling dictionary for {', '.join(uncovered)}"
+                self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:
                     self.not_run["contamination"] = "no evaluation sets configured (set verify.contamination.paths)"
