@@ -337,12 +337,19 @@ class Scorer:
         return max(0.0, (known / total - chance) / (1.0 - chance))
 
 
+@lru_cache(maxsize=None)
+def _scorer(dic: Path, encoding: str) -> Scorer:
+    """One per dictionary and process: every Verifier of a process shares it."""
+    return Scorer(dic, encoding)
+
+
 class FluencyFilter(Filter):
     """Share of the text's letters in words its language's spelling dictionary knows, above chance."""
 
     name = "fluency"
     higher_is_better = True
     default_threshold = 0.5
+    survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
                    "language knows, above what random letters score (0 = chance, 1 = all known); null for "
                    "languages without a dictionary (see `synth languages`)")
@@ -352,13 +359,15 @@ class FluencyFilter(Filter):
         super().__init__(threshold, per_language)
         self.languages = languages
         self._scorers: dict[str, Scorer | None] = {}
+        for lang in languages:  # now, so forked workers (synth verify) inherit them instead of each loading
+            self.scorer(lang)
 
     def scorer(self, lang: str) -> Scorer | None:
-        """Loaded on first use, in the process that scores (Hunspell handles do not pickle)."""
+        """The language's scorer (Hunspell handles do not pickle: an unpickled filter loads them again)."""
         if lang not in self._scorers:
             spec = self.languages.get(lang)
             found = None if spec is None else _covered(spec)
-            self._scorers[lang] = None if found is None else Scorer(*found)
+            self._scorers[lang] = None if found is None else _scorer(*found)
         return self._scorers[lang]
 
     def __getstate__(self) -> dict:

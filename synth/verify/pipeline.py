@@ -170,7 +170,14 @@ class Verifier:
         verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
         langs = [c.lang for c in batch]
         for f in self.filters:
-            scores = f.score(batch)
+            if f.survivors_only:
+                alive = [i for i, v in enumerate(verdicts) if not v.reasons]
+                scored = f.score([batch[i] for i in alive]) if alive else []
+                scores = [None] * len(batch)
+                for i, score in zip(alive, scored):
+                    scores[i] = score
+            else:
+                scores = f.score(batch)
             for verdict, score in zip(verdicts, scores):
                 verdict.scores[f.name] = score
             for i in f.rejected(scores, langs):
