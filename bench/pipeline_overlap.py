@@ -61,7 +61,9 @@ def main() -> None:
     import ray
     import torch
 
-    from synth.runner import JobRun, prepare, start_engine
+    from synth.prepare import prepare
+    from synth.engines.start import start_engine
+    from synth.runner import JobRun
 
     cpu = not torch.cuda.is_available()
     workers = args.workers if args.workers == "auto" else int(args.workers)
@@ -71,7 +73,8 @@ def main() -> None:
 
         model = resolve_model(model)
     ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
-    pool = start_engine(job_config(model, args.rows, 0, args.preset, args.max_tokens, args.batch_size, cpu))
+    engine_job = job_config(model, args.rows, 0, args.preset, args.max_tokens, args.batch_size, cpu)
+    pool = start_engine(engine_job.engine, engine_job.sampling)
     try:
         times, frames = {}, {}
         settings = {"sequential": 0, "pipelined": workers}

@@ -5,24 +5,50 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from synth.errors import ConfigError
+from synth.engines.base import EngineUnavailable
+from synth.errors import ConfigError, Interrupted
+from synth.secrets import ScrubLogs
 
 
 def _run(args: argparse.Namespace) -> int:
     from synth.config import parse_job
+    from synth.engines.base import EngineUnavailable
+    from synth.prepare import prepare
     from synth.report import summary_table
-    from synth.runner import JobRun, prepare
+    from synth.runner import JobRun
     from synth.shards import output_location
 
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
-    manifest = JobRun(prepared, output, force_new=args.force_new).run()
+    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
+    try:
+        manifest = JobRun(prepared, output, force_new=args.force_new).run()
+    except EngineUnavailable as exc:
+        print(f"synth: error: the engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
+              f"{output} (status interrupted). Fix the engine, then run the same command to resume: {resume}",
+              file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}. "
+              f"Run the same command to resume: {resume}", file=sys.stderr)
+        return 128 + exc.signum
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
     return 0
+
+
+def _stop_on_signals() -> dict:
+    """SIGTERM and SIGINT raise Interrupted in the main thread: the runner stops the engines, keeps the
+    committed slices and the CLI exits 128 + signal, without a traceback. Returns the handlers replaced."""
+    def stop(signum, frame):
+        raise Interrupted(signum)
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _languages(args: argparse.Namespace) -> int:
@@ -55,7 +81,14 @@ def _report(args: argparse.Namespace) -> int:
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
-    manifest = json.loads((out / "manifest.json").read_text())
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{out}/manifest.json: not valid JSON ({exc}); give the output directory of a `synth run`") from None
+    needed = ("name", "status", "model", "languages", "filters", "rounds", "config_hash")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
+        raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
+                          f"directory of a `synth run`")
     atomic_write_bytes(out / "report.html", render_html(manifest, read_committed(out)).encode())
     print(summary_table(manifest))
     return 0
@@ -64,9 +97,18 @@ def _report(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from synth.verify.cli_verify import verify_file
 
+    spec = None
+    if args.judge:
+        from synth.judging import judge_verified_file, load_judge_spec
+
+        spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
     result = verify_file(Path(args.input), Path(args.output), args.filters,
                          Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
                          contamination=[Path(p) for p in args.contamination], ngram=args.ngram)
+    if spec is not None:
+        judged = judge_verified_file(Path(args.output), spec, args.filters)
+        print(f"judge: {judged}")
+        result["accepted"] = judged.get("accepted", result["accepted"])
     print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
     for name, why in result["not_run"].items():
         print(f"NOT run: {name}: {why} (score_{name} is null)")
@@ -117,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
     verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
+    verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
+                        help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
+                        "engine) or a file with an engine: section")
     verify.set_defaults(func=_verify)
     cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
     cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema)")
@@ -140,11 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ScrubLogs())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
+    replaced = _stop_on_signals() if args.func is _run and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except EngineUnavailable as exc:  # synth verify --judge: the judge's engine keeps failing
+        print(f"synth: error: the engine keeps failing: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:  # before the run started (e.g. while checking the config)
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; nothing was started", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("\nsynth: stopped by SIGINT", file=sys.stderr)
+        return 130
+    finally:
+        for signum, handler in replaced.items():  # main() called from Python (tests, notebooks) restores them
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
 from synth.engines.base import SamplingConfig
-from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
+from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
+from synth.secrets import REDACTED, redact_url
+from synth.verify.judge import JudgeConfig
 
 Method = Literal["icl", "translate"]
 
@@ -31,11 +34,6 @@ CATEGORIES: dict[str, str] = {
     "math": "arithmetic word problem",
     "local_culture": "local culture and everyday life",
 }
-
-
-def _engine_type(value) -> str:
-    """`engine.type` picks the backend; without it, vLLM."""
-    return value.get("type", "vllm") if isinstance(value, dict) else value.type
 
 
 class _Strict(BaseModel):
@@ -88,6 +86,8 @@ class TranslateConfig(_Strict):
     max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
                            "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
                            "(about max_chars/2 tokens) under sampling.max_tokens")
+    max_source_chars: int = Field(20000, ge=100, description="a source message longer than this is not sent: "
+                                  "its attempt is rejected as source_too_long (bounds the requests per attempt)")
 
 
 class ContaminationConfig(_Strict):
@@ -133,21 +133,27 @@ EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
 
 
 class JobConfig(_Strict):
-    name: str = "synth-job"
+    name: str = Field("synth-job", description="a plain name (letters, digits, - _ .): the default output is out/<name>")
     targets: list[TargetConfig] = Field(min_length=1)
     sources: SourcesConfig | None = None
-    engine: Annotated[
-        Annotated[VllmEngineConfig, Tag("vllm")] | Annotated[OpenAIEngineConfig, Tag("openai")],
-        Discriminator(_engine_type),
-    ]
+    engine: EngineConfig
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     icl: IclConfig = Field(default_factory=IclConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
     prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value) or set(value) == {"."}:
+            raise ValueError("use a plain name of letters, digits, '-', '_' and '.' (no path), e.g. swahili-sft; "
+                             "the default output directory is out/<name>")
+        return value
 
     @model_validator(mode="after")
     def _unique_targets(self) -> "JobConfig":
@@ -156,6 +162,18 @@ class JobConfig(_Strict):
         if dupes:
             raise ValueError(f"targets: {dupes} listed more than once; merge them into one target each")
         return self
+
+    def public_dump(self) -> dict:
+        """The config as synth writes it (DIR/_work/job.json): URL credentials and `engine.env` values
+        redacted, so no secret reaches a file. The config hash still sees the values."""
+        data = self.model_dump(mode="json")
+        engines = [data["engine"]] + ([data["judge"]["engine"]] if (data.get("judge") or {}).get("engine") else [])
+        for engine in engines:
+            if engine.get("base_url"):
+                engine["base_url"] = redact_url(engine["base_url"])
+            if engine.get("env"):
+                engine["env"] = {name: REDACTED for name in engine["env"]}
+        return data
 
     def config_hash(self) -> str:
         """Identity of the job's data: knobs that only change where work runs are left out, so a run
@@ -187,8 +205,10 @@ def parse_job(path: Path) -> JobConfig:
         raise ConfigError(f"{path}: job file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the job file as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a job file is a YAML mapping with at least `targets` and `engine`")
     try:
@@ -209,6 +229,9 @@ def parse_job(path: Path) -> JobConfig:
         value = getattr(job, attr)
         if value is not None:
             setattr(job, attr, absolute(value) or value)
+    preset = job.verify.preset
+    if (preset.endswith((".yaml", ".yml")) or "/" in preset) and not Path(preset).is_absolute():
+        job.verify.preset = str(base / preset)  # a preset file next to the job, like seeds and sources
     if job.verify.laser_dir is not None:
         job.verify.laser_dir = absolute(job.verify.laser_dir) or job.verify.laser_dir
     if job.verify.contamination is not None:

@@ -24,19 +24,31 @@ class Conversation:
         return next((c for r, c in self.messages if r == role), "")
 
 
-def _records(path: Path) -> list[dict]:
+def _records(path: Path, field: str) -> list[dict]:
     if path.suffix == ".parquet":
         import polars as pl
 
-        return pl.read_parquet(path).to_dicts()
+        try:
+            return pl.read_parquet(path).to_dicts()
+        except Exception as exc:  # polars raises several types for a file that is not Parquet
+            raise ConfigError(f"{field}: {path} is not a readable Parquet file ({type(exc).__name__}); "
+                              f"give a Parquet or JSONL file with a `messages` column") from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{field}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSONL") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg}); one JSON object per line") from exc
+            raise ConfigError(f"{field}: {path}:{number}: not valid JSON ({exc.msg}); one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{field}: {path}:{number}: a JSON {type(record).__name__}, not an object; "
+                              f"write one {{\"messages\": [...]}} object per line")
+        records.append(record)
     return records
 
 
@@ -46,7 +58,7 @@ def load_conversations(path: Path, field: str) -> list[Conversation]:
     if not path.is_file():
         raise ConfigError(f"{field}: file {path} not found; give a JSONL or Parquet file with a `messages` column")
     conversations = []
-    for number, record in enumerate(_records(path), 1):
+    for number, record in enumerate(_records(path, field), 1):
         messages = record.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ConfigError(f"{field}: {path} row {number}: needs a non-empty `messages` list of {{role, content}}")
@@ -55,7 +67,10 @@ def load_conversations(path: Path, field: str) -> list[Conversation]:
             if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
                 raise ConfigError(f"{field}: {path} row {number}: each message needs role in {sorted(ROLES)} and string content")
             turns.append((m["role"], m["content"]))
-        conversations.append(Conversation(str(record.get("id") or f"{path.stem}-{number}"), record.get("category"), tuple(turns)))
+        category = record.get("category")
+        if category is not None and not isinstance(category, str):
+            raise ConfigError(f"{field}: {path} row {number}: `category` must be a string such as \"open_qa\"")
+        conversations.append(Conversation(str(record.get("id") or f"{path.stem}-{number}"), category, tuple(turns)))
     if not conversations:
         raise ConfigError(f"{field}: {path} holds no conversations")
     return conversations

@@ -30,6 +30,8 @@ class Job:
                 self.config.icl.prompt = template.name
             elif template.method == "translate":
                 self.config.translate.prompt = template.name
+            elif template.method == "judge":
+                self.config.judge.prompt = template.name
             else:
                 self.config.translate.back_prompt = template.name
         return self
@@ -37,6 +39,7 @@ class Job:
     def run(self, output: str | Path, force_new: bool = False) -> dict:
         """Validate everything, run on Ray (local or RAY_ADDRESS), return the manifest. `output`: a
         path or an fsspec URL (s3://bucket/dir)."""
-        from synth.runner import JobRun, prepare
+        from synth.prepare import prepare
+        from synth.runner import JobRun
 
         return JobRun(prepare(self.config, self.prompts), output, force_new).run()

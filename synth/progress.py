@@ -57,6 +57,7 @@ class RunProgress:
                  clock: Callable[[], float] = time.monotonic):
         self.langs = {lang: LanguageProgress(rows, (accepted or {}).get(lang, 0), (attempts or {}).get(lang, 0))
                       for lang, rows in targets.items()}
+        self.engine_retries = 0
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.interval = float(os.environ.get(INTERVAL_ENV, 15)) if interval is None else interval
@@ -73,9 +74,12 @@ class RunProgress:
         """Generation begins: the ETA's rate is measured from here, engine start-up excluded."""
         self.started = self.clock()
 
-    def update(self, accepted: dict[str, int], rows: Iterable, generation_seconds: float) -> None:
+    def update(self, accepted: dict[str, int], rows: Iterable, generation_seconds: float,
+               engine_retries: int = 0) -> None:
         """After a committed slice: accepted totals per language, the slice's rows (`lang`,
-        `output_tokens`) and the time spent generating so far in this process."""
+        `output_tokens`), the time spent generating so far in this process, and the engine's retried
+        requests (engine trouble, shown apart from the model's rejects)."""
+        self.engine_retries = engine_retries
         for row in rows:
             stats = self.langs.get(row.lang)
             if stats:
@@ -120,6 +124,9 @@ class RunProgress:
             log.info("progress %s: accepted %d/%d, acceptance %s of %d attempts, %.0f tokens/s, ETA %s",
                      r["lang"], r["accepted"], r["target"], rate, r["attempts"], r["tokens_per_s"],
                      _eta_text(r["eta_s"]))
+        if self.engine_retries:
+            log.info("progress engine: %d request(s) retried after engine errors (not counted as rejects)",
+                     self.engine_retries)
 
     def _table(self):
         from rich.table import Table

@@ -1,24 +1,80 @@
 """Prompt templates as data: YAML files in `prompts/`, rendered by a sandboxed Jinja2 environment.
 
-A template declares its variables; undeclared or missing ones fail at load time, not mid-job.
+A template declares its variables; undeclared or missing ones fail at load time, not mid-job. A
+template is user input: the sandbox refuses attribute tricks, and every render is bounded in time,
+in loop length and in size (`RenderLimit`), so a runaway template fails fast instead of hanging a job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, meta
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from synth.errors import ConfigError
 from synth.paths import data_dir
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+MAX_RENDER_CHARS = 200_000  # a rendered message longer than this is a runaway template
+MAX_RANGE = 10_000  # range() in a template
+MAX_RENDER_SECONDS = 2.0
+
+
+class RenderLimit(ValueError):
+    """A template went past a render limit (time, size, range) or failed to render."""
+
+
+class _LimitedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox plus bounds on what one expression can build ('a' * 10**8, 10 ** 10**6)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise RenderLimit(f"exponent {right} is past the template limit of 64")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
+                    raise RenderLimit(f"repeating a sequence {n} times is past the template limit")
+        return super().call_binop(context, operator, left, right)
+
+
+def _range(*args: int) -> range:
+    values = range(*args)
+    if len(values) > MAX_RANGE:
+        raise RenderLimit(f"range of {len(values)} items is past the template limit of {MAX_RANGE}")
+    return values
+
+
+_ENV = _LimitedSandbox(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+_ENV.globals["range"] = _range
+
+
+@contextmanager
+def _time_limit(seconds: float, what: str):
+    """SIGALRM-bounded block in the main thread (where prompts render); elsewhere unbounded in time."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise RenderLimit(f"{what}: rendering took over {seconds:g} s (a runaway loop?)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class PromptTemplate(BaseModel):
@@ -27,7 +83,7 @@ class PromptTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    method: Literal["icl", "translate", "back_translate"]
+    method: Literal["icl", "translate", "back_translate", "judge"]
     description: str = ""
     variables: list[str]
     system: str | None = None
@@ -54,13 +110,28 @@ class PromptTemplate(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def render(self, **variables: Any) -> list[dict[str, str]]:
+        """The chat messages; RenderLimit (a ValueError) when the template fails or runs past a limit."""
         missing = set(self.variables) - set(variables)
         if missing:
-            raise ValueError(f"prompt {self.name!r}: missing variables {sorted(missing)}")
+            raise RenderLimit(f"prompt {self.name!r}: missing variables {sorted(missing)}")
         messages = []
-        if self.system:
-            messages.append({"role": "system", "content": _ENV.from_string(self.system).render(**variables).strip()})
-        messages.append({"role": "user", "content": _ENV.from_string(self.user).render(**variables).strip()})
+        for role, source in (("system", self.system), ("user", self.user)):
+            if not source:
+                continue
+            try:
+                with _time_limit(MAX_RENDER_SECONDS, f"prompt {self.name!r}"):
+                    content = _ENV.from_string(source).render(**variables).strip()
+            except RenderLimit as exc:
+                if f"prompt {self.name!r}" in str(exc):
+                    raise
+                raise RenderLimit(f"prompt {self.name!r}: {exc}") from None
+            except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, MemoryError) as exc:
+                raise RenderLimit(f"prompt {self.name!r}: the {role} template fails to render: "
+                                  f"{type(exc).__name__}: {exc}") from None
+            if len(content) > MAX_RENDER_CHARS:
+                raise RenderLimit(f"prompt {self.name!r}: the {role} message renders to {len(content)} characters, "
+                                  f"past the limit of {MAX_RENDER_CHARS}")
+            messages.append({"role": role, "content": content})
         return messages
 
 

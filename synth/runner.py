@@ -1,4 +1,4 @@
-"""Drives one job: check the config, plan rounds, generate on Ray, verify, write shards.
+"""The round loop of one job: plan rounds, generate on Ray, verify, commit slices, write the outputs.
 
 A round is generated in slices (a few engine batches each) and every slice is committed to
 `DIR/_work/round-NNNN-PPPPP.parquet` as it finishes: driver memory stays bounded however large the
@@ -9,160 +9,42 @@ Verification is pipelined with generation: verifier actors score slice k while t
 slice k+1; then the driver applies dedup and the per-cell surplus decision to slice k and commits it,
 strictly in slice order, so accepted rows do not depend on timing or on the number of workers. At
 the end of a round the pipeline drains: the planner sizes the next round from this round's acceptance.
+
+When the engine itself fails (EngineUnavailable) or the process is told to stop (SIGTERM, SIGINT), the
+slice in flight is dropped, the committed ones stay, the manifest says `interrupted`, and the same
+command resumes with the same attempt ids.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from synth.config import JobConfig, parse_job
-from synth.conversations import Conversation, load_conversations
-from synth.errors import ConfigError
-from synth.languages import LanguageSpec, load_registry
+from synth.config import parse_job
+from synth.engines.base import EngineUnavailable
+from synth.engines.start import ensure_ray, start_engine
+from synth.errors import ConfigError, Interrupted
 from synth.methods.base import Attempt, Row
-from synth.methods.icl import IclMethod
-from synth.methods.translate import TranslateMethod
-from synth.models import BUNDLED_NOTE, check_model_spec, is_bundled
+from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Planner
+from synth.prepare import PreparedJob, build_methods, prepare
 from synth.progress import RunProgress
-from synth.prompts import PromptTemplate, load_prompts
-from synth.shards import (WORK, OutPath, atomic_write_bytes, atomic_write_json, atomic_write_parquet,
-                          output_location, read_committed, remove_temporaries, remove_tree, rows_frame)
-from synth.verify import FilterPreset, Verifier, load_preset
+from synth.rundir import RunDir
+from synth.shards import (WORK, OutPath, atomic_write_json, atomic_write_parquet,
+                          output_location, read_committed, remove_temporaries, rows_frame)
+from synth.verify import Verifier
 from synth.verify.base import Candidate
-from synth.verify.lid import load_lid
+from synth.verify.judge import SCORE_NAMES as JUDGE_SCORES
 from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
-
-
-@dataclass
-class PreparedJob:
-    """A job whose every reference (languages, prompts, seeds, sources, preset) resolved."""
-
-    job: JobConfig
-    languages: dict[str, LanguageSpec]
-    prompts: dict[str, PromptTemplate]
-    seeds: dict[str, list[Conversation]] = field(default_factory=dict)
-    sources: list[Conversation] = field(default_factory=list)
-    preset: FilterPreset | None = None
-    lid_skip: set[str] = field(default_factory=set)
-    custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
-
-    def config_hash(self) -> str:
-        """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
-        if not self.custom_prompts:
-            return self.job.config_hash()
-        extra = ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
-        return hashlib.sha256(f"{self.job.config_hash()}|{extra}".encode()).hexdigest()[:16]
-
-
-def _prompt(prompts: dict[str, PromptTemplate], name: str, method: str, where: str) -> PromptTemplate:
-    if name not in prompts:
-        raise ConfigError(f"{where}: no prompt template {name!r}; available: {', '.join(sorted(prompts))}")
-    if prompts[name].method != method:
-        raise ConfigError(f"{where}: prompt {name!r} is for method {prompts[name].method!r}, not {method!r}")
-    return prompts[name]
-
-
-def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = None) -> PreparedJob:
-    """Every check that can fail before work starts. No side effects."""
-    langs_dir = str(job.languages_dir) if job.languages_dir else None
-    registry = dict(load_registry())
-    if langs_dir:
-        registry.update(load_registry(langs_dir))
-    languages: dict[str, LanguageSpec] = {}
-    for i, target in enumerate(job.targets):
-        if target.lang not in registry:
-            raise ConfigError(
-                f"targets[{i}].lang: unknown language {target.lang!r}; add languages/{target.lang}.yaml "
-                f"or use one of: {', '.join(sorted(registry))}"
-            )
-        languages[target.lang] = registry[target.lang]
-        pivot = languages[target.lang].reasoning_language  # ICL prompts name it (registry checked it exists)
-        languages.setdefault(pivot, registry[pivot])
-    prompts = load_prompts()
-    if job.prompts_dir:
-        prompts.update(load_prompts(job.prompts_dir))
-    prompts.update(extra_prompts or {})
-    prepared = PreparedJob(job, languages, prompts, custom_prompts=dict(extra_prompts or {}))
-
-    uses = {m for t in job.targets for m in t.methods}
-    if "icl" in uses:
-        _prompt(prompts, job.icl.prompt, "icl", "icl.prompt")
-    for i, target in enumerate(job.targets):
-        if "icl" not in target.methods:
-            continue
-        if target.seeds is None:
-            raise ConfigError(f"targets[{i}].seeds: method icl needs native seed examples for {target.lang}; "
-                              f"give a JSONL file of {{category, messages}} or drop icl from targets[{i}].methods")
-        seeds = load_conversations(target.seeds, f"targets[{i}].seeds")
-        prepared.seeds[target.lang] = seeds
-    if "translate" in uses:
-        _prompt(prompts, job.translate.prompt, "translate", "translate.prompt")
-        _prompt(prompts, job.translate.back_prompt, "back_translate", "translate.back_prompt")
-        if job.sources is None:
-            raise ConfigError("sources: method translate needs `sources: {path: <English SFT JSONL>}`")
-        if job.sources.lang not in registry:
-            raise ConfigError(f"sources.lang: unknown language {job.sources.lang!r}; add languages/{job.sources.lang}.yaml")
-        languages[job.sources.lang] = registry[job.sources.lang]
-        prepared.sources = load_conversations(job.sources.path, "sources.path")
-        have = Counter(s.category or "open_qa" for s in prepared.sources)
-        for i, target in enumerate(job.targets):
-            if "translate" in target.methods:
-                missing = [c for c in target.categories if not have[c]]
-                if missing:
-                    raise ConfigError(f"targets[{i}].categories: no source conversations of category {missing} in "
-                                      f"{job.sources.path}; add some or remove the category")
-
-    prepared.preset = load_preset(job.verify.preset)
-    if "lid" in prepared.preset.filters:
-        lid = load_lid(prepared.preset.lid_model)
-        for i, target in enumerate(job.targets):
-            if target.lid == "skip":
-                prepared.lid_skip.add(target.lang)
-                continue
-            label = languages[target.lang].lid_label
-            if not lid.covers(label):
-                raise ConfigError(
-                    f"targets[{i}].lang: {target.lang} is not covered by the LID model {lid.path.name}; "
-                    f"set verify preset `lid_model` to a model that covers it (e.g. GlotLID) "
-                    f"or set `lid: skip` on targets[{i}] to verify it without language ID"
-                )
-    for lang, values in job.verify.thresholds.items():
-        if lang not in languages:
-            raise ConfigError(f"verify.thresholds.{lang}: not a target language of this job")
-        unknown = set(values) - set(prepared.preset.filters)
-        if unknown:
-            raise ConfigError(f"verify.thresholds.{lang}: unknown filters {sorted(unknown)}; preset has {prepared.preset.filters}")
-    if job.verify.laser_dir is not None and not job.verify.laser_dir.is_dir():
-        raise ConfigError(f"verify.laser_dir: {job.verify.laser_dir} is not a directory; create it (LASER weights "
-                          f"download there when online) or remove the key")
-    if job.verify.contamination is not None:
-        for i, path in enumerate(job.verify.contamination.paths):
-            if not path.is_file():
-                raise ConfigError(f"verify.contamination.paths[{i}]: {path} not found; give an evaluation set "
-                                  f"(JSONL, Parquet or text) or remove it from the list")
-        if "contamination" not in prepared.preset.filters:
-            raise ConfigError(f"verify.contamination: preset {prepared.preset.name!r} has no contamination filter; "
-                              f"add `contamination` to its filters or remove verify.contamination")
-    if job.engine.type == "vllm":
-        check_model_spec(job.engine.model)
-    elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
-        raise ConfigError(f"engine.api_key_env: the environment variable {job.engine.api_key_env} is not set; "
-                          f"export it, or set api_key_env: null for a server without a key")
-    return prepared
 
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
@@ -179,29 +61,6 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
     }
 
 
-def ensure_ray() -> None:
-    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), or start a local Ray, once."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
-
-
-def start_engine(job: JobConfig):
-    """The engine the config's `engine.type` names: vLLM replicas on Ray, or an OpenAI-compatible API."""
-    if job.engine.type == "openai":
-        from synth.engines.openai_api import OpenAIEngine
-
-        log.info("using the OpenAI-compatible endpoint %s (model %s)", job.engine.base_url, job.engine.model)
-        return OpenAIEngine(job.engine, job.sampling)
-    from synth.engines.vllm_actor import VllmReplicaPool
-    from synth.models import resolve_model
-
-    ensure_ray()
-    log.info("starting %s vLLM replica(s) for %s", job.engine.replicas, job.engine.model)
-    return VllmReplicaPool(job.engine, resolve_model(job.engine.model), job.sampling)
-
-
 class JobRun:
     """One run of a prepared job into an output directory."""
 
@@ -211,65 +70,35 @@ class JobRun:
         self.out = output_location(output)  # a local path, or an fsspec URL (s3://, gs://, memory://)
         self.force_new = force_new
         self.config_hash = prepared.config_hash()
+        self.rundir = RunDir(self.out, self.config_hash)
+        self.engine_stats = {"retries": 0, "outages": 0}
+        self._pool = None
 
-    # ---- output directory state -------------------------------------------------------------
-    def check_output(self) -> str:
-        """'new', 'resume' or 'complete'; refuses a directory holding another job (exit 2)."""
-        state_file = self.out / WORK / "state.json"
-        manifest = self.out / "manifest.json"
-        if self.force_new and self.out.exists():
-            return "new"
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
-            if state["config_hash"] != self.config_hash:
-                raise ConfigError(
-                    f"--output {self.out}: holds a run of a different config (hash {state['config_hash']}, "
-                    f"this job {self.config_hash}); use another --output or pass --force-new to start over"
-                )
-            if manifest.exists() and json.loads(manifest.read_text()).get("status") in ("complete", "partial"):
-                return "complete"
-            return "resume"
-        if self.out.exists() and any(self.out.iterdir()):
-            raise ConfigError(f"--output {self.out}: directory is not empty and holds no synth run; "
-                              f"use an empty or new directory, or pass --force-new to replace it")
-        return "new"
-
-    # ---- the job ------------------------------------------------------------------------------
     def run(self, engine=None) -> dict:
-        """Run (or resume) the job; `engine`: an already started engine to use (the caller shuts it down)."""
-        state = self.check_output()
-        if state == "complete":
-            manifest = json.loads((self.out / "manifest.json").read_text())
-            log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return manifest
-        if state == "new" and self.out.exists():
-            remove_tree(self.out)
-        work = self.out / WORK
-        work.mkdir(parents=True, exist_ok=True)
-        started = datetime.now(timezone.utc)
-        if state == "new":
-            atomic_write_json(work / "state.json", {"config_hash": self.config_hash, "started_at": started.isoformat()})
-        else:
-            started = datetime.fromisoformat(json.loads((work / "state.json").read_text())["started_at"])
-            if removed := remove_temporaries(self.out):
-                log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
-        atomic_write_bytes(work / "job.json", self.job.model_dump_json(indent=2).encode())
+        """Run (or resume) the job; `engine`: an already started engine to use (the caller shuts it down).
 
+        Raises EngineUnavailable or Interrupted after writing an `interrupted` manifest."""
+        if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
+            log.info("%s already holds a finished run of this job: nothing to do", self.out)
+            return _read_json(self.out / "manifest.json")
+        self.rundir.acquire()
+        try:
+            return self._run_locked(engine)
+        finally:
+            self.rundir.release()
+
+    def _run_locked(self, engine) -> dict:
+        state = self.rundir.state(self.force_new)  # again, under the lock: another run may have finished
+        if state == "complete":
+            log.info("%s already holds a finished run of this job: nothing to do", self.out)
+            return _read_json(self.out / "manifest.json")
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         verifier_spec = VerifierSpec((p.preset, p.languages, set(p.lid_skip), job.verify.laser_dir, job.verify.thresholds),
                                      {"contamination": job.verify.contamination})
         verifier = verifier_spec.build()
-        score_names = verifier.score_names()
-        model_label = job.engine.model
-        icl = translate = None
-        if p.seeds:
-            icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, job.sampling.seed, model_label,
-                            structured=job.icl.structured)
-        if p.sources:
-            translate = TranslateMethod(p.prompts[job.translate.prompt], p.prompts[job.translate.back_prompt],
-                                        p.languages, p.sources, job.sources.lang, job.sampling.seed, model_label,
-                                        max_chars=job.translate.max_chars)
+        score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
+        icl, translate = build_methods(p)
         capacity = {}
         for target in job.targets:
             if translate and "translate" in target.methods:
@@ -280,27 +109,48 @@ class JobRun:
             for lang, seeds in p.seeds.items():
                 verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
 
-        previous = read_committed(self.out)
+        previous = read_committed(self.out) if state == "resume" else None
         self._resumed: _Resumed | None = self._restore(previous, planner, verifier) if previous is not None else None
-        self._display = RunProgress(
-            {t.lang: t.rows for t in job.targets},
-            accepted=Counter(previous.filter(pl.col("accepted"))["lang"].to_list()) if previous is not None else None,
-            attempts=Counter(previous["lang"].to_list()) if previous is not None else None)
-
         work_left = self._work_left(planner)
         if not work_left:
             log.info("nothing left to generate: writing the outputs from the committed rounds")
-        pool = engine or (start_engine(job) if work_left else None)
+        # the engine is checked (preflight) before the run directory is written: a wrong endpoint or a
+        # model that does not load is exit 2 with nothing written (the lock we made is taken back)
+        try:
+            pool = self._pool = engine or (start_engine(job.engine, job.sampling) if work_left else None)
+            if p.judge and pool is not None:
+                p.judge.start(pool, job.engine.model, job.sampling.seed or 0)
+        except BaseException:
+            if engine is None and self._pool is not None:
+                self._pool.shutdown()
+            self.rundir.abandon()
+            raise
         verification = None
+        scoring: _Slice | None = None
+        stopped: BaseException | None = None
         self._tokens_time = 0.0
         try:
+            started = datetime.now(timezone.utc)
+            if state == "new":
+                if self.rundir.is_run():
+                    self.rundir.clear()
+                self.rundir.start(started)
+            else:
+                started = self.rundir.started_at()
+                if removed := remove_temporaries(self.out):
+                    log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
+            atomic_write_json(self.out / WORK / "job.json", job.public_dump())
+            self._display = RunProgress(
+                {t.lang: t.rows for t in job.targets},
+                accepted=Counter(previous.filter(pl.col("accepted"))["lang"].to_list()) if previous is not None else None,
+                attempts=Counter(previous["lang"].to_list()) if previous is not None else None)
             verification = self._start_verification(verifier_spec, verifier) if work_left else None
             self._display.start()
             slice_size = getattr(pool, "slice_size", 1024)
             while attempts := planner.next_round():
                 round_no = planner.rounds
                 attempts, first_part = self._skip_committed(round_no, attempts, planner)
-                scoring: _Slice | None = None
+                scoring = None
                 for part, start in enumerate(range(0, len(attempts), slice_size), start=first_part):
                     t0 = time.time()
                     rows = self._generate(attempts[start:start + slice_size], icl, translate, pool)
@@ -311,15 +161,39 @@ class JobRun:
                     scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
                 if scoring:  # drain: the next round is sized from this round's acceptance
                     self._commit(scoring, verifier, planner, score_names)
+                    scoring = None
+        except EngineUnavailable as exc:
+            stopped = exc
+            log.error("the engine failed: %s", exc)
+            if scoring:  # generated before the engine failed: keep it
+                self._commit(scoring, verifier, planner, score_names)
+        except Interrupted as exc:
+            stopped = exc
         finally:
+            self._collect_engine_stats(pool)
+            if p.judge:
+                self._collect_engine_stats(p.judge.engine if p.judge.engine is not pool else None)
+                p.judge.shutdown()
             if verification:
                 verification.shutdown()
             if engine is None and pool is not None:
                 pool.shutdown()
-            self._display.close()
-        from synth.report import finish_run
+            if hasattr(self, "_display"):
+                self._display.close()
+        from synth.outputs import finish_run
 
-        return finish_run(self.out, p, planner, verifier, started, model_note=BUNDLED_NOTE if is_bundled(job.engine.model) else None)
+        note = BUNDLED_NOTE if is_bundled(job.engine.model) else None
+        manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
+                              status="interrupted" if stopped else None, engine_stats=self.engine_stats,
+                              judge=p.judge.manifest() if p.judge else None)
+        if stopped is not None:
+            raise stopped
+        return manifest
+
+    def _collect_engine_stats(self, pool) -> None:
+        """Engine retries and outages of this process, for the manifest (apart from model rejects)."""
+        for key in self.engine_stats:
+            self.engine_stats[key] += int(getattr(pool, key, 0) or 0)
 
     def _generate(self, attempts: list[Attempt], icl, translate, pool) -> list[Row]:
         icl_attempts = [a for a in attempts if a.method == "icl"]
@@ -355,6 +229,8 @@ class JobRun:
         """Stateful verification in the driver: `scored` holds the stateless filters' verdicts of
         `candidates` (the rows without an error, in order)."""
         ok = [r for r in rows if r.error is None]
+        if self.p.judge:  # before dedup: a row the judge rejects must not block a later near-duplicate
+            self.p.judge.apply(ok, scored)
         verdicts = dict(zip((r.id for r in ok), verifier.finish(candidates, scored)))
         out = []
         for r in rows:
@@ -374,7 +250,7 @@ class JobRun:
         accepted = Counter()
         for (lang, _, _), n in planner.accepted.items():
             accepted[lang] += n
-        self._display.update(accepted, rows, seconds)
+        self._display.update(accepted, rows, seconds, engine_retries=int(getattr(self._pool, "retries", 0) or 0))
 
     # ---- resume ------------------------------------------------------------------------------
     def _restore(self, previous: pl.DataFrame, planner: Planner, verifier: Verifier) -> "_Resumed":
@@ -444,6 +320,12 @@ class _Slice:
     rows: list[Row]
     candidates: list[Candidate]
     scoring: Pending
+
+
+def _read_json(path: OutPath) -> dict:
+    import json
+
+    return json.loads(path.read_text())
 
 
 def run_job_file(job_path: Path, output: str | OutPath, force_new: bool = False) -> dict:

@@ -12,7 +12,6 @@ import fnmatch
 import io
 import json
 import os
-import shutil
 import signal
 import tempfile
 import uuid
@@ -125,13 +124,6 @@ def output_location(output: str | Path) -> OutPath:
             f"install the fsspec implementation for {protocol}://"
         raise ConfigError(f"--output {output}: cannot open this URL ({exc}); {hint}") from exc
     return RemotePath(fs, path)
-
-
-def remove_tree(path: OutPath) -> None:
-    if isinstance(path, RemotePath):
-        path.fs.rm(path.path, recursive=True)
-    else:
-        shutil.rmtree(path)
 
 
 def read_parquet(path: OutPath) -> pl.DataFrame:

@@ -60,7 +60,7 @@ def test_config_error_exits_2_with_a_clear_message_and_writes_nothing(case, tmp_
 
 def test_hausa_with_lid_skip_is_accepted_by_validation(tmp_path):
     from synth.config import parse_job
-    from synth.runner import prepare
+    from synth.prepare import prepare
 
     def add(job):
         job["targets"].append({"lang": "hau_Latn", "rows": 2, "methods": {"translate": 1.0}, "lid": "skip"})

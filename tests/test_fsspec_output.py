@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 
 from synth.errors import ConfigError
-from synth.runner import JobRun, prepare
+from synth.prepare import prepare
+from synth.runner import JobRun
 from synth.shards import (RemotePath, atomic_write_bytes, atomic_write_json, atomic_write_parquet, output_location,
-                          read_committed, remove_tree)
+                          read_committed)
 from tests.ports import free_port
 from tests.test_pipeline import tiny_job
 
@@ -46,7 +47,7 @@ def test_memory_io_layer_commits_whole_objects():
     # one PUT per object: nothing but the four objects was ever created (no temporary names)
     assert sorted(p.name for p in (out / "_work").iterdir()) == [
         "notes.txt", "round-0001-00000.parquet", "round-0001-00001.parquet", "state.json"]
-    remove_tree(out)
+    out.fs.rm(out.path, recursive=True)
     assert not out.exists()
 
 

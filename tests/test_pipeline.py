@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from synth.config import JobConfig
-from synth.runner import JobRun, prepare, start_engine
+from synth.prepare import prepare
+from synth.engines.start import start_engine
+from synth.runner import JobRun
 from synth.verify.base import Candidate
 from synth.verify.workers import VerificationPool, VerifierSpec, plan_workers
 from tests.conftest import CPU_ENV
@@ -49,7 +51,8 @@ def tiny_job(tmp_path: Path, model_dir: str, workers, rows: int = 4) -> JobConfi
 @pytest.fixture(scope="module")
 def greedy_pool(ray_address, tiny_model_dir, tmp_path_factory):
     """One replica for every run of this module (started from the job's own engine config)."""
-    pool = start_engine(tiny_job(tmp_path_factory.mktemp("engine"), tiny_model_dir, 0))
+    job = tiny_job(tmp_path_factory.mktemp("engine"), tiny_model_dir, 0)
+    pool = start_engine(job.engine, job.sampling)
     yield pool
     pool.shutdown()
 

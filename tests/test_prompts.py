@@ -1,7 +1,8 @@
-import pytest
-from jinja2.exceptions import SecurityError
+import time
 
-from synth.prompts import PromptTemplate, load_prompts
+import pytest
+
+from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 
 
 def test_bundled_prompts_load_and_render():
@@ -24,5 +25,20 @@ def test_declared_variables_must_match_the_template():
 
 def test_templates_are_sandboxed():
     template = PromptTemplate(name="x", method="icl", variables=["v"], user="{{ v.__class__.__mro__ }}")
-    with pytest.raises(SecurityError):
+    with pytest.raises(RenderLimit, match="SecurityError"):
         template.render(v="text")
+
+
+@pytest.mark.parametrize("source, why", [
+    ("{% for i in range(99999) %}{{ v }}{% endfor %}", "range of 99999 items"),
+    ("{% for i in range(9999) %}{% for j in range(9999) %}{{ v }}{% endfor %}{% endfor %}", "took over"),
+    ("{{ v * 10**8 }}", "repeating a sequence"),
+    ("{{ v ~ (9 ** 999999) }}", "exponent"),
+    ("{% for i in range(9000) %}{{ v }}{{ v }}{% endfor %}", "characters, past the limit"),
+])
+def test_runaway_templates_stop_at_a_limit(source, why):
+    template = PromptTemplate(name="x", method="icl", variables=["v"], user=source)
+    started = time.monotonic()
+    with pytest.raises(RenderLimit, match=why):
+        template.render(v="a" * 20)
+    assert time.monotonic() - started < 5

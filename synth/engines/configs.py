@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from synth.secrets import looks_like_token
 
 
 class VllmEngineConfig(BaseModel):
@@ -56,3 +58,23 @@ class OpenAIEngineConfig(BaseModel):
             "finished answer); it is only prepended to answers that do not already start with it"
         ),
     )
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str | None) -> str | None:
+        if value is not None and looks_like_token(value):
+            raise ValueError("this looks like a key itself (not repeated here); put the key in an environment "
+                             "variable and give that variable's NAME, e.g. api_key_env: OPENAI_API_KEY")
+        return value
+
+
+def _engine_type(value) -> str:
+    """`engine.type` picks the backend; without it, vLLM."""
+    return value.get("type", "vllm") if isinstance(value, dict) else value.type
+
+
+# `engine:` of a job (and `judge.engine`): a vLLM replica pool or an OpenAI-compatible endpoint
+EngineConfig = Annotated[
+    Annotated[VllmEngineConfig, Tag("vllm")] | Annotated[OpenAIEngineConfig, Tag("openai")],
+    Discriminator(_engine_type),
+]

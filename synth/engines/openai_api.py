@@ -19,9 +19,10 @@ from typing import Any, Sequence
 
 import openai
 
-from synth.engines.base import Completion, GenerationRequest, SamplingConfig
+from synth.engines.base import Completion, EngineUnavailable, GenerationRequest, SamplingConfig
 from synth.engines.configs import OpenAIEngineConfig
 from synth.errors import ConfigError
+from synth.secrets import redact_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +45,27 @@ _TOO_LONG = re.compile(
 
 
 class _Failure(Exception):
-    """A request that ends as Completion(error=...): `retry` says whether trying again can help."""
+    """A failed call. `retry`: the engine may recover (429, 5xx, timeouts, connection); `fatal`: the
+    engine refuses every request (bad key, unknown model); neither: this request is at fault."""
 
-    def __init__(self, error: str, retry: bool, delay: float | None = None):
+    def __init__(self, error: str, retry: bool, delay: float | None = None, fatal: bool = False):
         super().__init__(error)
-        self.error, self.retry, self.delay = error, retry, delay
+        self.error, self.retry, self.delay, self.fatal = error, retry, delay, fatal
 
 
 class OpenAIEngine:
     """Runs requests concurrently on a private asyncio loop in a background thread.
 
     The loop and its HTTP client live as long as the engine, so repeated `generate` calls reuse
-    connections, and `generate` also works when the caller already runs an event loop.
+    connections, and `generate` also works when the caller already runs an event loop. Engine
+    failures are retried with backoff; one that outlasts `max_retries` (or a refused key, an unknown
+    model) trips the breaker: `generate` raises EngineUnavailable and the job stops resumable.
     """
 
     def __init__(self, config: OpenAIEngineConfig, sampling: SamplingConfig):
         self.config = config
         self.sampling = sampling
+        self.endpoint = redact_url(config.base_url)  # what messages and logs may name
         api_key = "EMPTY"  # the openai client insists on a key; local servers ignore it
         if config.api_key_env is not None:
             if not os.environ.get(config.api_key_env):
@@ -70,6 +75,11 @@ class OpenAIEngine:
                 )
             api_key = os.environ[config.api_key_env]
         self.tokens_out = 0
+        # attempts per committed slice: a few waves of concurrent requests (a stop loses at most this)
+        self.slice_size = max(8, 4 * config.max_concurrency)
+        self.retries = 0  # engine failures retried (not model rejects)
+        self.outages = 0  # times the breaker tripped
+        self._broken: str | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
         self._thread.start()
@@ -77,7 +87,7 @@ class OpenAIEngine:
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
 
     def __repr__(self) -> str:
-        return f"OpenAIEngine(base_url={self.config.base_url!r}, model={self.config.model!r})"
+        return f"OpenAIEngine(base_url={self.endpoint!r}, model={self.config.model!r})"
 
     async def _make_client(self, api_key: str) -> openai.AsyncOpenAI:
         """Built on the engine's loop: httpx connection pools belong to the loop that made them."""
@@ -87,43 +97,96 @@ class OpenAIEngine:
     def _call(self, coro) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def preflight(self) -> None:
+        """Before any attempt: the server answers, accepts the key and serves the model (`/models`, then
+        one one-token request). Raises ConfigError naming the endpoint and what is wrong (exit 2)."""
+        self._call(self._preflight())
+
+    async def _preflight(self) -> None:
+        where = f"engine.base_url {self.endpoint}"
+        try:
+            served = [m.id async for m in self._client.models.list(timeout=min(30.0, self.config.timeout_s))]
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise ConfigError(f"{where}: the server refused the API key (HTTP {exc.status_code}); check the "
+                                  f"variable named by engine.api_key_env") from None
+            served = None  # some servers do not list models: the test request below decides
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            cause = exc.__cause__ or exc
+            raise ConfigError(f"{where}: cannot reach the server ({type(cause).__name__}: "
+                              f"{self._scrub(str(cause))[:200]}); start it or fix the URL") from None
+        if served is not None and self.config.model not in served:
+            raise ConfigError(f"engine.model: {self.config.model!r} is not served by {self.endpoint}; it serves "
+                              f"{served[:10]} (vLLM: --served-model-name)")
+        try:
+            await self._request(GenerationRequest(id="preflight", messages=[{"role": "user", "content": "Hi"}],
+                                                  max_tokens=1))
+        except _Failure as failure:
+            raise ConfigError(f"{where}: a one-token test request failed: {self._scrub(failure.error)}") from None
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         started = time.perf_counter()
         completions = self._call(self._generate_all(list(requests)))
         tokens = sum(c.output_tokens for c in completions)
         self.tokens_out += tokens
         elapsed = time.perf_counter() - started
-        log.info("generated %d requests (%d errors), %d output tokens in %.1fs (%.0f tokens/s)",
+        log.info("generated %d requests (%d request errors), %d output tokens in %.1fs (%.0f tokens/s)",
                  len(completions), sum(c.error is not None for c in completions), tokens, elapsed,
                  tokens / max(elapsed, 1e-9))
         return completions
 
     async def _generate_all(self, requests: list[GenerationRequest]) -> list[Completion]:
-        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
+        """Every request's completion, or EngineUnavailable as soon as one trips the breaker (the
+        others are cancelled: none of their work becomes a row)."""
+        if self._broken:
+            raise EngineUnavailable(self._broken)
+        tasks = [asyncio.ensure_future(self._generate_one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def _generate_one(self, request: GenerationRequest) -> Completion:
         async with self._semaphore:
             for attempt in range(self.config.max_retries + 1):
+                if self._broken:
+                    raise EngineUnavailable(self._broken)
                 try:
                     return await self._request(request)
                 except _Failure as failure:
-                    if not failure.retry or attempt == self.config.max_retries:
-                        return Completion(request.id, error=self._scrub(failure.error))
-                    delay = failure.delay
-                    if delay is None:
-                        delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** attempt)
-                        delay *= random.uniform(0.5, 1.0)  # jitter: concurrent retries do not stampede
-                    log.debug("request %s: %s; retry %d in %.2fs",
-                              request.id, self._scrub(failure.error), attempt + 1, delay)
-                    await asyncio.sleep(delay)  # holding the slot: a struggling server gets fewer requests
-                except Exception as exc:  # e.g. a malformed response body: one request, not the batch
-                    return Completion(request.id, error=self._scrub(f"engine_error: {type(exc).__name__}: {exc}"))
+                    failed = failure
+                except Exception as exc:  # e.g. a malformed response body: the server's fault, retried
+                    failed = _Failure(f"engine_error: {type(exc).__name__}: {exc}", retry=True)
+                error = self._scrub(failed.error)
+                if failed.fatal:
+                    self._trip(error)
+                if not failed.retry:
+                    return Completion(request.id, error=error)  # this request's own problem: a rejected row
+                if attempt == self.config.max_retries:
+                    self._trip(f"{error} (still failing after {self.config.max_retries} retries)")
+                self.retries += 1
+                delay = failed.delay
+                if delay is None:
+                    delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** attempt)
+                    delay *= random.uniform(0.5, 1.0)  # jitter: concurrent retries do not stampede
+                log.debug("request %s: %s; retry %d in %.2fs", request.id, error, attempt + 1, delay)
+                await asyncio.sleep(delay)  # holding the slot: a struggling server gets fewer requests
             raise AssertionError("unreachable")
 
+    def _trip(self, error: str) -> None:
+        if not self._broken:
+            self.outages += 1
+            self._broken = f"endpoint {self.endpoint}: {error}"
+        raise EngineUnavailable(self._broken)
+
     def _scrub(self, error: str) -> str:
-        """Some servers quote the key they rejected; reject reasons end up in output files."""
-        key = self._client.api_key
-        return error.replace(key, "***") if key and key != "EMPTY" else error
+        """Some servers quote the key (or the URL with its credentials); reject reasons reach output files."""
+        key = self._client.api_key if hasattr(self, "_client") else ""
+        error = error.replace(self.config.base_url, self.endpoint)
+        return scrub(error, key if key != "EMPTY" else "")
 
     async def _request(self, request: GenerationRequest) -> Completion:
         sampling, config = self.sampling, self.config
@@ -138,13 +201,15 @@ class OpenAIEngine:
         if request.json_schema is not None:  # OpenAI's structured outputs; vLLM serve honours it too
             structured["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "answer", "schema": request.json_schema, "strict": True}}
+        seed = request.seed(sampling.seed)
+        if seed is not None:
+            structured["seed"] = seed
         try:
             response = await self._client.chat.completions.create(
                 **structured, model=config.model, messages=messages, n=1,
                 temperature=sampling.temperature, top_p=sampling.top_p,
                 max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens),
                 stop=(sampling.stop + (request.stop or [])) or None,
-                seed=request.seed(sampling.seed),
                 extra_body=extra_body or None,
             )
         except openai.APIStatusError as exc:
@@ -185,7 +250,9 @@ def _classify(exc: openai.APIStatusError) -> _Failure:
     reason = f"engine_error: HTTP {status}: {message[:200]}"
     if status in (408, 429) or status >= 500:
         return _Failure(reason, retry=True, delay=_retry_after(exc.response.headers))
-    return _Failure(reason, retry=False)
+    if status in (401, 403, 404):  # key refused, model or route unknown: no request can succeed
+        return _Failure(reason, retry=False, fatal=True)
+    return _Failure(f"request_refused: HTTP {status}: {message[:200]}", retry=False)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

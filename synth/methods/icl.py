@@ -171,7 +171,7 @@ class IclMethod:
         if (attempt.category not in PIVOT_CATEGORIES or spec.reasons_natively
                 or "notes_language" not in self.template.variables):
             return None
-        return self.languages[spec.reasoning_language]  # runner.prepare adds every target's pivot
+        return self.languages[spec.reasoning_language]  # prepare() adds every target's pivot
 
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
         out = []
@@ -196,8 +196,11 @@ class IclMethod:
         return out
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
+        """One row per attempt; its completion is the one whose id is the attempt's (order does not matter)."""
+        by_id = {c.id: c for c in completions}
         rows = []
-        for a, c in zip(attempts, completions):
+        for a in attempts:
+            c = by_id.get(a.id) or Completion(a.id, error="engine_error: no completion for this request")
             references = [s.first("user") + "\n\n" + s.first("assistant") for s in self._examples(a)]
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.template.name,
                       model=self.model, raw_output=c.text, truncated=c.finish_reason == "length",

@@ -35,13 +35,15 @@ class TranslateMethod:
     name = "translate"
 
     def __init__(self, forward: PromptTemplate, backward: PromptTemplate, languages: dict[str, LanguageSpec],
-                 sources: list[Conversation], source_lang: str, seed: int, model: str, max_chars: int = 1500):
+                 sources: list[Conversation], source_lang: str, seed: int, model: str, max_chars: int = 1500,
+                 max_source_chars: int = 20000):
         self.forward = forward
         self.backward = backward
         self.languages = languages
         self.source_lang = source_lang
         self.model = model
         self.max_chars = max_chars
+        self.max_source_chars = max_source_chars
         self.by_category: dict[str, list[Conversation]] = {}
         for conversation in sources:
             self.by_category.setdefault(conversation.category or "open_qa", []).append(conversation)
@@ -72,10 +74,15 @@ class TranslateMethod:
     def _unit_requests(self, template: PromptTemplate, request_id: str, lang: str,
                        layout: Layout) -> list[GenerationRequest]:
         return [
-            GenerationRequest(id=f"{request_id}.{u}", messages=self._render(template, lang, unit.text, bool(unit.spans)),
+            GenerationRequest(id=uid, messages=self._render(template, lang, unit.text, bool(unit.spans)),
                               max_tokens=self.token_budget(unit.text), stop=self.stops(unit.text))
-            for u, unit in enumerate(layout.units)
+            for uid, unit in zip(self._unit_ids(request_id, layout), layout.units)
         ]
+
+    @staticmethod
+    def _unit_ids(request_id: str, layout: Layout) -> list[str]:
+        """The request ids of a message's units: completions are joined to units by them."""
+        return [f"{request_id}.{u}" for u in range(len(layout.units))]
 
     @staticmethod
     def token_budget(text: str) -> int:
@@ -91,24 +98,38 @@ class TranslateMethod:
         """A one-paragraph text translates to one paragraph: stop at a blank line (models add notes)."""
         return [] if "\n\n" in text.strip() else ["\n\n"]
 
+    def too_long(self, attempt: Attempt) -> str | None:
+        """Why the attempt's source is not translated at all (a reject before any request), or None."""
+        longest = max((len(content) for _, content in self.source(attempt).messages), default=0)
+        if longest > self.max_source_chars:
+            return (f"a source message of {longest} characters; translate.max_source_chars is "
+                    f"{self.max_source_chars}")
+        return None
+
     def requests(self, attempts: Sequence[Attempt]) -> list[GenerationRequest]:
         """One request per prose unit of every message; a code-only message needs none."""
         return [
             request
-            for a in attempts
+            for a in attempts if not self.too_long(a)
             for t, layout in enumerate(self.layouts(a))
             for request in self._unit_requests(self.forward, f"{a.id}/t{t}", a.lang, layout)
         ]
 
     def rows(self, attempts: Sequence[Attempt], completions: Sequence[Completion]) -> list[Row]:
-        """Assemble translated conversations; completions are in the order of `requests`."""
-        rows, position = [], 0
+        """Assemble translated conversations; each unit's completion is found by its request id."""
+        by_id = {c.id: c for c in completions}
+        rows = []
         for a in attempts:
             source = self.source(a)
+            if problem := self.too_long(a):
+                rows.append(Row(id=a.id, lang=a.lang, method=self.name, category=a.category,
+                                prompt=self.forward.name, model=self.model, source_id=source.id,
+                                source_lang=self.source_lang, source_messages=source.as_messages(),
+                                error="source_too_long", error_detail=problem))
+                continue
             layouts = self.layouts(a)
-            count = sum(len(layout.units) for layout in layouts)
-            units = completions[position:position + count]
-            position += count
+            units = [by_id.get(uid) or Completion(uid, error="engine_error: no completion for this request")
+                     for t, layout in enumerate(layouts) for uid in self._unit_ids(f"{a.id}/t{t}", layout)]
             row = Row(id=a.id, lang=a.lang, method=self.name, category=a.category, prompt=self.forward.name,
                       model=self.model, source_id=source.id, source_lang=self.source_lang,
                       source_messages=source.as_messages(),
@@ -152,14 +173,14 @@ class TranslateMethod:
 
     def add_back_translations(self, rows: Sequence[Row], completions: Sequence[Completion]) -> None:
         """Back-translations per message; a lost sentinel only drops its span (the round trip judges)."""
-        position = 0
+        by_id = {c.id: c for c in completions}
         for r in rows:
             if r.error is not None or r.messages is None:
                 continue
             back, prose = [], []
-            for layout in self._back_layouts(r):
-                units = completions[position:position + len(layout.units)]
-                position += len(layout.units)
+            for i, layout in enumerate(self._back_layouts(r)):
+                units = [by_id.get(uid) or Completion(uid, error="engine_error: no completion for this request")
+                         for uid in self._unit_ids(f"{r.id}/b{i}", layout)]
                 # a failed unit counts as empty, so the round trip fails instead of being skipped
                 outputs = ["" if c.error else clean_translation(c.text) for c in units]
                 back.append(join_translation(layout, outputs)[0])

@@ -82,8 +82,14 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         raise ConfigError(f"--min-rows {min_rows}: must be at least 1")
     if output_path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"--output {output_path}: a preset is a .yaml file, e.g. filters/{output_path.stem or 'mine'}.yaml")
+    if output_path.is_dir() or (output_path.exists() and not output_path.read_text(errors="replace").startswith(
+            "# Calibrated by `synth calibrate")):
+        raise ConfigError(f"--output {output_path}: exists and was not written by synth calibrate; "
+                          f"give a new file name (synth never overwrites a user's file)")
     preset = load_preset(base)
     frame, registry = read_pairs(input_path, preset, lid_skip)
+    if frame.is_empty():
+        raise ConfigError(f"{input_path}: holds no rows; calibrate needs known-good pairs (at least --min-rows per language)")
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
     quality = [f for f in preset.filters if f not in NOT_CALIBRATED]
@@ -138,7 +144,7 @@ def _render(preset: FilterPreset, input_path: Path, base: str, quantile: float, 
         f"# from {sum(rows.values())} known-good rows. Per language with at least {min_rows} rows, each quality",
         f"# filter's threshold is the {quantile:.0%} quantile of its good scores where higher is better, the",
         f"# {1 - quantile:.0%} quantile where lower is better (about {quantile:.0%} of good rows fail each filter),",
-        f"# kept within these bounds (neither looser nor stricter; synth/verify/calibrate.py says why):",
+        "# kept within these bounds (neither looser nor stricter; synth/verify/calibrate.py says why):",
         f"# {bounds}.",
         f"# Not calibrated (policy, not quality): {', '.join(NOT_CALIBRATED)}; they keep the base thresholds.",
         f"# Kept the base thresholds (fewer than {min_rows} rows): {', '.join(few) or 'none'}.",

@@ -36,10 +36,15 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
     """The input pairs and the language registry, after every check that refuses the whole input."""
     if not input_path.is_file():
         raise ConfigError(f"{input_path}: input file not found")
-    frame = pl.read_parquet(input_path)
+    try:
+        frame = pl.read_parquet(input_path)
+    except Exception as exc:  # polars raises several types for a file that is not Parquet
+        raise ConfigError(f"{input_path}: not a readable Parquet file ({type(exc).__name__}); synth verify reads "
+                          f"Parquet with columns {list(REQUIRED)}") from None
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ConfigError(f"{input_path}: missing columns {missing}; synth verify needs {list(REQUIRED)}")
+    check_pairs(input_path, frame)
     registry = load_registry()
     langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
     unknown = sorted(l for l in langs if l not in registry)
@@ -57,6 +62,29 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
                 f"use a preset whose lid_model covers them (e.g. GlotLID) or pass --lid-skip {' --lid-skip '.join(uncovered)}"
             )
     return frame, registry
+
+
+def check_pairs(input_path: Path, frame: pl.DataFrame) -> None:
+    """Refuse input that would be verified wrongly: text columns of another type, missing ids or
+    languages, and one id on two rows (their verdicts could not be told apart)."""
+    for column in REQUIRED:
+        if frame[column].dtype not in (pl.String, pl.Null):
+            raise ConfigError(f"{input_path}: column {column!r} is {frame[column].dtype}, not text; "
+                              f"cast it to string (e.g. polars .cast(pl.String))")
+    for column in ("id", "lang", "text"):
+        if nulls := frame[column].null_count():
+            raise ConfigError(f"{input_path}: column {column!r} has {nulls} null value(s); every row needs one")
+    repeated = frame["id"].filter(frame["id"].is_duplicated()).unique().sort().head(3).to_list()
+    if repeated:
+        raise ConfigError(f"{input_path}: ids appear on more than one row (e.g. {repeated}); give each pair its own id")
+
+
+def check_output(input_path: Path, output_path: Path) -> None:
+    """The output is a new file: never the input, never a directory."""
+    if output_path.is_dir():
+        raise ConfigError(f"--output {output_path}: is a directory; give a file path such as verified.parquet")
+    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
+        raise ConfigError(f"--output {output_path}: is the input file; write the result to another file")
 
 
 def columns_of(frame: pl.DataFrame) -> dict[str, list]:
@@ -144,6 +172,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
                 laser_dir: Path | None = None, lid_skip: set[str] = frozenset(), batch_rows: int = 20_000,
                 contamination: Sequence[Path] = (), ngram: int = 13) -> dict:
     """Score every row, write input columns + score_<filter> + accepted + reject_reasons. Returns counts."""
+    check_output(input_path, output_path)
     preset = load_preset(preset_name)
     frame, registry = read_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():

@@ -18,6 +18,7 @@ from synth.verify.base import Candidate, Filter
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
 from synth.verify.fluency import FluencyFilter
+from synth.verify.judge import JudgePreset
 from synth.verify.laser import LaserFilter
 from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid
 from synth.verify.roundtrip import RoundtripFilter
@@ -43,6 +44,8 @@ class FilterPreset(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     languages: dict[str, dict[str, float]] = Field(default_factory=dict)
     lid_model: str | None = Field(None, description="path to a fastText LID model; default: bundled lid.176")
+    judge: JudgePreset = Field(default_factory=JudgePreset, description="LLM judge thresholds (used only when "
+                               "the job enables the judge, or `synth verify --judge`)")
 
     def check(self, where: str) -> None:
         named = set(self.filters) | set(self.thresholds)

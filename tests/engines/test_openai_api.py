@@ -6,61 +6,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from synth.engines.base import GenerationRequest, SamplingConfig
+from synth.engines.base import EngineUnavailable, GenerationRequest, SamplingConfig
 from synth.engines.configs import OpenAIEngineConfig
 from synth.engines.openai_api import OpenAIEngine
 from synth.errors import ConfigError
-from tests.conftest import CPU_ENV
 from tests.ports import free_port
+from tests.vllm_server import VllmServer
 
 
 @pytest.fixture(scope="module")
 def vllm_url(tiny_model_dir, tmp_path_factory):
     """A real `vllm.entrypoints.openai.api_server` on the tiny model (its own process group)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = {**os.environ, **CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    with open(log_path, "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model_dir,
-             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "256", "--enforce-eager",
-             "--dtype", "float32", "--served-model-name", "tiny"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    server = VllmServer(tiny_model_dir, free_port(), tmp_path_factory.mktemp("vllm-server") / "server.log")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                pytest.fail(f"vLLM server exited with {server.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                pytest.fail(f"vLLM server not healthy after 180 s:\n{tail}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
+        yield server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the API server and its engine-core child
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -186,35 +155,97 @@ def test_rate_limit_is_retried_after_retry_after():
     assert server.seen[0]["headers"]["authorization"] == "Bearer EMPTY"
 
 
-def test_server_errors_give_up_after_max_retries():
+def test_server_errors_trip_the_breaker_after_max_retries():
+    """An engine failure never becomes a rejected row: retried, then EngineUnavailable."""
     with _Scripted([_error(503, "overloaded")]) as server:
         engine = _engine(server.url, max_retries=2)
         try:
-            [completion] = engine.generate([_ask(0)])
+            with pytest.raises(EngineUnavailable, match="HTTP 503.*still failing after 2 retries"):
+                engine.generate([_ask(0)])
+            with pytest.raises(EngineUnavailable):  # tripped: later calls fail at once, sending nothing
+                engine.generate([_ask(1)])
         finally:
             engine.shutdown()
-    assert completion.error.startswith("engine_error: HTTP 503") and completion.text == ""
     assert len(server.seen) == 3
+    assert (engine.retries, engine.outages) == (2, 1)
 
 
-def test_other_client_errors_are_not_retried():
+def test_a_failing_request_cancels_the_others_of_its_batch():
+    with _Scripted([_error(500, "boom")]) as server:
+        engine = _engine(server.url, max_retries=1, max_concurrency=2)
+        try:
+            started = time.monotonic()
+            with pytest.raises(EngineUnavailable):
+                engine.generate([_ask(i) for i in range(50)])
+        finally:
+            engine.shutdown()
+    assert time.monotonic() - started < 10
+    assert len(server.seen) < 20  # the breaker stopped the batch: 50 requests x 2 tries never went out
+
+
+def test_a_refused_key_or_unknown_model_stops_at_once():
     with _Scripted([_error(404, "The model `scripted` does not exist.")]) as server:
         engine = _engine(server.url)
         try:
-            [completion] = engine.generate([_ask(0)])
+            with pytest.raises(EngineUnavailable, match="HTTP 404.*does not exist"):
+                engine.generate([_ask(0)])
         finally:
             engine.shutdown()
-    assert completion.error.startswith("engine_error: HTTP 404") and "does not exist" in completion.error
     assert len(server.seen) == 1
 
 
-def test_unreachable_server_is_an_engine_error():
-    engine = _engine(f"http://127.0.0.1:{free_port()}/v1", max_retries=1)
+def test_a_request_the_server_refuses_is_that_request_s_reject():
+    with _Scripted([_error(400, "invalid json schema"), _ok("fine")]) as server:
+        engine = _engine(server.url)
+        try:
+            first, second = engine.generate([_ask(0)]) + engine.generate([_ask(1)])
+        finally:
+            engine.shutdown()
+    assert first.error.startswith("request_refused: HTTP 400") and second.text == "fine"
+    assert len(server.seen) == 2
+
+
+def test_unreachable_server_trips_the_breaker_and_fails_preflight():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    engine = _engine(url, max_retries=1)
     try:
-        completions = engine.generate([_ask(0), _ask(1)])
+        with pytest.raises(EngineUnavailable, match="connection"):
+            engine.generate([_ask(0), _ask(1)])
+        with pytest.raises(ConfigError, match=r"cannot reach the server .*start it or fix the URL"):
+            _engine(url).preflight()
     finally:
         engine.shutdown()
-    assert [c.error for c in completions] == ["engine_error: connection: ConnectError"] * 2
+
+
+def test_preflight_names_a_model_the_server_does_not_serve(vllm_url):
+    engine = _engine(vllm_url.replace("127.0.0.1", "user:sk-planted-in-url-123@127.0.0.1"), model="no-such-model")
+    try:
+        with pytest.raises(ConfigError) as info:
+            engine.preflight()
+    finally:
+        engine.shutdown()
+    message = str(info.value)
+    assert "'no-such-model' is not served" in message and "'tiny'" in message
+    assert "sk-planted-in-url-123" not in message
+
+
+def test_preflight_passes_on_a_real_server_and_unseeded_requests_send_no_seed(vllm_url):
+    engine = OpenAIEngine(OpenAIEngineConfig(base_url=vllm_url, model="tiny", api_key_env=None),
+                          SamplingConfig(max_tokens=4, seed=None))
+    try:
+        engine.preflight()
+        [completion] = engine.generate([_ask(0)])
+    finally:
+        engine.shutdown()
+    assert completion.error is None and completion.output_tokens > 0
+    with _Scripted([_ok("x")]) as server:
+        unseeded = OpenAIEngine(OpenAIEngineConfig(base_url=server.url, model="scripted", api_key_env=None),
+                                SamplingConfig(seed=None))
+        try:
+            unseeded.generate([_ask(0)])
+        finally:
+            unseeded.shutdown()
+    assert "seed" not in server.seen[0]["body"]
 
 
 def test_without_continue_final_message_the_prefix_is_prepended_when_missing():

@@ -46,7 +46,7 @@ def test_icl_rows_reject_a_seed_copy_with_reason_novelty():
     copied = f"### Instruction\n{SEEDS[0].first('user')}\n### Response\nHili ni jibu jipya kabisa kwa swali hili."
     fresh = ("### Instruction\nEleza jinsi ya kupanda mbegu za mahindi shambani wakati wa mvua za masika.\n"
              "### Response\nLima shamba, chimba mashimo madogo, weka mbegu mbili kila shimo kisha funika kwa udongo.")
-    rows = method.rows(attempts, [Completion("a", text=copied, finish_reason="stop"),
-                                  Completion("b", text=fresh, finish_reason="stop")])
+    rows = method.rows(attempts, [Completion(attempts[0].id, text=copied, finish_reason="stop"),
+                                  Completion(attempts[1].id, text=fresh, finish_reason="stop")])
     assert rows[0].error == "novelty" and SEEDS[0].id in rows[0].error_detail
     assert rows[1].error is None and rows[1].messages[0]["content"].startswith("Eleza jinsi")

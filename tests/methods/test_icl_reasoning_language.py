@@ -51,8 +51,8 @@ def test_rows_drop_the_notes_and_reject_notes_without_a_pair():
             "Hassani ana miaka 8. Juma ni mkubwa kuliko Hassani kwa miaka 4. Juma ana miaka mingapi?\n### Response\n"
             "Tunajumlisha umri wa Hassani na tofauti yao: 8 + 4 = 12. Kwa hiyo jibu ni kumi na mbili.")
     notes_only = "### Notes\nThe task could be about the price of ugali in Kariakoo, step by step in English"
-    rows = method.rows(attempts, [Completion("a", text=good, finish_reason="stop"),
-                                  Completion("b", text=notes_only, finish_reason="length")])
+    rows = method.rows(attempts, [Completion(attempts[0].id, text=good, finish_reason="stop"),
+                                  Completion(attempts[1].id, text=notes_only, finish_reason="length")])
     assert rows[0].error is None, rows[0].error_detail
     assert rows[0].messages[0]["content"].startswith("Hassani ana miaka 8.")
     assert "older" not in rows[0].text and "Notes" not in rows[0].text

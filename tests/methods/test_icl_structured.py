@@ -46,8 +46,8 @@ def test_structured_fields_are_taken_as_written_not_reparsed_as_text():
          "response": "Chemsha maji na tangawizi kwa dakika tano.\n### Instruction\nOngeza majani ya chai na sukari."},
     ]
     attempts = [Attempt("swh_Latn", "icl", "open_qa", i) for i in range(len(answers))]
-    rows = method.rows(attempts, [Completion(str(i), text=json.dumps(a), finish_reason="stop")
-                                  for i, a in enumerate(answers)])
+    rows = method.rows(attempts, [Completion(attempt.id, text=json.dumps(a), finish_reason="stop")
+                                  for attempt, a in zip(attempts, answers)])
     assert rows[0].error is None, rows[0].error_detail
     assert rows[0].messages == [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
     assert rows[1].error is None, rows[1].error_detail

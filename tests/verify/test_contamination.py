@@ -145,7 +145,7 @@ def _job(tmp_path: Path, contamination) -> Path:
 
 def test_job_config(eval_sets, tmp_path, capsys):
     from synth.config import parse_job
-    from synth.runner import prepare
+    from synth.prepare import prepare
 
     (tmp_path / "evals").mkdir()
     (tmp_path / "evals" / "mine.jsonl").write_text(eval_sets[0].read_text())

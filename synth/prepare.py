@@ -1,0 +1,181 @@
+"""Every check a job needs before work starts: languages, prompts, seeds, sources, preset, engine.
+
+A mistake raises ConfigError naming the field and the fix (the CLI exits 2); nothing is written and
+no engine is started. Templates are trial-rendered here, so a template that fails or runs away is
+refused before the engines start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from synth.config import JobConfig
+from synth.conversations import Conversation, load_conversations
+from synth.errors import ConfigError
+from synth.judging import JudgeStage
+from synth.languages import LanguageSpec, load_registry
+from synth.methods.base import Attempt, Row
+from synth.methods.icl import IclMethod
+from synth.methods.translate import TranslateMethod
+from synth.models import check_model_spec
+from synth.prompts import PromptTemplate, RenderLimit, load_prompts
+from synth.verify import FilterPreset, load_preset
+from synth.verify.lid import load_lid
+
+
+@dataclass
+class PreparedJob:
+    """A job whose every reference (languages, prompts, seeds, sources, preset) resolved."""
+
+    job: JobConfig
+    languages: dict[str, LanguageSpec]
+    prompts: dict[str, PromptTemplate]
+    seeds: dict[str, list[Conversation]] = field(default_factory=dict)
+    sources: list[Conversation] = field(default_factory=list)
+    preset: FilterPreset | None = None
+    lid_skip: set[str] = field(default_factory=set)
+    custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
+    judge: JudgeStage | None = None  # the LLM judge, when the job enables it
+
+    def config_hash(self) -> str:
+        """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
+        if not self.custom_prompts:
+            return self.job.config_hash()
+        extra = ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
+        return hashlib.sha256(f"{self.job.config_hash()}|{extra}".encode()).hexdigest()[:16]
+
+
+def _prompt(prompts: dict[str, PromptTemplate], name: str, method: str, where: str) -> PromptTemplate:
+    if name not in prompts:
+        raise ConfigError(f"{where}: no prompt template {name!r}; available: {', '.join(sorted(prompts))}")
+    if prompts[name].method != method:
+        raise ConfigError(f"{where}: prompt {name!r} is for method {prompts[name].method!r}, not {method!r}")
+    return prompts[name]
+
+
+def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = None) -> PreparedJob:
+    """Every check that can fail before work starts. No side effects."""
+    langs_dir = str(job.languages_dir) if job.languages_dir else None
+    registry = dict(load_registry())
+    if langs_dir:
+        registry.update(load_registry(langs_dir))
+    languages: dict[str, LanguageSpec] = {}
+    for i, target in enumerate(job.targets):
+        if target.lang not in registry:
+            raise ConfigError(
+                f"targets[{i}].lang: unknown language {target.lang!r}; add languages/{target.lang}.yaml "
+                f"or use one of: {', '.join(sorted(registry))}"
+            )
+        languages[target.lang] = registry[target.lang]
+        pivot = languages[target.lang].reasoning_language  # ICL prompts name it (registry checked it exists)
+        languages.setdefault(pivot, registry[pivot])
+    prompts = load_prompts()
+    if job.prompts_dir:
+        prompts.update(load_prompts(job.prompts_dir))
+    prompts.update(extra_prompts or {})
+    prepared = PreparedJob(job, languages, prompts, custom_prompts=dict(extra_prompts or {}))
+
+    uses = {m for t in job.targets for m in t.methods}
+    if "icl" in uses:
+        _prompt(prompts, job.icl.prompt, "icl", "icl.prompt")
+    for i, target in enumerate(job.targets):
+        if "icl" not in target.methods:
+            continue
+        if target.seeds is None:
+            raise ConfigError(f"targets[{i}].seeds: method icl needs native seed examples for {target.lang}; "
+                              f"give a JSONL file of {{category, messages}} or drop icl from targets[{i}].methods")
+        seeds = load_conversations(target.seeds, f"targets[{i}].seeds")
+        prepared.seeds[target.lang] = seeds
+    if "translate" in uses:
+        _prompt(prompts, job.translate.prompt, "translate", "translate.prompt")
+        _prompt(prompts, job.translate.back_prompt, "back_translate", "translate.back_prompt")
+        if job.sources is None:
+            raise ConfigError("sources: method translate needs `sources: {path: <English SFT JSONL>}`")
+        if job.sources.lang not in registry:
+            raise ConfigError(f"sources.lang: unknown language {job.sources.lang!r}; add languages/{job.sources.lang}.yaml")
+        languages[job.sources.lang] = registry[job.sources.lang]
+        prepared.sources = load_conversations(job.sources.path, "sources.path")
+        have = Counter(s.category or "open_qa" for s in prepared.sources)
+        for i, target in enumerate(job.targets):
+            if "translate" in target.methods:
+                missing = [c for c in target.categories if not have[c]]
+                if missing:
+                    raise ConfigError(f"targets[{i}].categories: no source conversations of category {missing} in "
+                                      f"{job.sources.path}; add some or remove the category")
+
+    prepared.preset = load_preset(job.verify.preset)
+    if "lid" in prepared.preset.filters:
+        lid = load_lid(prepared.preset.lid_model)
+        for i, target in enumerate(job.targets):
+            if target.lid == "skip":
+                prepared.lid_skip.add(target.lang)
+                continue
+            label = languages[target.lang].lid_label
+            if not lid.covers(label):
+                raise ConfigError(
+                    f"targets[{i}].lang: {target.lang} is not covered by the LID model {lid.path.name}; "
+                    f"set verify preset `lid_model` to a model that covers it (e.g. GlotLID) "
+                    f"or set `lid: skip` on targets[{i}] to verify it without language ID"
+                )
+    for lang, values in job.verify.thresholds.items():
+        if lang not in languages:
+            raise ConfigError(f"verify.thresholds.{lang}: not a target language of this job")
+        unknown = set(values) - set(prepared.preset.filters)
+        if unknown:
+            raise ConfigError(f"verify.thresholds.{lang}: unknown filters {sorted(unknown)}; preset has {prepared.preset.filters}")
+    if job.verify.laser_dir is not None and not job.verify.laser_dir.is_dir():
+        raise ConfigError(f"verify.laser_dir: {job.verify.laser_dir} is not a directory; create it (LASER weights "
+                          f"download there when online) or remove the key")
+    if job.verify.contamination is not None:
+        for i, path in enumerate(job.verify.contamination.paths):
+            if not path.is_file():
+                raise ConfigError(f"verify.contamination.paths[{i}]: {path} not found; give an evaluation set "
+                                  f"(JSONL, Parquet or text) or remove it from the list")
+        if "contamination" not in prepared.preset.filters:
+            raise ConfigError(f"verify.contamination: preset {prepared.preset.name!r} has no contamination filter; "
+                              f"add `contamination` to its filters or remove verify.contamination")
+    if job.engine.type == "vllm":
+        check_model_spec(job.engine.model)
+    elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
+        raise ConfigError(f"engine.api_key_env: the environment variable {job.engine.api_key_env} is not set; "
+                          f"export it, or set api_key_env: null for a server without a key")
+    if job.judge.enabled:
+        prepared.judge = JudgeStage(job.judge, languages, prepared.preset, prompts)
+    _trial_render(prepared)
+    return prepared
+
+
+def build_methods(prepared: PreparedJob) -> tuple[IclMethod | None, TranslateMethod | None]:
+    """The generation methods the job uses (None for one it does not)."""
+    job, p = prepared.job, prepared
+    seed = job.sampling.seed or 0  # seed choice and source order stay reproducible without request seeds
+    icl = translate = None
+    if p.seeds:
+        icl = IclMethod(p.prompts[job.icl.prompt], p.languages, p.seeds, job.icl.k, seed, job.engine.model,
+                        structured=job.icl.structured)
+    if p.sources:
+        translate = TranslateMethod(p.prompts[job.translate.prompt], p.prompts[job.translate.back_prompt],
+                                    p.languages, p.sources, job.sources.lang, seed, job.engine.model,
+                                    max_chars=job.translate.max_chars, max_source_chars=job.translate.max_source_chars)
+    return icl, translate
+
+
+def _trial_render(prepared: PreparedJob) -> None:
+    """Render each target's first request of each method now, under the render limits: a template that
+    fails or runs away is exit 2 before any engine starts (not a half-started run)."""
+    icl, translate = build_methods(prepared)
+    for i, target in enumerate(prepared.job.targets):
+        try:
+            if icl and "icl" in target.methods:
+                icl.requests([Attempt(target.lang, "icl", c, 0) for c in target.categories])
+            if translate and "translate" in target.methods:
+                attempts = [Attempt(target.lang, "translate", c, 0) for c in target.categories]
+                translate.requests(attempts)
+                sample = [{"role": r, "content": c} for r, c in translate.source(attempts[0]).messages]
+                translate.back_requests([Row(id="trial", lang=target.lang, method="translate", category="",
+                                             prompt="", model="", messages=sample)])
+        except RenderLimit as exc:
+            raise ConfigError(f"targets[{i}] ({target.lang}): {exc}; fix the template") from None
