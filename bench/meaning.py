@@ -130,10 +130,9 @@ def build_rows(langs: list[str], split: str, rng: random.Random) -> dict[str, li
             rows["salad"].append({**base, "id": f"{lang}-{n}-salad", "source": None, "text": " ".join(salad)})
             rows["misaligned"].append({**base, "id": f"{lang}-{n}-mis", "source": english[n], "text": texts[others[n]]})
     registry = load_registry()
-    outputs = bundled_outputs({c: (registry[c].name, registry[c].native_name) for c in BUNDLED})
-    for lang in BUNDLED:
-        if lang not in langs:
-            continue
+    asked = [c for c in BUNDLED if c in langs]
+    outputs = bundled_outputs({c: (registry[c].name, registry[c].native_name) for c in asked})
+    for lang in asked:
         for i, text in enumerate(outputs[lang]):
             rows["bundled"].append({"lang": lang, "source_lang": "eng_Latn", "id": f"{lang}-bundled-{i}",
                                     "source": None, "text": text})

@@ -5,6 +5,7 @@ import collections
 import json
 import random
 
+import polars as pl
 import pytest
 
 from synth.languages import load_registry
@@ -148,3 +149,21 @@ def test_default_preset_runs_fluency_with_calibration_bounds():
     preset = load_preset("default")
     assert "fluency" in preset.filters and preset.thresholds["fluency"] == 0.5
     assert bounded("fluency", 0.0) == LOOSEST["fluency"] and bounded("fluency", 1.0) == STRICTEST["fluency"]
+
+
+def test_calibrate_learns_a_fluency_threshold_per_language(tmp_path):
+    from synth.verify.calibrate import calibrate
+
+    texts = seed_texts("swh_Latn") + seed_texts("tgl_Latn")
+    langs = ["swh_Latn"] * len(seed_texts("swh_Latn")) + ["tgl_Latn"] * len(seed_texts("tgl_Latn"))
+    good = tmp_path / "good.parquet"
+    pl.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "lang": langs, "source_lang": ["eng_Latn"] * len(texts),
+                  "source": [None] * len(texts), "text": texts},
+                 schema={"id": pl.String, "lang": pl.String, "source_lang": pl.String, "source": pl.String,
+                         "text": pl.String}).write_parquet(good)
+    result = calibrate(good, tmp_path / "mine.yaml", min_rows=10, quantile=0.1)
+    learned = {lang: values["fluency"]["threshold"] for lang, values in result["calibrated"].items()}
+    assert set(learned) == {"swh_Latn", "tgl_Latn"}
+    assert all(0.15 <= t <= 0.8 for t in learned.values()), learned
+    preset = load_preset(str(tmp_path / "mine.yaml"))
+    assert preset.languages["swh_Latn"]["fluency"] == learned["swh_Latn"]
