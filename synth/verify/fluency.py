@@ -59,7 +59,7 @@ MIN_LETTERS = 4  # shorter words are not scored
 STEM_SHARE = 0.7  # a known beginning this much of an unknown word counts (see known_letters)
 LONGEST = 12  # chance is estimated per word length up to this; longer words share the last estimate
 PROFILE_VERSION = 2
-_SPLIT = re.compile(r"[-‐‑–—/_·]+")  # hyphenated compounds and slashes: their parts are looked up
+_SPLIT = re.compile(r"[-‐‑–—/_·]+|\d+")  # hyphenated compounds, slashes, digits (any script's): the parts are looked up
 _CACHE_MAX = 200_000  # words remembered per language (spelling results); then the memory starts again
 
 
@@ -161,21 +161,19 @@ def fluency_coverage(spec: LanguageSpec | str) -> str | None:
 
 
 def _letters_only(token: str) -> str:
-    """The token without the punctuation around it; "" if it holds a digit or no letter."""
+    """The token without the punctuation around it; "" if no letter."""
     start, end = 0, len(token)
     while start < end and unicodedata.category(token[start])[0] not in "LM":
         start += 1
     while end > start and unicodedata.category(token[end - 1])[0] not in "LM":
         end -= 1
-    word = token[start:end]
-    if not word or any(ch.isdigit() for ch in word):
-        return ""
-    return word
+    return token[start:end]
 
 
 def words(text: str) -> list[str]:
     """The words of `text` that are looked up: whitespace-separated (Ethiopic wordspace too), parts
-    of hyphenated compounds apart, punctuation around them dropped, numbers and code skipped."""
+    of hyphenated compounds and runs of letters around digits apart, punctuation around them
+    dropped, code and URLs skipped."""
     out = []
     for token in lid_words(prose([text])[0]):
         for part in _SPLIT.split(token):
