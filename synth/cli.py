@@ -57,6 +57,7 @@ def _languages(args: argparse.Namespace) -> int:
     from synth.languages import load_registry
     from synth.verify.lid import LidRouter, lid_accuracy
     from synth.verify.pipeline import load_preset
+    from synth.verify.fluency import fluency_coverage
     from synth.verify.semantic import semantic_coverage
 
     registry = load_registry()
@@ -69,6 +70,7 @@ def _languages(args: argparse.Namespace) -> int:
          "lid": [{"backend": backend.name, "label": label,
                   "udhr_top1": measured.get(s.code, {}).get(backend.name)} for backend, label in router.routes.get(s.code, [])],
          "laser": "laser3" if s.laser3 else "laser2", "semantic": semantic_coverage(s.code),
+         "fluency": fluency_coverage(s),
          "reasoning_language": s.reasoning_language}
         for s in registry.values()
     ]
@@ -86,6 +88,7 @@ def _languages(args: argparse.Namespace) -> int:
         ("level", 7, lambda r: r["resource_level"]),
         ("lid: backend label UDHR top-1", 32, lid),
         ("laser", 8, lambda r: r["laser"]),
+        ("fluency", 14, lambda r: r["fluency"] or "none"),
         ("e5", 11, lambda r: r["semantic"]),
         ("reasons in", 0, lambda r: "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]),
     ]
@@ -93,7 +96,8 @@ def _languages(args: argparse.Namespace) -> int:
         print("".join(f"{(header if row is None else cell(row)):<{width}}" for header, width, cell in columns).rstrip())
     uncovered = [r["code"] for r in rows if not r["lid"]]
     print(f"{len(rows)} languages, LID by preset {preset.name!r}. UDHR top-1: share of UDHR articles the backend "
-          f"names first (bench/lid_coverage.py; -: no UDHR text). e5: the `meaning` preset's offline encoder "
+          f"names first (bench/lid_coverage.py; -: no UDHR text). fluency: the Hunspell dictionary the `fluency` filter reads (none: not run for that language). "
+          f"e5: the `meaning` preset's offline encoder "
           f"(weak: it separates real from misaligned translations poorly; bench/semantic_separation.py).")
     if uncovered:
         print(f"no LID: {', '.join(uncovered)}: set the preset's `lid_model: hf://cis-lmu/glotlid` "

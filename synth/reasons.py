@@ -42,6 +42,9 @@ ENGINE_ERROR = _generation("engine_error", "the engine gave no usable answer for
                                            "and stop the job resumable instead: see the manifest's engine block)")
 REQUEST_REFUSED = _generation("request_refused", "the server refused this one request (an HTTP 4xx other than a too-long "
                                                  "prompt); the detail quotes it")
+CHAT_TEMPLATE = _generation("chat_template", "the model's chat template could not render this request's messages")
+INVALID_REQUEST = _generation("invalid_request", "vLLM refused this one request (e.g. a sampling setting or a schema it "
+                                                 "cannot apply); the detail quotes it")
 PROMPT_TOO_LONG = _generation("prompt_too_long", "the prompt does not fit the model's context window")
 UNPARSEABLE = _generation("unparseable", "the output is not a usable instruction/response pair (invalid JSON, template "
                                          "markup left in it, fewer than 3 words)")
@@ -60,7 +63,7 @@ JUDGE_UNPARSEABLE = Reason("judge_unparseable", Stage.JUDGE, "the judge's answer
 SURPLUS = Reason("surplus", Stage.POLICY, "passed every check, but its language x category cell had already reached its target")
 
 FIXED: dict[str, Reason] = {r.name: r for r in (
-    ENGINE_ERROR, REQUEST_REFUSED, PROMPT_TOO_LONG, UNPARSEABLE, ECHO, NOVELTY, STRUCTURE_LOST, SOURCE_TOO_LONG,
+    ENGINE_ERROR, REQUEST_REFUSED, CHAT_TEMPLATE, INVALID_REQUEST, PROMPT_TOO_LONG, UNPARSEABLE, ECHO, NOVELTY, STRUCTURE_LOST, SOURCE_TOO_LONG,
     JUDGE_LANGUAGE, JUDGE_CONTENT, JUDGE_CULTURE, JUDGE_UNPARSEABLE, SURPLUS,
 )}
 

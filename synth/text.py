@@ -234,3 +234,12 @@ def gap_pattern() -> re.Pattern:
     ranges = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b - 1))}" if b - 1 > a else re.escape(chr(a))
                      for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()) if not 0xD800 <= a <= 0xDFFF)
     return re.compile(f"[{ranges}]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` as spaces separate them, and as fastText reads a line: the Ethiopic wordspace
+    U+1361, which older Amharic text writes instead of spaces, separates words too (lid.176 misreads
+    Amharic without it: bench/README.md), and so does NUL."""
+    if "\u1361" in text or "\x00" in text:
+        text = text.replace("\u1361", " ").replace("\x00", " ")
+    return text.split()

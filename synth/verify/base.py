@@ -59,6 +59,9 @@ class Filter(ABC):
     higher_is_better: ClassVar[bool] = True
     default_threshold: ClassVar[float]
     description: ClassVar[str] = ""
+    # A costly filter sees only the rows every filter before it in the preset accepted; the others
+    # score None (they are rejected anyway).
+    survivors_only: ClassVar[bool] = False
 
     def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

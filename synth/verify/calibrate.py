@@ -40,6 +40,8 @@ LOOSEST: dict[str, float] = {
     "repetition": 0.35,  # share of repeated n-grams
     "length_ratio": 1.0986,  # ln 3: 3x longer or shorter than the source
     "copy": 0.85,  # share of the text in runs copied from the source
+    "fluency": 0.15,  # known share above chance: a weak dictionary (a word list without the inflected
+                      # forms) knows little of real text, but random letters score about 0
 }
 # The strictest threshold calibration may set.
 STRICTEST: dict[str, float] = {
@@ -52,6 +54,7 @@ STRICTEST: dict[str, float] = {
     "repetition": 0.1,
     "length_ratio": 0.4055,  # ln 1.5
     "copy": 0.4,
+    "fluency": 0.8,  # real text holds names, loanwords and forms a dictionary lacks
 }
 # Policy, not quality: good rows say nothing about them, so they keep the base thresholds.
 NOT_CALIBRATED = ("empty", "truncated", "dedup", "contamination")

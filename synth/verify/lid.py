@@ -18,17 +18,9 @@ import numpy as np
 
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
+from synth.text import words as split_words
 from synth.verify.base import Candidate, Filter
 from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
-
-
-def lid_words(text: str) -> list[str]:
-    """The words fastText reads in `text` as one line: the Ethiopic wordspace U+1361, which older
-    Amharic text writes instead of spaces, separates words (with it lid.176 reads UDHR Amharic as
-    Russian; without it, 30 of 30 articles as Amharic); so does NUL, as in fastText."""
-    if "\u1361" in text or "\x00" in text:
-        text = text.replace("\u1361", " ").replace("\x00", " ")
-    return text.split()
 
 
 def bundled_lid_path() -> Path:
@@ -106,8 +98,8 @@ class LidModel:
         return scan
 
     def predict(self, texts: Sequence[str], k: int = 5) -> list[dict[str, float]]:
-        """Top-k label probabilities of each whole text (see lid_words)."""
-        labels, probs = self.model.top_k([lid_words(text) for text in texts], k)
+        """Top-k label probabilities of each whole text (see synth.text.words)."""
+        labels, probs = self.model.top_k([split_words(text) for text in texts], k)
         return [{self.label_list[i]: p for i, p in zip(ls, ps) if i >= 0}
                 for ls, ps in zip(labels.tolist(), probs.tolist())]
 
@@ -120,7 +112,7 @@ def window_spans(texts: Sequence[str]) -> tuple[list[str], list[int], list[int],
     chars: list[int] = []
     per_text = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
-        words, window_counts, window_chars = _window_spans(lid_words(text))
+        words, window_counts, window_chars = _window_spans(split_words(text))
         tokens += words
         counts += window_counts
         chars += window_chars
@@ -307,7 +299,7 @@ def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WIN
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
-    words, counts, _ = _window_spans(lid_words(text), min_chars, max_windows)
+    words, counts, _ = _window_spans(split_words(text), min_chars, max_windows)
     bounds = list(accumulate(counts, initial=0))
     return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
 

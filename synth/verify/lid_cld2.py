@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 import pycld2
 
-from synth.verify.lid import WindowScan, lid_words, window_scan
+from synth.text import words
+from synth.verify.lid import WindowScan, window_scan
 
 # C0/C1 controls and lone surrogates: CLD2 refuses text containing them ("invalid UTF-8")
 _REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -69,7 +70,7 @@ class Cld2Model:
 
     def predict(self, texts: Sequence[str], k: int = 3) -> list[dict[str, float]]:
         """Top-k label shares of each whole text."""
-        return [{self.label_list[i]: p for i, p in self.detect(" ".join(lid_words(text)))[:k]} for text in texts]
+        return [{self.label_list[i]: p for i, p in self.detect(" ".join(words(text)))[:k]} for text in texts]
 
 
 @lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
     if unknown:
         raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
                           f"add languages/<code>.yaml or fix the rows")
+    registry = {l: registry[l] for l in sorted(langs)}  # the rows' languages: what not_run reports on
     if "lid" in preset.filters:
         router = LidRouter(registry, preset.lid_model, preset.lid_backends)
         uncovered = router.uncovered(set(frame["lang"].unique().to_list()) - set(lid_skip))

@@ -26,6 +26,7 @@ from synth.paths import data_dir
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
+from synth.verify.fluency import FluencyFilter
 from synth.verify.judge import JudgePreset
 from synth.verify.laser import LaserFilter, LaserSetup, laser_setup
 from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
@@ -37,7 +38,7 @@ from synth.verify.semantic import ENCODER as SEMANTIC_ENCODER, SemanticFilter
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
-              LidFilter, MixedLanguageFilter, ScriptFilter, LaserFilter, SemanticFilter, RoundtripFilter,
+              LidFilter, MixedLanguageFilter, ScriptFilter, FluencyFilter, LaserFilter, SemanticFilter, RoundtripFilter,
               DedupFilter, ContaminationFilter)
 }
 
@@ -277,6 +278,13 @@ class Verifier:
                 self.filters.append(SemanticFilter(**kwargs))
             elif name == "script":
                 self.filters.append(ScriptFilter({code: spec.script for code, spec in languages.items()}, **kwargs))
+            elif name == "fluency":
+                fluency = FluencyFilter(languages, **kwargs)
+                uncovered = fluency.uncovered(languages)
+                if uncovered:  # runs for the others; these rows score null (never a pass)
+                    self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
+                                               f"(synth.verify.fluency.fluency_coverage)")
+                self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:
                     self.not_run["contamination"] = "no evaluation sets configured (set verify.contamination.paths)"

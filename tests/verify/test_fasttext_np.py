@@ -9,7 +9,8 @@ import pytest
 
 from synth.errors import ConfigError
 from synth.verify.fasttext_np import FastTextModel
-from synth.verify.lid import LidModel, bundled_lid_path, lid_words, windows
+from synth.text import words
+from synth.verify.lid import LidModel, bundled_lid_path, windows
 from tests.fasttext_fixture import write_fasttext_model
 
 UDHR_CODES = ("eng", "swh", "fra", "hin", "tha", "amh", "rus", "arb", "cmn_hans", "yor", "khm", "tam")
@@ -38,7 +39,7 @@ def _close(ours: dict[str, float], theirs: dict[str, float], tie: float = 2e-5) 
 @pytest.fixture(scope="module")
 def lines(udhr) -> list[str]:
     """Real text in 12 scripts, as whole articles and as the 40-character windows LID reads."""
-    texts = [" ".join(lid_words(t)) for code in UDHR_CODES for t in udhr(code)[:6]]
+    texts = [" ".join(words(t)) for code in UDHR_CODES for t in udhr(code)[:6]]
     return texts + [w for t in texts for w in windows(t)] + EDGE_LINES
 
 
