@@ -61,6 +61,14 @@ def _run(job: Path, out: Path, cache: Path, timeout: float = 600) -> subprocess.
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
+def _reply(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class _Gate:
     """A pass-through HTTP proxy to the vLLM server that can hold requests at a gate, so the test kills
     the server at a known point of the job (after `open_for` chat completions)."""
@@ -92,11 +100,7 @@ class _Gate:
                 except OSError:  # the server is down: drop the connection, as a dead server would
                     self.close_connection = True
                     return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply(self, status, data)
 
             def do_GET(self):
                 self._forward(None)
@@ -182,12 +186,7 @@ class _FailingServer:
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply(self, status, json.dumps(payload).encode())
 
             def do_GET(self):
                 self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
