@@ -218,7 +218,8 @@ def test_unreachable_server_trips_the_breaker_and_fails_preflight():
 
 
 def test_preflight_names_a_model_the_server_does_not_serve(vllm_url):
-    engine = _engine(vllm_url.replace("127.0.0.1", "user:sk-planted-in-url-123@127.0.0.1"), model="no-such-model")
+    engine = OpenAIEngine(OpenAIEngineConfig(base_url=vllm_url.replace("127.0.0.1", "user:sk-planted-in-url-123@127.0.0.1"),
+                                             model="no-such-model", api_key_env=None), SamplingConfig())
     try:
         with pytest.raises(ConfigError) as info:
             engine.preflight()
