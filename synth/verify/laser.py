@@ -44,11 +44,9 @@ def laser3_files(lang: str) -> list[str]:
     return files
 
 
-def _base_url() -> str:
-    """nano-laser's download location (the one laser_encoders uses)."""
-    from nano_laser.download_models import LaserModelDownloader
-
-    return LaserModelDownloader(model_dir=str(laser_cache())).base_url
+# nano-laser's download location (LaserModelDownloader.base_url, the one laser_encoders uses; a test checks
+# they agree): spelled here so that deciding LASER cannot run offline does not import nano-laser and torch
+LASER_URL = "https://dl.fbaipublicfiles.com/nllb/laser"
 
 
 def _fetch(url: str, target: Path, timeout: float) -> None:
@@ -112,16 +110,17 @@ def laser_setup(laser_dir: str | Path | None, laser3_langs: Iterable[str], wante
     if laser_dir is not None:
         return LaserSetup(Path(laser_dir), laser3_langs, f"verify.laser_dir {laser_dir}")
     directory = laser_cache()
-    wanted3 = sorted(laser3_langs & set(wanted)) if wanted is not None else []
-    needed = list(LASER2_FILES) + [f for lang in wanted3 for f in laser3_files(lang)]
-    missing = [f for f in needed if not (directory / f).is_file()]
+    base = (base_url or LASER_URL).rstrip("/")
     problem = None
-    if missing and not fetch:
-        problem = "not fetched (fetching disabled)"
-    elif missing:
-        base = (base_url or _base_url()).rstrip("/")
-        problem = _reachable(f"{base}/{LASER2_FILES[2]}", timeout)
-        if problem is None:
+    if any(not (directory / f).is_file() for f in LASER2_FILES):  # LASER cannot run without LASER2
+        problem = "not fetched (fetching disabled)" if not fetch else _reachable(f"{base}/{LASER2_FILES[2]}", timeout)
+    if problem is None:
+        wanted3 = sorted(laser3_langs & set(wanted)) if wanted is not None else []
+        needed = list(LASER2_FILES) + [f for lang in wanted3 for f in laser3_files(lang)]
+        missing = [f for f in needed if not (directory / f).is_file()]
+        if missing and not fetch:
+            problem = "not fetched (fetching disabled)"
+        elif missing and (problem := _reachable(f"{base}/{LASER2_FILES[2]}", timeout)) is None:
             directory.mkdir(parents=True, exist_ok=True)
             for name in missing:
                 log.info("fetching LASER weights %s into %s", name, directory)
@@ -130,10 +129,13 @@ def laser_setup(laser_dir: str | Path | None, laser3_langs: Iterable[str], wante
                 except Exception as exc:
                     problem = f"{name}: {type(exc).__name__}: {exc}"
                     break
+    else:
+        wanted3 = []
     if not all((directory / f).is_file() for f in LASER2_FILES):
         return LaserSetup(None, set(), f"no LASER weights: none configured (verify.laser_dir) and {directory} lacks "
                                        f"{', '.join(f for f in LASER2_FILES if not (directory / f).is_file())} "
-                                       f"({problem}); the semantic filter scores meaning instead")
+                                       f"({problem}); the semantic filter scores meaning instead where the preset "
+                                       f"lists it")
     have3 = {lang for lang in laser3_langs if all((directory / f).is_file() for f in laser3_files(lang))}
     note = f"LASER weights in {directory}"
     if problem and set(wanted3) - have3:

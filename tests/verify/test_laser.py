@@ -87,3 +87,12 @@ def test_nothing_was_downloaded(laser_dir):
     for kwargs in ({"laser": "laser2"}, {"lang": "swh_Latn"}, {"lang": "fra_Latn"}):
         LaserEncoderPipeline(model_dir=str(laser_dir), **kwargs)
     assert {p.name for p in laser_dir.iterdir()} == EXPECTED_FILES
+
+
+def test_laser_url_is_nano_lasers_download_location(tmp_path):
+    """synth spells the URL out so an offline check never imports torch; it must stay nano-laser's."""
+    from nano_laser.download_models import LaserModelDownloader
+
+    from synth.verify.laser import LASER_URL
+
+    assert LaserModelDownloader(model_dir=str(tmp_path)).base_url.rstrip("/") == LASER_URL
