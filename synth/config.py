@@ -1,7 +1,7 @@
 """Job configuration: what to generate, with which engine, verified how, written where.
 
-Everything is checked before any work starts (`load_job`); a mistake raises ConfigError naming the
-field and the fix, and the CLI exits 2 without writing anything.
+Everything is checked before any work starts (`parse_job`, then `synth.prepare`); a mistake raises
+ConfigError naming the field and the fix, and the CLI exits 2 without writing anything.
 """
 
 from __future__ import annotations

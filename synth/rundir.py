@@ -31,7 +31,7 @@ STALE_AFTER_S = 5 * HEARTBEAT_S  # a lock on an object store not refreshed for t
 
 _CODE = r"[a-z]{3}_[A-Z][a-z]{3}"
 _TMP = r"(?:.*/)?\.[^/]+\.tmp"
-# every file a run writes, relative to the run directory (DESIGN.md section 4)
+# every file a run writes, relative to the run directory (../shared/DESIGN.md, section 4)
 _OWNED = re.compile(
     rf"^(?:{WORK}/(?:{STATE}|job\.json|{LOCK}|round-\d{{4}}-\d{{5}}\.parquet)"
     rf"|{_CODE}/train-\d{{5}}-of-\d{{5}}\.parquet|rejected/{_CODE}/part-\d{{5}}\.parquet"

@@ -1,4 +1,4 @@
-"""Output of a run: balanced Parquet shards, rejects, manifest and dataset card (DESIGN.md section 4).
+"""Output of a run: balanced Parquet shards, rejects, manifest and dataset card (../shared/DESIGN.md, section 4).
 
 Every file appears whole or not at all, so a reader (or a resumed run) never sees half a file. A
 local or shared-filesystem path gets a temporary name in the same directory, then a rename. Other
