@@ -20,25 +20,19 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def job(mode: str, rows: int, judge: bool):
+    """The demo job (read as `synth run` reads it) with the saving on or off; nothing is written."""
     from synth.config import parse_job
 
-    raw = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
-    raw["translate"] = {**raw.get("translate", {}), "back_translate": mode}
-    raw["judge"] = {**raw.get("judge", {}), "enabled": judge}
-    for target in raw["targets"]:
-        target["rows"] = rows
-    path = ROOT / "examples" / f".cost-{mode}.yaml"  # next to the demo: its relative seed/source paths hold
-    path.write_text(yaml.safe_dump(raw))
-    try:
-        return parse_job(path)
-    finally:
-        path.unlink()
+    config = parse_job(ROOT / "examples" / "demo.yaml")
+    config.translate.back_translate = mode
+    config.judge.enabled = judge
+    for target in config.targets:
+        target.rows = rows
+    return config
 
 
 def tokens(out: Path) -> dict:

@@ -113,11 +113,15 @@ class RunDir:
         """Whether `name` (relative to the run directory) is a file a run writes."""
         return bool(_OWNED.match(name)) and not re.fullmatch(_TMP, name)
 
-    def foreign_files(self) -> None:
-        """Refuse (exit 2) when the run directory holds a file synth does not write."""
-        for name in _files(self.out):
+    def foreign_files(self) -> list[str]:
+        """The run directory's files, each checked to be one synth writes; refuse (exit 2) otherwise.
+        A symlink is never synth's (deleting through it could reach a user's file)."""
+        names = _files(self.out)
+        for name in names:
             owned = bool(_OWNED.match(name)) and (name.count("/") == 0 or _OWNED_DIRS.match(name.rsplit("/", 1)[0])
                                                    or name.startswith(f"{WORK}/"))
+            if owned and not isinstance(self.out, RemotePath) and (self.out / name).is_symlink():
+                owned = False
             if owned and name in _MARKS:
                 try:
                     owned = _MARKS[name] in (self.out / name).read_text(errors="replace")
@@ -126,19 +130,19 @@ class RunDir:
             if not owned:
                 raise ConfigError(f"--output {self.out}: holds {name}, which synth did not write; --force-new "
                                   f"deletes only synth's own files: move it away or use another --output")
+        return names
 
     def clear(self) -> list[str]:
         """Delete a previous run's files (every one checked to be synth's) and its emptied directories."""
-        self.foreign_files()
         removed = []
-        for name in _files(self.out):
+        for name in self.foreign_files():  # exactly the names checked, not a second listing
             if name == f"{WORK}/{LOCK}":
                 continue  # held by this process
             target = self.out / name
             if isinstance(target, RemotePath):
                 target.fs.rm(target.path)
             else:
-                target.unlink()
+                target.unlink(missing_ok=True)
             removed.append(name)
         for name in _dirs(self.out):
             if _OWNED_DIRS.match(name) and name != WORK:

@@ -289,3 +289,21 @@ def test_resume_removes_only_synths_own_temporaries(tmp_path):
         path.write_text("mine")
     assert remove_temporaries(out, RunDir.owns) == ["_work/.round-0001-00001.parquet.ab12cd34.tmp"]
     assert not ours.exists() and all(p.read_text() == "mine" for p in theirs)
+
+
+def test_force_new_never_follows_a_symlink(tmp_path, capsys):
+    out = tmp_path / "run"
+    _synth_run_dir(out)
+    elsewhere = tmp_path / "user_data"
+    elsewhere.mkdir()
+    (elsewhere / "train-00000-of-00001.parquet").write_bytes(b"theirs")
+    job = _job(tmp_path / "p")
+    # a symlink under a name synth writes, then a run directory's language folder that is a user's folder
+    (out / "_work" / "round-0001-00001.parquet").symlink_to(elsewhere / "train-00000-of-00001.parquet")
+    for step in range(2):
+        if step:
+            (out / "fra_Latn").symlink_to(elsewhere, target_is_directory=True)
+        before = _tree(tmp_path)
+        _refused(capsys, ["run", str(job), "--output", str(out), "--force-new"], "synth did not write")
+        assert _tree(tmp_path) == before and (out / "_work" / "round-0001-00001.parquet").is_symlink()
+    assert (elsewhere / "train-00000-of-00001.parquet").read_bytes() == b"theirs"
