@@ -59,7 +59,9 @@ def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
     if rows.height and "output_tokens" in rows.columns:
         for (method,), group in rows.group_by("method", maintain_order=True):
             accepted = int(group["accepted"].sum())
-            totals = {k: float(group[k].fill_null(0).sum()) for k in ("prompt_tokens", "output_tokens", "engine_s")}
+            totals = {"prompt_tokens": float(group["prompt_tokens"].fill_null(0).sum()),
+                      "output_tokens": float(group["output_tokens"].fill_null(0).sum()),
+                      "engine_seconds": float(group["engine_s"].fill_null(0).sum())}
             went: dict[str, int] = {}
             for ok, reasons, tokens in zip(group["accepted"].to_list(), group["reject_reasons"].to_list(),
                                            group["output_tokens"].fill_null(0).to_list()):
@@ -68,9 +70,8 @@ def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
             out[method] = {
                 "attempts": group.height, "accepted": accepted,
                 "prompt_tokens": int(totals["prompt_tokens"]), "output_tokens": int(totals["output_tokens"]),
-                "engine_seconds": round(totals["engine_s"], 3),
-                "per_accepted_row": {k.replace("engine_s", "engine_seconds"): round(v / accepted, 3) if accepted else None
-                                     for k, v in totals.items()},
+                "engine_seconds": round(totals["engine_seconds"], 3),
+                "per_accepted_row": {k: round(v / accepted, 3) if accepted else None for k, v in totals.items()},
                 "output_tokens_by_outcome": dict(sorted(went.items(), key=lambda kv: -kv[1])),
             }
     if judge_tokens:

@@ -41,6 +41,7 @@ class PreparedJob:
     custom_prompts: dict[str, PromptTemplate] = field(default_factory=dict)
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
     filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
+    methods: tuple = (None, None)  # (IclMethod | None, TranslateMethod | None), built once (build_methods)
 
     def config_hash(self) -> str:
         """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
@@ -163,7 +164,7 @@ def build_methods(prepared: PreparedJob) -> tuple[IclMethod | None, TranslateMet
 def _trial_render(prepared: PreparedJob) -> None:
     """Render each target's first request of each method now, under the render limits: a template that
     fails or runs away is exit 2 before any engine starts (not a half-started run)."""
-    icl, translate = build_methods(prepared)
+    icl, translate = prepared.methods = build_methods(prepared)
     for i, target in enumerate(prepared.job.targets):
         try:
             if icl and "icl" in target.methods:

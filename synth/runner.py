@@ -18,6 +18,7 @@ command resumes with the same attempt ids.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ from synth.errors import ConfigError, Interrupted
 from synth.methods.base import Row
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Attempt, Planner
-from synth.prepare import PreparedJob, build_methods
+from synth.prepare import PreparedJob
 from synth.progress import RunProgress
 from synth.rundir import RunDir
 from synth.shards import (
@@ -51,10 +52,6 @@ from synth.verify.judge import SCORE_NAMES as JUDGE_SCORES
 from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
-
-# filters that need no back-translation and cost microseconds a row: a forward translation that fails one
-# is not back-translated (translate.back_translate: survivors)
-CHEAP_FILTERS = frozenset({"empty", "truncated", "repetition", "length_ratio", "copy", "lid", "mixed_language", "script"})
 
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
@@ -91,7 +88,7 @@ class JobRun:
         Raises EngineUnavailable or Interrupted after writing an `interrupted` manifest."""
         if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return _read_json(self.out / "manifest.json")
+            return json.loads((self.out / "manifest.json").read_text())
         self.rundir.acquire()
         try:
             return self._run_locked(engine)
@@ -102,7 +99,7 @@ class JobRun:
         state = self.rundir.state(self.force_new)  # again, under the lock: another run may have finished
         if state == "complete":
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return _read_json(self.out / "manifest.json")
+            return json.loads((self.out / "manifest.json").read_text())
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         scored_langs = {t.lang for t in job.targets} | ({job.sources.lang} if job.sources else set())
@@ -112,7 +109,7 @@ class JobRun:
         verifier = self._verifier = driver_spec.build()
         verifier_spec = driver_spec.for_workers(verifier)
         score_names = verifier.score_names() + (list(JUDGE_SCORES) if p.judge else [])
-        icl, translate = build_methods(p)
+        icl, translate = p.methods
         capacity = {}
         for target in job.targets:
             if translate and "translate" in target.methods:
@@ -240,17 +237,9 @@ class JobRun:
         return rows
 
     def _cheap_survivors(self, rows: list[Row]) -> list[Row]:
-        """Forward translations that pass the driver's cheap filters (rules, language ID, script): only
-        these are worth a back-translation; the others are rejected by the same filters later anyway."""
+        """Forward translations that no cheap filter rejects: only these are worth a back-translation."""
         ok = [r for r in rows if r.error is None and r.messages is not None]
-        cheap = [f for f in self._verifier.filters if f.name in CHEAP_FILTERS]
-        if not ok or not cheap:
-            return ok
-        batch = [r.candidate() for r in ok]
-        langs = [c.lang for c in batch]
-        failed: set[int] = set()
-        for f in cheap:
-            failed.update(f.rejected(f.score(batch), langs))
+        failed = self._verifier.rejected_before_back_translation([r.candidate() for r in ok]) if ok else set()
         return [r for i, r in enumerate(ok) if i not in failed]
 
     def _start_verification(self, spec: VerifierSpec, verifier: Verifier) -> VerificationPool:
@@ -364,9 +353,3 @@ class _Slice:
     rows: list[Row]
     candidates: list[Candidate]
     scoring: Pending
-
-
-def _read_json(path: OutPath) -> dict:
-    import json
-
-    return json.loads(path.read_text())

@@ -184,7 +184,7 @@ class OpenAIEngine:
 
     def _scrub(self, error: str) -> str:
         """Some servers quote the key (or the URL with its credentials); reject reasons reach output files."""
-        key = self._client.api_key if hasattr(self, "_client") else ""
+        key = self._client.api_key
         error = error.replace(self.config.base_url, self.endpoint)
         return scrub(error, key if key != "EMPTY" else "")
 

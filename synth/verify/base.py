@@ -62,6 +62,7 @@ class Filter(ABC):
     # A costly filter sees only the rows every filter before it in the preset accepted; the others
     # score None (they are rejected anyway).
     survivors_only: ClassVar[bool] = False
+    needs_back_translation: ClassVar[bool] = False  # scores the back-translation (the round trip)
 
     def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

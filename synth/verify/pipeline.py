@@ -403,6 +403,17 @@ class Verifier:
                     self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1])
             return verdicts
 
+    def rejected_before_back_translation(self, batch: Sequence[Candidate]) -> set[int]:
+        """Rows of `batch` (translations not yet back-translated) that a cheap filter already rejects:
+        the filters that need no back-translation and are not slow (`survivors_only`). A
+        back-translation of these would be spent on a row that is lost anyway."""
+        langs = [c.lang for c in batch]
+        failed: set[int] = set()
+        for f in self.filters:
+            if not f.needs_back_translation and not f.survivors_only:
+                failed.update(f.rejected(checked_scores(f, batch), langs))
+        return failed
+
     def score_names(self) -> list[str]:
         """Columns of the `scores` struct, stable across rows."""
         names = [f.name for f in self.filters]

@@ -11,6 +11,7 @@ from synth.verify.base import Candidate, Filter
 
 class RoundtripFilter(Filter):
     name = "roundtrip"
+    needs_back_translation = True
     default_threshold = 25.0
     description = "sentence chrF++ between the source and the back-translation (0-100)"
 
