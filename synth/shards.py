@@ -16,8 +16,9 @@ import re
 import signal
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import polars as pl
 
@@ -179,16 +180,17 @@ def read_committed(out: OutPath) -> pl.DataFrame | None:
     return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
 
 
-def atomic_write_bytes(path: OutPath, data: bytes) -> None:
-    if isinstance(path, RemotePath):
-        path.write_whole(data)
-        return
+@contextmanager
+def atomic_local_file(path: Path) -> Iterator[Path]:
+    """A temporary file next to local `path` (`.<name>.<8 random>.tmp`, a name synth owns) for a file
+    written in steps: renamed onto `path` when the block ends, deleted if it raises, so `path` is
+    either whole or left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         _kill_point(path)
@@ -196,6 +198,14 @@ def atomic_write_bytes(path: OutPath, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: OutPath, data: bytes) -> None:
+    if isinstance(path, RemotePath):
+        path.write_whole(data)
+        return
+    with atomic_local_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: OutPath, payload: dict) -> None:

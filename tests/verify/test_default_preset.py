@@ -30,8 +30,8 @@ def test_yoruba_is_read_by_cld2_at_the_default_bar_and_other_languages_refused(u
 
 
 def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
-    """Forked workers score chunks; dedup runs in order in the parent: same output as one process,
-    including which repeat of a text dedup keeps."""
+    """Forked workers score chunks of streamed batches; dedup runs in order in the parent: same output
+    as one process scoring every row at once, including which repeat of a text dedup keeps."""
     english, swahili = udhr("eng"), udhr("swh")
     base = [(s, t) for s, t in zip(english, swahili) if len(s) > 80]
     kinds = [lambda s, t: t, lambda s, t: s, lambda s, t: f"{_halves(t)[0]} {_halves(s)[1]}",
@@ -42,7 +42,7 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
                           "source_lang": ["eng_Latn"] * len(rows), "source": [s for s, _ in rows],
                           "text": [t for _, t in rows]})
     frame.write_parquet(tmp_path / "in.parquet")
-    counts = verify_file(tmp_path / "in.parquet", tmp_path / "out.parquet")
+    counts = verify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", batch_rows=1_500)  # 3 batches
     out = pl.read_parquet(tmp_path / "out.parquet")
     verifier = Verifier(load_preset("default"), load_registry())
     verdicts = verifier.verify([Candidate(id=r["id"], lang=r["lang"], text=r["text"], source=r["source"],
