@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _stop_on_signals() -> dict:
     """SIGTERM and SIGINT raise Interrupted in the main thread: the runner stops the engines, keeps the
-    committed slices and the CLI exits 128 + signal, without a traceback. Returns the handlers replaced."""
+    committed slices (`synth verify` deletes its part-written file) and the CLI exits 128 + signal,
+    without a traceback. Returns the handlers replaced."""
     def stop(signum, frame):
         raise Interrupted(signum)
 
@@ -133,9 +134,15 @@ def _verify(args: argparse.Namespace) -> int:
         from synth.judging import judge_verified_file, load_judge_spec
 
         spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
-    result = verify_file(Path(args.input), Path(args.output), args.filters,
-                         Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
-                         contamination=[Path(p) for p in args.contamination], ngram=args.ngram)
+    try:
+        result = verify_file(Path(args.input), Path(args.output), args.filters,
+                             Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
+                             batch_rows=args.batch_rows, contamination=[Path(p) for p in args.contamination],
+                             ngram=args.ngram)
+    except Interrupted as exc:
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; {args.output} was not written",
+              file=sys.stderr)
+        return 128 + exc.signum
     if spec is not None:
         judged = judge_verified_file(Path(args.output), spec, args.filters)
         print(f"judge: {judged}")
@@ -190,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
+    verify.add_argument("--batch-rows", type=int, default=20_000, metavar="N",
+                        help="rows read, scored and written at a time (memory grows with it; default 20000)")
     verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
     verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(ScrubLogs())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
-    replaced = _stop_on_signals() if args.func is _run and threading.current_thread() is threading.main_thread() else {}
+    replaced = _stop_on_signals() if args.func in (_run, _verify) and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:

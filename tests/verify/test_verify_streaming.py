@@ -119,3 +119,32 @@ def test_an_empty_input_writes_an_empty_output_with_every_column(tmp_path):
     assert verify_file(src, tmp_path / "out.parquet")["rows"] == 0
     out = pl.read_parquet(tmp_path / "out.parquet")
     assert out.height == 0 and {"id", "text", "score_lid", "accepted", "reject_reasons"} <= set(out.columns)
+
+
+def test_sigterm_part_way_leaves_no_output_and_no_temporary(udhr, tmp_path):
+    """A real `synth verify` process, stopped while it writes: exit 143, nothing under the output's
+    name, its temporary file deleted (the forked workers end with it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    english, swahili = udhr("eng"), udhr("swh")
+    rows = [(s, f"{t} {i}") for i, (s, t) in enumerate(zip(english * 200, swahili * 200))][:6_000]
+    pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "lang": ["swh_Latn"] * len(rows),
+                  "source_lang": ["eng_Latn"] * len(rows), "source": [s for s, _ in rows],
+                  "text": [t for _, t in rows]}).write_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    process = subprocess.Popen([sys.executable, "-m", "synth.cli", "verify", str(tmp_path / "in.parquet"),
+                                "--output", str(out), "--batch-rows", "200"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.parquet.") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
