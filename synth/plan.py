@@ -18,9 +18,10 @@ from synth.config import JobConfig, TargetConfig
 Cell = tuple[str, str, str]  # (lang, method, category)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable."""
+    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable.
+    Slots: a round holds one per attempt (docs/scaling.md, "What grows with a job")."""
 
     lang: str
     method: str
