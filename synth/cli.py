@@ -108,7 +108,7 @@ def _languages(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from synth.report import render_html, summary_table
-    from synth.shards import atomic_write_bytes, output_location, read_committed
+    from synth.shards import atomic_write_bytes, output_location, scan_committed
 
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
@@ -121,7 +121,7 @@ def _report(args: argparse.Namespace) -> int:
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
         raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
                           f"directory of a `synth run`")
-    atomic_write_bytes(out / "report.html", render_html(manifest, read_committed(out)).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode())
     print(summary_table(manifest))
     return 0
 

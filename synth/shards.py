@@ -200,6 +200,23 @@ def atomic_local_file(path: Path) -> Iterator[Path]:
         raise
 
 
+def scan_committed(out: OutPath) -> pl.LazyFrame | None:
+    """`read_committed` as a lazy frame: a reader that filters (one language at a time) holds only the
+    rows it keeps, not the whole run. Object stores are read whole (polars cannot scan every fsspec URL)."""
+    parts = sorted((out / WORK).glob("round-*.parquet"))
+    if not parts:
+        return None
+    if isinstance(out, RemotePath):
+        return read_committed(out).lazy()
+    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+
+
+def language_rows(rows: pl.DataFrame | pl.LazyFrame, lang: str) -> pl.DataFrame:
+    """The rows of one language, from committed rows in memory or scanned."""
+    mine = rows.filter(pl.col("lang") == lang)
+    return mine.collect() if isinstance(mine, pl.LazyFrame) else mine
+
+
 def atomic_write_bytes(path: OutPath, data: bytes) -> None:
     if isinstance(path, RemotePath):
         path.write_whole(data)
