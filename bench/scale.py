@@ -54,11 +54,11 @@ CATEGORIES = ["open_qa", "writing"]
 
 
 class Memory:
-    """VmRSS / VmHWM of one process, and the summed VmRSS of its children, sampled from /proc."""
+    """VmRSS / VmHWM and CPU seconds of one process, and the summed VmRSS of its children, from /proc."""
 
     def __init__(self, pid: int, every: float = 0.1):
         self.pid, self.every = pid, every
-        self.samples: list[tuple[float, int, int]] = []  # (time, rss kB, children's rss kB)
+        self.samples: list[tuple[float, int, int, float]] = []  # (time, rss kB, children's rss kB, cpu s)
         self.hwm = 0
         self.children_peak = 0
         self._stop = threading.Event()
@@ -91,21 +91,31 @@ class Memory:
         while not self._stop.is_set():
             try:
                 status = self._status(self.pid)
+                with open(f"/proc/{self.pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
             except OSError:
                 return
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
             children = self._children_rss()
             self.hwm = max(self.hwm, status.get("VmHWM", 0))
             self.children_peak = max(self.children_peak, children)
-            self.samples.append((time.time(), status.get("VmRSS", 0), children))
+            self.samples.append((time.time(), status.get("VmRSS", 0), children, cpu))
             self._stop.wait(self.every)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
+    def _at(self, when: float) -> tuple:
+        return min(self.samples, key=lambda s: abs(s[0] - when))
+
     def rss_at(self, when: float) -> float:
         """MB resident at the sample nearest `when`."""
-        return min(self.samples, key=lambda s: abs(s[0] - when))[1] / 1024
+        return self._at(when)[1] / 1024
+
+    def cpu_at(self, when: float) -> float:
+        """CPU seconds used by `when` (sample nearest)."""
+        return self._at(when)[3]
 
 
 def _synth(args: list[str], log: Path) -> tuple[subprocess.Popen, Memory]:
@@ -185,10 +195,14 @@ def slice_times(out: Path) -> list[tuple[float, int]]:
     return sorted(parts)
 
 
-def rates(parts: list[tuple[float, int]], share: float = 0.1) -> tuple[float, float, float, float]:
-    """Attempts/s over the first and the last `share` of the attempts, and when each window ends/starts.
+def rates(parts: list[tuple[float, int]], share: float = 0.1) -> tuple[float, float, tuple, tuple]:
+    """Attempts/s over the first and the last `share` of the attempts, and each window's
+    (start, end, attempts).
 
-    A window spans whole slices: from the commit before its first slice to the commit of its last."""
+    A window spans whole slices: from the commit before its first slice to the commit of its last.
+    A slice is committed once the next one is generated, so the job's last slice, committed without
+    a generation after it, makes the last window up to one slice's time shorter (1/10 of the window
+    at 100 slices per window; more for small runs)."""
     total = sum(n for _, n in parts)
     times = [t for t, _ in parts]
     done = [0]
@@ -200,7 +214,8 @@ def rates(parts: list[tuple[float, int]], share: float = 0.1) -> tuple[float, fl
     first = max(first, 2)
     first_rate = (done[first] - done[1]) / (times[first - 1] - times[0])
     last_rate = (done[-1] - done[last]) / (times[-1] - times[last - 1])
-    return first_rate, last_rate, times[first - 1], times[last - 1]
+    return (first_rate, last_rate, (times[0], times[first - 1], done[first] - done[1]),
+            (times[last - 1], times[-1], done[-1] - done[last]))
 
 
 def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
@@ -217,17 +232,20 @@ def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     made = sum(s["attempts"] for s in manifest["languages"].values())
     parts = slice_times(out)
-    first, last, first_end, last_start = rates(parts)
+    first, last, first_window, last_window = rates(parts)
+    cpu = [1000 * (memory.cpu_at(end) - memory.cpu_at(start)) / n for start, end, n in (first_window, last_window)]
     result = {"attempts": made, "seconds": seconds, "slices": len(parts), "rounds": manifest["rounds"],
               "accepted": manifest["totals"]["accepted"], "rss_peak_mb": memory.hwm / 1024,
-              "rss_first_mb": memory.rss_at(first_end), "rss_last_mb": memory.rss_at(last_start),
+              "rss_first_mb": memory.rss_at(first_window[1]), "rss_last_mb": memory.rss_at(last_window[0]),
+              "cpu_ms_first": cpu[0], "cpu_ms_last": cpu[1],
               "rss_end_of_rounds_mb": memory.rss_at(parts[-1][0]),
               "first_rate": first, "last_rate": last, "growth": last / first,
               "generation_seconds": parts[-1][0] - parts[0][0]}
     print(f"synth run: {made} attempts ({result['accepted']} accepted) in {seconds:.0f}s wall, "
           f"{result['rounds']} rounds, {len(parts)} slices; from the first to the last commit "
           f"{result['generation_seconds']:.0f}s = {(made - parts[0][1]) / result['generation_seconds']:.0f} attempts/s", flush=True)
-    print(f"  attempts/s: first 10% {first:.0f}, last 10% {last:.0f}, growth {result['growth']:.2f}")
+    print(f"  attempts/s: first 10% {first:.0f}, last 10% {last:.0f}, growth {result['growth']:.2f}; driver CPU "
+          f"per attempt (load-independent): first 10% {cpu[0]:.2f} ms, last 10% {cpu[1]:.2f} ms")
     print(f"  driver RSS: peak {result['rss_peak_mb']:.0f} MB (finishing the outputs included); "
           f"{result['rss_first_mb']:.0f} MB after the first 10%, {result['rss_last_mb']:.0f} MB at 90%, "
           f"{result['rss_end_of_rounds_mb']:.0f} MB at the last commit", flush=True)
