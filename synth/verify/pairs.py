@@ -37,8 +37,9 @@ class PairsInput:
     registry: dict  # the rows' languages (lang and source_lang), by code
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Every column, `batch_rows` rows at a time, in file order."""
-        parquet = pq.ParquetFile(self.path)
+        """Every column, `batch_rows` rows at a time, in file order. Read in 1 MiB buffers, not a whole
+        row group's columns at once (pre_buffer): a writer's row groups can hold a million rows."""
+        parquet = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
         if not self.rows:  # iter_batches yields nothing: one empty batch carries the columns to the output
             yield pa.RecordBatch.from_pylist([], schema=parquet.schema_arrow)
             return
