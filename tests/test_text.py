@@ -59,3 +59,23 @@ def test_normalisation_and_gaps():
         assert not gaps[ord(ch)], hex(ord(ch))
     assert gap_pattern().split("a, b։ c། d") == ["a", "b", "c", "d"]
     assert isinstance(gap_pattern(), re.Pattern)
+
+
+def test_code_point_tables_are_cached_on_disk_and_rebuilt_when_the_cache_is_bad(tmp_path, monkeypatch):
+    """A table read back from synth's cache equals the one built from `regex`; a damaged cache file is
+    rebuilt, never trusted."""
+    import numpy as np
+
+    from synth import text
+
+    monkeypatch.setenv("SYNTH_CACHE", str(tmp_path))
+    klass = r"\p{scx=Ethi}\p{Nd}"
+    built = text._class_table(klass)
+    files = list((tmp_path / "unicode").glob("*.npy"))
+    assert len(files) == 1 and not list((tmp_path / "unicode").glob("*.tmp"))
+    assert built[ord("ሀ")] and built[ord("7")] and built[ord("٣")] and not built[ord("a")]
+    assert np.array_equal(text._class_table(klass), built)  # read from the cache
+    files[0].write_bytes(b"not a table")
+    assert np.array_equal(text._class_table(klass), built)
+    assert np.array_equal(text._class_table(klass), built)  # and the rebuilt one was saved again
+    assert np.load(files[0]).shape == (0x110000 // 8,)
