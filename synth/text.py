@@ -42,6 +42,8 @@ _NEEDS_SPACE = r".!?,:;\u00B7\u037E\u0387\u0589\u2024\u2026\u203C\u203D\u2047-\u
 # What may close a sentence after its mark: closing brackets and quotes, markdown emphasis, the
 # Ethiopic wordspace, a zero-width space
 CLOSERS = r"\p{Close_Punctuation}\p{Final_Punctuation}\"'*_\u1361\u200B"
+# Ethiopic text often writes the full stop ። as two wordspaces (UDHR Tigrinya, older typesetting)
+ETHIOPIC_STOP = "\u1361\u1361"
 # Clause marks (commas, semicolons, colons of every script): where a sentence too long for one request is cut
 CLAUSE_MARKS = r"\p{Terminal_Punctuation}\u3001\uFF0C\uFF1B\uFF1A"
 
@@ -59,7 +61,7 @@ def _break(marks: str) -> regex.Pattern:
     )
 
 
-SENTENCE_BREAK = _break(SENTENCE_MARKS)
+SENTENCE_BREAK = regex.compile(rf"{_break(SENTENCE_MARKS).pattern}|(?<={ETHIOPIC_STOP})\s+(?=\S)", regex.V1)
 CLAUSE_BREAK = _break(CLAUSE_MARKS)
 SPACE_BREAK = regex.compile(r"\s+(?=\S)")
 # Where a paragraph longer than a request may hold is cut, best first
@@ -82,7 +84,9 @@ def _chars(klass: str) -> str:
 def ends_sentence(text: str) -> bool:
     """The text ends with a sentence-final mark (closing quotes, brackets, emphasis and spaces ignored)."""
     stripped = text.rstrip(_chars(CLOSERS + r"\s"))
-    return bool(stripped) and stripped[-1] in _chars(SENTENCE_MARKS)
+    if stripped and stripped[-1] in _chars(SENTENCE_MARKS):
+        return True
+    return text.rstrip(_chars(rf"[{CLOSERS}\s]--[\u1361]")).endswith(ETHIOPIC_STOP)
 
 
 def cut_points(text: str, breaks: regex.Pattern = SENTENCE_BREAK) -> list[tuple[int, int]]:

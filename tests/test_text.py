@@ -17,6 +17,14 @@ def test_every_script_s_sentence_marks_end_a_sentence():
         assert not ends_sentence(not_an_end), not_an_end
 
 
+def test_two_ethiopic_wordspaces_end_a_sentence_as_the_full_stop_does():
+    """Tigrinya and Amharic text often writes ። as ፡፡: such a sentence is not cut short (`truncated`)."""
+    text = "ሰብ ኩሉ ናይ ምንባር መሰል ኣለዎ፡፡ ካልኣይ ሓሳብ ኣሎ፡፡"
+    assert ends_sentence(text) and ends_sentence(text + "»  ")
+    assert not ends_sentence("ሰብ ኩሉ፡") and not ends_sentence("ሰብ ኩሉ")
+    assert [text[a:b] for a, b in cut_points(text)] == [" "] and cut_points(text)[0][0] == text.index("፡፡") + 2
+
+
 def test_sentence_breaks_need_a_space_only_after_marks_found_inside_words():
     assert cut_points("Pi is 3.14. See www.a.org now! Next") == [(11, 12), (30, 31)]
     assert cut_points("你好。再见！好") == [(3, 3), (6, 6)]  # CJK: no space between sentences
