@@ -136,6 +136,10 @@ class JudgeConfig(_Strict):
                                "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
     max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
                             "its sampling.max_tokens)")
+    rows: Literal["survivors", "all"] = Field(
+        "survivors", description="which rows the judge grades: `survivors` (those no filter rejected: a judge call "
+        "spent on a row already lost buys nothing), or `all` generated rows, to audit the filters against the "
+        "judge at the cost of a judge call per row")
     pivot: Literal["off", "back_translation", "translate"] = Field(
         "back_translation", description="for targets whose reasoning_language is a pivot, also show the judge "
         "a pivot-language rendering: the back-translation of translated rows; `translate` also asks for one "
