@@ -148,7 +148,9 @@ class JudgeConfig(_Strict):
 
 class PlanConfig(_Strict):
     initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed")
-    oversample: float = Field(1.3, ge=1.0)
+    oversample: float = Field(1.3, ge=1.0, description="most attempts per expected need: need / rate x this while the "
+                              "rate is a guess and in the last round; with a measured rate, rounds take just enough "
+                              "to meet the need with ~95% probability, at most this")
     max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
     max_rounds: int = Field(5, ge=1)
 
