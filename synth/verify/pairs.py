@@ -171,7 +171,7 @@ class _LazyRows(Sequence):
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
-_FORKED: Verifier | None = None  # inherited by forked workers: no model reload
+_FORKED: tuple[Verifier, frozenset[str]] | None = None  # inherited by forked workers: no model reload
 T = TypeVar("T")
 
 
@@ -183,7 +183,8 @@ def _worker_start() -> None:
 
 
 def _score_chunk(columns: dict[str, list]) -> list:
-    return _FORKED.score_filters(candidates(columns))
+    verifier, deferred = _FORKED
+    return verifier.score_filters(candidates(columns), skip=deferred)
 
 
 def _workers() -> int:
@@ -198,9 +199,9 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
     """(payload, verdicts) per batch of input columns, in order; `rows`: the input's total rows.
 
     The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
-    them (at most AHEAD batches in flight, so memory holds a few batches, never the input); dedup
-    (stateful, order-dependent) runs here on each chunk in order, so the result is the same as one
-    process's, whatever the batch size. Small inputs, one core, or LASER (torch has its own threads and
+    them (at most AHEAD batches in flight, so memory holds a few batches, never the input); the
+    deferrable filters (slow to load, quick to run: fluency) and dedup (stateful, order-dependent) run
+    here on each chunk in order, so the result is the same as one process's, whatever the batch size. Small inputs, one core, or LASER (torch has its own threads and
     does not survive a fork) stay in this process."""
     global _FORKED
     workers = _workers()
@@ -211,7 +212,8 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
             yield payload, [v for start in range(0, n, batch_rows)
                             for v in verifier.verify(candidates(columns, start, start + batch_rows))]
         return
-    _FORKED = verifier
+    deferred = verifier.deferrable()  # e.g. fluency: loaded here while the workers score, not in each worker
+    _FORKED = (verifier, deferred)
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
             source, inflight = iter(batches), deque()
@@ -231,7 +233,9 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
                 out = []
                 for start, job in zip(starts, pending):
                     scored = job.get()
-                    out += verifier.finish(_LazyRows(columns, start, start + len(scored)), scored)
+                    chunk = _LazyRows(columns, start, start + len(scored))
+                    verifier.score_deferred(chunk, scored, deferred)
+                    out += verifier.finish(chunk, scored)
                 yield payload, out
     finally:
         _FORKED = None
