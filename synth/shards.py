@@ -128,10 +128,10 @@ def output_location(output: str | Path) -> OutPath:
     return RemotePath(fs, path)
 
 
-def read_parquet(path: OutPath) -> pl.DataFrame:
+def read_parquet(path: OutPath, columns: list[str] | None = None) -> pl.DataFrame:
     if isinstance(path, RemotePath):
-        return pl.read_parquet(io.BytesIO(path.read_bytes()))
-    return pl.read_parquet(path)
+        return pl.read_parquet(io.BytesIO(path.read_bytes()), columns=columns)
+    return pl.read_parquet(path, columns=columns)
 
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang",
@@ -173,11 +173,12 @@ def remove_temporaries(out: OutPath, owned=None) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in found)
 
 
-def read_committed(out: OutPath) -> pl.DataFrame | None:
-    """Every row committed so far in the run directory `out`, or None before the first slice."""
+def read_committed(out: OutPath, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """Every row committed so far in the run directory `out` (only `columns`, when given), or None
+    before the first slice."""
     parts = sorted((out / WORK).glob("round-*.parquet"))
     # diagonal_relaxed: slices committed by an older synth lack the cost columns (null there)
-    return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
+    return pl.concat([read_parquet(p, columns) for p in parts], how="diagonal_relaxed") if parts else None
 
 
 @contextmanager

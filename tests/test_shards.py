@@ -109,3 +109,4 @@ def test_committed_slices_scanned_a_language_at_a_time_equal_the_whole_read(tmp_
         mine = language_rows(scanned, lang)
         assert mine.equals(language_rows(whole, lang)) and mine.height == 9
         assert mine["output_tokens"].to_list() == [None] * 3 + [10] * 3 + [20] * 3
+    assert read_committed(tmp_path, ["id", "accepted"]).equals(whole.select("id", "accepted"))  # a resume's read
