@@ -195,27 +195,23 @@ def slice_times(out: Path) -> list[tuple[float, int]]:
     return sorted(parts)
 
 
-def rates(parts: list[tuple[float, int]], share: float = 0.1) -> tuple[float, float, tuple, tuple]:
-    """Attempts/s over the first and the last `share` of the attempts, and each window's
-    (start, end, attempts).
+def window(parts: list[tuple[float, int]], lo: float, hi: float) -> tuple[float, float, float, int]:
+    """Attempts/s over the slices holding attempts [lo, hi) (shares of the job): (rate, start, end, attempts).
 
-    A window spans whole slices: from the commit before its first slice to the commit of its last.
-    A slice is committed once the next one is generated, so the job's last slice, committed without
-    a generation after it, makes the last window up to one slice's time shorter (1/10 of the window
-    at 100 slices per window; more for small runs)."""
+    A window spans whole slices, from the commit before its first slice (the first slice's own
+    commit for the first window: engine start-up is not the job's pace) to the commit of its last. A
+    slice is committed once the next one is generated, so the job's last slice, committed without a
+    generation after it, shortens the last window by up to one slice's time (1/25 of it at 250 slices
+    per job; more for small runs)."""
     total = sum(n for _, n in parts)
-    times = [t for t, _ in parts]
     done = [0]
     for _, n in parts:
         done.append(done[-1] + n)
-    first = next(i for i in range(1, len(done)) if done[i] >= share * total)
-    last = next(i for i in range(len(done) - 1, -1, -1) if done[-1] - done[i] >= share * total)
-    # the first window starts at the first commit (engine start-up is not the job's pace)
-    first = max(first, 2)
-    first_rate = (done[first] - done[1]) / (times[first - 1] - times[0])
-    last_rate = (done[-1] - done[last]) / (times[-1] - times[last - 1])
-    return (first_rate, last_rate, (times[0], times[first - 1], done[first] - done[1]),
-            (times[last - 1], times[-1], done[-1] - done[last]))
+    first = max(1, next(i for i in range(len(parts)) if done[i + 1] > lo * total))  # slice index
+    last = max(first, next(i for i in range(len(parts)) if done[i + 1] >= hi * total))
+    start, end = parts[first - 1][0], parts[last][0]
+    attempts = done[last + 1] - done[first]
+    return attempts / (end - start), start, end, attempts
 
 
 def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
@@ -232,7 +228,8 @@ def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     made = sum(s["attempts"] for s in manifest["languages"].values())
     parts = slice_times(out)
-    first, last, first_window, last_window = rates(parts)
+    windows = [window(parts, lo, lo + 0.1) for lo in (0.0, 0.1, 0.9)]
+    (first, *first_window), (second, *_), (last, *last_window) = windows
     cpu = [1000 * (memory.cpu_at(end) - memory.cpu_at(start)) / n for start, end, n in (first_window, last_window)]
     result = {"attempts": made, "seconds": seconds, "slices": len(parts), "rounds": manifest["rounds"],
               "accepted": manifest["totals"]["accepted"], "rss_peak_mb": memory.hwm / 1024,
@@ -244,7 +241,8 @@ def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
     print(f"synth run: {made} attempts ({result['accepted']} accepted) in {seconds:.0f}s wall, "
           f"{result['rounds']} rounds, {len(parts)} slices; from the first to the last commit "
           f"{result['generation_seconds']:.0f}s = {(made - parts[0][1]) / result['generation_seconds']:.0f} attempts/s", flush=True)
-    print(f"  attempts/s: first 10% {first:.0f}, last 10% {last:.0f}, growth {result['growth']:.2f}; driver CPU "
+    print(f"  attempts/s: first 10% {first:.0f} (second 10%: {second:.0f}, after warm-up), last 10% {last:.0f}, "
+          f"growth {result['growth']:.2f}; driver CPU "
           f"per attempt (load-independent): first 10% {cpu[0]:.2f} ms, last 10% {cpu[1]:.2f} ms")
     print(f"  driver RSS: peak {result['rss_peak_mb']:.0f} MB (finishing the outputs included); "
           f"{result['rss_first_mb']:.0f} MB after the first 10%, {result['rss_last_mb']:.0f} MB at 90%, "
