@@ -49,7 +49,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     end (an interrupted run leaves no output, never half of one). Any batch size gives the same file."""
     check_output(input_path, output_path)
     if batch_rows < 1:
-        raise ConfigError(f"batch_rows {batch_rows}: must be at least 1")
+        raise ConfigError(f"--batch-rows {batch_rows}: give at least 1 (rows read, scored and written at a time)")
     preset = load_preset(preset_name)
     pairs = open_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():

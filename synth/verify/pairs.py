@@ -33,7 +33,6 @@ class PairsInput:
 
     path: Path
     rows: int
-    langs: set[str]  # the `lang` values
     registry: dict  # the rows' languages (lang and source_lang), by code
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -81,7 +80,7 @@ def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> Pa
         if uncovered:
             raise ConfigError(f"{input_path}: rows in {uncovered_message(router, uncovered)} "
                               f"(--lid-skip {' --lid-skip '.join(uncovered)})")
-    return PairsInput(input_path, frame.height, lang_values, registry)
+    return PairsInput(input_path, frame.height, registry)
 
 
 def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tuple[pl.DataFrame, dict]:
