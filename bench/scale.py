@@ -61,6 +61,7 @@ class Memory:
         self.samples: list[tuple[float, int, int, float]] = []  # (time, rss kB, children's rss kB, cpu s)
         self.hwm = 0
         self.children_peak = 0
+        self.children_cpu: dict[int, float] = {}  # last CPU seconds seen per child
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -74,6 +75,12 @@ class Memory:
                     out[line.split(":")[0]] = int(line.split()[1])
         return out
 
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def _children_rss(self) -> int:
         total = 0
         try:
@@ -83,6 +90,7 @@ class Memory:
         for child in children:
             try:
                 total += self._status(int(child)).get("VmRSS", 0)
+                self.children_cpu[int(child)] = self._cpu(int(child))
             except OSError:
                 pass
         return total
@@ -91,11 +99,9 @@ class Memory:
         while not self._stop.is_set():
             try:
                 status = self._status(self.pid)
-                with open(f"/proc/{self.pid}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
+                cpu = self._cpu(self.pid)
             except OSError:
                 return
-            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
             children = self._children_rss()
             self.hwm = max(self.hwm, status.get("VmHWM", 0))
             self.children_peak = max(self.children_peak, children)
@@ -292,13 +298,17 @@ def bench_verify(pairs: int, tmp: Path) -> dict:
         raise SystemExit(f"synth verify failed ({code}):\n" + log[-4000:])
     assert pq.ParquetFile(out).metadata.num_rows == pairs
     summary = next((line for line in log.splitlines() if " accepted; rejected by reason" in line), "")
+    parent_cpu, workers_cpu = memory.samples[-1][3], sum(memory.children_cpu.values())
     result = {"seconds": seconds, "pairs_per_s": pairs / seconds, "rss_peak_mb": memory.hwm / 1024,
+              "parent_cpu_s": parent_cpu, "workers_cpu_s": workers_cpu,
               "workers_rss_peak_mb": memory.children_peak / 1024,
               "rss_mid_mb": memory.rss_at(started + seconds / 2)}
     print(f"synth verify: {summary}")
     print(f"  {seconds:.0f}s = {result['pairs_per_s']:.0f} pairs/s (whole command); RSS peak "
           f"{result['rss_peak_mb']:.0f} MB ({result['rss_mid_mb']:.0f} MB half-way), forked workers' summed "
           f"RSS peak {result['workers_rss_peak_mb']:.0f} MB (pages shared with the parent counted again)", flush=True)
+    print(f"  CPU: parent {parent_cpu:.0f} s, forked workers {workers_cpu:.0f} s: "
+          f"{pairs / (parent_cpu + workers_cpu):.0f} pairs per CPU-second", flush=True)
     return result
 
 
