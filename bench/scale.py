@@ -243,7 +243,8 @@ def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
               "cpu_ms_first": cpu[0], "cpu_ms_last": cpu[1],
               "rss_end_of_rounds_mb": memory.rss_at(parts[-1][0]),
               "first_rate": first, "last_rate": last, "growth": last / first,
-              "generation_seconds": parts[-1][0] - parts[0][0]}
+              "generation_seconds": parts[-1][0] - parts[0][0],
+              "finish_seconds": started + seconds - parts[-1][0]}
     print(f"synth run: {made} attempts ({result['accepted']} accepted) in {seconds:.0f}s wall, "
           f"{result['rounds']} rounds, {len(parts)} slices; from the first to the last commit "
           f"{result['generation_seconds']:.0f}s = {(made - parts[0][1]) / result['generation_seconds']:.0f} attempts/s", flush=True)
@@ -252,7 +253,8 @@ def bench_run(attempts: int, languages: int, tmp: Path) -> dict:
           f"per attempt (load-independent): first 10% {cpu[0]:.2f} ms, last 10% {cpu[1]:.2f} ms")
     print(f"  driver RSS: peak {result['rss_peak_mb']:.0f} MB (finishing the outputs included); "
           f"{result['rss_first_mb']:.0f} MB after the first 10%, {result['rss_last_mb']:.0f} MB at 90%, "
-          f"{result['rss_end_of_rounds_mb']:.0f} MB at the last commit", flush=True)
+          f"{result['rss_end_of_rounds_mb']:.0f} MB at the last commit; {result['finish_seconds']:.0f}s from the "
+          f"last commit to the exit (final outputs, shutdown)", flush=True)
     return result
 
 
