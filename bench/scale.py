@@ -206,15 +206,14 @@ def window(parts: list[tuple[float, int]], lo: float, hi: float) -> tuple[float,
 
     A window spans whole slices, from the commit before its first slice (the first slice's own
     commit for the first window: engine start-up is not the job's pace) to the commit of its last. A
-    slice is committed once the next one is generated, so the job's last slice, committed without a
-    generation after it, shortens the last window by up to one slice's time (1/25 of it at 250 slices
-    per job; more for small runs)."""
+    slice is committed once the next one is generated, so the job's last slice is committed right
+    after the one before it, with no generation in between: the last window stops before it."""
     total = sum(n for _, n in parts)
     done = [0]
     for _, n in parts:
         done.append(done[-1] + n)
     first = max(1, next(i for i in range(len(parts)) if done[i + 1] > lo * total))  # slice index
-    last = max(first, next(i for i in range(len(parts)) if done[i + 1] >= hi * total))
+    last = max(first, min(len(parts) - 2, next(i for i in range(len(parts)) if done[i + 1] >= hi * total)))
     start, end = parts[first - 1][0], parts[last][0]
     attempts = done[last + 1] - done[first]
     return attempts / (end - start), start, end, attempts
