@@ -23,6 +23,7 @@ from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
+from synth.verify.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
@@ -39,7 +40,7 @@ FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
               LidFilter, MixedLanguageFilter, ScriptFilter, FluencyFilter, LaserFilter, SemanticFilter, RoundtripFilter,
-              DedupFilter, ContaminationFilter)
+              DedupFilter, ContaminationFilter, StructureMismatchFilter)
 }
 
 
