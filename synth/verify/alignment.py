@@ -38,8 +38,7 @@ NUMBER_SHARE = 0.5  # numbers: at most half of them unmatched...
 NUMBER_MIN = 2  # ...and one number alone (spelled out, "a dozen" written 12) is never evidence
 
 _MARK, _NEEDS, _CLOSER, _SPACE, _QUESTION = 1, 2, 4, 8, 16
-_UNKNOWN = 255  # romanised weight not looked up yet
-_DIGIT = re.compile(r"\d")
+_UNKNOWN, _DECIMAL = 255, 128  # the lazy table: not looked up yet; a decimal digit
 _ITEMS = re.compile(LIST_ITEM.pattern, re.M)
 
 
@@ -58,19 +57,22 @@ class _Tables:
                            ("".join(c for c in marks if "QUESTION" in unicodedata.name(c, "")
                                     and "INVERTED" not in unicodedata.name(c, "")), _QUESTION)):
             self.classes[np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32)] |= bit
-        self.weight = np.full(0x110000, _UNKNOWN, dtype=np.uint8)
+        self.lazy = np.full(0x110000, _UNKNOWN, dtype=np.uint8)  # romanised letters | _DECIMAL
 
-    def weights(self, codes: np.ndarray) -> np.ndarray:
-        w = self.weight.take(codes)
-        missing = w == _UNKNOWN
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        """Per code point: the letters and digits of its romanisation (anyascii), plus _DECIMAL for a
+        decimal digit of any script; each code point worked out once per process."""
+        found = self.lazy.take(codes)
+        missing = found == _UNKNOWN
         if missing.any():
             from anyascii import anyascii
 
             for code in np.unique(codes[missing]).tolist():
                 ch = chr(code) if not 0xD800 <= code <= 0xDFFF else "?"
-                self.weight[code] = min(sum(c.isalnum() for c in anyascii(ch)), 254)
-            w = self.weight.take(codes)
-        return w
+                letters = min(sum(c.isalnum() for c in anyascii(ch)), _DECIMAL - 1)
+                self.lazy[code] = letters | (_DECIMAL if ch.isdecimal() else 0)
+            found = self.lazy.take(codes)
+        return found
 
 
 _TABLES: _Tables | None = None
@@ -89,7 +91,10 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
     counted over code points), question marks, whether it holds any sentence mark, list items."""
     t = _tables()
     count = len(texts)
-    codes = np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if any("\x00" in text for text in texts):  # a NUL inside a text: a space (NUL separates the texts)
+        texts = [text.replace("\x00", " ") for text in texts]
+    # joined by NUL, four more after the last text: whatever follows a mark is inside the array
+    codes = np.frombuffer(("\x00".join(texts) + "\x00" * 4).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=count)
     ends = np.cumsum(lengths + 1) - 1  # the NUL after each text
     starts = ends - lengths
@@ -100,33 +105,33 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
         return total[ends] - total[starts]
 
     classes = t.classes.take(codes)
-    padded = np.append(classes, np.zeros(4, dtype=np.uint8) | _SPACE)  # past the end: a space
+    lazy = t.lookup(codes)
     at = np.flatnonzero(classes & _MARK)
     follow = at + 1  # what follows each mark once closing quotes and brackets are skipped
     for _ in range(3):
-        closer = (padded[follow] & _CLOSER) != 0
+        closer = (classes[follow] & _CLOSER) != 0
         if not closer.any():
             break
         follow += closer
-    after = padded[follow]
+    after = classes[follow]
     # a mark ends a sentence where it ends a run of marks, text follows in the same text, and a space
     # comes first or the mark is one that never stands inside a word (。 । ።)
     visible = np.flatnonzero((classes & _SPACE) == 0)
-    nul = np.append(np.flatnonzero(codes == 0), codes.size)
+    nul = np.flatnonzero(codes == 0)
     next_visible = np.append(visible, codes.size)[np.searchsorted(visible, follow)]
     more_text = next_visible < nul[np.searchsorted(nul, at)]
     ends_here = ((after & _MARK) == 0) & more_text & (((after & _SPACE) != 0) | ((classes[at] & _NEEDS) == 0))
     text_of = np.searchsorted(nul, at)  # each mark's text
     out = {
-        "letters": per_text(t.weights(codes)),
+        "letters": per_text(lazy & (_DECIMAL - 1)),
+        "digits": np.bincount(np.searchsorted(nul, np.flatnonzero(lazy & _DECIMAL)), minlength=count) > 0,
         "sentences": np.bincount(text_of[ends_here], minlength=count) + 1,
         "questions": np.bincount(text_of[(classes[at] & _QUESTION) != 0], minlength=count),
         "marked": np.bincount(text_of, minlength=count) > 0,
         "items": np.zeros(count, dtype=np.int64),
     }
-    for i, text in enumerate(texts):
-        if "\n" in text:
-            out["items"][i] = len(_ITEMS.findall(text))
+    for i in np.bincount(np.searchsorted(nul, np.flatnonzero(codes == 10)), minlength=count).nonzero()[0].tolist():
+        out["items"][i] = len(_ITEMS.findall(texts[i]))
     return out
 
 
@@ -138,8 +143,6 @@ def _count_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def number_gap(source: str, text: str) -> tuple[float, Counter, Counter]:
     """Unmatched numbers' share over NUMBER_SHARE (0 below NUMBER_MIN unmatched), and which are
     missing from the text and which it adds."""
-    if not (_DIGIT.search(source) or _DIGIT.search(text)):
-        return 0.0, Counter(), Counter()
     ours, theirs = Counter(numbers(source)), Counter(numbers(text))
     missing, added = ours - theirs, theirs - ours
     unmatched = sum(missing.values()) + sum(added.values())
@@ -167,9 +170,8 @@ def evidence(sources: Sequence[str], texts: Sequence[str]) -> dict[str, np.ndarr
         "items": _count_gap(cand["items"], src["items"]),
         "numbers": np.zeros(n),
     }
-    for i, (s, t) in enumerate(zip(sources, texts)):
-        if _DIGIT.search(s) or _DIGIT.search(t):
-            out["numbers"][i] = number_gap(s, t)[0]
+    for i in np.flatnonzero(cand["digits"] | src["digits"]).tolist():
+        out["numbers"][i] = number_gap(sources[i], texts[i])[0]
     return out
 
 

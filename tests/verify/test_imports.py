@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 VERIFY = Path(__file__).resolve().parents[2] / "synth" / "verify"
-FILTER_MODULES = {"rules", "script", "lid", "laser", "roundtrip", "dedup", "contamination", "fluency", "semantic"}
+FILTER_MODULES = {"rules", "script", "lid", "laser", "roundtrip", "dedup", "contamination", "fluency", "semantic",
+                  "alignment"}
 
 
 def _imports(path: Path) -> set[str]:
