@@ -153,8 +153,10 @@ def number_gap(source: str, text: str) -> tuple[float, Counter, Counter]:
 
 def evidence(sources: Sequence[str], texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Each kind of evidence per pair, 1.0 at its tolerance: length, sentences, questions, items,
-    numbers. Sentence and question counts are compared only where both texts hold a sentence mark
-    (Thai and Lao end sentences with a space; a text without marks says nothing about them)."""
+    numbers. Sentence counts are compared only where both texts hold a sentence mark (Thai and Lao end
+    sentences with a space), question counts only where the candidate holds a question mark (Burmese
+    ends a question with its full stop, Thai with a particle): a language that does not mark them says
+    nothing about them."""
     n = len(texts)
     distinct = list(dict.fromkeys(sources))  # one source, many target languages: counted once
     at = {s: i for i, s in enumerate(distinct)}
@@ -166,7 +168,7 @@ def evidence(sources: Sequence[str], texts: Sequence[str]) -> dict[str, np.ndarr
     out = {
         "length": np.abs(np.log((cand["letters"] + LENGTH_SLACK) / (src["letters"] + LENGTH_SLACK))) / LENGTH_TOLERANCE,
         "sentences": np.where(marked, _count_gap(cand["sentences"], src["sentences"]), 0.0),
-        "questions": np.where(marked, _count_gap(cand["questions"], src["questions"]), 0.0),
+        "questions": np.where(cand["questions"] > 0, _count_gap(cand["questions"], src["questions"]), 0.0),
         "items": _count_gap(cand["items"], src["items"]),
         "numbers": np.zeros(n),
     }

@@ -90,6 +90,18 @@ def test_one_number_spelled_out_is_not_evidence(f):
     assert scores[0] <= 1 and scores[1] > 1 and scores[2] == 0
 
 
+def test_questions_count_only_where_the_language_marks_them(f):
+    source = "What is your name? Where do you live? How old are you? Why are you here?"
+    burmese = "သင့်နာမည် ဘယ်လိုခေါ်လဲ။ သင် ဘယ်မှာနေလဲ။ သင် အသက်ဘယ်လောက်ရှိပြီလဲ။ သင် ဘာကြောင့် ဒီမှာရှိတာလဲ။"
+    answered = "Jina langu ni Amina. Ninaishi Nairobi. Nina miaka ishirini. Nimekuja kusoma hapa."
+    asked = "Jina lako nani? Unaishi wapi? Una umri gani? Kwa nini uko hapa?"
+    scores = f.score([Candidate(id=str(i), lang=lang, text=t, source=source)
+                      for i, (lang, t) in enumerate((("mya_Mymr", burmese), ("swh_Latn", answered), ("swh_Latn", asked)))])
+    assert scores[0] <= 1 and scores[2] <= 1
+    assert evidence([source], [answered])["questions"][0] == 0  # no question mark: not counted...
+    assert evidence([source] * 2, [asked, "Habari? " + answered])["questions"].tolist()[1] > 1  # ...one: counted
+
+
 def test_list_items_must_survive(f):
     source = "Bring:\n- water\n- bread\n- a map\n- a torch\n- a coat\n- boots"
     kept = "Leta:\n- maji\n- mkate\n- ramani\n- tochi\n- koti\n- buti"
