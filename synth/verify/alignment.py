@@ -34,8 +34,8 @@ LENGTH_TOLERANCE = math.log(2.0)  # romanised letters: twice as many or half as 
 LENGTH_SLACK = 10  # letters added to both sides: a two-word answer may double without saying anything
 COUNT_SLACK = 2  # sentences, questions or list items a translation may split, merge or drop...
 COUNT_SHARE = 0.2  # ...plus one per five of them
-NUMBER_SHARE = 0.5  # numbers: at most half of them unmatched...
-NUMBER_MIN = 2  # ...and one number alone (spelled out, "a dozen" written 12) is never evidence
+NUMBER_SHARE = 0.5  # the source's numbers: at most half of them missing from the translation...
+NUMBER_MIN = 2  # ...and one alone (spelled out: "3" as "three") is never evidence
 
 _MARK, _NEEDS, _CLOSER, _SPACE, _QUESTION = 1, 2, 4, 8, 16
 _UNKNOWN, _DECIMAL = 255, 128  # the lazy table: not looked up yet; a decimal digit
@@ -141,14 +141,15 @@ def _count_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def number_gap(source: str, text: str) -> tuple[float, Counter, Counter]:
-    """Unmatched numbers' share over NUMBER_SHARE (0 below NUMBER_MIN unmatched), and which are
-    missing from the text and which it adds."""
+    """The share of the source's numbers missing from the text over NUMBER_SHARE (0 below NUMBER_MIN
+    missing), and which are missing and which the text adds. As in synth.methods.structure's check,
+    only missing numbers count: a translation may add one ("a dozen" written 12, "1." before a clause)."""
     ours, theirs = Counter(numbers(source)), Counter(numbers(text))
     missing, added = ours - theirs, theirs - ours
-    unmatched = sum(missing.values()) + sum(added.values())
-    if unmatched < NUMBER_MIN:
+    lost = sum(missing.values())
+    if lost < NUMBER_MIN:
         return 0.0, missing, added
-    return unmatched / (sum(ours.values()) + sum(theirs.values())) / NUMBER_SHARE, missing, added
+    return lost / sum(ours.values()) / NUMBER_SHARE, missing, added
 
 
 def evidence(sources: Sequence[str], texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -172,7 +173,7 @@ def evidence(sources: Sequence[str], texts: Sequence[str]) -> dict[str, np.ndarr
         "items": _count_gap(cand["items"], src["items"]),
         "numbers": np.zeros(n),
     }
-    for i in np.flatnonzero(cand["digits"] | src["digits"]).tolist():
+    for i in np.flatnonzero(src["digits"]).tolist():
         out["numbers"][i] = number_gap(sources[i], texts[i])[0]
     return out
 

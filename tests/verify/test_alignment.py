@@ -82,12 +82,15 @@ def test_numbers_in_native_digits_match_and_changed_numbers_reject(f):
     assert "missing 1948, 48; added 1950, 52" in f.explain_candidate(rows[3], scores[3])
 
 
-def test_one_number_spelled_out_is_not_evidence(f):
+def test_one_number_spelled_out_or_numbers_added_are_not_evidence(f):
     scores = f.score([Candidate(id="a", lang="fra_Latn", text="Elle a trois enfants et un chien.",
                                 source="She has 3 children and a dog."),
-                      Candidate(id="b", lang="fra_Latn", text="12345", source="67890"),
-                      Candidate(id="c", lang="fra_Latn", text="12345", source="12345")])
-    assert scores[0] <= 1 and scores[1] > 1 and scores[2] == 0
+                      Candidate(id="b", lang="fra_Latn", text="12345 13579", source="67890 24680"),
+                      Candidate(id="c", lang="fra_Latn", text="12345", source="12345"),
+                      # clause numbers a translation adds (the UDHR's Lao text numbers its paragraphs)
+                      Candidate(id="d", lang="fra_Latn", text="1. Toute personne a droit au repos. 2. Et aux loisirs.",
+                                source="Everyone has the right to rest. And to leisure.")])
+    assert scores[0] <= 1 and scores[1] > 1 and scores[2] == 0 and scores[3] <= 1
 
 
 def test_questions_count_only_where_the_language_marks_them(f):
