@@ -190,21 +190,29 @@ class StructureMismatchFilter(Filter):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         _tables()  # in `synth verify`'s parent, before it forks the workers
+        self._worst: dict[int, str] = {}  # the last batch's rows (by object): which evidence was largest
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         rows = [i for i, c in enumerate(batch) if c.source and c.source.strip()]
         out: list[float | None] = [None] * len(batch)
+        self._worst = {}
         if not rows:
             return out
         found = evidence([batch[i].source for i in rows], [batch[i].text for i in rows])
-        worst = np.max(np.stack(list(found.values())), axis=0)
-        for i, value in zip(rows, worst.tolist()):
+        kinds = list(found)
+        stacked = np.stack([found[k] for k in kinds])
+        worst, which = stacked.max(axis=0), stacked.argmax(axis=0)
+        for i, value, kind in zip(rows, worst.tolist(), which.tolist()):
             out[i] = value
+            if value > 1:
+                self._worst[id(batch[i])] = kinds[kind]
         return out
 
     def explain_candidate(self, candidate: Candidate, score: float) -> str:
-        found = {k: float(v[0]) for k, v in evidence([candidate.source], [candidate.text]).items()}
-        kind = max(found, key=found.get)
+        kind = self._worst.get(id(candidate))
+        if kind is None:  # not from the last batch scored: work it out again
+            found = {k: float(v[0]) for k, v in evidence([candidate.source], [candidate.text]).items()}
+            kind = max(found, key=found.get)
         said = f"{self.name} {score:.2f} > {self.threshold_for(candidate.lang):.2f}: {kind}"
         if kind == "numbers":
             _, missing, added = number_gap(candidate.source, candidate.text)
