@@ -96,17 +96,13 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
     # joined by NUL, four more after the last text: whatever follows a mark is inside the array
     codes = np.frombuffer(("\x00".join(texts) + "\x00" * 4).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=count)
-    ends = np.cumsum(lengths + 1) - 1  # the NUL after each text
-    starts = ends - lengths
-
-    def per_text(values: np.ndarray) -> np.ndarray:
-        total = np.zeros(values.size + 1, dtype=np.int64)
-        np.cumsum(values, out=total[1:])
-        return total[ends] - total[starts]
-
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    # the last character of each text that is not a space (before it: -1 past its start)
+    last_visible = starts - 1 + np.fromiter((len(text.rstrip()) for text in texts), dtype=np.int64, count=count)
     classes = t.classes.take(codes)
     lazy = t.lookup(codes)
     at = np.flatnonzero(classes & _MARK)
+    text_of = np.searchsorted(starts, at, side="right") - 1  # each mark's text
     follow = at + 1  # what follows each mark once closing quotes and brackets are skipped
     for _ in range(3):
         closer = (classes[follow] & _CLOSER) != 0
@@ -116,22 +112,21 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
     after = classes[follow]
     # a mark ends a sentence where it ends a run of marks, text follows in the same text, and a space
     # comes first or the mark is one that never stands inside a word (。 । ።)
-    visible = np.flatnonzero((classes & _SPACE) == 0)
-    nul = np.flatnonzero(codes == 0)
-    next_visible = np.append(visible, codes.size)[np.searchsorted(visible, follow)]
-    more_text = next_visible < nul[np.searchsorted(nul, at)]
+    more_text = follow <= last_visible[text_of]
     ends_here = ((after & _MARK) == 0) & more_text & (((after & _SPACE) != 0) | ((classes[at] & _NEEDS) == 0))
-    text_of = np.searchsorted(nul, at)  # each mark's text
+    digits = np.flatnonzero(lazy & _DECIMAL)
     out = {
-        "letters": per_text(lazy & (_DECIMAL - 1)),
-        "digits": np.bincount(np.searchsorted(nul, np.flatnonzero(lazy & _DECIMAL)), minlength=count) > 0,
+        # summed per text without a running total over every code point (memory, not arithmetic, is the cost)
+        "letters": np.add.reduceat(lazy & (_DECIMAL - 1), starts, dtype=np.int64) if count else np.zeros(0, np.int64),
+        "digits": np.bincount(np.searchsorted(starts, digits, side="right") - 1, minlength=count) > 0,
         "sentences": np.bincount(text_of[ends_here], minlength=count) + 1,
         "questions": np.bincount(text_of[(classes[at] & _QUESTION) != 0], minlength=count),
         "marked": np.bincount(text_of, minlength=count) > 0,
         "items": np.zeros(count, dtype=np.int64),
     }
-    for i in np.bincount(np.searchsorted(nul, np.flatnonzero(codes == 10)), minlength=count).nonzero()[0].tolist():
-        out["items"][i] = len(_ITEMS.findall(texts[i]))
+    for i, text in enumerate(texts):
+        if "\n" in text:
+            out["items"][i] = len(_ITEMS.findall(text))
     return out
 
 
