@@ -40,13 +40,15 @@ import unicodedata
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
 from synth.text import UNSPACED, prose, script_shares, words as split_words
 from synth.verify.base import Candidate, Filter
-from synth.verify.fluency_subword import SubwordScorer, subword_coverage, subword_scorer
+
+if TYPE_CHECKING:
+    from synth.verify.fluency_subword import SubwordScorer
 
 SYSTEM_DIR = Path("/usr/share/hunspell")
 # A variety whose dictionary is filed under another code: Paraguayan Guarani (gug) is the written
@@ -159,7 +161,9 @@ def fluency_coverage(spec: LanguageSpec | str) -> str | None:
         spec = load_registry()[spec]
     found = _covered(spec)
     if found is None:
-        return subword_coverage(spec)  # the second backend, for languages without a usable dictionary
+        from synth.verify.fluency_subword import subword_coverage  # the second backend (it imports this module)
+
+        return subword_coverage(spec)
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
@@ -369,7 +373,12 @@ class FluencyFilter(Filter):
         if lang not in self._scorers:
             spec = self.languages.get(lang)
             found = None if spec is None else _covered(spec)
-            self._scorers[lang] = _scorer(*found) if found else (subword_scorer(spec) if spec else None)
+            if found is None and spec is not None:  # no usable dictionary: the subword backend, where it covers
+                from synth.verify.fluency_subword import subword_scorer
+
+                self._scorers[lang] = subword_scorer(spec)
+            else:
+                self._scorers[lang] = None if found is None else _scorer(*found)
         return self._scorers[lang]
 
     def __getstate__(self) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
 from synth.text import script_shares
+from synth.verify.fluency import _FORMAT, words
 
 # ISO 639-1 codes (or ISO 639-3 where there is none) of XLM-R's 100 training languages, romanised
 # variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
@@ -103,7 +104,7 @@ def vocabulary(script: str) -> dict[str, float]:
 
 def logprob_per_char(word: str, vocab: dict[str, float], longest: int) -> float:
     """Log-probability of the best segmentation of "▁word" into pieces, per character of the word."""
-    text = META + unicodedata.normalize("NFKC", word)
+    text = META + _FORMAT.sub("", unicodedata.normalize("NFKC", word))  # Bengali's ZWNJ is no piece
     n = len(text)
     unknown = vocab[""]
     best = [0.0] + [-1e30] * n
@@ -143,9 +144,6 @@ class SubwordScorer:
     """One covered language: where its text sits between its pseudo-word and real-text levels."""
 
     def __init__(self, spec: LanguageSpec):
-        from synth.verify.fluency import words  # one definition of a word for both backends
-
-        self.words = words
         self.vocab = vocabulary(spec.script)
         self.longest = max(map(len, self.vocab))
         ref = references()[spec.code]
@@ -164,7 +162,7 @@ class SubwordScorer:
     def level(self, text: str) -> float | None:
         """Letter-weighted mean log-probability per character of the words of 4+ letters; None without."""
         total = weighted = 0.0
-        for word in self.words(text):
+        for word in words(text):  # fluency's words: one definition for both backends
             if len(word) >= MIN_LETTERS:
                 total += len(word)
                 weighted += len(word) * self.word_level(word)
