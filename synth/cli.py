@@ -88,7 +88,7 @@ def _languages(args: argparse.Namespace) -> int:
         ("level", 7, lambda r: r["resource_level"]),
         ("lid: backend label UDHR top-1", 32, lid),
         ("laser", 8, lambda r: r["laser"]),
-        ("fluency", 14, lambda r: r["fluency"] or "none"),
+        ("fluency", 42, lambda r: r["fluency"] or "none"),
         ("e5", 11, lambda r: r["semantic"]),
         ("reasons in", 0, lambda r: "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]),
     ]

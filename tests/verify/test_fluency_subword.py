@@ -84,3 +84,17 @@ def test_the_filter_dispatches_and_the_verifier_reports_what_it_cannot_check(reg
     assert "fluency" not in real_v.reasons and real_v.scores["fluency"] > 0.5
     assert "fluency" in fake_v.reasons
     assert hau_v.scores["fluency"] is None and "fluency" not in hau_v.reasons  # not run: null, never a pass
+
+
+def test_synth_languages_shows_which_backend_covers_each_language(capsys):
+    import json
+
+    from synth.cli import main
+
+    assert main(["languages", "--format", "json"]) == 0
+    rows = {r["code"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tam_Taml"]["fluency"] == SUBWORD and rows["khm_Khmr"]["fluency"] == SUBWORD
+    assert rows["swh_Latn"]["fluency"].startswith("hunspell") and rows["yor_Latn"]["fluency"] is None
+    assert main(["languages"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tel_Telu"))
+    assert SUBWORD + " " in line  # its own column, not run into the next
