@@ -355,6 +355,7 @@ class FluencyFilter(Filter):
     higher_is_better = True
     default_threshold = 0.5
     survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
+    slow_to_load = True  # Hunspell reads each dictionary whole: loaded on first use, in the process that scores
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
                    "language knows, above what random letters score (0 = chance, 1 = all known); null for "
                    "languages without a dictionary; where there is none, XLM-R's subword model places the text "
@@ -365,8 +366,6 @@ class FluencyFilter(Filter):
         super().__init__(threshold, per_language)
         self.languages = languages
         self._scorers: dict[str, Scorer | SubwordScorer | None] = {}
-        for lang in languages:  # now, so forked workers (synth verify) inherit them instead of each loading
-            self.scorer(lang)
 
     def scorer(self, lang: str) -> Scorer | SubwordScorer | None:
         """The language's scorer (Hunspell handles do not pickle: an unpickled filter loads them again)."""
