@@ -23,6 +23,9 @@ bench/fluency_dictionaries.py); `fluency_coverage` says which. An uncovered lang
 without spaces (no word segmentation here), scores None: not run, never a pass. A dictionary's
 self-check and chance profile are computed once per machine and cached under the synth cache.
 
+A language without a usable dictionary is scored by the second backend where it covers it:
+fluency_subword (XLM-R's subword model); `fluency_coverage` names the backend.
+
 Word order is not checked: real words in random order (word salad) score like real text. That is
 left to the LLM judge.
 """
