@@ -35,7 +35,7 @@ from pathlib import Path
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
-from synth.text import script_shares
+from synth.text import script_share, script_shares
 from synth.verify.fluency import _FORMAT, words
 
 # ISO 639-1 codes (or ISO 639-3 where there is none) of XLM-R's 100 training languages, romanised
@@ -163,24 +163,29 @@ class SubwordScorer:
         self.longest = max(map(len, self.vocab))
         ref = references()[spec.code]
         self.real, self.pseudo = ref["real"], ref["pseudo"]
-        self.seen: dict[str, float] = {}
+        self.script = spec.script
+        self.seen: dict[str, float | None] = {}
 
-    def word_level(self, word: str) -> float:
-        level = self.seen.get(word)
-        if level is None:
-            level = logprob_per_char(word, self.vocab, self.longest)
-            if len(self.seen) >= _CACHE_MAX:
-                self.seen.clear()
-            self.seen[word] = level
+    def word_level(self, word: str) -> float | None:
+        """The word's log-probability per character; None for a word not wholly in the language's
+        script (an English term in Tamil text: the script and mixed_language filters judge those, and
+        no piece of the script fits it, so each letter would cost the unknown's score)."""
+        if word in self.seen:
+            return self.seen[word]
+        level = logprob_per_char(word, self.vocab, self.longest) if script_share(word, self.script) == 1.0 else None
+        if len(self.seen) >= _CACHE_MAX:
+            self.seen.clear()
+        self.seen[word] = level
         return level
 
     def level(self, text: str) -> float | None:
-        """Letter-weighted mean log-probability per character of the words of 4+ letters; None without."""
+        """Letter-weighted mean log-probability per character of the words of 4+ letters in the
+        language's script; None without such words."""
         total = weighted = 0.0
         for word in words(text):  # fluency's words: one definition for both backends
-            if len(word) >= MIN_LETTERS:
+            if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
                 total += len(word)
-                weighted += len(word) * self.word_level(word)
+                weighted += len(word) * level
         return weighted / total if total else None
 
     def score(self, text: str) -> float | None:

@@ -98,3 +98,15 @@ def test_synth_languages_shows_which_backend_covers_each_language(capsys):
     assert main(["languages"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("tam_Taml"))
     assert SUBWORD + " " in line  # its own column, not run into the next
+
+
+def test_words_of_another_script_are_left_to_the_script_filters(registry, udhr):
+    scorer = SubwordScorer(registry["tam_Taml"])
+    assert scorer.score("12 34 !! ok") is None  # no word of 4+ letters
+    assert scorer.score("Download the information from the website") is None  # no Tamil word
+    real = max(udhr("tam"), key=len)
+    assert scorer.score(real) > 0.5
+    # an English term in Tamil text does not count (no Tamil piece fits it: each letter would cost -30)
+    assert scorer.score(real + " Wikipedia smartphone") == scorer.score(real)
+    fake = pseudo_words([real], random.Random(2))[0]
+    assert scorer.score(fake + " Wikipedia smartphone") == scorer.score(fake) < 0.5
