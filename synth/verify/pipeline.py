@@ -283,7 +283,7 @@ class Verifier:
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
                     self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
-                                               f"(synth.verify.fluency.fluency_coverage)")
+                                               f"nor subword model (synth.verify.fluency.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:
