@@ -107,12 +107,13 @@ class _LazyRows(Sequence):
 
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
-_FORKED: tuple[Verifier, dict[str, list]] | None = None  # inherited by forked workers: no model reload, no pickled input
+_FORKED: tuple[Verifier, dict[str, list], frozenset[str]] | None = None  # inherited by forked workers: no model
+                                                                        # reload, no pickled input
 
 
 def _score_chunk(start: int) -> list:
-    verifier, columns = _FORKED
-    return verifier.score_filters(candidates(columns, start, start + CHUNK_ROWS))
+    verifier, columns, deferred = _FORKED
+    return verifier.score_filters(candidates(columns, start, start + CHUNK_ROWS), skip=deferred)
 
 
 def _workers() -> int:
@@ -135,11 +136,14 @@ def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
         for start in range(0, frame.height, batch_rows):
             yield from verifier.verify(candidates(columns, start, start + batch_rows))
         return
-    _FORKED = (verifier, columns)
+    deferred = verifier.deferrable()  # e.g. fluency: loaded here while the workers score, not in each worker
+    _FORKED = (verifier, columns, deferred)
     starts = range(0, frame.height, CHUNK_ROWS)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for start, scored in zip(starts, pool.imap(_score_chunk, starts)):
-                yield from verifier.finish(_LazyRows(columns, start, start + len(scored)), scored)
+                rows = _LazyRows(columns, start, start + len(scored))
+                verifier.score_deferred(rows, scored, deferred)
+                yield from verifier.finish(rows, scored)
     finally:
         _FORKED = None
