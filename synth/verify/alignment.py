@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import regex
 
-from synth.text import CLOSERS, LIST_ITEM, SENTENCE_MARKS, _NEEDS_SPACE, _chars, numbers
+from synth.text import CLOSERS, ETHIOPIC_STOP, LIST_ITEM, SENTENCE_MARKS, _NEEDS_SPACE, _chars, numbers
 from synth.verify.base import Candidate, Filter
 
 LENGTH_TOLERANCE = math.log(2.0)  # romanised letters: twice as many or half as many is not a translation
@@ -114,6 +114,14 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
     # comes first or the mark is one that never stands inside a word (。 । ።)
     more_text = follow <= last_visible[text_of]
     ends_here = ((after & _MARK) == 0) & more_text & (((after & _SPACE) != 0) | ((classes[at] & _NEEDS) == 0))
+    # two Ethiopic wordspaces, the full stop of older Ethiopic text, end a sentence before a space
+    first, second = (np.uint32(ord(c)) for c in ETHIOPIC_STOP)
+    stops = np.flatnonzero((codes[:-2] == first) & (codes[1:-1] == second)) + 1
+    if stops.size:
+        stop_text = np.searchsorted(starts, stops, side="right") - 1
+        text_of = np.concatenate((text_of, stop_text))
+        ends_here = np.concatenate((ends_here, ((classes[stops + 1] & _SPACE) != 0) & (stops + 1 <= last_visible[stop_text])))
+        at = np.concatenate((at, stops))
     digits = np.flatnonzero(lazy & _DECIMAL)
     out = {
         # summed per text without a running total over every code point (memory, not arithmetic, is the cost)

@@ -59,7 +59,7 @@ def test_catches_part_of_a_languages_misaligned_articles_and_none_of_its_real_on
 
 def test_sentence_count_is_synth_texts_sentence_break(udhr):
     """The numpy count over code points finds the breaks synth.text's SENTENCE_BREAK finds."""
-    texts = [t for code in ("eng", *LANGS) for t in udhr(code)]
+    texts = [t for code in ("eng", *LANGS, "tir") for t in udhr(code)]  # Tigrinya: ፡፡ ends its sentences
     texts += ["「こんにちは。」元気ですか？はい。", "e.g. 3.14 is pi... really?! Yes.", "Wait…what? (Yes.) \"No.\" Fine"]
     counted = structure(texts)["sentences"].tolist()
     expected = [len(SENTENCE_BREAK.findall(t)) + 1 for t in texts]
