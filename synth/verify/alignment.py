@@ -116,11 +116,13 @@ def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:
     ends_here = ((after & _MARK) == 0) & more_text & (((after & _SPACE) != 0) | ((classes[at] & _NEEDS) == 0))
     # two Ethiopic wordspaces, the full stop of older Ethiopic text, end a sentence before a space
     first, second = (np.uint32(ord(c)) for c in ETHIOPIC_STOP)
-    stops = np.flatnonzero((codes[:-2] == first) & (codes[1:-1] == second)) + 1
+    stops = np.flatnonzero(codes == first)
+    stops = stops[codes[stops + 1] == second] + 1  # the array ends in NULs: stops + 1 stays inside
     if stops.size:
         stop_text = np.searchsorted(starts, stops, side="right") - 1
         text_of = np.concatenate((text_of, stop_text))
-        ends_here = np.concatenate((ends_here, ((classes[stops + 1] & _SPACE) != 0) & (stops + 1 <= last_visible[stop_text])))
+        spaced = ((classes[stops + 1] & _SPACE) != 0) & (stops + 1 <= last_visible[stop_text])
+        ends_here = np.concatenate((ends_here, spaced))
         at = np.concatenate((at, stops))
     digits = np.flatnonzero(lazy & _DECIMAL)
     out = {
