@@ -94,6 +94,21 @@ def cut_points(text: str, breaks: regex.Pattern = SENTENCE_BREAK) -> list[tuple[
     return [m.span() for m in breaks.finditer(text)]
 
 
+# --- numbers and list items --------------------------------------------------------------------
+
+# A number: digits with group or decimal separators (1,000 = 1 000 = 1.000; 365.24 = 365,24); "1 2" is two
+_NUMBER = re.compile(r"\d+(?:[.,'\u00a0\u202f]\d+| \d{3}(?!\d))*", re.UNICODE)
+# A markdown list item's marker (-, *, +, 1., 1)) and task box, then its text
+LIST_ITEM = re.compile(r"^([ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)(.*)$")
+
+
+def numbers(text: str) -> list[str]:
+    """Digit strings of `text`, native digits mapped to ASCII, group and decimal separators dropped
+    (1,000 = 1000 = 1 000; 365.24 = 365,24): a translation may localise their format, not their value."""
+    ascii_digits = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    return [re.sub(r"\D", "", m) for m in _NUMBER.findall(ascii_digits)]
+
+
 # --- what is not prose ----------------------------------------------------------------------------
 
 URL = r"(?:https?|ftp)://[^\s<>\"'`]+|www\.[^\s<>\"'`]+"

@@ -23,6 +23,7 @@ from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
+from synth.verify.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
@@ -39,7 +40,7 @@ FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
               LidFilter, MixedLanguageFilter, ScriptFilter, FluencyFilter, LaserFilter, SemanticFilter, RoundtripFilter,
-              DedupFilter, ContaminationFilter)
+              DedupFilter, ContaminationFilter, StructureMismatchFilter)
 }
 
 
@@ -283,7 +284,7 @@ class Verifier:
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
                     self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
-                                               f"(synth.verify.fluency.fluency_coverage)")
+                                               f"nor subword model (synth.verify.fluency.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:
