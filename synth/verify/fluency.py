@@ -358,7 +358,8 @@ class FluencyFilter(Filter):
     higher_is_better = True
     default_threshold = 0.5
     survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
-    slow_to_load = True  # Hunspell reads each dictionary whole: loaded on first use, in the process that scores
+    # Hunspell reads each dictionary whole: loaded on first use, in the process that scores (synth verify
+    # sends each worker whole languages: it loads theirs only)
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
                    "language knows, above what random letters score (0 = chance, 1 = all known); null for "
                    "languages without a dictionary; where there is none, XLM-R's subword model places the text "

@@ -170,7 +170,7 @@ class _LazyRows(Sequence):
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
-_FORKED: tuple[Verifier, frozenset[str]] | None = None  # inherited by forked workers: no model reload
+_FORKED: Verifier | None = None  # inherited by forked workers: no model reload
 T = TypeVar("T")
 
 
@@ -182,8 +182,28 @@ def _worker_start() -> None:
 
 
 def _score_chunk(columns: dict[str, list]) -> list:
-    verifier, deferred = _FORKED
-    return verifier.score_filters(candidates(columns), skip=deferred)
+    return _FORKED.score_filters(candidates(columns))
+
+
+def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[int]]:
+    """Row indices in chunks of at most `size`, each holding whole languages where it can (a language
+    of more rows than `size` fills chunks of its own): a worker then loads the dictionaries (fluency)
+    of the languages it is sent, not of every language in the input."""
+    by_lang: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        by_lang.setdefault(lang, []).append(i)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for rows in by_lang.values():
+        for start in range(0, len(rows), size):
+            piece = rows[start:start + size]
+            if len(current) + len(piece) > size:
+                chunks.append(current)
+                current = []
+            current += piece
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _workers() -> int:
@@ -198,10 +218,11 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
     """(payload, verdicts) per batch of input columns, in order; `rows`: the input's total rows.
 
     The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
-    them (at most AHEAD batches in flight, so memory holds a few batches, never the input); the
-    deferrable filters (slow to load, quick to run: fluency) and dedup (stateful, order-dependent) run
-    here on each chunk in order, so the result is the same as one process's, whatever the batch size. Small inputs, one core, or LASER (torch has its own threads and
-    does not survive a fork) stay in this process."""
+    them (at most AHEAD batches in flight, so memory holds a few batches, never the input), each chunk
+    of a few whole languages (`language_chunks`); dedup (stateful, order-dependent) runs here on each
+    batch in row order, so the result is the same as one process's, whatever the batch size. Small
+    inputs, one core, or LASER (torch has its own threads and does not survive a fork) stay in this
+    process."""
     global _FORKED
     workers = _workers()
     if rows < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
@@ -211,30 +232,32 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
             yield payload, [v for start in range(0, n, batch_rows)
                             for v in verifier.verify(candidates(columns, start, start + batch_rows))]
         return
-    deferred = verifier.deferrable()  # e.g. fluency: loaded here while the workers score, not in each worker
-    _FORKED = (verifier, deferred)
+    _FORKED = verifier
     try:
         with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
             source, inflight = iter(batches), deque()
 
             def submit() -> None:
                 for payload, columns in source:
-                    starts = range(0, len(columns["id"]), CHUNK_ROWS)
-                    inflight.append((payload, columns, starts, [
-                        pool.apply_async(_score_chunk, (_rows(columns, start, start + CHUNK_ROWS),)) for start in starts]))
+                    chunks = language_chunks(columns["lang"])
+                    inflight.append((payload, columns, chunks, [
+                        pool.apply_async(_score_chunk, ({name: [values[i] for i in chunk] for name, values in columns.items()},))
+                        for chunk in chunks]))
                     return
 
             for _ in range(AHEAD):
                 submit()
             while inflight:
-                payload, columns, starts, pending = inflight.popleft()
+                payload, columns, chunks, pending = inflight.popleft()
                 submit()
+                scored: list = [None] * len(columns["id"])
+                for chunk, job in zip(chunks, pending):
+                    for i, verdict in zip(chunk, job.get()):
+                        scored[i] = verdict
                 out = []
-                for start, job in zip(starts, pending):
-                    scored = job.get()
-                    chunk = _LazyRows(columns, start, start + len(scored))
-                    verifier.score_deferred(chunk, scored, deferred)
-                    out += verifier.finish(chunk, scored)
+                for start in range(0, len(scored), CHUNK_ROWS):  # in row order
+                    part = scored[start:start + CHUNK_ROWS]
+                    out += verifier.finish(_LazyRows(columns, start, start + len(part)), part)
                 yield payload, out
     finally:
         _FORKED = None

@@ -351,39 +351,17 @@ class Verifier:
     def verify(self, batch: Sequence[Candidate]) -> list[Verdict]:
         return self.finish(batch, self.score_filters(batch))
 
-    def score_filters(self, batch: Sequence[Candidate], skip: frozenset[str] = frozenset()) -> list[Verdict]:
-        """Every stateless filter (no dedup) but those named in `skip` (see `deferrable`): safe to run
-        anywhere, in any order (verifier workers)."""
+    def score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
+        """Every stateless filter (no dedup): safe to run anywhere, in any order (verifier workers).
+        Cheap filters first, then the slow (`survivors_only`) ones, each group in preset order."""
         with paused_gc():
             verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
-            for f in self._ordered():
-                if f.name not in skip:
-                    self._apply(f, batch, verdicts)
+            for f in sorted(self.filters, key=lambda f: f.survivors_only):
+                self._apply(f, batch, verdicts)
             if self.roundtrip:
                 for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                     verdict.scores["roundtrip_bleu"] = bleu
             return verdicts
-
-    def _ordered(self) -> list[Filter]:
-        """Cheap filters first, then the slow (`survivors_only`) ones, each group in preset order."""
-        return sorted(self.filters, key=lambda f: getattr(f, "survivors_only", False))
-
-    def deferrable(self) -> frozenset[str]:
-        """The filters at the end of the order that are slow to load and quick to run: a parent process
-        may score them (`score_deferred`) on what its workers passed, with the same verdicts."""
-        names: list[str] = []
-        for f in reversed(self._ordered()):
-            if not (f.survivors_only and f.slow_to_load):
-                break
-            names.append(f.name)
-        return frozenset(names)
-
-    def score_deferred(self, batch: Sequence[Candidate], verdicts: list[Verdict], names: frozenset[str]) -> None:
-        """Run the filters `score_filters` skipped (`names`, from `deferrable`) on its verdicts."""
-        with paused_gc():
-            for f in self._ordered():
-                if f.name in names:
-                    self._apply(f, batch, verdicts)
 
     def _apply(self, f: Filter, batch: Sequence[Candidate], verdicts: list[Verdict]) -> None:
         """Score `batch` with one filter (a slow one only on the rows no filter rejected so far: None

@@ -148,3 +148,17 @@ def test_sigterm_part_way_leaves_no_output_and_no_temporary(udhr, tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+
+
+def test_worker_chunks_hold_whole_languages_and_every_row_once():
+    """Each chunk a worker gets holds whole languages (it loads their dictionaries only); a language
+    larger than a chunk fills chunks of its own; every row is in exactly one chunk."""
+    from synth.verify.pairs import language_chunks
+
+    langs = ["a"] * 5 + ["b"] * 3 + ["c"] * 9 + ["a"] * 2 + ["d"]
+    chunks = language_chunks(langs, size=4)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(langs)))
+    assert all(len(chunk) <= 4 for chunk in chunks)
+    for lang, rows in (("b", 3), ("d", 1)):  # small languages are never split
+        assert sum(any(langs[i] == lang for i in chunk) for chunk in chunks) == 1, lang
+    assert [len(c) for c in chunks if all(langs[i] == "c" for i in c)] == [4, 4]  # c: 4 + 4, then 1 shared
