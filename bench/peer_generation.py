@@ -46,6 +46,22 @@ def nice_zero() -> None:
         pass
 
 
+def session_cpu_seconds() -> float:
+    """CPU seconds of this process and all its descendants (Ray's daemons and workers, vLLM's engine
+    processes), with those already exited and reaped: less sensitive to other work on the machine than wall time."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            t = process.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
 def engine_settings(cpu: bool, dtype: str | None) -> tuple[dict, dict, float]:
     """(env, engine kwargs, Ray CPUs) of one synth replica on this hardware, given to both sides."""
     from synth.devices import choose_dtype
@@ -66,7 +82,7 @@ def run_synth(model: str, env: dict, kwargs: dict, num_cpus: float, messages, ca
     requests = [GenerationRequest(id=f"q{i}", messages=m, max_tokens=c) for i, (m, c) in enumerate(zip(messages, caps))]
     config = VllmEngineConfig(model=model, max_model_len=MAX_MODEL_LEN, engine_kwargs=kwargs, env=env,
                               num_cpus=num_cpus)
-    start = time.time()
+    cpu_start, start = session_cpu_seconds(), time.time()
     pool = VllmReplicaPool(config, model, sampling)
     ready = time.time()
     try:
@@ -77,11 +93,13 @@ def run_synth(model: str, env: dict, kwargs: dict, num_cpus: float, messages, ca
         capacity = ray.get(pool.replicas[0].handle.info.remote())["capacity"]
     finally:
         pool.shutdown()
+    time.sleep(2)  # the actor's exit, reaped by Ray, counted
+    cpu_seconds = session_cpu_seconds() - cpu_start
     errors = [c.error for c in completions if c.error]
     if errors:
         raise RuntimeError(f"synth: {len(errors)} requests failed, first: {errors[0]}")
     return {"tokens": sum(c.output_tokens for c in completions), "prompt_tokens": sum(c.prompt_tokens for c in completions),
-            "startup": ready - start, "steady": end - ready, "total": end - start,
+            "startup": ready - start, "steady": end - ready, "total": end - start, "cpu": cpu_seconds,
             "settings": f"max_num_seqs {capacity}, chunks {pool.chunk}, in flight {pool.max_inflight}"}
 
 
@@ -90,7 +108,7 @@ def run_ray_data(model: str, env: dict, kwargs: dict, num_cpus: float, messages,
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     cpu = "enforce_eager" in kwargs
-    start = time.time()
+    cpu_start, start = session_cpu_seconds(), time.time()
     config = vLLMEngineProcessorConfig(
         model_source=model,
         engine_kwargs={"max_model_len": MAX_MODEL_LEN, "seed": SEED, **kwargs},
@@ -114,6 +132,8 @@ def run_ray_data(model: str, env: dict, kwargs: dict, num_cpus: float, messages,
     dataset = ray.data.from_items([{"id": i, "messages": m, "cap": c} for i, (m, c) in enumerate(zip(messages, caps))])
     rows = processor(dataset).take_all()
     end = time.time()
+    time.sleep(2)  # the stage actors' exit, reaped by Ray, counted
+    cpu_seconds = session_cpu_seconds() - cpu_start
     if len(rows) != len(messages) or any(r["error"] for r in rows):
         raise RuntimeError(f"Ray Data LLM: {len(rows)} rows back for {len(messages)} requests")
     arrivals = [r["arrival"] for r in rows if r["arrival"]]
@@ -121,14 +141,15 @@ def run_ray_data(model: str, env: dict, kwargs: dict, num_cpus: float, messages,
         raise RuntimeError("Ray Data LLM rows carry no vLLM metrics (arrival_time): cannot time steady generation")
     first = min(arrivals)
     return {"tokens": sum(r["tokens"] for r in rows), "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
-            "startup": first - start, "steady": end - first, "total": end - start,
+            "startup": first - start, "steady": end - first, "total": end - start, "cpu": cpu_seconds,
             "settings": f"batch_size {batch_size}, max_concurrent_batches {config.max_concurrent_batches}"}
 
 
 def rates(result: dict, requests: int) -> str:
     return (f"{result['tokens']} output tokens ({result['prompt_tokens']} prompt); steady {result['steady']:.1f}s = "
             f"{result['tokens'] / result['steady']:.1f} tok/s, {requests / result['steady']:.2f} req/s; with start-up "
-            f"{result['total']:.1f}s = {result['tokens'] / result['total']:.1f} tok/s (start-up {result['startup']:.1f}s)")
+            f"{result['total']:.1f}s = {result['tokens'] / result['total']:.1f} tok/s (start-up {result['startup']:.1f}s); "
+            f"CPU {result['cpu']:.0f}s incl. start-up; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -141,6 +162,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds; odd rounds run Ray Data first, even synth first")
     parser.add_argument("--batch-size", type=int, default=32, help="Ray Data LLM batch_size (its default: 32)")
     parser.add_argument("--dtype", default=None, help="default: what a synth replica chooses for this hardware")
+    parser.add_argument("--synth-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment of synth's replica only (a variant of synth's settings)")
     args = parser.parse_args()
 
     import ray
@@ -169,7 +192,8 @@ def main() -> None:
         order = ["ray", "synth"] if round_no % 2 else ["synth", "ray"]
         for side in order:
             if side == "synth":
-                synth_runs.append(run_synth(model, env, kwargs, num_cpus, messages, caps))
+                synth_env = {**env, **dict(item.split("=", 1) for item in args.synth_env)}
+                synth_runs.append(run_synth(model, synth_env, kwargs, num_cpus, messages, caps))
                 print(f"round {round_no} synth pool ({synth_runs[-1]['settings']}): {rates(synth_runs[-1], args.requests)}",
                       flush=True)
             else:
