@@ -31,9 +31,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 
-from engine_overhead import output_caps, prompts  # noqa: E402  (bench/ is on sys.path when run as a script)
+from engine_overhead import output_caps, prompts  # bench/ is on sys.path when run as a script
 
 TEMPERATURE, TOP_P, MAX_MODEL_LEN, SEED = 0.8, 1.0, 1024, 0
 
@@ -46,20 +47,45 @@ def nice_zero() -> None:
         pass
 
 
-def session_cpu_seconds() -> float:
-    """CPU seconds of this process and all its descendants (Ray's daemons and workers, vLLM's engine
-    processes), with those already exited and reaped: less sensitive to other work on the machine than wall time."""
-    import psutil
+class CpuMeter:
+    """CPU seconds of this process and its descendants (Ray's daemons and workers, vLLM's engine processes),
+    polled: an exited process keeps its last reading. Less sensitive than wall time to other work on the machine."""
 
-    total = 0.0
-    me = psutil.Process()
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            t = process.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    def __init__(self, every_s: float = 0.5):
+        self.seen: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds
+        self.history: list[tuple[float, float]] = []  # (wall time, total CPU seconds) of each poll
+        self.lock = threading.Lock()
+        threading.Thread(target=self._poll_forever, args=(every_s,), daemon=True).start()
+
+    def _poll_forever(self, every_s: float) -> None:
+        while True:
+            self.poll()
+            time.sleep(every_s)
+
+    def poll(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                with process.oneshot():
+                    key, times = (process.pid, process.create_time()), process.cpu_times()
+            except psutil.Error:
+                continue
+            with self.lock:
+                self.seen[key] = times.user + times.system
+        with self.lock:
+            self.history.append((time.time(), sum(self.seen.values())))
+
+    def seconds(self) -> float:
+        self.poll()
+        with self.lock:
+            return self.history[-1][1]
+
+    def seconds_at(self, when: float) -> float:
+        """Total CPU seconds at the last poll before `when` (at most one poll interval early)."""
+        with self.lock:
+            return max((total for at, total in self.history if at <= when), default=0.0)
 
 
 def engine_settings(cpu: bool, dtype: str | None) -> tuple[dict, dict, float]:
@@ -72,7 +98,7 @@ def engine_settings(cpu: bool, dtype: str | None) -> tuple[dict, dict, float]:
     return env, kwargs, (os.cpu_count() if cpu else 1)
 
 
-def run_synth(model: str, env: dict, kwargs: dict, num_cpus: float, messages, caps) -> dict:
+def run_synth(meter: CpuMeter, model: str, env: dict, kwargs: dict, num_cpus: float, messages, caps) -> dict:
     from synth.engines.base import GenerationRequest, SamplingConfig
     from synth.engines.configs import VllmEngineConfig
     from synth.engines.vllm_actor import VllmReplicaPool
@@ -82,7 +108,7 @@ def run_synth(model: str, env: dict, kwargs: dict, num_cpus: float, messages, ca
     requests = [GenerationRequest(id=f"q{i}", messages=m, max_tokens=c) for i, (m, c) in enumerate(zip(messages, caps))]
     config = VllmEngineConfig(model=model, max_model_len=MAX_MODEL_LEN, engine_kwargs=kwargs, env=env,
                               num_cpus=num_cpus)
-    cpu_start, start = session_cpu_seconds(), time.time()
+    cpu_start, start = meter.seconds(), time.time()
     pool = VllmReplicaPool(config, model, sampling)
     ready = time.time()
     try:
@@ -93,22 +119,23 @@ def run_synth(model: str, env: dict, kwargs: dict, num_cpus: float, messages, ca
         capacity = ray.get(pool.replicas[0].handle.info.remote())["capacity"]
     finally:
         pool.shutdown()
-    time.sleep(2)  # the actor's exit, reaped by Ray, counted
-    cpu_seconds = session_cpu_seconds() - cpu_start
+    time.sleep(1)  # the meter's last reading of the replica
+    cpu_seconds = meter.seconds() - cpu_start
+    steady_cpu = meter.seconds_at(end) - meter.seconds_at(ready)
     errors = [c.error for c in completions if c.error]
     if errors:
         raise RuntimeError(f"synth: {len(errors)} requests failed, first: {errors[0]}")
     return {"tokens": sum(c.output_tokens for c in completions), "prompt_tokens": sum(c.prompt_tokens for c in completions),
             "startup": ready - start, "steady": end - ready, "total": end - start, "cpu": cpu_seconds,
-            "settings": f"max_num_seqs {capacity}, chunks {pool.chunk}, in flight {pool.max_inflight}"}
+            "steady_cpu": steady_cpu, "settings": f"max_num_seqs {capacity}, chunks {pool.chunk}, in flight {pool.max_inflight}"}
 
 
-def run_ray_data(model: str, env: dict, kwargs: dict, num_cpus: float, messages, caps, batch_size: int) -> dict:
+def run_ray_data(meter: CpuMeter, model: str, env: dict, kwargs: dict, num_cpus: float, messages, caps, batch_size: int) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     cpu = "enforce_eager" in kwargs
-    cpu_start, start = session_cpu_seconds(), time.time()
+    cpu_start, start = meter.seconds(), time.time()
     config = vLLMEngineProcessorConfig(
         model_source=model,
         engine_kwargs={"max_model_len": MAX_MODEL_LEN, "seed": SEED, **kwargs},
@@ -122,34 +149,36 @@ def run_ray_data(model: str, env: dict, kwargs: dict, num_cpus: float, messages,
     )
     processor = build_processor(
         config,
-        preprocess=lambda row: dict(messages=row["messages"], sampling_params=dict(
-            temperature=TEMPERATURE, top_p=TOP_P, max_tokens=int(row["cap"]), detokenize=False)),
-        postprocess=lambda row: dict(id=row["id"], tokens=row["num_generated_tokens"],
-                                     prompt_tokens=row["num_input_tokens"],
-                                     arrival=(row.get("metrics") or {}).get("arrival_time"),
-                                     error=row.get("__inference_error__", "")),
+        preprocess=lambda row: {"messages": row["messages"], "sampling_params": {
+            "temperature": TEMPERATURE, "top_p": TOP_P, "max_tokens": int(row["cap"]), "detokenize": False}},
+        postprocess=lambda row: {"id": row["id"], "tokens": row["num_generated_tokens"],
+                                 "prompt_tokens": row["num_input_tokens"],
+                                 "arrival": (row.get("metrics") or {}).get("arrival_time"),
+                                 "error": row.get("__inference_error__", "")},
     )
     dataset = ray.data.from_items([{"id": i, "messages": m, "cap": c} for i, (m, c) in enumerate(zip(messages, caps))])
     rows = processor(dataset).take_all()
     end = time.time()
-    time.sleep(2)  # the stage actors' exit, reaped by Ray, counted
-    cpu_seconds = session_cpu_seconds() - cpu_start
+    time.sleep(1)  # the meter's last reading of the stage actors
+    cpu_seconds = meter.seconds() - cpu_start
     if len(rows) != len(messages) or any(r["error"] for r in rows):
         raise RuntimeError(f"Ray Data LLM: {len(rows)} rows back for {len(messages)} requests")
     arrivals = [r["arrival"] for r in rows if r["arrival"]]
     if not arrivals:
         raise RuntimeError("Ray Data LLM rows carry no vLLM metrics (arrival_time): cannot time steady generation")
     first = min(arrivals)
+    steady_cpu = meter.seconds_at(end) - meter.seconds_at(first)
     return {"tokens": sum(r["tokens"] for r in rows), "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
             "startup": first - start, "steady": end - first, "total": end - start, "cpu": cpu_seconds,
-            "settings": f"batch_size {batch_size}, max_concurrent_batches {config.max_concurrent_batches}"}
+            "steady_cpu": steady_cpu, "settings": f"batch_size {batch_size}, max_concurrent_batches {config.max_concurrent_batches}"}
 
 
 def rates(result: dict, requests: int) -> str:
     return (f"{result['tokens']} output tokens ({result['prompt_tokens']} prompt); steady {result['steady']:.1f}s = "
             f"{result['tokens'] / result['steady']:.1f} tok/s, {requests / result['steady']:.2f} req/s; with start-up "
             f"{result['total']:.1f}s = {result['tokens'] / result['total']:.1f} tok/s (start-up {result['startup']:.1f}s); "
-            f"CPU {result['cpu']:.0f}s incl. start-up; load average {os.getloadavg()[0]:.1f}")
+            f"CPU seconds {result['steady_cpu']:.0f} steady ({1000 * result['steady_cpu'] / result['tokens']:.1f} per 1k "
+            f"output tokens), {result['cpu']:.0f} with start-up; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -187,17 +216,18 @@ def main() -> None:
 
     DataContext.get_current().enable_progress_bars = False
 
+    meter = CpuMeter()
     synth_runs, ray_runs = [], []
     for round_no in range(1, args.rounds + 1):
         order = ["ray", "synth"] if round_no % 2 else ["synth", "ray"]
         for side in order:
             if side == "synth":
                 synth_env = {**env, **dict(item.split("=", 1) for item in args.synth_env)}
-                synth_runs.append(run_synth(model, synth_env, kwargs, num_cpus, messages, caps))
+                synth_runs.append(run_synth(meter, model, synth_env, kwargs, num_cpus, messages, caps))
                 print(f"round {round_no} synth pool ({synth_runs[-1]['settings']}): {rates(synth_runs[-1], args.requests)}",
                       flush=True)
             else:
-                ray_runs.append(run_ray_data(model, env, kwargs, num_cpus, messages, caps, args.batch_size))
+                ray_runs.append(run_ray_data(meter, model, env, kwargs, num_cpus, messages, caps, args.batch_size))
                 print(f"round {round_no} Ray Data LLM ({ray_runs[-1]['settings']}): {rates(ray_runs[-1], args.requests)}",
                       flush=True)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -205,9 +235,11 @@ def main() -> None:
     steady = [(s["tokens"] / s["steady"]) / (r["tokens"] / r["steady"]) for s, r in zip(synth_runs, ray_runs)]
     total = [(s["tokens"] / s["total"]) / (r["tokens"] / r["total"]) for s, r in zip(synth_runs, ray_runs)]
     per_request = [r["steady"] / s["steady"] for s, r in zip(synth_runs, ray_runs)]
+    cpu = [(r["steady_cpu"] / r["tokens"]) / (s["steady_cpu"] / s["tokens"]) for s, r in zip(synth_runs, ray_runs)]
     print(f"per-round synth/Ray Data ratios: steady tok/s {' '.join(f'{x:.2f}' for x in steady)}; steady req/s "
           f"{' '.join(f'{x:.2f}' for x in per_request)}; with start-up tok/s {' '.join(f'{x:.2f}' for x in total)} "
-          f"(median {statistics.median(total):.2f})")
+          f"(median {statistics.median(total):.2f}); steady CPU seconds per output token, Ray Data/synth "
+          f"{' '.join(f'{x:.2f}' for x in cpu)} (median {statistics.median(cpu):.2f})")
     print(f"ratio {statistics.median(steady):.2f}")
 
 
