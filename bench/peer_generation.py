@@ -34,10 +34,8 @@ import statistics
 import threading
 import time
 
-from engine_overhead import (  # bench/ is on sys.path when run as a script
-    output_caps,
-    prompts,
-)
+# bench/ is on sys.path when run as a script
+from engine_overhead import output_caps, prompts
 
 TEMPERATURE, TOP_P, MAX_MODEL_LEN, SEED = 0.8, 1.0, 1024, 0
 
