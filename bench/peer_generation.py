@@ -241,6 +241,10 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in per_request)}; with start-up tok/s {' '.join(f'{x:.2f}' for x in total)} "
           f"(median {statistics.median(total):.2f}); steady CPU seconds per output token, Ray Data/synth "
           f"{' '.join(f'{x:.2f}' for x in cpu)} (median {statistics.median(cpu):.2f})")
+    for name, runs in (("Ray Data LLM", ray_runs), ("synth pool", synth_runs)):
+        print(f"median steady {name}: {statistics.median(r['tokens'] / r['steady'] for r in runs):.1f} output tok/s, "
+              f"{statistics.median(args.requests / r['steady'] for r in runs):.2f} req/s, "
+              f"{statistics.median(r['steady'] for r in runs):.1f}s wall")
     print(f"ratio {statistics.median(steady):.2f}")
 
 
