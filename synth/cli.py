@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _stop_on_signals() -> dict:
     """SIGTERM and SIGINT raise Interrupted in the main thread: the runner stops the engines, keeps the
-    committed slices and the CLI exits 128 + signal, without a traceback. Returns the handlers replaced."""
+    committed slices (`synth verify` deletes its part-written file) and the CLI exits 128 + signal,
+    without a traceback. Returns the handlers replaced."""
     def stop(signum, frame):
         raise Interrupted(signum)
 
@@ -88,7 +89,7 @@ def _languages(args: argparse.Namespace) -> int:
         ("level", 7, lambda r: r["resource_level"]),
         ("lid: backend label UDHR top-1", 32, lid),
         ("laser", 8, lambda r: r["laser"]),
-        ("fluency", 14, lambda r: r["fluency"] or "none"),
+        ("fluency", 42, lambda r: r["fluency"] or "none"),
         ("e5", 11, lambda r: r["semantic"]),
         ("reasons in", 0, lambda r: "native" if r["reasoning_language"] == r["code"] else r["reasoning_language"]),
     ]
@@ -96,7 +97,7 @@ def _languages(args: argparse.Namespace) -> int:
         print("".join(f"{(header if row is None else cell(row)):<{width}}" for header, width, cell in columns).rstrip())
     uncovered = [r["code"] for r in rows if not r["lid"]]
     print(f"{len(rows)} languages, LID by preset {preset.name!r}. UDHR top-1: share of UDHR articles the backend "
-          f"names first (bench/lid_coverage.py; -: no UDHR text). fluency: the Hunspell dictionary the `fluency` filter reads (none: not run for that language). "
+          f"names first (bench/lid_coverage.py; -: no UDHR text). fluency: the Hunspell dictionary or subword model the `fluency` filter reads (none: not run for that language). "
           f"e5: the `meaning` preset's offline encoder "
           f"(weak: it separates real from misaligned translations poorly; bench/semantic_separation.py).")
     if uncovered:
@@ -107,7 +108,7 @@ def _languages(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from synth.report import render_html, summary_table
-    from synth.shards import atomic_write_bytes, output_location, read_committed
+    from synth.shards import atomic_write_bytes, output_location, scan_committed
 
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
@@ -120,7 +121,7 @@ def _report(args: argparse.Namespace) -> int:
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
         raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
                           f"directory of a `synth run`")
-    atomic_write_bytes(out / "report.html", render_html(manifest, read_committed(out)).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode())
     print(summary_table(manifest))
     return 0
 
@@ -133,9 +134,15 @@ def _verify(args: argparse.Namespace) -> int:
         from synth.judging import judge_verified_file, load_judge_spec
 
         spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
-    result = verify_file(Path(args.input), Path(args.output), args.filters,
-                         Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
-                         contamination=[Path(p) for p in args.contamination], ngram=args.ngram)
+    try:
+        result = verify_file(Path(args.input), Path(args.output), args.filters,
+                             Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
+                             batch_rows=args.batch_rows, contamination=[Path(p) for p in args.contamination],
+                             ngram=args.ngram)
+    except Interrupted as exc:
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; {args.output} was not written",
+              file=sys.stderr)
+        return 128 + exc.signum
     if spec is not None:
         judged = judge_verified_file(Path(args.output), spec, args.filters)
         print(f"judge: {judged}")
@@ -190,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
+    verify.add_argument("--batch-rows", type=int, default=20_000, metavar="N",
+                        help="rows read, scored and written at a time (memory grows with it; default 20000)")
     verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
     verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(ScrubLogs())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
-    replaced = _stop_on_signals() if args.func is _run and threading.current_thread() is threading.main_thread() else {}
+    replaced = _stop_on_signals() if args.func in (_run, _verify) and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -136,6 +136,10 @@ class JudgeConfig(_Strict):
                                "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
     max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
                             "its sampling.max_tokens)")
+    rows: Literal["survivors", "all"] = Field(
+        "survivors", description="which rows the judge grades: `survivors` (those no filter rejected: a judge call "
+        "spent on a row already lost buys nothing), or `all` generated rows, to audit the filters against the "
+        "judge at the cost of a judge call per row")
     pivot: Literal["off", "back_translation", "translate"] = Field(
         "back_translation", description="for targets whose reasoning_language is a pivot, also show the judge "
         "a pivot-language rendering: the back-translation of translated rows; `translate` also asks for one "
@@ -144,7 +148,9 @@ class JudgeConfig(_Strict):
 
 class PlanConfig(_Strict):
     initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed")
-    oversample: float = Field(1.3, ge=1.0)
+    oversample: float = Field(1.3, ge=1.0, description="most attempts per expected need: need / rate x this while the "
+                              "rate is a guess and in the last round; with a measured rate, rounds take just enough "
+                              "to meet the need with ~95% probability, at most this")
     max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
     max_rounds: int = Field(5, ge=1)
 

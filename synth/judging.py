@@ -146,10 +146,13 @@ class JudgeStage:
         self.model, self._owns_engine = self.config.engine.model, True
 
     def apply(self, rows: Sequence, verdicts: Sequence) -> int:
-        """Judge the rows no filter rejected (`verdict.reasons` empty; rows without a verdict failed
-        before verification) and merge the judge's scores and rejects into their verdicts. `rows`:
-        synth.methods.base.Row (or anything with id, messages, candidate()). Returns the rows judged."""
-        survivors = [(row, verdict) for row, verdict in zip(rows, verdicts) if verdict is not None and not verdict.reasons]
+        """Judge the rows no filter rejected (`verdict.reasons` empty; every verified row with `rows: all`;
+        rows without a verdict failed before verification) and merge the judge's scores and rejects into
+        their verdicts. `rows`: synth.methods.base.Row (or anything with id, messages, candidate()).
+        Returns the rows judged."""
+        every = self.config.rows == "all"
+        survivors = [(row, verdict) for row, verdict in zip(rows, verdicts)
+                     if verdict is not None and (every or not verdict.reasons)]
         if not survivors:
             return 0
         if self.engine is None:

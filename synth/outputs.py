@@ -19,7 +19,8 @@ from synth.shards import (
     atomic_write_bytes,
     atomic_write_json,
     dataset_card,
-    read_committed,
+    language_rows,
+    scan_committed,
     write_language_shards,
     write_rejects,
 )
@@ -84,13 +85,13 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
     """Write every output of a run from its committed rounds; returns the manifest. `status`:
     `interrupted` when the run stopped early (engine outage, a signal); else complete or partial."""
     job = prepared.job
-    rows = read_committed(out)
+    rows = scan_committed(out)  # read a language at a time: memory holds one language's rows, not the run's
     files: dict[str, list[str]] = {}
     languages: dict[str, dict] = {}
     shortfall = planner.shortfall()
     for target in job.targets:
         lang, spec = target.lang, prepared.languages[target.lang]
-        mine = rows.filter(pl.col("lang") == lang) if rows is not None else pl.DataFrame()
+        mine = language_rows(rows, lang) if rows is not None else pl.DataFrame()
         accepted = mine.filter(pl.col("accepted")) if mine.height else mine
         rejected = mine.filter(~pl.col("accepted")) if mine.height else mine
         names = write_language_shards(out, lang, accepted, job.output.shard_rows) if accepted.height else []
@@ -157,8 +158,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
         "sampling": job.sampling.model_dump(),
         "engine": {**(engine_stats or {}),
                    # rows an engine failure turned into rejects: 0 since engines raise EngineUnavailable instead
-                   "attempts_lost_to_outages": int(rows.filter(pl.col("reject_reasons").list.contains("engine_error")).height)
-                   if rows is not None else 0},
+                   "attempts_lost_to_outages": int(rows.filter(pl.col("reject_reasons").list.contains("engine_error"))
+                                                   .select(pl.len()).collect().item()) if rows is not None else 0},
         "versions": _versions(),
     }
     atomic_write_bytes(out / "README.md", dataset_card(manifest).encode())

@@ -1,4 +1,6 @@
-"""Targets -> attempts, round after round, sized by the acceptance rate observed so far.
+"""Targets -> attempts, round after round, sized by the acceptance rate observed so far (with a
+measured rate, just enough to meet each need with high probability: rows beyond a target are surplus,
+generated and paid for, then not used).
 
 Each language's target is split over method x category cells in the requested proportions; a cell
 that accepts less gets more attempts, so no category is starved. A per-language budget of attempts
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from synth.config import JobConfig, TargetConfig
 
 Cell = tuple[str, str, str]  # (lang, method, category)
+Z_95 = 1.645  # one-sided 95%: how surely a round sized from a measured rate meets its cell's need
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable."""
+    """One planned try at a row. `index` counts attempts per (lang, method, category), so ids are stable.
+    Slots: a round holds one per attempt (docs/scaling.md, "What grows with a job")."""
 
     lang: str
     method: str
@@ -69,13 +73,39 @@ class Planner:
 
     def rate(self, cell: Cell) -> float:
         """Acceptance rate of the cell if it has enough history, else of its language, else the guess."""
+        return self.observed(cell)[0]
+
+    def observed(self, cell: Cell) -> tuple[float, int]:
+        """`rate` and the attempts it was measured on (0: the configured guess)."""
         if self.attempted[cell] >= 10:
-            return self.accepted[cell] / self.attempted[cell]
+            return self.accepted[cell] / self.attempted[cell], self.attempted[cell]
         lang = cell[0]
         tried = sum(n for c, n in self.attempted.items() if c[0] == lang)
         if tried >= 5:
-            return sum(n for c, n in self.accepted.items() if c[0] == lang) / tried
-        return self.job.plan.initial_acceptance
+            return sum(n for c, n in self.accepted.items() if c[0] == lang) / tried, tried
+        return self.job.plan.initial_acceptance, 0
+
+    def size(self, need: int, rate: float, seen: int, last_round: bool) -> int:
+        """Attempts for a cell that needs `need` more rows: `need / rate` times `oversample` while the rate
+        is a guess and in the last round; with a measured rate, the fewest attempts that meet the need
+        with ~95% probability (binomial spread of the round plus the rate's own uncertainty from `seen`
+        attempts), never more than that. A large round so overshoots by a few percent, not by `oversample`."""
+        floor = 1.0 / self.job.plan.max_attempts_per_row
+        p = max(rate, floor)
+        cap = math.ceil(need / p * self.job.plan.oversample)
+        if not seen or last_round or p >= 1.0:
+            return cap
+
+        def enough(n: int) -> bool:
+            return n * p - Z_95 * math.sqrt(n * p * (1 - p) * (1 + n / seen)) >= need
+
+        lo, hi = math.ceil(need / p), cap
+        if not enough(hi):
+            return cap
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+        return lo
 
     def deficit(self, cell: Cell) -> int:
         return max(0, self.targets[cell] - self.accepted[cell])
@@ -90,18 +120,17 @@ class Planner:
         """Attempts for the next round; empty when every target is met or nothing more can be tried."""
         if self.rounds >= self.job.plan.max_rounds:
             return []
-        floor = 1.0 / self.job.plan.max_attempts_per_row
         attempts: list[Attempt] = []
         left = {lang: self.budget[lang] - self.spent(lang) for lang in self.budget}
         # rates from judged attempts only: attempts planned below for one cell are not failures of
         # its language when the next cell is sized
-        rates = {cell: self.rate(cell) for cell in self.targets}
+        rates = {cell: self.observed(cell) for cell in self.targets}
+        last_round = self.rounds + 1 >= self.job.plan.max_rounds
         wanted: dict[Cell, int] = {}
         for cell in sorted(self.targets):
             need = self.deficit(cell)
             if need:
-                wanted[cell] = max(0, min(math.ceil(need / max(rates[cell], floor) * self.job.plan.oversample),
-                                          self.room(cell)))
+                wanted[cell] = max(0, min(self.size(need, *rates[cell], last_round), self.room(cell)))
         for lang, budget in left.items():
             mine = {c: n for c, n in wanted.items() if c[0] == lang and n}
             if sum(mine.values()) > budget:

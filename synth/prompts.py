@@ -60,21 +60,23 @@ _ENV.globals["range"] = _range
 
 @contextmanager
 def _time_limit(seconds: float, what: str):
-    """SIGALRM-bounded block in the main thread (where prompts render); elsewhere unbounded in time."""
+    """A block bounded in CPU time (ITIMER_PROF: this process's CPU seconds, not the wall clock: on a
+    loaded machine a normal render can wait seconds for a core, and a 50,000-attempt job died of it,
+    bench/scale.py) in the main thread, where prompts render; elsewhere unbounded in time."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expired(signum, frame):
-        raise RenderLimit(f"{what}: rendering took over {seconds:g} s (a runaway loop?)")
+        raise RenderLimit(f"{what}: rendering took over {seconds:g} s of CPU (a runaway loop?)")
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, expired)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 class PromptTemplate(BaseModel):

@@ -8,6 +8,8 @@ from collections import Counter
 
 import polars as pl
 
+from synth.shards import language_rows
+
 
 def summary_table(manifest: dict) -> str:
     """Plain-text per-language summary: targets, accepted, rejections by reason, shortfall."""
@@ -102,8 +104,9 @@ def funnel(rows: pl.DataFrame | None, filters: list[str], by_reason: dict[str, i
     return out
 
 
-def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
-    """A single self-contained HTML file: funnel per language, score histograms, sample rows."""
+def render_html(manifest: dict, rows: pl.DataFrame | pl.LazyFrame | None) -> str:
+    """A single self-contained HTML file: funnel per language, score histograms, sample rows. `rows`:
+    the run's committed rows, in memory or scanned (`synth.shards.scan_committed`)."""
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synth report: {e(manifest['name'])}</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
@@ -135,7 +138,7 @@ def render_html(manifest: dict, rows: pl.DataFrame | None) -> str:
         filters += list(judge.get("thresholds", {}))
         stages += [*judge.get("thresholds", {}), "judge_unparseable"]
     for lang, s in manifest["languages"].items():
-        mine = rows.filter(pl.col("lang") == lang) if rows is not None else None
+        mine = language_rows(rows, lang) if rows is not None else None
         parts.append(f"<h2>{e(lang)} ({e(s['name'])})</h2><h3>Acceptance funnel</h3>"
                      "<table><tr><th>stage</th><th>rejected by it (any reason)</th><th>first rejected here</th>"
                      "<th>remaining</th></tr>")

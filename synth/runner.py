@@ -52,6 +52,9 @@ from synth.verify.judge import SCORE_NAMES as JUDGE_SCORES
 from synth.verify.workers import Pending, VerificationPool, VerifierSpec
 
 log = logging.getLogger("synth")
+# what a resumed run reads of its committed rows (planner counts, dedup memory, the last round's ids):
+# not the prompts, raw outputs and scores, most of a row's bytes (docs/scaling.md)
+RESUME_COLUMNS = ["id", "lang", "method", "category", "accepted", "reject_reasons", "messages", "round"]
 
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
@@ -120,7 +123,7 @@ class JobRun:
             for lang, seeds in p.seeds.items():
                 verifier.dedup.remember(lang, (s.first("user") + "\n\n" + s.first("assistant") for s in seeds))
 
-        previous = read_committed(self.out) if state == "resume" else None
+        previous = read_committed(self.out, RESUME_COLUMNS) if state == "resume" else None
         self._resumed: _Resumed | None = self._restore(previous, planner, verifier) if previous is not None else None
         work_left = self._work_left(planner)
         if not work_left:

@@ -16,8 +16,9 @@ import re
 import signal
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import polars as pl
 
@@ -127,10 +128,10 @@ def output_location(output: str | Path) -> OutPath:
     return RemotePath(fs, path)
 
 
-def read_parquet(path: OutPath) -> pl.DataFrame:
+def read_parquet(path: OutPath, columns: list[str] | None = None) -> pl.DataFrame:
     if isinstance(path, RemotePath):
-        return pl.read_parquet(io.BytesIO(path.read_bytes()))
-    return pl.read_parquet(path)
+        return pl.read_parquet(io.BytesIO(path.read_bytes()), columns=columns)
+    return pl.read_parquet(path, columns=columns)
 
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang",
@@ -172,23 +173,25 @@ def remove_temporaries(out: OutPath, owned=None) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in found)
 
 
-def read_committed(out: OutPath) -> pl.DataFrame | None:
-    """Every row committed so far in the run directory `out`, or None before the first slice."""
+def read_committed(out: OutPath, columns: list[str] | None = None) -> pl.DataFrame | None:
+    """Every row committed so far in the run directory `out` (only `columns`, when given), or None
+    before the first slice."""
     parts = sorted((out / WORK).glob("round-*.parquet"))
     # diagonal_relaxed: slices committed by an older synth lack the cost columns (null there)
-    return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
+    return pl.concat([read_parquet(p, columns) for p in parts], how="diagonal_relaxed") if parts else None
 
 
-def atomic_write_bytes(path: OutPath, data: bytes) -> None:
-    if isinstance(path, RemotePath):
-        path.write_whole(data)
-        return
+@contextmanager
+def atomic_local_file(path: Path) -> Iterator[Path]:
+    """A temporary file next to local `path` (`.<name>.<8 random>.tmp`, a name synth owns) for a file
+    written in steps: renamed onto `path` when the block ends, deleted if it raises, so `path` is
+    either whole or left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         _kill_point(path)
@@ -196,6 +199,31 @@ def atomic_write_bytes(path: OutPath, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def scan_committed(out: OutPath) -> pl.LazyFrame | None:
+    """`read_committed` as a lazy frame: a reader that filters (one language at a time) holds only the
+    rows it keeps, not the whole run. Object stores are read whole (polars cannot scan every fsspec URL)."""
+    parts = sorted((out / WORK).glob("round-*.parquet"))
+    if not parts:
+        return None
+    if isinstance(out, RemotePath):
+        return read_committed(out).lazy()
+    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+
+
+def language_rows(rows: pl.DataFrame | pl.LazyFrame, lang: str) -> pl.DataFrame:
+    """The rows of one language, from committed rows in memory or scanned."""
+    mine = rows.filter(pl.col("lang") == lang)
+    return mine.collect() if isinstance(mine, pl.LazyFrame) else mine
+
+
+def atomic_write_bytes(path: OutPath, data: bytes) -> None:
+    if isinstance(path, RemotePath):
+        path.write_whole(data)
+        return
+    with atomic_local_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: OutPath, payload: dict) -> None:

@@ -10,19 +10,24 @@
 - Normalisation for comparing texts: NFKC and case folding; the gaps between words (punctuation,
   symbols, spaces, controls and format characters).
 
-Tables over every code point are built from `regex` properties on first use and kept (numpy lookups:
-a per-character regex walk would be the slowest part of verification).
+Tables over every code point are built from `regex` properties on first use, kept, and saved in
+synth's cache (numpy lookups: a per-character regex walk would be the slowest part of verification).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import secrets
 import unicodedata
 from functools import cache, lru_cache
 from typing import Sequence
 
 import numpy as np
 import regex
+
+from synth.paths import cache_dir
 
 # --- sentence ends ------------------------------------------------------------------------------
 
@@ -37,6 +42,8 @@ _NEEDS_SPACE = r".!?,:;\u00B7\u037E\u0387\u0589\u2024\u2026\u203C\u203D\u2047-\u
 # What may close a sentence after its mark: closing brackets and quotes, markdown emphasis, the
 # Ethiopic wordspace, a zero-width space
 CLOSERS = r"\p{Close_Punctuation}\p{Final_Punctuation}\"'*_\u1361\u200B"
+# Ethiopic text often writes the full stop ። as two wordspaces (UDHR Tigrinya, older typesetting)
+ETHIOPIC_STOP = "\u1361\u1361"
 # Clause marks (commas, semicolons, colons of every script): where a sentence too long for one request is cut
 CLAUSE_MARKS = r"\p{Terminal_Punctuation}\u3001\uFF0C\uFF1B\uFF1A"
 
@@ -54,7 +61,7 @@ def _break(marks: str) -> regex.Pattern:
     )
 
 
-SENTENCE_BREAK = _break(SENTENCE_MARKS)
+SENTENCE_BREAK = regex.compile(rf"{_break(SENTENCE_MARKS).pattern}|(?<={ETHIOPIC_STOP})\s+(?=\S)", regex.V1)
 CLAUSE_BREAK = _break(CLAUSE_MARKS)
 SPACE_BREAK = regex.compile(r"\s+(?=\S)")
 # Where a paragraph longer than a request may hold is cut, best first
@@ -77,12 +84,29 @@ def _chars(klass: str) -> str:
 def ends_sentence(text: str) -> bool:
     """The text ends with a sentence-final mark (closing quotes, brackets, emphasis and spaces ignored)."""
     stripped = text.rstrip(_chars(CLOSERS + r"\s"))
-    return bool(stripped) and stripped[-1] in _chars(SENTENCE_MARKS)
+    if stripped and stripped[-1] in _chars(SENTENCE_MARKS):
+        return True
+    return text.rstrip(_chars(rf"[{CLOSERS}\s]--[\u1361]")).endswith(ETHIOPIC_STOP)
 
 
 def cut_points(text: str, breaks: regex.Pattern = SENTENCE_BREAK) -> list[tuple[int, int]]:
     """(start, end) of each separator where `text` may be cut (empty for a mark needing no space)."""
     return [m.span() for m in breaks.finditer(text)]
+
+
+# --- numbers and list items --------------------------------------------------------------------
+
+# A number: digits with group or decimal separators (1,000 = 1 000 = 1.000; 365.24 = 365,24); "1 2" is two
+_NUMBER = re.compile(r"\d+(?:[.,'\u00a0\u202f]\d+| \d{3}(?!\d))*", re.UNICODE)
+# A markdown list item's marker (-, *, +, 1., 1)) and task box, then its text
+LIST_ITEM = re.compile(r"^([ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)(.*)$")
+
+
+def numbers(text: str) -> list[str]:
+    """Digit strings of `text`, native digits mapped to ASCII, group and decimal separators dropped
+    (1,000 = 1000 = 1 000; 365.24 = 365,24): a translation may localise their format, not their value."""
+    ascii_digits = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    return [re.sub(r"\D", "", m) for m in _NUMBER.findall(ascii_digits)]
 
 
 # --- what is not prose ----------------------------------------------------------------------------
@@ -140,20 +164,39 @@ def known_script(script: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=8)
-def _code_point_table(klass: str) -> np.ndarray:
-    """True for every code point of a regex character class body."""
-    table = np.zeros(0x110000, dtype=bool)
+_TABLES = 0x110000  # code points a table covers
+
+
+def _class_table(klass: str) -> np.ndarray:
+    """True for every code point of a regex character class body. Built once per machine and `regex`
+    version (a walk over every code point) and then read from synth's cache, where it is saved packed."""
+    key = hashlib.sha256(f"{klass}|{regex.__version__}".encode()).hexdigest()[:24]
+    path = None
+    try:
+        path = cache_dir() / "unicode" / f"{key}.npy"
+        packed = np.load(path, allow_pickle=False)
+        if packed.shape == (_TABLES // 8,) and packed.dtype == np.uint8:
+            return np.unpackbits(packed).astype(bool)
+    except (OSError, ValueError, EOFError):  # not cached yet, unreadable or a cache we cannot create
+        pass
+    table = np.zeros(_TABLES, dtype=bool)
     text = _all_code_points()
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     for match in regex.finditer(rf"[{klass}]+", text, flags=regex.V1):
         table[codes[match.start():match.end()]] = True
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, np.packbits(table))
+            os.replace(tmp, path)  # whole or not at all: concurrent processes may write the same table
+        except OSError:
+            pass
     return table
 
 
-def _class_table(klass: str) -> np.ndarray:
-    """_code_point_table without keeping it (a script's membership is used once, to build its table)."""
-    return _code_point_table.__wrapped__(klass)
+_code_point_table = lru_cache(maxsize=8)(_class_table)  # the tables several scripts share, kept
 
 
 @lru_cache(maxsize=64)

@@ -248,3 +248,15 @@ def test_the_runner_stage_judges_only_rows_the_filters_kept(tiny_pool):
     assert entry["thresholds"]["judge_language"]["threshold"] == 3
     stage.shutdown()
     assert not engine.shut  # the job's engine is not the stage's to stop
+
+    # `rows: all` (to audit the filters): the row `empty` rejected is judged too, and stays rejected
+    audit = JudgeStage(JudgeConfig(enabled=True, prompt="judge_short", rows="all"), load_registry(), preset,
+                       {"judge_short": SHORT})
+    engine = Recording(tiny_pool)
+    audit.start(engine, "tiny")
+    rescored = verifier.score_filters([r.candidate() for r in rows[:3]]) + [None]
+    assert audit.apply(rows, rescored) == 3  # every verified row; not the one that failed before verification
+    assert {r.id.split(".")[0] for r in engine.sent[0]} == {"r0", "r1", "short"}
+    short = rescored[2]
+    assert set(SCORE_NAMES) <= set(short.scores) and "empty" in short.reasons and not short.accepted
+    audit.shutdown()

@@ -116,3 +116,41 @@ def test_a_short_budget_is_shared_by_every_cell():
     sizes = Counter((a.method, a.category) for a in planner.next_round())
     assert sum(sizes.values()) == 48 and len(sizes) == 6
     assert max(sizes.values()) - min(sizes.values()) <= 1
+
+
+def _accept(planner, attempts, rate, rng):
+    for a in attempts:
+        cell = (a.lang, a.method, a.category)
+        if rng.random() < rate and planner.deficit(cell):
+            planner.record_accepted(cell)
+
+
+def test_a_measured_rate_sizes_a_round_to_meet_the_need_not_to_overshoot_by_oversample():
+    import random
+
+    rng = random.Random(0)
+    planner = Planner(_job(rows=3000, max_attempts_per_row=50, initial_acceptance=0.5, oversample=1.3), {})
+    first = planner.next_round()
+    assert len(first) == 7800  # a guessed rate: need / rate x oversample
+    _accept(planner, first, 0.2, rng)
+    needs = {c: planner.deficit(c) for c in planner.targets}
+    rates = {c: planner.rate(c) for c in planner.targets}
+    second = planner.next_round()
+    sized = Counter((a.lang, a.method, a.category) for a in second)
+    for cell, need in needs.items():  # at least the expected need, well under the oversampled size
+        assert need / rates[cell] <= sized[cell] < need / rates[cell] * 1.15
+    _accept(planner, second, 0.2, rng)
+    while sum(planner.deficit(c) for c in planner.targets):  # a shortfall left by chance: small rounds finish it
+        _accept(planner, planner.next_round(), 0.2, rng)
+    assert planner.rounds <= 4 and sum(planner.accepted.values()) == 3000
+
+
+def test_the_last_round_and_an_oversample_of_1_keep_the_plain_size():
+    planner = Planner(_job(rows=300, max_attempts_per_row=50, initial_acceptance=0.5, oversample=1.3, max_rounds=2), {})
+    first = planner.next_round()
+    _accept(planner, first, 0.2, __import__("random").Random(1))
+    needs = {c: planner.deficit(c) for c in planner.targets}
+    rates = {c: planner.rate(c) for c in planner.targets}
+    second = Counter((a.lang, a.method, a.category) for a in planner.next_round())
+    for cell, need in needs.items():  # the last round may not fall short: oversampled in full
+        assert second[cell] == __import__("math").ceil(need / rates[cell] * 1.3)

@@ -38,7 +38,7 @@ def test_templates_are_sandboxed():
 ])
 def test_runaway_templates_stop_at_a_limit(source, why):
     template = PromptTemplate(name="x", method="icl", variables=["v"], user=source)
-    started = time.monotonic()
+    started = time.process_time()  # the limit is on CPU time: a loaded machine stretches the wall time
     with pytest.raises(RenderLimit, match=why):
         template.render(v="a" * 20)
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5

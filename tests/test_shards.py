@@ -89,3 +89,24 @@ def test_rewriting_the_same_rows_leaves_shards_untouched_and_drops_stale_ones(tm
     assert {n: (tmp_path / n).read_bytes() for n in names} == before
     assert {n: os.stat(tmp_path / n).st_ino for n in names} == inodes  # not rewritten at all
     assert not stale.exists()
+
+
+def test_committed_slices_scanned_a_language_at_a_time_equal_the_whole_read(tmp_path):
+    """finish_run reads the committed slices one language at a time (memory: one language's rows), and
+    gets what reading every slice at once gives, an older slice without the cost columns included."""
+    from synth.shards import WORK, atomic_write_parquet, language_rows, read_committed, scan_committed
+
+    assert scan_committed(tmp_path) is None
+    langs = ["swh_Latn", "fra_Latn", "tgl_Latn"]
+    for part in range(3):
+        frame = pl.DataFrame({"id": [f"{part}-{i}" for i in range(9)], "lang": langs * 3,
+                              "accepted": [i % 2 == 0 for i in range(9)], "round": [1] * 9})
+        if part:  # slices committed by a newer synth carry a cost column
+            frame = frame.with_columns(output_tokens=pl.lit(part * 10, dtype=pl.Int64))
+        atomic_write_parquet(tmp_path / WORK / f"round-0001-{part:05d}.parquet", frame)
+    whole, scanned = read_committed(tmp_path), scan_committed(tmp_path)
+    for lang in langs:
+        mine = language_rows(scanned, lang)
+        assert mine.equals(language_rows(whole, lang)) and mine.height == 9
+        assert mine["output_tokens"].to_list() == [None] * 3 + [10] * 3 + [20] * 3
+    assert read_committed(tmp_path, ["id", "accepted"]).equals(whole.select("id", "accepted"))  # a resume's read

@@ -17,6 +17,14 @@ def test_every_script_s_sentence_marks_end_a_sentence():
         assert not ends_sentence(not_an_end), not_an_end
 
 
+def test_two_ethiopic_wordspaces_end_a_sentence_as_the_full_stop_does():
+    """Tigrinya and Amharic text often writes ። as ፡፡: such a sentence is not cut short (`truncated`)."""
+    text = "ሰብ ኩሉ ናይ ምንባር መሰል ኣለዎ፡፡ ካልኣይ ሓሳብ ኣሎ፡፡"
+    assert ends_sentence(text) and ends_sentence(text + "»  ")
+    assert not ends_sentence("ሰብ ኩሉ፡") and not ends_sentence("ሰብ ኩሉ")
+    assert [text[a:b] for a, b in cut_points(text)] == [" "] and cut_points(text)[0][0] == text.index("፡፡") + 2
+
+
 def test_sentence_breaks_need_a_space_only_after_marks_found_inside_words():
     assert cut_points("Pi is 3.14. See www.a.org now! Next") == [(11, 12), (30, 31)]
     assert cut_points("你好。再见！好") == [(3, 3), (6, 6)]  # CJK: no space between sentences
@@ -59,3 +67,23 @@ def test_normalisation_and_gaps():
         assert not gaps[ord(ch)], hex(ord(ch))
     assert gap_pattern().split("a, b։ c། d") == ["a", "b", "c", "d"]
     assert isinstance(gap_pattern(), re.Pattern)
+
+
+def test_code_point_tables_are_cached_on_disk_and_rebuilt_when_the_cache_is_bad(tmp_path, monkeypatch):
+    """A table read back from synth's cache equals the one built from `regex`; a damaged cache file is
+    rebuilt, never trusted."""
+    import numpy as np
+
+    from synth import text
+
+    monkeypatch.setenv("SYNTH_CACHE", str(tmp_path))
+    klass = r"\p{scx=Ethi}\p{Nd}"
+    built = text._class_table(klass)
+    files = list((tmp_path / "unicode").glob("*.npy"))
+    assert len(files) == 1 and not list((tmp_path / "unicode").glob("*.tmp"))
+    assert built[ord("ሀ")] and built[ord("7")] and built[ord("٣")] and not built[ord("a")]
+    assert np.array_equal(text._class_table(klass), built)  # read from the cache
+    files[0].write_bytes(b"not a table")
+    assert np.array_equal(text._class_table(klass), built)
+    assert np.array_equal(text._class_table(klass), built)  # and the rebuilt one was saved again
+    assert np.load(files[0]).shape == (0x110000 // 8,)

@@ -14,11 +14,10 @@ requests) and a paragraph longer than the budget is cut at sentence ends; units 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
-from synth.text import BREAKS, EMAIL, INLINE_CODE, URL, cut_points
+from synth.text import BREAKS, EMAIL, INLINE_CODE, LIST_ITEM as _ITEM, URL, cut_points, numbers
 
 SENTINEL = "⟦{}⟧"
 _SENTINEL_OUT = re.compile(r"⟦\s*(\d+)\s*⟧")
@@ -43,12 +42,10 @@ _URL_TRAIL = ".,;:!?)]}'\""
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _HR = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _HEADING = re.compile(r"^( {0,3}#{1,6}[ \t]+)(.*?)([ \t]+#+[ \t]*)?$")
-_ITEM = re.compile(r"^([ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\][ \t]+)?)(.*)$")
 _QUOTE = re.compile(r"^([ \t]*(?:>[ \t]?)+)(.*)$")
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
 _INDENTED = re.compile(r"^(?: {4}|\t)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
-_NUMBER = re.compile(r"\d+(?:[.,'\u00a0\u202f]\d+| \d{3}(?!\d))*", re.UNICODE)  # 1 000: a group, 1 2: two numbers
 
 
 @dataclass
@@ -77,13 +74,6 @@ class Layout:
 
     def prose(self) -> str:
         return "\n\n".join(u.prose.strip() for u in self.units)
-
-
-def numbers(text: str) -> list[str]:
-    """Digit strings of `text`, native digits mapped to ASCII, group and decimal separators dropped
-    (1,000 = 1000 = 1 000; 365.24 = 365,24): a translation may localise their format, not their value."""
-    ascii_digits = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
-    return [re.sub(r"\D", "", m) for m in _NUMBER.findall(ascii_digits)]
 
 
 def protect(text: str) -> tuple[str, list[str]]:

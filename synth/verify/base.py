@@ -63,6 +63,10 @@ class Filter(ABC):
     # score None (they are rejected anyway).
     survivors_only: ClassVar[bool] = False
     needs_back_translation: ClassVar[bool] = False  # scores the back-translation (the round trip)
+    # Slow to load, quick to run (dictionaries): when it is the last filter to run, `synth verify`'s
+    # parent process runs it on the rows its workers passed, loading it while they score, rather
+    # than every worker loading it.
+    slow_to_load: ClassVar[bool] = False
 
     def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

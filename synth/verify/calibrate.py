@@ -42,6 +42,8 @@ LOOSEST: dict[str, float] = {
     "copy": 0.85,  # share of the text in runs copied from the source
     "fluency": 0.15,  # known share above chance: a weak dictionary (a word list without the inflected
                       # forms) knows little of real text, but random letters score about 0
+    "structure_mismatch": 2.0,  # twice every tolerance of synth/verify/alignment.py: 4x the length, or
+                                # counts off by 4 + 40%, says nothing about meaning any more
 }
 # The strictest threshold calibration may set.
 STRICTEST: dict[str, float] = {
@@ -55,6 +57,7 @@ STRICTEST: dict[str, float] = {
     "length_ratio": 0.4055,  # ln 1.5
     "copy": 0.4,
     "fluency": 0.8,  # real text holds names, loanwords and forms a dictionary lacks
+    "structure_mismatch": 0.6,  # x1.5 in romanised letters: languages' own expansion differs by that much
 }
 # Policy, not quality: good rows say nothing about them, so they keep the base thresholds.
 NOT_CALIBRATED = ("empty", "truncated", "dedup", "contamination")

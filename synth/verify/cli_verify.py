@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
+from synth.shards import atomic_local_file
 from synth.verify.base import Filter
-from synth.verify.pairs import check_output, read_pairs, verdicts
+from synth.verify.pairs import check_output, columns_of, open_pairs, scored_batches
 from synth.verify.pipeline import Verifier, load_preset, paused_gc
 
 
@@ -39,39 +42,57 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
                 contamination: Sequence[Path] = (), ngram: int = 13, filters: Sequence[Filter] = ()) -> dict:
     """Score every row, write input columns + score_<filter> + accepted + reject_reasons + reject_details.
     `filters`: filter objects made in code, run after the preset's. Returns counts, and what each
-    reason that occurred means (synth.reasons)."""
+    reason that occurred means (synth.reasons).
+
+    Streams: the whole-input checks read the ids and languages only; then `batch_rows` rows at a time
+    are read, scored and appended to a temporary file next to the output, renamed into place at the
+    end (an interrupted run leaves no output, never half of one). Any batch size gives the same file."""
     check_output(input_path, output_path)
+    if batch_rows < 1:
+        raise ConfigError(f"--batch-rows {batch_rows}: give at least 1 (rows read, scored and written at a time)")
     preset = load_preset(preset_name)
-    frame, registry = read_pairs(input_path, preset, lid_skip)
+    pairs = open_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
         raise ConfigError(f"--laser-dir {laser_dir}: not a directory")
-    langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
-    verifier = Verifier(preset, registry, set(lid_skip), laser_dir, meaning_langs=langs,
+    verifier = Verifier(preset, pairs.registry, set(lid_skip), laser_dir, meaning_langs=set(pairs.registry),
                         contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
-    with paused_gc():
-        scored = list(verdicts(verifier, frame, batch_rows))
-        columns = {f"score_{n}": [v.scores.get(n) for v in scored] for n in names}
-        columns.update({f"score_{n}": [None] * len(scored) for n in verifier.not_run})
-        accepted = [v.accepted for v in scored]
-        reasons = [v.reasons for v in scored]
-        details = [v.details for v in scored]
-    out = frame.with_columns(
-        *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
-        pl.Series("accepted", accepted, dtype=pl.Boolean),
-        string_lists("reject_reasons", reasons),
-        string_lists("reject_details", details),
-    )
-    from synth.shards import atomic_write_parquet
-
-    atomic_write_parquet(output_path, out)
     counts: dict[str, int] = {}
-    for rs in reasons:
-        for r in rs:
-            counts[r] = counts.get(r, 0) + 1
+    accepted = 0
+    batches = ((batch, columns_of(batch)) for batch in pairs.batches(batch_rows))
+    with atomic_local_file(output_path) as tmp:
+        writer = None
+        try:
+            for batch, scored in scored_batches(verifier, batches, pairs.rows, batch_rows):
+                table = _scored_table(batch, scored, names, verifier.not_run)
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                accepted += sum(v.accepted for v in scored)
+                for v in scored:
+                    for r in v.reasons:
+                        counts[r] = counts.get(r, 0) + 1
+        finally:
+            if writer is not None:
+                writer.close()
     known = verifier.reasons()
     unregistered = sorted(set(counts) - set(known))
     if unregistered:  # a filter wrote a reason the registry does not hold: a bug, not a user error
         raise RuntimeError(f"reject reasons {unregistered} are not in synth.reasons")
-    return {"rows": frame.height, "accepted": sum(accepted), "rejected_by_reason": counts, "not_run": verifier.not_run,
+    return {"rows": pairs.rows, "accepted": accepted, "rejected_by_reason": counts, "not_run": verifier.not_run,
             "reasons": {name: known[name].description for name in counts}}
+
+
+def _scored_table(batch: pa.RecordBatch, scored: list, names: list[str], not_run: dict) -> pa.Table:
+    """One input batch with its verdicts' columns, as the output's rows."""
+    with paused_gc():
+        columns = {f"score_{n}": [v.scores.get(n) for v in scored] for n in names}
+        columns.update({f"score_{n}": [None] * len(scored) for n in not_run})
+        reasons = [v.reasons for v in scored]
+        details = [v.details for v in scored]
+    frame = pl.from_arrow(batch)
+    return frame.with_columns(
+        *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
+        pl.Series("accepted", [v.accepted for v in scored], dtype=pl.Boolean),
+        string_lists("reject_reasons", reasons),
+        string_lists("reject_details", details),
+    ).to_arrow()

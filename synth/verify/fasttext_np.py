@@ -15,6 +15,7 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass
+from functools import cache
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +31,15 @@ _FNV_OFFSET, _FNV_PRIME = np.uint32(2166136261), np.uint32(16777619)
 _WORD_NGRAM_MIX = np.uint64(116049371)
 BLOCK_LINES = 2048  # lines scored at a time: (labels x lines) float32 temporaries stay in the CPU caches
 CACHE_BYTES = 256 << 20  # summed word vectors kept; the cache starts over beyond this
+
+
+@cache
+def _blas():
+    """numpy's BLAS, to run it on one thread while scoring: a block's products are too small to split,
+    and spare BLAS threads spin on cores that other scoring processes need (bench/README.md)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
 
 
 @dataclass
@@ -425,7 +435,8 @@ class FastTextModel:
         best = np.empty((n, k), dtype=np.float64)
         for start in range(0, n, BLOCK_LINES):
             block = slice(start, start + BLOCK_LINES)
-            score = self.log_probs(hidden[block])
+            with _blas().limit(limits=1):
+                score = self.log_probs(hidden[block])
             rows = np.arange(score.shape[0])
             for j in range(k):  # k rounds of argmax: faster than argpartition over a few hundred labels (bench/README.md)
                 index[block, j] = picked = score.argmax(axis=1)

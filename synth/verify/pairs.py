@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
 from synth.languages import load_registry
@@ -18,23 +24,51 @@ from synth.verify.pipeline import Verifier
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")
 OPTIONAL = ("back_translation", "truncated")
+CHECKED = ("id", "lang", "source_lang")  # the columns the whole-input checks read: never the texts
 
 
-def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tuple[pl.DataFrame, dict]:
-    """The input pairs and the language registry, after every check that refuses the whole input."""
+@dataclass
+class PairsInput:
+    """A checked `synth verify` input: its rows are read later, batch by batch (`batches`)."""
+
+    path: Path
+    rows: int
+    registry: dict  # the rows' languages (lang and source_lang), by code
+
+    def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every column, `batch_rows` rows at a time, in file order. Read in 1 MiB buffers, not a whole
+        row group's columns at once (pre_buffer): a writer's row groups can hold a million rows."""
+        parquet = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
+        if not self.rows:  # iter_batches yields nothing: one empty batch carries the columns to the output
+            yield pa.RecordBatch.from_pylist([], schema=parquet.schema_arrow)
+            return
+        yield from parquet.iter_batches(batch_size=batch_rows)
+
+
+def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> PairsInput:
+    """Every check that refuses the whole input, before any work: the schema, then the ids and
+    languages (CHECKED) and the text column's null count. The texts themselves are not read, so the
+    memory these checks take grows with the ids, not with the texts."""
     if not input_path.is_file():
         raise ConfigError(f"{input_path}: input file not found")
     try:
-        frame = pl.read_parquet(input_path)
-    except Exception as exc:  # polars raises several types for a file that is not Parquet
+        parquet = pq.ParquetFile(input_path)
+        schema = pl.read_parquet_schema(input_path)
+    except Exception as exc:  # pyarrow and polars raise several types for a file that is not Parquet
         raise ConfigError(f"{input_path}: not a readable Parquet file ({type(exc).__name__}); synth verify reads "
                           f"Parquet with columns {list(REQUIRED)}") from None
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    missing = [c for c in REQUIRED if c not in schema]
     if missing:
         raise ConfigError(f"{input_path}: missing columns {missing}; synth verify needs {list(REQUIRED)}")
-    check_pairs(input_path, frame)
+    for column in REQUIRED:
+        if schema[column] not in (pl.String, pl.Null):
+            raise ConfigError(f"{input_path}: column {column!r} is {schema[column]}, not text; "
+                              f"cast it to string (e.g. polars .cast(pl.String))")
+    frame = pl.read_parquet(input_path, columns=list(CHECKED))
+    check_pairs(input_path, frame, text_nulls=_null_count(parquet, "text"))
     registry = load_registry()
-    langs = set(frame["lang"].unique().to_list()) | set(frame["source_lang"].drop_nulls().unique().to_list())
+    lang_values = set(frame["lang"].unique().to_list())
+    langs = lang_values | set(frame["source_lang"].drop_nulls().unique().to_list())
     unknown = sorted(l for l in langs if l not in registry)
     if unknown:
         raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
@@ -42,23 +76,45 @@ def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tu
     registry = {l: registry[l] for l in sorted(langs)}  # the rows' languages: what not_run reports on
     if "lid" in preset.filters:
         router = LidRouter(registry, preset.lid_model, preset.lid_backends)
-        uncovered = router.uncovered(set(frame["lang"].unique().to_list()) - set(lid_skip))
+        uncovered = router.uncovered(lang_values - set(lid_skip))
         if uncovered:
             raise ConfigError(f"{input_path}: rows in {uncovered_message(router, uncovered)} "
                               f"(--lid-skip {' --lid-skip '.join(uncovered)})")
-    return frame, registry
+    return PairsInput(input_path, frame.height, registry)
 
 
-def check_pairs(input_path: Path, frame: pl.DataFrame) -> None:
-    """Refuse input that would be verified wrongly: text columns of another type, missing ids or
-    languages, and one id on two rows (their verdicts could not be told apart)."""
-    for column in REQUIRED:
-        if frame[column].dtype not in (pl.String, pl.Null):
-            raise ConfigError(f"{input_path}: column {column!r} is {frame[column].dtype}, not text; "
-                              f"cast it to string (e.g. polars .cast(pl.String))")
-    for column in ("id", "lang", "text"):
+def read_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> tuple[pl.DataFrame, dict]:
+    """The whole input in memory, after every check that refuses it (`synth calibrate`: known-good
+    pairs, a small file); `synth verify` streams instead (`open_pairs`, `PairsInput.batches`)."""
+    pairs = open_pairs(input_path, preset, lid_skip)
+    return pl.read_parquet(input_path), pairs.registry
+
+
+def _null_count(parquet: pq.ParquetFile, column: str) -> int:
+    """Nulls in a top-level column: from the row groups' statistics when every one has them, else
+    by reading that column alone, a batch at a time."""
+    metadata = parquet.metadata
+    index = next((j for j in range(metadata.num_columns) if metadata.schema.column(j).path == column), None)
+    counts = []
+    for i in range(metadata.num_row_groups) if index is not None else ():
+        stats = metadata.row_group(i).column(index).statistics
+        if stats is None or not stats.has_null_count:
+            break
+        counts.append(stats.null_count)
+    else:
+        if index is not None:
+            return sum(counts)
+    return sum(batch.column(0).null_count for batch in parquet.iter_batches(batch_size=65_536, columns=[column]))
+
+
+def check_pairs(input_path: Path, frame: pl.DataFrame, text_nulls: int = 0) -> None:
+    """Refuse input that would be verified wrongly: missing ids, languages or texts, and one id on two
+    rows (their verdicts could not be told apart). `frame`: the CHECKED columns."""
+    for column in ("id", "lang"):
         if nulls := frame[column].null_count():
             raise ConfigError(f"{input_path}: column {column!r} has {nulls} null value(s); every row needs one")
+    if text_nulls:
+        raise ConfigError(f"{input_path}: column 'text' has {text_nulls} null value(s); every row needs one")
     repeated = frame["id"].filter(frame["id"].is_duplicated()).unique().sort().head(3).to_list()
     if repeated:
         raise ConfigError(f"{input_path}: ids appear on more than one row (e.g. {repeated}); give each pair its own id")
@@ -72,10 +128,16 @@ def check_output(input_path: Path, output_path: Path) -> None:
         raise ConfigError(f"--output {output_path}: is the input file; write the result to another file")
 
 
-def columns_of(frame: pl.DataFrame) -> dict[str, list]:
+def columns_of(frame: pl.DataFrame | pa.RecordBatch) -> dict[str, list]:
     """The input columns Candidates need, as Python lists: forked workers read these, never polars
     (polars' thread pool does not survive a fork)."""
-    return {c: frame[c].to_list() for c in (*REQUIRED, *OPTIONAL) if c in frame.columns}
+    names = frame.columns if isinstance(frame, pl.DataFrame) else frame.schema.names
+    return {c: frame[c].to_list() if isinstance(frame, pl.DataFrame) else frame.column(c).to_pylist()
+            for c in (*REQUIRED, *OPTIONAL) if c in names}
+
+
+def _rows(columns: dict[str, list], start: int, stop: int) -> dict[str, list]:
+    return {name: values[start:stop] for name, values in columns.items()}
 
 
 def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None) -> list[Candidate]:
@@ -107,12 +169,21 @@ class _LazyRows(Sequence):
 
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
-_FORKED: tuple[Verifier, dict[str, list]] | None = None  # inherited by forked workers: no model reload, no pickled input
+AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
+_FORKED: tuple[Verifier, frozenset[str]] | None = None  # inherited by forked workers: no model reload
+T = TypeVar("T")
 
 
-def _score_chunk(start: int) -> list:
-    verifier, columns = _FORKED
-    return verifier.score_filters(candidates(columns, start, start + CHUNK_ROWS))
+def _worker_start() -> None:
+    """A worker leaves signals to the parent (it may have inherited `synth`'s SIGTERM handler): Ctrl-C
+    reaches the whole process group, and the pool ends its workers with SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _score_chunk(columns: dict[str, list]) -> list:
+    verifier, deferred = _FORKED
+    return verifier.score_filters(candidates(columns), skip=deferred)
 
 
 def _workers() -> int:
@@ -122,24 +193,56 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
-    """Verdicts in row order. The stateless filters run in forked worker processes, one per core, on
-    chunks of rows; dedup (stateful, order-dependent) runs here on each chunk in order, so the result
-    is the same as one process's. Small inputs, one core, or LASER (torch has its own threads and does
-    not survive a fork) stay in this process."""
+def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list]]], rows: int,
+                   batch_rows: int = 20_000) -> Iterator[tuple[T, list]]:
+    """(payload, verdicts) per batch of input columns, in order; `rows`: the input's total rows.
+
+    The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
+    them (at most AHEAD batches in flight, so memory holds a few batches, never the input); the
+    deferrable filters (slow to load, quick to run: fluency) and dedup (stateful, order-dependent) run
+    here on each chunk in order, so the result is the same as one process's, whatever the batch size. Small inputs, one core, or LASER (torch has its own threads and
+    does not survive a fork) stay in this process."""
     global _FORKED
     workers = _workers()
-    columns = columns_of(frame)
-    if frame.height < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
+    if rows < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
             or "fork" not in multiprocessing.get_all_start_methods():
-        for start in range(0, frame.height, batch_rows):
-            yield from verifier.verify(candidates(columns, start, start + batch_rows))
+        for payload, columns in batches:
+            n = len(columns["id"])
+            yield payload, [v for start in range(0, n, batch_rows)
+                            for v in verifier.verify(candidates(columns, start, start + batch_rows))]
         return
-    _FORKED = (verifier, columns)
-    starts = range(0, frame.height, CHUNK_ROWS)
+    deferred = verifier.deferrable()  # e.g. fluency: loaded here while the workers score, not in each worker
+    _FORKED = (verifier, deferred)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for start, scored in zip(starts, pool.imap(_score_chunk, starts)):
-                yield from verifier.finish(_LazyRows(columns, start, start + len(scored)), scored)
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
+            source, inflight = iter(batches), deque()
+
+            def submit() -> None:
+                for payload, columns in source:
+                    starts = range(0, len(columns["id"]), CHUNK_ROWS)
+                    inflight.append((payload, columns, starts, [
+                        pool.apply_async(_score_chunk, (_rows(columns, start, start + CHUNK_ROWS),)) for start in starts]))
+                    return
+
+            for _ in range(AHEAD):
+                submit()
+            while inflight:
+                payload, columns, starts, pending = inflight.popleft()
+                submit()
+                out = []
+                for start, job in zip(starts, pending):
+                    scored = job.get()
+                    chunk = _LazyRows(columns, start, start + len(scored))
+                    verifier.score_deferred(chunk, scored, deferred)
+                    out += verifier.finish(chunk, scored)
+                yield payload, out
     finally:
         _FORKED = None
+
+
+def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
+    """Verdicts of a whole frame's rows, in row order (`scored_batches` on its slices)."""
+    columns = columns_of(frame)
+    batches = ((None, _rows(columns, start, start + batch_rows)) for start in range(0, frame.height, batch_rows))
+    for _, scored in scored_batches(verifier, batches, frame.height, batch_rows):
+        yield from scored

@@ -23,6 +23,7 @@ from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
+from synth.verify.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
 from synth.verify.dedup import DedupFilter
@@ -39,7 +40,7 @@ FILTERS: dict[str, type[Filter]] = {
     f.name: f
     for f in (EmptyFilter, TruncatedFilter, RepetitionFilter, LengthRatioFilter, CopyFilter,
               LidFilter, MixedLanguageFilter, ScriptFilter, FluencyFilter, LaserFilter, SemanticFilter, RoundtripFilter,
-              DedupFilter, ContaminationFilter)
+              DedupFilter, ContaminationFilter, StructureMismatchFilter)
 }
 
 
@@ -283,7 +284,7 @@ class Verifier:
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
                     self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
-                                               f"(synth.verify.fluency.fluency_coverage)")
+                                               f"nor subword model (synth.verify.fluency.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:
@@ -350,36 +351,58 @@ class Verifier:
     def verify(self, batch: Sequence[Candidate]) -> list[Verdict]:
         return self.finish(batch, self.score_filters(batch))
 
-    def score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
-        """Every stateless filter (no dedup): safe to run anywhere, in any order (verifier workers)."""
+    def score_filters(self, batch: Sequence[Candidate], skip: frozenset[str] = frozenset()) -> list[Verdict]:
+        """Every stateless filter (no dedup) but those named in `skip` (see `deferrable`): safe to run
+        anywhere, in any order (verifier workers)."""
         with paused_gc():
-            return self._score_filters(batch)
+            verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
+            for f in self._ordered():
+                if f.name not in skip:
+                    self._apply(f, batch, verdicts)
+            if self.roundtrip:
+                for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
+                    verdict.scores["roundtrip_bleu"] = bleu
+            return verdicts
 
-    def _score_filters(self, batch: Sequence[Candidate]) -> list[Verdict]:
-        verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
-        langs = [c.lang for c in batch]
-        # slow filters (neural encoders) last, and only on the rows every other filter passed: None for the rest
-        for f in sorted(self.filters, key=lambda f: getattr(f, "survivors_only", False)):
-            if getattr(f, "survivors_only", False):
-                rows = [i for i, v in enumerate(verdicts) if not v.reasons]
-                scores: list[float | None] = [None] * len(batch)
-                for i, score in zip(rows, checked_scores(f, [batch[i] for i in rows])):
-                    scores[i] = score
-            else:
-                scores = checked_scores(f, batch)
-            for verdict, score in zip(verdicts, scores):
-                verdict.scores[f.name] = score
-            try:
-                for i in f.rejected(scores, langs):
-                    verdicts[i].reasons.append(f.name)
-                    verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
-            except Exception as exc:
-                raise FilterError(f"filter {f.name!r} ({type(f).__module__}.{type(f).__qualname__}) failed to "
-                                  f"threshold or explain its scores: {type(exc).__name__}: {exc}") from exc
-        if self.roundtrip:
-            for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
-                verdict.scores["roundtrip_bleu"] = bleu
-        return verdicts
+    def _ordered(self) -> list[Filter]:
+        """Cheap filters first, then the slow (`survivors_only`) ones, each group in preset order."""
+        return sorted(self.filters, key=lambda f: getattr(f, "survivors_only", False))
+
+    def deferrable(self) -> frozenset[str]:
+        """The filters at the end of the order that are slow to load and quick to run: a parent process
+        may score them (`score_deferred`) on what its workers passed, with the same verdicts."""
+        names: list[str] = []
+        for f in reversed(self._ordered()):
+            if not (f.survivors_only and f.slow_to_load):
+                break
+            names.append(f.name)
+        return frozenset(names)
+
+    def score_deferred(self, batch: Sequence[Candidate], verdicts: list[Verdict], names: frozenset[str]) -> None:
+        """Run the filters `score_filters` skipped (`names`, from `deferrable`) on its verdicts."""
+        with paused_gc():
+            for f in self._ordered():
+                if f.name in names:
+                    self._apply(f, batch, verdicts)
+
+    def _apply(self, f: Filter, batch: Sequence[Candidate], verdicts: list[Verdict]) -> None:
+        """Score `batch` with one filter (a slow one only on the rows no filter rejected so far: None
+        for the rest) and add its rejects to the verdicts."""
+        rows = [i for i, v in enumerate(verdicts) if not v.reasons] if f.survivors_only else range(len(batch))
+        scored = [batch[i] for i in rows] if f.survivors_only else batch
+        scores: list[float | None] = [None] * len(batch)
+        for i, score in zip(rows, checked_scores(f, scored)):
+            scores[i] = score
+        for verdict, score in zip(verdicts, scores):
+            verdict.scores[f.name] = score
+        try:
+            for j in f.rejected([scores[i] for i in rows], [c.lang for c in scored]):
+                i = rows[j]
+                verdicts[i].reasons.append(f.name)
+                verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
+        except Exception as exc:
+            raise FilterError(f"filter {f.name!r} ({type(f).__module__}.{type(f).__qualname__}) failed to "
+                              f"threshold or explain its scores: {type(exc).__name__}: {exc}") from exc
 
     def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
         """The stateful part: dedup against what was accepted before, then remember. Call in order."""

@@ -14,6 +14,11 @@ def _halves(text):
     return " ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2:])
 
 
+def _scrambled(word):
+    """The word's inner letters sorted: still Swahili to LID, no longer a word (fluency)."""
+    return word[0] + "".join(sorted(word[1:-1])) + word[-1] if len(word) > 3 else word
+
+
 def test_yoruba_is_read_by_cld2_at_the_default_bar_and_other_languages_refused(udhr):
     """lid.176 ranks Yoruba first on few UDHR articles (its bar used to be lowered to 0.09); the preset
     reads Yoruba with CLD2 instead, at the default bar."""
@@ -30,19 +35,19 @@ def test_yoruba_is_read_by_cld2_at_the_default_bar_and_other_languages_refused(u
 
 
 def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
-    """Forked workers score chunks; dedup runs in order in the parent: same output as one process,
-    including which repeat of a text dedup keeps."""
+    """Forked workers score chunks of streamed batches; dedup runs in order in the parent: same output
+    as one process scoring every row at once, including which repeat of a text dedup keeps."""
     english, swahili = udhr("eng"), udhr("swh")
     base = [(s, t) for s, t in zip(english, swahili) if len(s) > 80]
     kinds = [lambda s, t: t, lambda s, t: s, lambda s, t: f"{_halves(t)[0]} {_halves(s)[1]}",
-             lambda s, t: t[: len(t) // 3]]
-    rows = [(s, kinds[i % 4](s, t) + f" {i // (4 * len(base))}" * (i % 3 == 0))
+             lambda s, t: t[: len(t) // 3], lambda s, t: " ".join(_scrambled(w) for w in t.split())]
+    rows = [(s, kinds[i % 5](s, t) + f" {i // (5 * len(base))}" * (i % 3 == 0))
             for i, (s, t) in enumerate(base[j % len(base)] for j in range(PARALLEL_MIN_ROWS + 200))]
     frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "lang": ["swh_Latn"] * len(rows),
                           "source_lang": ["eng_Latn"] * len(rows), "source": [s for s, _ in rows],
                           "text": [t for _, t in rows]})
     frame.write_parquet(tmp_path / "in.parquet")
-    counts = verify_file(tmp_path / "in.parquet", tmp_path / "out.parquet")
+    counts = verify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", batch_rows=1_500)  # 3 batches
     out = pl.read_parquet(tmp_path / "out.parquet")
     verifier = Verifier(load_preset("default"), load_registry())
     verdicts = verifier.verify([Candidate(id=r["id"], lang=r["lang"], text=r["text"], source=r["source"],
@@ -50,4 +55,8 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
     assert out["accepted"].to_list() == [v.accepted for v in verdicts]
     assert out["reject_reasons"].to_list() == [v.reasons for v in verdicts]
     assert out["score_lid"].to_list() == [v.scores["lid"] for v in verdicts]
+    # fluency (slow to load) runs in the parent on what the workers passed: the same scores and rejects
+    assert verifier.deferrable() == {"fluency"}
+    assert out["score_fluency"].to_list() == [v.scores["fluency"] for v in verdicts]
     assert 0 < counts["accepted"] < len(rows) and counts["rejected_by_reason"].get("dedup", 0) > 0
+    assert counts["rejected_by_reason"].get("fluency", 0) > 0

@@ -70,7 +70,7 @@ def test_coverage_comes_from_the_installed_dictionaries(registry):
     assert fluency_coverage("tgl_Latn").startswith("hunspell tl_PH")
     assert fluency_coverage("grn_Latn").startswith("hunspell gug")  # the variety table: Paraguayan Guarani
     assert fluency_coverage("yor_Latn") is None  # no Yoruba dictionary
-    assert fluency_coverage("tha_Thai") is None  # written without spaces: no word segmentation
+    assert not (fluency_coverage("tha_Thai") or "").startswith("hunspell")  # no spaces: no word segmentation
     assert fluency_coverage("uzn_Latn") is None  # the Uzbek dictionary is Cyrillic, the registry's Uzbek Latin
     assert fluency_coverage("tat_Cyrl") is None  # this Hunspell accepts none of the Tatar dictionary's own words
     covered = [code for code, spec in registry.items() if fluency_coverage(spec)]

