@@ -242,6 +242,13 @@ def script_share(text: str, script: str) -> float | None:
     return script_shares([text], script)[0]
 
 
+def wholly_in_script(text: str, script: str) -> bool:
+    """`script_share(text, script) == 1.0`, for one short text such as a word: a lookup per character."""
+    table = _script_table(script)
+    kinds = {int(table[ord(ch)]) for ch in text}
+    return 2 in kinds and 1 not in kinds
+
+
 def dominant_unspaced(text: str) -> bool:
     """True when more than half the counted characters are in a script written without spaces
     (Thai, Lao, Khmer, Burmese, Tibetan, Chinese, Japanese)."""

@@ -87,3 +87,16 @@ def test_code_point_tables_are_cached_on_disk_and_rebuilt_when_the_cache_is_bad(
     assert np.array_equal(text._class_table(klass), built)
     assert np.array_equal(text._class_table(klass), built)  # and the rebuilt one was saved again
     assert np.load(files[0]).shape == (0x110000 // 8,)
+
+
+def test_wholly_in_script_is_a_script_share_of_one():
+    import random
+
+    from synth.text import wholly_in_script
+
+    rng = random.Random(0)
+    alphabet = "abcé.,;!?«»()-'\u0301\u0bcd\u0b95அ1२ক\u200d\u00ad ሀ:"
+    for _ in range(20_000):
+        token = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 8)))
+        for script in ("Latn", "Taml", "Beng", "Ethi"):
+            assert wholly_in_script(token, script) == (script_share(token, script) == 1.0), (token, script)

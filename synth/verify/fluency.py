@@ -45,6 +45,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+import regex
+
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
 from synth.text import UNSPACED, prose, script_shares, words as split_words
@@ -170,14 +172,12 @@ def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
+_EDGES = regex.compile(r"^[^\p{L}\p{M}]+|[^\p{L}\p{M}]+$")  # what is not a letter or mark, at either end
+
+
 def _letters_only(token: str) -> str:
     """The token without the punctuation around it; "" if no letter."""
-    start, end = 0, len(token)
-    while start < end and unicodedata.category(token[start])[0] not in "LM":
-        start += 1
-    while end > start and unicodedata.category(token[end - 1])[0] not in "LM":
-        end -= 1
-    return token[start:end]
+    return _EDGES.sub("", token)
 
 
 def words(text: str) -> list[str]:

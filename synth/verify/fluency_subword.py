@@ -35,7 +35,7 @@ from pathlib import Path
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir
-from synth.text import script_share, script_shares
+from synth.text import script_shares, wholly_in_script
 from synth.verify.fluency import _FORMAT, words
 
 # ISO 639-1 codes of XLM-R's 100 training languages, romanised
@@ -172,7 +172,7 @@ class SubwordScorer:
         no piece of the script fits it, so each letter would cost the unknown's score)."""
         if word in self.seen:
             return self.seen[word]
-        level = logprob_per_char(word, self.vocab, self.longest) if script_share(word, self.script) == 1.0 else None
+        level = logprob_per_char(word, self.vocab, self.longest) if wholly_in_script(word, self.script) else None
         if len(self.seen) >= _CACHE_MAX:
             self.seen.clear()
         self.seen[word] = level

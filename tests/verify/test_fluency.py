@@ -167,3 +167,11 @@ def test_calibrate_learns_a_fluency_threshold_per_language(tmp_path):
     assert all(0.15 <= t <= 0.8 for t in learned.values()), learned
     preset = load_preset(str(tmp_path / "mine.yaml"))
     assert preset.languages["swh_Latn"]["fluency"] == learned["swh_Latn"]
+
+
+def test_letters_only_strips_what_is_not_a_letter_or_mark_at_either_end():
+    from synth.verify.fluency import _letters_only
+
+    assert _letters_only("«Haki,»") == "Haki" and _letters_only("...") == "" and _letters_only("") == ""
+    assert _letters_only("(அது)") == "அது" and _letters_only("’e.g.’") == "e.g"
+    assert _letters_only("\u0301a\u0301!") == "\u0301a\u0301"  # combining marks are kept
