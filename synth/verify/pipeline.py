@@ -356,26 +356,31 @@ class Verifier:
         Cheap filters first, then the slow (`survivors_only`) ones, each group in preset order."""
         with paused_gc():
             verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
+            langs = [c.lang for c in batch]
             for f in sorted(self.filters, key=lambda f: f.survivors_only):
-                self._apply(f, batch, verdicts)
+                self._apply(f, batch, verdicts, langs)
             if self.roundtrip:
                 for verdict, bleu in zip(verdicts, self.roundtrip.bleu_scores(batch)):
                     verdict.scores["roundtrip_bleu"] = bleu
             return verdicts
 
-    def _apply(self, f: Filter, batch: Sequence[Candidate], verdicts: list[Verdict]) -> None:
-        """Score `batch` with one filter (a slow one only on the rows no filter rejected so far: None
-        for the rest) and add its rejects to the verdicts."""
-        rows = [i for i, v in enumerate(verdicts) if not v.reasons] if f.survivors_only else range(len(batch))
-        scored = [batch[i] for i in rows] if f.survivors_only else batch
-        scores: list[float | None] = [None] * len(batch)
-        for i, score in zip(rows, checked_scores(f, scored)):
-            scores[i] = score
+    def _apply(self, f: Filter, batch: Sequence[Candidate], verdicts: list[Verdict], langs: list[str]) -> None:
+        """Score `batch` (languages `langs`) with one filter (a slow one only on the rows no filter
+        rejected so far: None for the rest) and add its rejects to the verdicts."""
+        if f.survivors_only:
+            rows = [i for i, v in enumerate(verdicts) if not v.reasons]
+            kept = checked_scores(f, [batch[i] for i in rows])
+            scores: list[float | None] = [None] * len(batch)
+            for i, score in zip(rows, kept):
+                scores[i] = score
+        else:
+            scores = checked_scores(f, batch)
         for verdict, score in zip(verdicts, scores):
             verdict.scores[f.name] = score
         try:
-            for j in f.rejected([scores[i] for i in rows], [c.lang for c in scored]):
-                i = rows[j]
+            rejected = ([rows[j] for j in f.rejected(kept, [langs[i] for i in rows])] if f.survivors_only
+                        else f.rejected(scores, langs))
+            for i in rejected:
                 verdicts[i].reasons.append(f.name)
                 verdicts[i].details.append(f.explain_candidate(batch[i], scores[i]))
         except Exception as exc:
