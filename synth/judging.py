@@ -264,10 +264,13 @@ def judge_verified_file(path: Path, spec: JudgeSpec | Path, preset_name: str = "
     """
     from synth.languages import load_registry
     from synth.shards import atomic_write_parquet
+    from synth.verify.pairs import VERIFY_MARK, written_by_verify
     from synth.verify.pipeline import load_preset
 
     spec = spec if isinstance(spec, JudgeSpec) else load_judge_spec(spec)
     preset = load_preset(preset_name)
+    if not written_by_verify(path):
+        raise ConfigError(f"{path}: not written by synth verify; --judge rewrites only synth verify's own output")
     frame = pl.read_parquet(path)
     needed = ("id", "lang", "source_lang", "source", "text", "accepted", "reject_reasons")
     missing = [c for c in needed if c not in frame.columns]
@@ -332,6 +335,6 @@ def judge_verified_file(path: Path, spec: JudgeSpec | Path, preset_name: str = "
         pl.Series("accepted", accepted, dtype=pl.Boolean),
         pl.Series("reject_reasons", reject_reasons, dtype=pl.List(pl.String)),
     )
-    atomic_write_parquet(path, out)
+    atomic_write_parquet(path, out, VERIFY_MARK)
     return {"judged": len(rows), "accepted": sum(accepted), "rejected_by_judge": counts,
             "model": spec.engine.model, "thresholds": judge.thresholds(), "usage": usage.as_dict()}

@@ -230,15 +230,16 @@ def atomic_write_json(path: OutPath, payload: dict) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode())
 
 
-def parquet_bytes(frame: pl.DataFrame) -> bytes:
-    """The frame as a zstd Parquet file; the same frame always gives the same bytes."""
+def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> bytes:
+    """The frame as a zstd Parquet file (with key-value `metadata`); the same frame always gives the
+    same bytes."""
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd")
+    frame.write_parquet(buffer, compression="zstd", metadata=metadata)
     return buffer.getvalue()
 
 
-def atomic_write_parquet(path: OutPath, frame: pl.DataFrame) -> None:
-    atomic_write_bytes(path, parquet_bytes(frame))
+def atomic_write_parquet(path: OutPath, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
+    atomic_write_bytes(path, parquet_bytes(frame, metadata))
 
 
 def write_unless_same(path: OutPath, data: bytes) -> bool:

@@ -13,6 +13,7 @@ from synth.languages import load_registry
 from synth.prompts import PromptTemplate
 from synth.verify.base import Candidate
 from synth.verify.judge import SCORE_NAMES, Judge, JudgeConfig, parse_verdict, verdict_schema
+from synth.verify.pairs import VERIFY_MARK
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,13 +73,18 @@ def test_verify_judge_refuses_bad_input_before_any_engine_starts(tmp_path):
     spec = write(tmp_path / "engine.yaml", {"type": "vllm", "model": str(tmp_path / "no-such-model")})
     path = tmp_path / "verified.parquet"
     pl.DataFrame({"id": ["a"], "lang": ["swh_Latn"], "text": ["Habari"]}).write_parquet(path)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="not written by synth verify"):  # a user's file is never rewritten
+        judge_verified_file(path, spec)
+    assert path.read_bytes() == before
+    pl.DataFrame({"id": ["a"], "lang": ["swh_Latn"], "text": ["Habari"]}).write_parquet(path, metadata=VERIFY_MARK)
     with pytest.raises(ConfigError, match="missing columns"):
         judge_verified_file(path, spec)
     frame = pl.DataFrame({"id": ["a"], "lang": ["xyz_Latn"], "source_lang": [None], "source": [None],
                           "text": ["Habari"], "accepted": [True], "reject_reasons": [[]]},
                          schema_overrides={"source_lang": pl.String, "source": pl.String,
                                            "reject_reasons": pl.List(pl.String)})
-    frame.write_parquet(path)
+    frame.write_parquet(path, metadata=VERIFY_MARK)
     before = path.read_bytes()
     with pytest.raises(ConfigError, match="xyz_Latn"):
         judge_verified_file(path, spec)
@@ -159,7 +165,7 @@ def test_verify_judge_rewrites_only_the_accepted_rows(tiny_pool, tiny_model_dir,
         "reject_reasons": [[], ["lid"], []],
     })
     path = tmp_path / "verified.parquet"
-    frame.write_parquet(path)
+    frame.write_parquet(path, metadata=VERIFY_MARK)  # as synth verify marks its output
     spec = write(tmp_path / "engine.yaml", {"type": "vllm", "model": tiny_model_dir})
     engine = Recording(tiny_pool)
     result = judge_verified_file(path, spec, engine=engine, template=SHORT)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from synth.errors import ConfigError
 from synth.shards import atomic_local_file
 from synth.verify.base import Filter
-from synth.verify.pairs import check_output, columns_of, open_pairs, scored_batches
+from synth.verify.pairs import VERIFY_MARK, check_output, columns_of, open_pairs, scored_batches
 from synth.verify.pipeline import Verifier, load_preset, paused_gc
 
 
@@ -65,6 +65,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
         try:
             for batch, scored in scored_batches(verifier, batches, pairs.rows, batch_rows):
                 table = _scored_table(batch, scored, names, verifier.not_run)
+                table = table.replace_schema_metadata(VERIFY_MARK)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table)
                 accepted += sum(v.accepted for v in scored)

@@ -120,12 +120,29 @@ def check_pairs(input_path: Path, frame: pl.DataFrame, text_nulls: int = 0) -> N
         raise ConfigError(f"{input_path}: ids appear on more than one row (e.g. {repeated}); give each pair its own id")
 
 
+# Key-value metadata of every file `synth verify` writes: the only existing files it may replace
+VERIFY_MARK = {"synth": "verify"}
+
+
+def written_by_verify(path: Path) -> bool:
+    """`path` is a Parquet file `synth verify` wrote (it carries VERIFY_MARK)."""
+    try:
+        metadata = pq.ParquetFile(path).metadata.metadata or {}
+    except Exception:  # not Parquet, unreadable: not ours
+        return False
+    return all(metadata.get(k.encode()) == v.encode() for k, v in VERIFY_MARK.items())
+
+
 def check_output(input_path: Path, output_path: Path) -> None:
-    """The output is a new file: never the input, never a directory."""
+    """The output is a new file, or one an earlier `synth verify` wrote: never the input, never a
+    directory, never a user's file."""
     if output_path.is_dir():
         raise ConfigError(f"--output {output_path}: is a directory; give a file path such as verified.parquet")
     if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
         raise ConfigError(f"--output {output_path}: is the input file; write the result to another file")
+    if output_path.exists() and not written_by_verify(output_path):
+        raise ConfigError(f"--output {output_path}: exists and was not written by synth verify; give a new file "
+                          f"name (synth never overwrites a user's file)")
 
 
 def columns_of(frame: pl.DataFrame | pa.RecordBatch) -> dict[str, list]:

@@ -11,6 +11,7 @@ from synth.errors import ConfigError
 from synth.verify import Filter
 from synth.verify.base import FilterError
 from synth.verify.cli_verify import verify_file
+from synth.verify.pairs import written_by_verify
 
 
 def _one_word_changed(text: str) -> str:
@@ -79,11 +80,33 @@ class _FailsOnRow(Filter):
 def test_a_failure_part_way_leaves_the_output_as_it_was(udhr, tmp_path):
     src = _input(udhr, tmp_path)
     out = tmp_path / "out.parquet"
-    out.write_bytes(b"an earlier result")
+    verify_file(src, out, batch_rows=4)  # an earlier result, which a new run may replace
+    before = out.read_bytes()
     with pytest.raises(FilterError, match="scorer crashed"):
         verify_file(src, out, batch_rows=4, filters=[_FailsOnRow("r21")])  # batches 0-4 were written
-    assert out.read_bytes() == b"an earlier result"
+    assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
+
+
+def test_a_file_synth_verify_did_not_write_is_never_replaced(udhr, tmp_path):
+    """--output naming a user's file (Parquet or not) exits 2 before any work; synth verify's own earlier
+    output is replaced."""
+    src = _input(udhr, tmp_path)
+    mine = tmp_path / "mine.parquet"
+    for content in (b"years of notes", None):
+        if content is None:
+            pl.DataFrame({"id": ["x"]}).write_parquet(mine)  # a Parquet file, not synth's
+        else:
+            mine.write_bytes(content)
+        before = mine.read_bytes()
+        with pytest.raises(ConfigError, match="was not written by synth verify"):
+            verify_file(src, mine)
+        assert mine.read_bytes() == before
+    out = tmp_path / "out.parquet"
+    verify_file(src, out)
+    assert written_by_verify(out)
+    verify_file(src, out, batch_rows=4)
+    assert written_by_verify(out)
 
 
 def _pairs(path, write_statistics=True, **columns):
