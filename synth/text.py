@@ -17,9 +17,8 @@ synth's cache (numpy lookups: a per-character regex walk would be the slowest pa
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import re
-import secrets
 import unicodedata
 from functools import cache, lru_cache
 from typing import Sequence
@@ -27,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import regex
 
-from synth.paths import cache_dir
+from synth.paths import cache_dir, save_cached
 
 # --- sentence ends ------------------------------------------------------------------------------
 
@@ -185,13 +184,11 @@ def _class_table(klass: str) -> np.ndarray:
     for match in regex.finditer(rf"[{klass}]+", text, flags=regex.V1):
         table[codes[match.start():match.end()]] = True
     if path is not None:
+        packed = io.BytesIO()
+        np.save(packed, np.packbits(table))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            with tmp.open("wb") as fh:
-                np.save(fh, np.packbits(table))
-            os.replace(tmp, path)  # whole or not at all: concurrent processes may write the same table
-        except OSError:
+            save_cached(path, packed.getvalue())
+        except OSError:  # a read-only cache: built again next time
             pass
     return table
 

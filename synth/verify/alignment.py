@@ -22,6 +22,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from functools import cache
 from typing import Sequence
 
 import numpy as np
@@ -75,14 +76,9 @@ class _Tables:
         return found
 
 
-_TABLES: _Tables | None = None
-
-
+@cache
 def _tables() -> _Tables:
-    global _TABLES
-    if _TABLES is None:
-        _TABLES = _Tables()
-    return _TABLES
+    return _Tables()
 
 
 def structure(texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import regex
 
 from synth.languages import LanguageSpec
-from synth.paths import cache_dir
+from synth.paths import cache_dir, save_cached
 from synth.text import UNSPACED, prose, script_shares, words as split_words
 from synth.verify.base import Candidate, Filter
 
@@ -313,10 +313,7 @@ def profile(dic: Path, encoding: str) -> dict:
         hits[n] += known_letters(word, lexicon) / len(word)
     chance = {n: (hits[n] + 0.5) / (seen[n] + 1) for n in range(1, LONGEST + 1)}  # smoothed
     result = {"dictionary": str(dic), "self_share": self_share, "chance": chance}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{random.getrandbits(32)}")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    tmp.replace(path)
+    save_cached(path, json.dumps(result).encode("utf-8"))
     return result
 
 

