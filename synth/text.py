@@ -77,7 +77,7 @@ def _all_code_points() -> str:
 @cache
 def _chars(klass: str) -> str:
     """Every character of a regex character class body, as one string."""
-    return "".join(regex.findall(rf"[{klass}]+", _all_code_points(), flags=regex.V1))
+    return np.flatnonzero(_class_table(klass)).astype(np.uint32).tobytes().decode("utf-32-le")
 
 
 def ends_sentence(text: str) -> bool:
@@ -166,10 +166,12 @@ def known_script(script: str) -> bool:
 _TABLES = 0x110000  # code points a table covers
 
 
-def _class_table(klass: str) -> np.ndarray:
-    """True for every code point of a regex character class body. Built once per machine and `regex`
-    version (a walk over every code point) and then read from synth's cache, where it is saved packed."""
-    key = hashlib.sha256(f"{klass}|{regex.__version__}".encode()).hexdigest()[:24]
+def _class_table(klass: str, engine: str = "regex") -> np.ndarray:
+    """True for every code point of a character class body of `regex` (V1), or of Python's `re` with
+    engine="re" (its \\w and \\s differ from `regex`'s). Built once per machine and library version (a
+    walk over every code point) and then read from synth's cache, where it is saved packed."""
+    version = regex.__version__ if engine == "regex" else f"re {unicodedata.unidata_version}"
+    key = hashlib.sha256(f"{klass}|{version}".encode()).hexdigest()[:24]
     path = None
     try:
         path = cache_dir() / "unicode" / f"{key}.npy"
@@ -181,7 +183,8 @@ def _class_table(klass: str) -> np.ndarray:
     table = np.zeros(_TABLES, dtype=bool)
     text = _all_code_points()
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    for match in regex.finditer(rf"[{klass}]+", text, flags=regex.V1):
+    pattern = regex.compile(rf"[{klass}]+", regex.V1) if engine == "regex" else re.compile(rf"[{klass}]+")
+    for match in pattern.finditer(text):
         table[codes[match.start():match.end()]] = True
     if path is not None:
         packed = io.BytesIO()
@@ -194,6 +197,12 @@ def _class_table(klass: str) -> np.ndarray:
 
 
 _code_point_table = lru_cache(maxsize=8)(_class_table)  # the tables several scripts share, kept
+
+
+def re_class_table(klass: str) -> np.ndarray:
+    """True for every code point that Python's `re` matches with the class body `klass` (e.g. \\w):
+    for batch counts over code points that must equal what an `re` pattern finds per text."""
+    return _code_point_table(klass, "re")
 
 
 @lru_cache(maxsize=64)

@@ -85,14 +85,16 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
 
 def _scored_table(batch: pa.RecordBatch, scored: list, names: list[str], not_run: dict) -> pa.Table:
     """One input batch with its verdicts' columns, as the output's rows."""
+    # every filter's column; a filter not run for some languages (fluency) scored the others
+    columns = list(dict.fromkeys((*names, *not_run)))
     with paused_gc():
-        columns = {f"score_{n}": [v.scores.get(n) for v in scored] for n in names}
-        columns.update({f"score_{n}": [None] * len(scored) for n in not_run})
+        # polars reads the score dicts itself (a filter that did not score a row has no key: null)
+        scores = pl.from_dicts([v.scores for v in scored], schema={n: pl.Float64 for n in columns})
         reasons = [v.reasons for v in scored]
         details = [v.details for v in scored]
     frame = pl.from_arrow(batch)
     return frame.with_columns(
-        *(pl.Series(name, values, dtype=pl.Float64) for name, values in columns.items()),
+        *(scores[n].alias(f"score_{n}") for n in columns),
         pl.Series("accepted", [v.accepted for v in scored], dtype=pl.Boolean),
         string_lists("reject_reasons", reasons),
         string_lists("reject_details", details),

@@ -169,19 +169,18 @@ def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None
 
 
 class _LazyRows(Sequence):
-    """Rows [start, stop) as Candidates made when read: the parent's `finish` reads only the rows
+    """The rows at `indices` as Candidates made when read: the parent's `finish` reads only the rows
     that passed every filter (dedup), often a small share."""
 
-    def __init__(self, columns: dict[str, list], start: int, stop: int):
-        self.columns, self.start, self.stop = columns, start, stop
+    def __init__(self, columns: dict[str, list], indices: Sequence[int]):
+        self.columns, self.indices = columns, indices
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return len(self.indices)
 
     def __getitem__(self, i: int) -> Candidate:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return candidates(self.columns, self.start + i, self.start + i + 1)[0]
+        row = self.indices[i]
+        return candidates(self.columns, row, row + 1)[0]
 
 
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
@@ -237,7 +236,10 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
     The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
     them (at most AHEAD batches in flight, so memory holds a few batches, never the input), each chunk
     of a few whole languages (`language_chunks`); dedup (stateful, order-dependent) runs here on each
-    batch in row order, so the result is the same as one process's, whatever the batch size. Small
+    chunk as it comes back, in order. Dedup compares a row only with rows of its own language, and a
+    language's rows reach it in row order (chunks keep row order within a language, and are finished
+    in the order they were made), so the result is the same as one process's in row order, whatever
+    the batch size. Small
     inputs, one core, or LASER (torch has its own threads and does not survive a fork) stay in this
     process."""
     global _FORKED
@@ -268,14 +270,10 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
                 payload, columns, chunks, pending = inflight.popleft()
                 submit()
                 scored: list = [None] * len(columns["id"])
-                for chunk, job in zip(chunks, pending):
-                    for i, verdict in zip(chunk, job.get()):
+                for chunk, job in zip(chunks, pending):  # each as it comes, while the workers score the next
+                    for i, verdict in zip(chunk, verifier.finish(_LazyRows(columns, chunk), job.get())):
                         scored[i] = verdict
-                out = []
-                for start in range(0, len(scored), CHUNK_ROWS):  # in row order
-                    part = scored[start:start + CHUNK_ROWS]
-                    out += verifier.finish(_LazyRows(columns, start, start + len(part)), part)
-                yield payload, out
+                yield payload, scored
     finally:
         _FORKED = None
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synth.text import NO_SENTENCE_MARK, ends_sentence, prose
+from synth.text import NO_SENTENCE_MARK, ends_sentence, prose, re_class_table
 from synth.verify.base import Candidate, Filter
 from synth.verify.grams import MIX as _MIX, gram_hashes, powers as _powers
 
@@ -25,15 +25,9 @@ _IS_WORD, _IS_SPACE = 1, 2
 @functools.cache
 def _char_classes() -> np.ndarray:
     """Per code point: _IS_WORD where `\\w` matches it, _IS_SPACE where `\\s` (= str.isspace, what
-    str.split splits on) does. Taken from the regexes themselves, so batch counts over code points
-    equal the per-text regex results; built once per process (cost: bench/README.md)."""
-    chars = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
-    table = np.zeros(0x110000, dtype=np.uint8)
-    for match in _WORD.finditer(chars):
-        table[match.start():match.end()] |= _IS_WORD
-    for match in re.finditer(r"\s", chars):
-        table[match.start()] |= _IS_SPACE
-    return table
+    str.split splits on) does. Taken from `re` itself, so batch counts over code points equal the
+    per-text regex results (synth.text builds such tables once and caches them)."""
+    return (re_class_table(r"\w") * _IS_WORD | re_class_table(r"\s") * _IS_SPACE).astype(np.uint8)
 
 
 class _UsesCharClasses(Filter):

@@ -35,15 +35,22 @@ def test_yoruba_is_read_by_cld2_at_the_default_bar_and_other_languages_refused(u
 
 
 def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
-    """Forked workers score chunks of streamed batches; dedup runs in order in the parent: same output
-    as one process scoring every row at once, including which repeat of a text dedup keeps."""
-    english, swahili = udhr("eng"), udhr("swh")
-    base = [(s, t) for s, t in zip(english, swahili) if len(s) > 80]
+    """Forked workers score chunks of streamed batches, each chunk whole languages; dedup runs in the
+    parent as chunks come back: same output as one process scoring every row at once in row order,
+    including which repeat of a text dedup keeps. Two interleaved languages, fluency run for one of
+    them only (Yoruba has no dictionary): the other's fluency scores are kept, never blanked."""
+    english = udhr("eng")
+    by_lang = {"swh_Latn": udhr("swh"), "yor_Latn": udhr("yor")}
     kinds = [lambda s, t: t, lambda s, t: s, lambda s, t: f"{_halves(t)[0]} {_halves(s)[1]}",
              lambda s, t: t[: len(t) // 3], lambda s, t: " ".join(_scrambled(w) for w in t.split())]
-    rows = [(s, kinds[i % 5](s, t) + f" {i // (5 * len(base))}" * (i % 3 == 0))
-            for i, (s, t) in enumerate(base[j % len(base)] for j in range(PARALLEL_MIN_ROWS + 200))]
-    frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "lang": ["swh_Latn"] * len(rows),
+    langs, rows = [], []
+    for j in range(PARALLEL_MIN_ROWS + 200):
+        lang = "yor_Latn" if j % 4 == 3 else "swh_Latn"
+        base = [(s, t) for s, t in zip(english, by_lang[lang]) if len(s) > 80]
+        s, t = base[j % len(base)]
+        langs.append(lang)
+        rows.append((s, kinds[j % 5](s, t) + f" {j // (5 * len(base))}" * (j % 3 == 0)))
+    frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "lang": langs,
                           "source_lang": ["eng_Latn"] * len(rows), "source": [s for s, _ in rows],
                           "text": [t for _, t in rows]})
     frame.write_parquet(tmp_path / "in.parquet")
@@ -55,7 +62,13 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
     assert out["accepted"].to_list() == [v.accepted for v in verdicts]
     assert out["reject_reasons"].to_list() == [v.reasons for v in verdicts]
     assert out["score_lid"].to_list() == [v.scores["lid"] for v in verdicts]
-    # rows are scored in chunks of whole languages, dedup in row order: the same scores and rejects
+    assert out["score_dedup"].to_list() == [v.scores["dedup"] for v in verdicts]
     assert out["score_fluency"].to_list() == [v.scores["fluency"] for v in verdicts]
+    fluency = out.group_by("lang").agg(pl.col("score_fluency").is_not_null().sum())
+    assert dict(fluency.iter_rows()) == {"swh_Latn": fluency["score_fluency"].max(), "yor_Latn": 0}
+    assert fluency["score_fluency"].max() > 100
+    for lang in by_lang:
+        assert out.filter((pl.col("lang") == lang) & pl.col("accepted")).height > 0
+        assert out.filter((pl.col("lang") == lang) & (pl.col("score_dedup") == 1.0)).height > 0
     assert 0 < counts["accepted"] < len(rows) and counts["rejected_by_reason"].get("dedup", 0) > 0
     assert counts["rejected_by_reason"].get("fluency", 0) > 0
