@@ -133,7 +133,7 @@ def char_model(strings: list[str], code: str, script: str, rng: random.Random) -
     return train, refs
 
 
-SOURCES = {
+SOURCES = {  # code -> (kind, reader, source and licence; its package's name first)
     "hau_Latn": ("lexicon", hausa_strings, "pip hwn 0.1.0 (Hausa WordNet: dictionary headwords and definitions), MIT"),
     "yor_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-yor", "yor", d),
                  "Debian tesseract-ocr-yor 4.1.0 (tessdata word list), Apache-2.0"),
@@ -155,7 +155,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             strings = read(Path(tmp))
         path = DATA_DIR / f"{code}.txt.xz"
-        entry = {"kind": kind, "source": source, "file": path.name}
+        entry = {"kind": kind, "package": source.split()[1], "source": source, "file": path.name}
         if kind == "lexicon":
             items = lexicon_words(strings, code, script)
             body = "\n".join(items)
@@ -167,7 +167,7 @@ def main() -> None:
         path.write_bytes(lzma.compress(body.encode("utf-8"), preset=9))
         out[code] = entry
         print(f"{code}: {kind}, {path.stat().st_size // 1024} KiB, "
-              + ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("kind", "source", "file")))
+              + ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("kind", "package", "source", "file")))
     REFERENCES.write_text(json.dumps({"languages": out}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {REFERENCES}")
 

@@ -97,7 +97,8 @@ def _languages(args: argparse.Namespace) -> int:
         print("".join(f"{(header if row is None else cell(row)):<{width}}" for header, width, cell in columns).rstrip())
     uncovered = [r["code"] for r in rows if not r["lid"]]
     print(f"{len(rows)} languages, LID by preset {preset.name!r}. UDHR top-1: share of UDHR articles the backend "
-          f"names first (bench/lid_coverage.py; -: no UDHR text). fluency: the Hunspell dictionary or subword model the `fluency` filter reads (none: not run for that language). "
+          f"names first (bench/lid_coverage.py; -: no UDHR text). fluency: the Hunspell dictionary, subword model, "
+          f"word list or character model the `fluency` filter reads (none: not run for that language). "
           f"e5: the `meaning` preset's offline encoder "
           f"(weak: it separates real from misaligned translations poorly; bench/semantic_separation.py).")
     if uncovered:

@@ -81,12 +81,12 @@ def _entry(spec: LanguageSpec) -> dict | None:
 
 
 def words_coverage(spec: LanguageSpec) -> str | None:
-    """"word list (SOURCE)" or "character 5-gram lm (SOURCE)" where this backend covers the language, else None."""
+    """"word list (PACKAGE)" or "char 5-gram lm (PACKAGE)" where this backend covers the language, else None."""
     entry = _entry(spec)
     if entry is None:
         return None
-    package = entry["source"].split(" (")[0]
-    return f"word list ({package})" if entry["kind"] == "lexicon" else f"character {ORDER}-gram lm ({package})"
+    kind = "word list" if entry["kind"] == "lexicon" else f"char {ORDER}-gram lm"
+    return f"{kind} ({entry['package']})"
 
 
 def _lines(entry: dict) -> list[str]:

@@ -283,8 +283,8 @@ class Verifier:
                 fluency = FluencyFilter(languages, **kwargs)
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
-                    self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary "
-                                               f"nor subword model (synth.verify.fluency.fluency_coverage)")
+                    self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary, "
+                                               f"subword model nor word list (synth.verify.fluency.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:

@@ -69,10 +69,11 @@ def test_coverage_comes_from_the_installed_dictionaries(registry):
     assert fluency_coverage(registry["som_Latn"]).startswith("hunspell so_SO")
     assert fluency_coverage("tgl_Latn").startswith("hunspell tl_PH")
     assert fluency_coverage("grn_Latn").startswith("hunspell gug")  # the variety table: Paraguayan Guarani
-    assert fluency_coverage("yor_Latn") is None  # no Yoruba dictionary
+    assert fluency_coverage("plt_Latn") is None  # no Malagasy dictionary, nor any other backend
+    assert fluency_coverage("yor_Latn") == "word list (tesseract-ocr-yor)"  # no Yoruba dictionary: fluency_words
     assert not (fluency_coverage("tha_Thai") or "").startswith("hunspell")  # no spaces: no word segmentation
     assert fluency_coverage("uzn_Latn") is None  # the Uzbek dictionary is Cyrillic, the registry's Uzbek Latin
-    assert fluency_coverage("tat_Cyrl") is None  # this Hunspell accepts none of the Tatar dictionary's own words
+    assert not fluency_coverage("tat_Cyrl").startswith("hunspell")  # this Hunspell accepts none of the Tatar dictionary's own words
     covered = [code for code, spec in registry.items() if fluency_coverage(spec)]
     assert len(covered) >= 25
 
@@ -106,7 +107,7 @@ def test_chance_is_measured_per_dictionary(registry):
 def test_scores_are_between_0_and_1_and_null_without_words_or_dictionary(fluency):
     rows = [Candidate("a", "fra_Latn", "Le chat dort sur le canapé pendant que la pluie tombe."),
             Candidate("b", "fra_Latn", "12 34 !!"),  # no word of 4+ letters
-            Candidate("c", "yor_Latn", "Gbogbo ènìyàn ni a bí ní òmìnira."),
+            Candidate("c", "plt_Latn", "Mandeha any an-tsena isan'andro ny reniko."),
             Candidate("d", "fra_Latn", "Xqzvw brkltp zzkrt fhqwhgads plumbus."),]
     scores = fluency.score(rows)
     assert 0.9 <= scores[0] <= 1.0
@@ -130,17 +131,17 @@ def test_normalisation_and_markup_do_not_cost_real_words(fluency):
 
 
 def test_verifier_rejects_babble_and_reports_languages_it_cannot_check(registry):
-    languages = {code: registry[code] for code in ("swh_Latn", "yor_Latn", "eng_Latn")}
+    languages = {code: registry[code] for code in ("swh_Latn", "plt_Latn", "eng_Latn")}
     verifier = Verifier(load_preset("default"), languages)
     assert "fluency" in verifier.names
-    assert "yor_Latn" in verifier.not_run["fluency"] and "swh_Latn" not in verifier.not_run["fluency"]
+    assert "plt_Latn" in verifier.not_run["fluency"] and "swh_Latn" not in verifier.not_run["fluency"]
     real = seed_texts("swh_Latn")[1]
     rows = [Candidate("real", "swh_Latn", real), Candidate("babble", "swh_Latn", BUNDLED["swh_Latn"][0]),
-            Candidate("yo", "yor_Latn", "Gbogbo ènìyàn ni a bí ní òmìnira àti ní ẹ̀tọ́ tí ó dọ́gba.")]
-    real_v, babble_v, yor_v = verifier.verify(rows)
+            Candidate("mg", "plt_Latn", "Mandeha any an-tsena isan'andro ny reniko mba hividy vary sy legioma.")]
+    real_v, babble_v, plt_v = verifier.verify(rows)
     assert "fluency" not in real_v.reasons
     assert "fluency" in babble_v.reasons and any(d.startswith("fluency") for d in babble_v.details)
-    assert yor_v.scores["fluency"] is None and "fluency" not in yor_v.reasons  # not run: null, never a pass
+    assert plt_v.scores["fluency"] is None and "fluency" not in plt_v.reasons  # not run: null, never a pass
 
 
 def test_default_preset_runs_fluency_with_calibration_bounds():

@@ -1,0 +1,93 @@
+"""fluency's word-list backend with the real lists shipped in synth/verify/fluency_words/: real text that is
+neither benchmark text nor text the lists came from (sentences written for this test) scores above the bar,
+pseudo-words with the list's letter statistics below it, and languages without a list stay null."""
+
+import random
+
+import pytest
+
+from synth.languages import load_registry
+from synth.verify import Candidate, Verifier, load_preset
+from synth.verify.fluency import FluencyFilter, _pseudo_words, fluency_coverage
+from synth.verify.fluency_words import (DATA_DIR, CharModel, CharScorer, LexiconScorer, _lines, fold, references,
+                                        words_scorer)
+
+# Everyday sentences, none from the UDHR nor from the packages the lists were built from.
+REAL = {
+    "hau_Latn": "Yara suna zuwa makaranta kowace safiya domin su koyi karatu da rubutu. Kasuwar Kano tana cike da "
+                "mutane a ranar Litinin, kuma 'yan kasuwa suna sayar da hatsi, nama da kayan lambu. Ƙasar Najeriya "
+                "tana da albarkatu masu yawa, amma ruwan sama bai isa ba a bana.",
+    "yor_Latn": "Àwọn ọmọdé máa ń lọ sí ilé-ìwé ní òwúrọ̀ ọjọ́ Ajé. Ìyá mi ń ṣe oúnjẹ ní ilé ìdáná, bàbá mi sì ń ka "
+                "ìwé ìròyìn. Ọjà náà kún fún àwọn ènìyàn tí wọ́n ń ra aṣọ àti oúnjẹ.",
+    "zul_Latn": "Izingane ziya esikoleni njalo ekuseni ukuze zifunde ukubhala nokufunda. Umama upheka ukudla "
+                "kusihlwa, ubaba yena ufunda iphephandaba. Sihambe saya edolobheni izolo sayothenga izingubo nokudla.",
+    "tat_Cyrl": "Бүген һава бик матур, балалар урамда уйныйлар. Әнием кибеттән ипи һәм сөт алып кайтты. Казан "
+                "шәһәре Идел буенда урнашкан, анда бик күп кеше яши.",
+    "quy_Latn": "Wawakunaqa sapa punchaw yachaywasiman rinku. Mamaymi mikuyta yanukun, taytaytaq chakrapi llamkan. "
+                "Paqarinmi llaqtaman risaq papata rantinaypaq.",
+}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+def pseudo_text(code: str, rng: random.Random) -> list[str]:
+    """Rows of 25 pseudo-words drawn from a character trigram model of the language's own list, none a
+    word of it: what text with the list's letter statistics and no real word looks like."""
+    entries = [line.split("\t")[0] for line in _lines(references()[code]) if line]
+    known = set(entries)
+    fake = [w for w in _pseudo_words(rng.sample(entries, min(5000, len(entries))), 400, rng)
+            if len(w) >= 4 and w not in known]
+    return [" ".join(fake[i:i + 25]) for i in range(0, len(fake) - 24, 25)][:6]
+
+
+def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
+    assert fluency_coverage("hau_Latn") == "word list (hwn)"
+    assert fluency_coverage("yor_Latn") == "word list (tesseract-ocr-yor)"
+    assert fluency_coverage("quy_Latn") == "word list (tesseract-ocr-que)"
+    assert fluency_coverage("tat_Cyrl") == "word list (py_tat_morphan)"
+    assert fluency_coverage("zul_Latn") == "char 5-gram lm (libreoffice-l10n-zu)"
+    assert fluency_coverage("plt_Latn") is None and fluency_coverage("tel_Telu") is None
+    assert fluency_coverage("swh_Latn").startswith("hunspell")  # a working dictionary stays first
+    for code, entry in references().items():  # each list ships with its source and licence
+        assert (DATA_DIR / entry["file"]).is_file() and entry["package"] in entry["source"], code
+        assert any(lic in entry["source"] for lic in ("MIT", "Apache-2.0", "MPL-2.0")), code
+
+
+def test_fold_writes_words_as_their_lists_do():
+    assert fold("Ƙasa", "hau_Latn") == "kasa" and fold("ɗan", "hau_Latn") == "dan" and fold("ɓera", "hau_Latn") == "bera"
+    assert fold("ọjọ́", "yor_Latn") == "ọjọ" and fold("ènìyàn", "yor_Latn") == "eniyan"  # tones go, underdots stay
+    assert fold("Ƙasa", "zul_Latn") == "ƙasa" and fold("ma’am", "quy_Latn") == "ma'am"  # no fold but case and apostrophe
+
+
+@pytest.mark.parametrize("code", list(REAL))
+def test_real_text_passes_and_pseudo_words_do_not(registry, code):
+    scorer = words_scorer(registry[code])
+    assert isinstance(scorer, CharScorer if code == "zul_Latn" else LexiconScorer)
+    assert scorer.score(REAL[code]) >= 0.5
+    fakes = [scorer.score(t) for t in pseudo_text(code, random.Random(1))]
+    assert len(fakes) >= 4 and all(s is not None and s < 0.2 for s in fakes), fakes
+    assert scorer.score("12 34 !!") is None
+
+
+def test_the_character_model_prefers_a_word_to_its_letters_shuffled():
+    model = CharModel(__import__("collections").Counter({"ukufunda": 5, "ukubhala": 3, "ukudla": 4, "izingane": 2}))
+    assert model.logprob_per_char("ukufunda") > model.logprob_per_char("dnufuaku") + 1
+    assert model.logprob_per_char("ukudla") < 0 and model.logprob_per_char("xyzq") < model.logprob_per_char("ukuda")
+
+
+def test_the_verifier_keeps_real_rows_rejects_pseudo_words_and_leaves_uncovered_null(registry):
+    codes = ("hau_Latn", "zul_Latn", "plt_Latn")
+    verifier = Verifier(load_preset("default"), {c: registry[c] for c in codes})
+    assert "plt_Latn" in verifier.not_run["fluency"] and "hau_Latn" not in verifier.not_run["fluency"]
+    assert "zul_Latn" not in verifier.not_run["fluency"]
+    fluency = FluencyFilter({c: registry[c] for c in codes})
+    fake_hau = pseudo_text("hau_Latn", random.Random(2))[0]
+    fake_zul = pseudo_text("zul_Latn", random.Random(2))[0]
+    scores = fluency.score([Candidate("h", "hau_Latn", REAL["hau_Latn"]), Candidate("z", "zul_Latn", REAL["zul_Latn"]),
+                            Candidate("fh", "hau_Latn", fake_hau), Candidate("fz", "zul_Latn", fake_zul),
+                            Candidate("m", "plt_Latn", "Mandeha any an-tsena isan'andro ny reniko mba hividy vary.")])
+    assert [fluency.accept(s, c) for s, c in zip(scores[:4], ("hau_Latn", "zul_Latn") * 2)] == [True, True, False, False]
+    assert scores[4] is None  # not run: null, never a pass
