@@ -23,8 +23,6 @@ REAL = {
                 "kusihlwa, ubaba yena ufunda iphephandaba. Sihambe saya edolobheni izolo sayothenga izingubo nokudla.",
     "tat_Cyrl": "Бүген һава бик матур, балалар урамда уйныйлар. Әнием кибеттән ипи һәм сөт алып кайтты. Казан "
                 "шәһәре Идел буенда урнашкан, анда бик күп кеше яши.",
-    "quy_Latn": "Wawakunaqa sapa punchaw yachaywasiman rinku. Mamaymi mikuyta yanukun, taytaytaq chakrapi llamkan. "
-                "Paqarinmi llaqtaman risaq papata rantinaypaq.",
 }
 
 
@@ -46,10 +44,10 @@ def pseudo_text(code: str, rng: random.Random) -> list[str]:
 def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
     assert fluency_coverage("hau_Latn") == "word list (hwn)"
     assert fluency_coverage("yor_Latn") == "word list (tesseract-ocr-yor)"
-    assert fluency_coverage("quy_Latn") == "word list (tesseract-ocr-que)"
     assert fluency_coverage("tat_Cyrl") == "word list (py_tat_morphan)"
     assert fluency_coverage("zul_Latn") == "char 5-gram lm (libreoffice-l10n-zu)"
-    assert fluency_coverage("plt_Latn") is None and fluency_coverage("tel_Telu") is None
+    for code in ("plt_Latn", "tel_Telu", "quy_Latn"):  # no list good enough (bench/README.md)
+        assert code not in references() and fluency_coverage(code) is None, code
     assert fluency_coverage("swh_Latn").startswith("hunspell")  # a working dictionary stays first
     for code, entry in references().items():  # each list ships with its source and licence
         assert (DATA_DIR / entry["file"]).is_file() and entry["package"] in entry["source"], code
@@ -59,7 +57,7 @@ def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
 def test_fold_writes_words_as_their_lists_do():
     assert fold("Ƙasa", "hau_Latn") == "kasa" and fold("ɗan", "hau_Latn") == "dan" and fold("ɓera", "hau_Latn") == "bera"
     assert fold("ọjọ́", "yor_Latn") == "ọjọ" and fold("ènìyàn", "yor_Latn") == "eniyan"  # tones go, underdots stay
-    assert fold("Ƙasa", "zul_Latn") == "ƙasa" and fold("ma’am", "quy_Latn") == "ma'am"  # no fold but case and apostrophe
+    assert fold("Ƙasa", "zul_Latn") == "ƙasa" and fold("Ba’ba", "tat_Cyrl") == "ba'ba"  # case and apostrophe only
 
 
 @pytest.mark.parametrize("code", list(REAL))
