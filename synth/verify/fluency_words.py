@@ -14,6 +14,8 @@ packages independent of every benchmark, never from the UDHR, and names each sou
   pseudo-words drawn from the text's letter statistics, 1 at words of the text the model was not
   trained on (a held-out fifth of its word types: real words it has not seen, as in new text).
 
+A lexicon's chance profile is computed once per machine and cached under the synth cache.
+
 Words are compared folded: NFC, lower case, one apostrophe, and per language the marks its list does
 not write (FOLDS). A language without a list, or whose character model's references are under MIN_GAP
 apart, is not covered: None, never a pass.
@@ -21,6 +23,7 @@ apart, is not covered: None, never a pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 import math
@@ -31,8 +34,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from synth.languages import LanguageSpec
+from synth.paths import cache_dir, save_cached
 from synth.text import wholly_in_script
-from synth.verify.fluency import LONGEST, MIN_LETTERS, Scorer, chance_profile, words
+from synth.verify.fluency import LONGEST, MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, words
 
 REFERENCES = Path(__file__).with_name("fluency_words.json")  # bench/fluency_wordlists.py writes it
 DATA_DIR = Path(__file__).with_name("fluency_words")
@@ -114,11 +118,27 @@ class WordList:
 class LexiconScorer(Scorer):
     """fluency's Hunspell score, with a word list as the lexicon."""
 
-    def __init__(self, entries: list[str], code: str):  # noqa: super().__init__ reads a Hunspell dictionary
+    def __init__(self, entry: dict, code: str):  # noqa: super().__init__ reads a Hunspell dictionary
+        entries = [w for w in _lines(entry) if w]
         self.lexicon = WordList(entries, code)
-        rng = random.Random(0)
-        chance = chance_profile(rng.sample(entries, min(30_000, len(entries))), self.lexicon, rng)
-        self.chance = [0.0] + [chance[n] for n in range(1, LONGEST + 1)]
+        chance = _chance(entry, code, self.lexicon, entries)
+        self.chance = [0.0] + [chance[str(n)] for n in range(1, LONGEST + 1)]
+
+
+def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> dict[str, float]:
+    """The list's chance profile (fluency.chance_profile), computed once per machine and list and cached
+    under the synth cache as fluency's Hunspell profiles are."""
+    path = DATA_DIR / entry["file"]
+    stat = path.stat()
+    key = hashlib.sha256(f"{PROFILE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
+                         f"{FOLDS.get(code)}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "fluency" / f"words-{code}-{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text(encoding="utf-8"))
+    rng = random.Random(0)
+    chance = {str(n): p for n, p in chance_profile(rng.sample(entries, min(30_000, len(entries))), lexicon, rng).items()}
+    save_cached(cached, json.dumps(chance).encode("utf-8"))
+    return chance
 
 
 class CharModel:
@@ -197,7 +217,7 @@ def words_scorer(spec: LanguageSpec) -> LexiconScorer | CharScorer | None:
         if entry is None:
             _SCORERS[spec.code] = None
         elif entry["kind"] == "lexicon":
-            _SCORERS[spec.code] = LexiconScorer([w for w in _lines(entry) if w], spec.code)
+            _SCORERS[spec.code] = LexiconScorer(entry, spec.code)
         else:
             _SCORERS[spec.code] = CharScorer(entry, spec)
     return _SCORERS[spec.code]
