@@ -18,8 +18,8 @@ Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` (real 
 Malagasy from GNOME's translations (GPL; references under 1 nat apart), Telugu from LibreOffice's and
 tessdata's (the formal UDHR register reads far below them).
 
-A lexicon holds the words of 4+ letters (shorter ones are never looked up), folded as the backend folds
-text. A character model ships the counts of the words it is trained on and its two references: the
+A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
+words it is trained on and its two references: the
 level of the held-out word types (real words the model has not seen) and of pseudo-words drawn from a
 character trigram model of the training words (fluency._pseudo_words), not themselves words of the text.
 
@@ -113,8 +113,9 @@ def zulu_strings(dest: Path) -> list[str]:
 
 
 def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
-    """The distinct folded words of 4+ letters wholly in the script."""
-    found = sorted({fold(w, code) for s in strings for w in words(s) if len(w) >= MIN_LETTERS})
+    """The distinct folded words wholly in the script (all lengths: the chance profile draws its
+    pseudo-words from the letters of all of them, as fluency.profile does from a dictionary's)."""
+    found = sorted({fold(w, code) for s in strings for w in words(s)})
     return [w for w, share in zip(found, script_shares(found, script)) if share == 1.0]
 
 

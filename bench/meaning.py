@@ -53,7 +53,7 @@ UDHR_FILES: dict[str, str] = {
     "sin_Sinh": "sin", "som_Latn": "som", "spa_Latn": "spa", "swh_Latn": "swh", "tam_Taml": "tam",
     "tat_Cyrl": "tat", "tel_Telu": "tel", "tgk_Cyrl": "tgk", "tgl_Latn": "tgl", "tir_Ethi": "tir",
     "tuk_Latn": "tuk_latn", "urd_Arab": "urd", "vie_Latn": "vie", "zsm_Latn": "mly_latn",
-    # no dictionary: fluency does not run for these (reported as such)
+    # no Hunspell dictionary: another fluency backend or none (the coverage column says which)
     "yor_Latn": "yor", "hau_Latn": "hau_NG", "zul_Latn": "zul", "plt_Latn": "plt", "khm_Khmr": "khm",
 }
 BUNDLED = ("swh_Latn", "tgl_Latn", "som_Latn", "amh_Ethi", "hin_Deva", "ind_Latn", "zsm_Latn", "ben_Beng",
