@@ -89,3 +89,27 @@ def test_the_verifier_keeps_real_rows_rejects_pseudo_words_and_leaves_uncovered_
                             Candidate("m", "plt_Latn", "Mandeha any an-tsena isan'andro ny reniko mba hividy vary.")])
     assert [fluency.accept(s, c) for s, c in zip(scores[:4], ("hau_Latn", "zul_Latn") * 2)] == [True, True, False, False]
     assert scores[4] is None  # not run: null, never a pass
+
+
+def test_synth_calibrate_learns_fluency_bars_for_the_word_list_languages(udhr, tmp_path):
+    """Calibration plumbing (UDHR articles as the user's known-good pairs, as in test_calibrate.py): the
+    covered languages get a per-language fluency bar within the bounds, the uncovered one none."""
+    import polars as pl
+
+    from synth.verify.calibrate import LOOSEST, STRICTEST, calibrate
+
+    english = udhr("eng")
+    parts = []
+    for code, lang in (("hau_NG", "hau_Latn"), ("zul", "zul_Latn"), ("plt", "plt_Latn")):
+        target = udhr(code)
+        keep = [n for n in range(min(len(english), len(target))) if len(english[n]) > 80 and len(target[n]) > 80]
+        parts.append(pl.DataFrame({"id": [f"{lang}-{n}" for n in keep], "lang": [lang] * len(keep),
+                                   "source_lang": ["eng_Latn"] * len(keep), "source": [english[n] for n in keep],
+                                   "text": [target[n] for n in keep]}))
+    pl.concat(parts).write_parquet(tmp_path / "good.parquet")
+    result = calibrate(tmp_path / "good.parquet", tmp_path / "mine.yaml", lid_skip={"hau_Latn", "zul_Latn", "plt_Latn"})
+    for lang in ("hau_Latn", "zul_Latn"):
+        bar = result["calibrated"][lang]["fluency"]["threshold"]
+        assert LOOSEST["fluency"] <= bar <= STRICTEST["fluency"], (lang, bar)
+    assert "fluency" not in result["calibrated"].get("plt_Latn", {})
+    assert "plt_Latn" in result["not_run"]["fluency"]
