@@ -23,7 +23,7 @@ import yaml
 
 from synth.errors import ConfigError
 from synth.shards import atomic_write_bytes
-from synth.verify.pairs import read_pairs, verdicts
+from synth.verify.pairs import read_pairs, verdict_columns
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
 
 # The loosest threshold calibration may set: at least this (higher is better) or at most this (lower is better).
@@ -103,12 +103,16 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
 
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     rows: dict[str, int] = defaultdict(int)
-    for lang, verdict in zip(frame["lang"].to_list(), verdicts(verifier, frame)):  # every core, as synth verify
-        rows[lang] += 1
+    langs, start = frame["lang"].to_list(), 0
+    for scored in verdict_columns(verifier, frame):  # every core, as synth verify
+        batch = langs[start:start + len(scored)]
+        start += len(scored)
+        for lang in batch:
+            rows[lang] += 1
         for name in quality:
-            value = verdict.scores.get(name)
-            if value is not None and math.isfinite(value):
-                scores[lang][name].append(value)
+            for lang, value in zip(batch, scored.scores.get(name, ())):
+                if value is not None and math.isfinite(value):
+                    scores[lang][name].append(value)
 
     languages: dict[str, dict[str, float]] = {lang: dict(v) for lang, v in preset.languages.items()}
     calibrated: dict[str, dict[str, dict]] = {}

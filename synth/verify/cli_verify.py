@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from synth.errors import ConfigError
 from synth.shards import atomic_local_file
 from synth.verify.base import Filter
-from synth.verify.pairs import VERIFY_MARK, check_output, columns_of, open_pairs, scored_batches
-from synth.verify.pipeline import Verifier, load_preset, paused_gc
+from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
+from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
 
 
 def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "--contamination"):
@@ -59,18 +59,17 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     names = verifier.score_names()
     counts: dict[str, int] = {}
     accepted = 0
-    batches = ((batch, columns_of(batch)) for batch in pairs.batches(batch_rows))
     with atomic_local_file(output_path) as tmp:
         writer = None
         try:
-            for batch, scored in scored_batches(verifier, batches, pairs.rows, batch_rows):
+            for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows):
                 table = _scored_table(batch, scored, names, verifier.not_run)
                 table = table.replace_schema_metadata(VERIFY_MARK)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table)
-                accepted += sum(v.accepted for v in scored)
-                for v in scored:
-                    for r in v.reasons:
+                accepted += sum(scored.accepted)
+                for reasons in scored.reasons:
+                    for r in reasons:
                         counts[r] = counts.get(r, 0) + 1
         finally:
             if writer is not None:
@@ -83,19 +82,15 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
             "reasons": {name: known[name].description for name in counts}}
 
 
-def _scored_table(batch: pa.RecordBatch, scored: list, names: list[str], not_run: dict) -> pa.Table:
-    """One input batch with its verdicts' columns, as the output's rows."""
-    # every filter's column; a filter not run for some languages (fluency) scored the others
-    columns = list(dict.fromkeys((*names, *not_run)))
-    with paused_gc():
-        # polars reads the score dicts itself (a filter that did not score a row has no key: null)
-        scores = pl.from_dicts([v.scores for v in scored], schema={n: pl.Float64 for n in columns})
-        reasons = [v.reasons for v in scored]
-        details = [v.details for v in scored]
-    frame = pl.from_arrow(batch)
-    return frame.with_columns(
-        *(scores[n].alias(f"score_{n}") for n in columns),
-        pl.Series("accepted", [v.accepted for v in scored], dtype=pl.Boolean),
-        string_lists("reject_reasons", reasons),
-        string_lists("reject_details", details),
+def _scored_table(batch: pa.RecordBatch, scored: VerdictColumns, names: list[str], not_run: dict) -> pa.Table:
+    """One input batch with its verdicts' columns, as the output's rows: a score column per filter
+    (null where it did not score a row; a filter not run for some languages, such as fluency,
+    scored the others), accepted, reasons and details."""
+    nulls = [None] * len(scored)
+    return pl.from_arrow(batch).with_columns(
+        *(pl.Series(f"score_{n}", scored.scores.get(n, nulls), dtype=pl.Float64)
+          for n in dict.fromkeys((*names, *not_run))),
+        pl.Series("accepted", scored.accepted, dtype=pl.Boolean),
+        string_lists("reject_reasons", scored.reasons),
+        string_lists("reject_details", scored.details),
     ).to_arrow()

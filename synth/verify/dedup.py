@@ -187,11 +187,14 @@ class DedupFilter(Filter):
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         return self.sketch_and_score(batch)[0]
 
-    def sketch_and_score(self, batch: Sequence[Candidate]) -> tuple[list[float | None], list[str], np.ndarray]:
-        """Scores, and each row's exact key and signature for `remember_sketches`."""
+    def sketch_and_score(self, batch: Sequence[Candidate], sketched: tuple[list[str], np.ndarray] | None = None,
+                         ) -> tuple[list[float | None], list[str], np.ndarray]:
+        """Scores, and each row's exact key and signature for `remember_sketches`. `sketched`: the
+        rows' `sketch`, made already (by the process that scored them); then only the rows' languages
+        and references are read here, not their texts."""
         out: list[float | None] = []
         in_batch: dict[str, _Index] = {}
-        keys, signatures = sketch([c.text for c in batch])
+        keys, signatures = sketched if sketched is not None else sketch([c.text for c in batch])
         for c, key, signature in zip(batch, keys, signatures):
             indexes = [i for i in (self.indexes.get(c.lang), in_batch.get(c.lang)) if i is not None]
             score = max((index.best(key, signature) for index in indexes), default=0.0)

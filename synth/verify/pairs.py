@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -20,7 +19,7 @@ from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify.base import Candidate
 from synth.verify.lid import LidRouter, uncovered_message
-from synth.verify.pipeline import Verifier
+from synth.verify.pipeline import VerdictColumns, Verifier
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")
 OPTIONAL = ("back_translation", "truncated")
@@ -145,16 +144,12 @@ def check_output(input_path: Path, output_path: Path) -> None:
                           f"name (synth never overwrites a user's file)")
 
 
-def columns_of(frame: pl.DataFrame | pa.RecordBatch) -> dict[str, list]:
+def columns_of(frame: pl.DataFrame | pa.RecordBatch | pa.Table) -> dict[str, list]:
     """The input columns Candidates need, as Python lists: forked workers read these, never polars
     (polars' thread pool does not survive a fork)."""
     names = frame.columns if isinstance(frame, pl.DataFrame) else frame.schema.names
     return {c: frame[c].to_list() if isinstance(frame, pl.DataFrame) else frame.column(c).to_pylist()
             for c in (*REQUIRED, *OPTIONAL) if c in names}
-
-
-def _rows(columns: dict[str, list], start: int, stop: int) -> dict[str, list]:
-    return {name: values[start:stop] for name, values in columns.items()}
 
 
 def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None) -> list[Candidate]:
@@ -168,26 +163,25 @@ def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None
                       truncated=truncated[i] if truncated else None) for i in rows]
 
 
-class _LazyRows(Sequence):
-    """The rows at `indices` as Candidates made when read: the parent's `finish` reads only the rows
-    that passed every filter (dedup), often a small share."""
+class _Langs(Sequence):
+    """The rows at `indices` as Candidates holding only their language: what `finish` reads of a row
+    when the worker that scored it sent its dedup sketch along (the parent never reads the texts)."""
 
-    def __init__(self, columns: dict[str, list], indices: Sequence[int]):
-        self.columns, self.indices = columns, indices
+    def __init__(self, langs: list[str], indices: Sequence[int]):
+        self.langs, self.indices = langs, indices
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> Candidate:
         row = self.indices[i]
-        return candidates(self.columns, row, row + 1)[0]
+        return Candidate(id=str(row), lang=self.langs[row], text="")
 
 
 PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
 _FORKED: Verifier | None = None  # inherited by forked workers: no model reload
-T = TypeVar("T")
 
 
 def _worker_start() -> None:
@@ -197,8 +191,27 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _score_chunk(columns: dict[str, list]) -> list:
-    return _FORKED.score_filters(candidates(columns))
+def _score_chunk(rows: pa.RecordBatch | pa.Table) -> tuple[VerdictColumns, tuple | None]:
+    """In a worker: verdicts of the rows, as columns, and the dedup sketches of those that passed
+    (the parent finishes them without reading their texts). Rows come as Arrow (a memory copy to
+    send, no Python strings to pickle); only here do they become Python objects."""
+    batch = candidates(columns_of(rows))
+    scored = _FORKED.score_filters(batch)
+    return VerdictColumns.of(scored, _FORKED.score_names()), _FORKED.dedup_sketches(batch, scored)
+
+
+def _in_row_order(parts: list[tuple[list[int], VerdictColumns]], rows: int) -> VerdictColumns:
+    """One batch's verdict columns from its chunks' (row indices, columns)."""
+    out = VerdictColumns({name: [None] * rows for name in parts[0][1].scores} if parts else {},
+                         [None] * rows, [None] * rows)  # every row is in one chunk
+    for chunk, part in parts:
+        for name, values in part.scores.items():
+            column = out.scores[name]
+            for i, value in zip(chunk, values):
+                column[i] = value
+        for i, reasons, details in zip(chunk, part.reasons, part.details):
+            out.reasons[i], out.details[i] = reasons, details
+    return out
 
 
 def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[int]]:
@@ -229,27 +242,27 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list]]], rows: int,
-                   batch_rows: int = 20_000) -> Iterator[tuple[T, list]]:
-    """(payload, verdicts) per batch of input columns, in order; `rows`: the input's total rows.
+def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Table], rows: int,
+                   batch_rows: int = 20_000) -> Iterator[tuple[pa.RecordBatch | pa.Table, VerdictColumns]]:
+    """(batch, its verdicts in row order) per batch of the input, in order; `rows`: the input's total.
 
     The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
     them (at most AHEAD batches in flight, so memory holds a few batches, never the input), each chunk
     of a few whole languages (`language_chunks`); dedup (stateful, order-dependent) runs here on each
-    chunk as it comes back, in order. Dedup compares a row only with rows of its own language, and a
-    language's rows reach it in row order (chunks keep row order within a language, and are finished
-    in the order they were made), so the result is the same as one process's in row order, whatever
-    the batch size. Small
-    inputs, one core, or LASER (torch has its own threads and does not survive a fork) stay in this
-    process."""
+    chunk as it comes back, in order, from the sketches the worker made. Dedup compares a row only
+    with rows of its own language, and a language's rows reach it in row order (chunks keep row order
+    within a language, and are finished in the order they were made), so the result is the same as
+    one process's in row order, whatever the batch size. Small inputs, one core, or LASER (torch has
+    its own threads and does not survive a fork) stay in this process."""
     global _FORKED
     workers = _workers()
     if rows < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
             or "fork" not in multiprocessing.get_all_start_methods():
-        for payload, columns in batches:
-            n = len(columns["id"])
-            yield payload, [v for start in range(0, n, batch_rows)
-                            for v in verifier.verify(candidates(columns, start, start + batch_rows))]
+        for batch in batches:
+            columns = columns_of(batch)
+            yield batch, VerdictColumns.of([v for start in range(0, len(columns["id"]), batch_rows)
+                                            for v in verifier.verify(candidates(columns, start, start + batch_rows))],
+                                           verifier.score_names())
         return
     _FORKED = verifier
     try:
@@ -257,30 +270,32 @@ def scored_batches(verifier: Verifier, batches: Iterable[tuple[T, dict[str, list
             source, inflight = iter(batches), deque()
 
             def submit() -> None:
-                for payload, columns in source:
-                    chunks = language_chunks(columns["lang"])
-                    inflight.append((payload, columns, chunks, [
-                        pool.apply_async(_score_chunk, ({name: [values[i] for i in chunk] for name, values in columns.items()},))
+                for batch in source:
+                    langs = batch.column("lang").to_pylist()
+                    chunks = language_chunks(langs)
+                    needed = batch.select([c for c in (*REQUIRED, *OPTIONAL) if c in batch.schema.names])
+                    inflight.append((batch, langs, chunks, [
+                        pool.apply_async(_score_chunk, (needed.take(pa.array(chunk, pa.int64())),))
                         for chunk in chunks]))
                     return
 
             for _ in range(AHEAD):
                 submit()
             while inflight:
-                payload, columns, chunks, pending = inflight.popleft()
+                batch, langs, chunks, pending = inflight.popleft()
                 submit()
-                scored: list = [None] * len(columns["id"])
+                parts = []
                 for chunk, job in zip(chunks, pending):  # each as it comes, while the workers score the next
-                    for i, verdict in zip(chunk, verifier.finish(_LazyRows(columns, chunk), job.get())):
-                        scored[i] = verdict
-                yield payload, scored
+                    part, sketched = job.get()
+                    parts.append((chunk, verifier.finish_columns(_Langs(langs, chunk), part, sketched)))
+                yield batch, _in_row_order(parts, len(langs))
     finally:
         _FORKED = None
 
 
-def verdicts(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000):
-    """Verdicts of a whole frame's rows, in row order (`scored_batches` on its slices)."""
-    columns = columns_of(frame)
-    batches = ((None, _rows(columns, start, start + batch_rows)) for start in range(0, frame.height, batch_rows))
+def verdict_columns(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000) -> Iterator[VerdictColumns]:
+    """The verdicts of a whole frame's rows, batch by batch in row order (`scored_batches` on its slices)."""
+    table = frame.to_arrow()
+    batches = (table.slice(start, batch_rows) for start in range(0, frame.height, batch_rows))
     for _, scored in scored_batches(verifier, batches, frame.height, batch_rows):
-        yield from scored
+        yield scored

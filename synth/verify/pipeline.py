@@ -26,7 +26,7 @@ from synth.paths import data_dir
 from synth.verify.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.contamination import ContaminationFilter
-from synth.verify.dedup import DedupFilter
+from synth.verify.dedup import DedupFilter, sketch
 from synth.verify.fluency import FluencyFilter
 from synth.verify.judge import JudgePreset
 from synth.verify.laser import LaserFilter, LaserSetup, laser_setup
@@ -217,6 +217,28 @@ class Verdict:
     details: list[str] = field(default_factory=list)  # human-readable, one per reason
 
 
+@dataclass
+class VerdictColumns:
+    """The verdicts of consecutive rows as columns: what `synth verify`'s workers send back and what it
+    writes (a list of Verdicts, a dict per row, costs several times more to pickle and to tabulate)."""
+
+    scores: dict[str, list[float | None]]  # filter -> its score of each row (None: not scored)
+    reasons: list[list[str]]
+    details: list[list[str]]
+
+    @classmethod
+    def of(cls, verdicts: Sequence[Verdict], names: Sequence[str]) -> "VerdictColumns":
+        return cls({n: [v.scores.get(n) for v in verdicts] for n in names},
+                   [v.reasons for v in verdicts], [v.details for v in verdicts])
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    @property
+    def accepted(self) -> list[bool]:
+        return [not r for r in self.reasons]
+
+
 @contextmanager
 def paused_gc():
     """Python's cyclic GC off while scoring: a batch allocates millions of short-lived containers
@@ -387,27 +409,57 @@ class Verifier:
             raise FilterError(f"filter {f.name!r} ({type(f).__module__}.{type(f).__qualname__}) failed to "
                               f"threshold or explain its scores: {type(exc).__name__}: {exc}") from exc
 
-    def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
-        """The stateful part: dedup against what was accepted before, then remember. Call in order."""
+    def dedup_sketches(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> tuple | None:
+        """What `finish`'s dedup needs of the rows' texts (their sketches), made where the rows were
+        scored: a forked worker sends these back with its verdicts instead of the parent sketching."""
+        if not self.dedup:
+            return None
+        return sketch([batch[i].text for i, v in enumerate(verdicts) if not v.reasons])
+
+    def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict], sketched: tuple | None = None,
+               ) -> list[Verdict]:
+        """The stateful part: dedup against what was accepted before, then remember. Call in order.
+        `sketched`: `dedup_sketches(batch, verdicts)`, made already (then the texts are not read)."""
         with paused_gc():
-            # dedup only among rows that passed everything else, so a rejected row never blocks a good one
-            passing = [i for i, v in enumerate(verdicts) if not v.reasons] if self.dedup else []
-            rows = [batch[i] for i in passing]
             if self.dedup:
-                scores, keys, signatures = self.dedup.sketch_and_score(rows)
+                passing = [i for i, v in enumerate(verdicts) if not v.reasons]
+                scores = self._dedup([batch[i] for i in passing], [verdicts[i].reasons for i in passing],
+                                     [verdicts[i].details for i in passing], sketched)
                 for v in verdicts:
                     v.scores["dedup"] = None
-                for i, row, score in zip(passing, rows, scores):
+                for i, score in zip(passing, scores):
                     verdicts[i].scores["dedup"] = score
-                    if not self.dedup.accept(score, row.lang):
-                        verdicts[i].reasons.append("dedup")
-                        verdicts[i].details.append(self.dedup.explain(score, row.lang))
             for verdict in verdicts:
                 verdict.accepted = not verdict.reasons
-            for j, (i, row) in enumerate(zip(passing, rows)):  # in row order, with the sketches just made
-                if verdicts[i].accepted:
-                    self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1])
             return verdicts
+
+    def finish_columns(self, batch: Sequence[Candidate], columns: VerdictColumns, sketched: tuple | None = None,
+                       ) -> VerdictColumns:
+        """`finish` for verdicts held as columns."""
+        if self.dedup:
+            with paused_gc():
+                passing = [i for i, r in enumerate(columns.reasons) if not r]
+                scores = self._dedup([batch[i] for i in passing], [columns.reasons[i] for i in passing],
+                                     [columns.details[i] for i in passing], sketched)
+                column: list[float | None] = [None] * len(columns)
+                for i, score in zip(passing, scores):
+                    column[i] = score
+                columns.scores["dedup"] = column
+        return columns
+
+    def _dedup(self, rows: Sequence[Candidate], reasons: list[list[str]], details: list[list[str]],
+               sketched: tuple | None) -> list[float | None]:
+        """Dedup of `rows`, the rows that passed every other filter (so a rejected row never blocks a
+        good one), in order: adds its rejects to their `reasons` and `details`, remembers the rows it
+        keeps, returns their scores."""
+        scores, keys, signatures = self.dedup.sketch_and_score(rows, sketched)
+        for j, (row, score) in enumerate(zip(rows, scores)):
+            if self.dedup.accept(score, row.lang):  # in row order, with the sketches just made
+                self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1])
+            else:
+                reasons[j].append("dedup")
+                details[j].append(self.dedup.explain(score, row.lang))
+        return scores
 
     def rejected_before_back_translation(self, batch: Sequence[Candidate]) -> set[int]:
         """Rows of `batch` (translations not yet back-translated) that a cheap filter already rejects:
