@@ -45,9 +45,9 @@ ORDER = 5  # characters of context + 1: a trigram model draws the pseudo-words t
 # real-text reference (unseen words) must sit well above pseudo-words for the midpoint to mean anything.
 MIN_GAP = 1.0
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": "'"})
-# Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and ƴ
-# also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the tone marks (grave,
-# acute, macron; the OCR word list has the underdots of ẹ ọ ṣ but not the tones).
+# Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
+# ƴ also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the
+# tone marks (grave, acute, macron; the OCR word list has the underdots of ẹ ọ ṣ but not the tones).
 FOLDS: dict[str, dict[str, str]] = {
     "hau_Latn": {"ɓ": "b", "ɗ": "d", "ƙ": "k", "ƴ": "y", "'y": "y"},
     "yor_Latn": {"\u0300": "", "\u0301": "", "\u0304": ""},
@@ -118,7 +118,7 @@ class WordList:
 class LexiconScorer(Scorer):
     """fluency's Hunspell score, with a word list as the lexicon."""
 
-    def __init__(self, entry: dict, code: str):  # noqa: super().__init__ reads a Hunspell dictionary
+    def __init__(self, entry: dict, code: str):  # not super().__init__: that reads a Hunspell dictionary
         entries = [w for w in _lines(entry) if w]
         self.lexicon = WordList(entries, code)
         chance = _chance(entry, code, self.lexicon, entries)

@@ -3,6 +3,7 @@ neither benchmark text nor text the lists came from (sentences written for this 
 pseudo-words with the list's letter statistics below it, and languages without a list stay null."""
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_real_text_passes_and_pseudo_words_do_not(registry, code):
 
 
 def test_the_character_model_prefers_a_word_to_its_letters_shuffled():
-    model = CharModel(__import__("collections").Counter({"ukufunda": 5, "ukubhala": 3, "ukudla": 4, "izingane": 2}))
+    model = CharModel(Counter({"ukufunda": 5, "ukubhala": 3, "ukudla": 4, "izingane": 2}))
     assert model.logprob_per_char("ukufunda") > model.logprob_per_char("dnufuaku") + 1
     assert model.logprob_per_char("ukudla") < 0 and model.logprob_per_char("xyzq") < model.logprob_per_char("ukuda")
 
