@@ -416,15 +416,13 @@ class Verifier:
             return None
         return sketch([batch[i].text for i, v in enumerate(verdicts) if not v.reasons])
 
-    def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict], sketched: tuple | None = None,
-               ) -> list[Verdict]:
-        """The stateful part: dedup against what was accepted before, then remember. Call in order.
-        `sketched`: `dedup_sketches(batch, verdicts)`, made already (then the texts are not read)."""
+    def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
+        """The stateful part: dedup against what was accepted before, then remember. Call in order."""
         with paused_gc():
             if self.dedup:
                 passing = [i for i, v in enumerate(verdicts) if not v.reasons]
                 scores = self._dedup([batch[i] for i in passing], [verdicts[i].reasons for i in passing],
-                                     [verdicts[i].details for i in passing], sketched)
+                                     [verdicts[i].details for i in passing], None)
                 for v in verdicts:
                     v.scores["dedup"] = None
                 for i, score in zip(passing, scores):
@@ -435,7 +433,8 @@ class Verifier:
 
     def finish_columns(self, batch: Sequence[Candidate], columns: VerdictColumns, sketched: tuple | None = None,
                        ) -> VerdictColumns:
-        """`finish` for verdicts held as columns."""
+        """`finish` for verdicts held as columns; `sketched`: `dedup_sketches` of the rows, made where
+        they were scored (then their texts are not read here)."""
         if self.dedup:
             with paused_gc():
                 passing = [i for i, r in enumerate(columns.reasons) if not r]

@@ -72,3 +72,25 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
         assert out.filter((pl.col("lang") == lang) & (pl.col("score_dedup") == 1.0)).height > 0
     assert 0 < counts["accepted"] < len(rows) and counts["rejected_by_reason"].get("dedup", 0) > 0
     assert counts["rejected_by_reason"].get("fluency", 0) > 0
+
+
+def test_calibrate_reads_the_same_scores_on_every_core(udhr):
+    """`synth calibrate` scores its input through the same forked workers (verdict_columns on a
+    polars frame): the same scores as one process."""
+    from synth.verify.pairs import verdict_columns
+
+    english, swahili = udhr("eng"), udhr("swh")
+    base = [(s, t) for s, t in zip(english, swahili) if len(s) > 80]
+    rows = [base[j % len(base)] for j in range(PARALLEL_MIN_ROWS + 100)]
+    frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(rows))], "lang": ["swh_Latn"] * len(rows),
+                          "source_lang": ["eng_Latn"] * len(rows), "source": [s for s, _ in rows],
+                          "text": [t if i % 7 else s for i, (s, t) in enumerate(rows)]})
+    verifier = Verifier(load_preset("default"), load_registry())
+    parts = list(verdict_columns(verifier, frame, batch_rows=1_000))
+    assert [len(p) for p in parts] == [1_000] * 4 + [100]
+    one = Verifier(load_preset("default"), load_registry()).verify(
+        [Candidate(id=r["id"], lang=r["lang"], text=r["text"], source=r["source"], source_lang=r["source_lang"])
+         for r in frame.iter_rows(named=True)])
+    for name in ("lid", "copy", "fluency", "dedup"):
+        assert [x for p in parts for x in p.scores[name]] == [v.scores[name] for v in one], name
+    assert [r for p in parts for r in p.reasons] == [v.reasons for v in one]
