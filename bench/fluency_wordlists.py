@@ -100,16 +100,22 @@ def tatar_strings(dest: Path) -> list[str]:
     return [line.split("\t", 1)[0] for line in table.splitlines()]
 
 
-def zulu_strings(dest: Path) -> list[str]:
-    root = apt_download("libreoffice-l10n-zu", dest)
+def libreoffice_strings(locale: str, dest: Path) -> list[str]:
+    """The strings of Debian's `libreoffice-l10n-<locale>` (LibreOffice's user-interface translation,
+    MPL-2.0): its gettext catalogs and registry values, placeholders and accelerator marks removed."""
+    root = apt_download(f"libreoffice-l10n-{locale}", dest)
     out = []
     for mo in sorted(root.rglob("*.mo")):
         with mo.open("rb") as fh:
             catalog = gettext.GNUTranslations(fh)._catalog
         out += [v for k, v in catalog.items() if k and isinstance(v, str)]
     for xcd in sorted(root.rglob("*.xcd")):
-        out += re.findall(r'<value xml:lang="zu">([^<]*)</value>', xcd.read_text(encoding="utf-8"))
+        out += re.findall(rf'<value xml:lang="{locale}">([^<]*)</value>', xcd.read_text(encoding="utf-8"))
     return [re.sub(r"%\w+|\$\(\w+\)|~", " ", s) for s in out]  # placeholders, LibreOffice's accelerator marks
+
+
+def zulu_strings(dest: Path) -> list[str]:
+    return libreoffice_strings("zu", dest)
 
 
 def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
