@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from synth.engines.base import EngineUnavailable
-from synth.errors import ConfigError, Interrupted
+from synth.errors import ConfigError, Interrupted, interrupt_in
 from synth.secrets import ScrubLogs
 
 
@@ -242,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:  # before the run started (e.g. while checking the config)
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; nothing was started", file=sys.stderr)
         return 128 + exc.signum
+    except SystemError as exc:  # the same, the signal having arrived inside Ray's Cython code
+        if (stop := interrupt_in(exc)) is None:
+            raise
+        print(f"\nsynth: stopped by {signal.Signals(stop.signum).name}; nothing was started", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("\nsynth: stopped by SIGINT", file=sys.stderr)
         return 130

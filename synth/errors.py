@@ -15,3 +15,15 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
         self.signum = signum
+
+
+def interrupt_in(exc: BaseException) -> Interrupted | None:
+    """The Interrupted an exception wraps, if any: a signal handler's exception raised while Ray's
+    Cython code waits (`ray.wait` checks signals) comes back as a SystemError caused by it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -29,7 +29,7 @@ import polars as pl
 
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
-from synth.errors import ConfigError, Interrupted
+from synth.errors import ConfigError, Interrupted, interrupt_in
 from synth.methods.base import Row
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Attempt, Planner
@@ -168,6 +168,10 @@ class JobRun:
                 self._commit(self._scoring, verifier, planner, score_names)  # still needs the judge)
         except Interrupted as exc:
             stopped = exc
+        except SystemError as exc:  # a signal that arrived inside Ray's Cython code
+            stopped = interrupt_in(exc)
+            if stopped is None:
+                raise
         finally:
             self._collect_engine_stats(pool)
             if p.judge:

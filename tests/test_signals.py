@@ -79,3 +79,18 @@ def test_a_signal_stops_cleanly_and_the_rerun_finishes(signum, code, job, ray_ad
     assert rows["id"].n_unique() == rows.height
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["languages"]["swh_Latn"]["accepted"] == ROWS
+
+
+def test_a_signal_raised_inside_cython_code_is_still_an_interrupt():
+    """A signal handler's exception raised while Ray's Cython code runs (ray.wait checks signals) comes
+    back as a SystemError caused by it: still an interrupt (exit 128 + signal), never a traceback."""
+    from synth.errors import Interrupted, interrupt_in
+
+    try:
+        try:
+            raise Interrupted(signal.SIGINT)
+        except Interrupted as exc:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
+    except SystemError as wrapped:
+        assert interrupt_in(wrapped).signum == signal.SIGINT
+    assert interrupt_in(SystemError("unrelated")) is None and interrupt_in(ValueError()) is None
