@@ -255,7 +255,9 @@ def cpu_engine_defaults(engine_kwargs: dict[str, Any], max_model_len: int) -> di
     if int(engine_kwargs.get("max_num_batched_tokens") or max_model_len) < max_model_len:
         del defaults["enable_chunked_prefill"]
     else:  # synth's own choice: vLLM's warning that it is unusual would only alarm
-        logging.getLogger("vllm.engine.arg_utils").addFilter(_NoChunkingWarning())
+        vllm_log = logging.getLogger("vllm.engine.arg_utils")
+        if not any(isinstance(f, _NoChunkingWarning) for f in vllm_log.filters):
+            vllm_log.addFilter(_NoChunkingWarning())
     return defaults
 
 
