@@ -51,3 +51,16 @@ def test_summary_and_report_show_tokens_seconds_and_where_they_went():
     assert "judge 330 tokens (165 per accepted row)" in summary
     table = cost_table_html(cost)
     assert "surplus 280" in table and "judge_language 210" in table and "3.50 engine s" in table
+
+
+def test_report_html_has_each_languages_cost_table():
+    from synth.report import render_html
+
+    cost = _cost(_rows(), {"prompt_tokens": 300, "output_tokens": 30})
+    manifest = {"name": "t", "status": "complete", "model": "m", "rounds": 1, "config_hash": "h", "versions": {},
+                "prompts": {}, "filters": {"run": ["lid"], "not_run": {}, "preset": "default", "thresholds": {}},
+                "languages": {"fra_Latn": {"name": "French", "target": 2, "accepted": 2, "rejected": 4, "shortfall": 0,
+                                           "shortfall_reason": None, "rejected_by_reason": {"lid": 1}, "attempts": 6,
+                                           "cost": cost}}}
+    page = render_html(manifest, None)
+    assert "<h3>Cost</h3>" in page and "unparseable 260" in page
