@@ -11,7 +11,7 @@ import hashlib
 import signal
 import threading
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +79,13 @@ def _time_limit(seconds: float, what: str):
         signal.signal(signal.SIGPROF, previous)
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str):
+    """A template compiled once per process: compiling it on every render left part of each compile
+    in memory (~165 bytes per attempt of a job, bench/driver_memory.py) and cost CPU."""
+    return _ENV.from_string(source)
+
+
 class PromptTemplate(BaseModel):
     """A named chat prompt: optional system message plus a user message, both Jinja2."""
 
@@ -122,7 +129,7 @@ class PromptTemplate(BaseModel):
                 continue
             try:
                 with _time_limit(MAX_RENDER_SECONDS, f"prompt {self.name!r}"):
-                    content = _ENV.from_string(source).render(**variables).strip()
+                    content = _compiled(source).render(**variables).strip()
             except RenderLimit as exc:
                 if f"prompt {self.name!r}" in str(exc):
                     raise

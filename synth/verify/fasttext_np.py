@@ -205,7 +205,9 @@ class FastTextModel:
         # per cached word: its rows' sum and, in the last column, how many rows (one gather for both)
         self._table = np.zeros((1024, dim + 1), dtype=np.float32)
         self._hashes = np.zeros(1024, dtype=np.uint64)  # Dictionary::hash, sign-extended as in addWordNgrams
-        self._cache_rows = max(CACHE_BYTES // (4 * dim + 100), 1024)  # + the dict entry
+        # a cached word costs its table row and hash plus ~240 bytes in Python (the dict entry, the str and
+        # the int): 314 bytes for lid.176, measured (bench/driver_memory.py)
+        self._cache_rows = max(CACHE_BYTES // (4 * (dim + 1) + 8 + 240), 1024)
 
     # --- tokens -> summed input rows -------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class FastTextModel:
         start = len(self._index)
         need = start + len(words)
         if need > self._hashes.size:
-            grown = max(need, 2 * self._hashes.size)
+            grown = max(need, min(2 * self._hashes.size, self._cache_rows))  # never past the budget
             self._table = np.resize(self._table, (grown, self._table.shape[1]))
             self._hashes = np.resize(self._hashes, grown)
         raw = [w.encode("utf-8", "surrogateescape") for w in words]
