@@ -80,9 +80,9 @@ def pool(ray_address, tiny_model_dir, job_path):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "synth/prompts.py compiles each template at each render (jinja2 from_string), and something of each "
-    "compile stays (~165 B per attempt in jinja2's visitor and parser); ~220 B per attempt more in smaller "
-    "sites, not attributed yet (part may be the last slice's rows: translations at 95%, ICL rows at 40%)"))
+    "~200 B per attempt held in small sites (translate.py and methods/structure.py's split of the sources, "
+    "polars' sink plan, Ray's serialization), not attributed yet: part may be the last slice's rows "
+    "(translations at 95%, ICL rows at 40%); the jinja2 compile per render (~165 B) is fixed"))
 def test_the_driver_keeps_nothing_per_attempt(pool, job_path, tmp_path):
     prepared = prepare(parse_job(job_path))
     planned = sum(t.rows for t in prepared.job.targets) * prepared.job.plan.max_attempts_per_row
