@@ -7,7 +7,7 @@ in place) and under `synth/_data/` in an installed wheel.
 from __future__ import annotations
 
 import os
-import secrets
+import tempfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,9 +35,11 @@ def save_cached(path: Path, data: bytes) -> None:
     """Write a file of synth's cache whole or not at all: a unique temporary next to it, then renamed
     (concurrent processes may compute and save the same file). Raises OSError where it cannot write."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created, never taken over
+    tmp = Path(name)
     try:
-        tmp.write_bytes(data)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # only this call's own temporary
+        tmp.unlink(missing_ok=True)  # only the temporary this call created (gone once renamed)

@@ -307,3 +307,27 @@ def test_force_new_never_follows_a_symlink(tmp_path, capsys):
         _refused(capsys, ["run", str(job), "--output", str(out), "--force-new"], "synth did not write")
         assert _tree(tmp_path) == before and (out / "_work" / "round-0001-00001.parquet").is_symlink()
     assert (elsewhere / "train-00000-of-00001.parquet").read_bytes() == b"theirs"
+
+
+def test_a_cache_write_removes_only_its_own_temporary(tmp_path):
+    """save_cached writes through a temporary it creates itself (never one that exists) and leaves only
+    the file it was asked for: a neighbour with a temporary-like name is untouched, and a failed write
+    removes nothing but its own temporary."""
+    from synth.paths import save_cached
+
+    target = tmp_path / "cache" / "table.npy"
+    target.parent.mkdir()
+    neighbour = target.parent / ".table.npy.1234.abcd.tmp"  # shaped like the names it uses
+    neighbour.write_bytes(b"someone else's")
+    save_cached(target, b"one")
+    save_cached(target, b"two")  # replaced whole
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == [".table.npy.1234.abcd.tmp", "table.npy"]
+    assert neighbour.read_bytes() == b"someone else's"
+    blocked = target.parent / "dir.npy"
+    blocked.mkdir()  # os.replace cannot put a file over a directory
+    (blocked / "keep").write_bytes(b"x")
+    with pytest.raises(OSError):
+        save_cached(blocked, b"three")
+    assert sorted(p.name for p in target.parent.iterdir()) == [".table.npy.1234.abcd.tmp", "dir.npy", "table.npy"]
+    assert (blocked / "keep").read_bytes() == b"x"

@@ -144,12 +144,10 @@ def check_output(input_path: Path, output_path: Path) -> None:
                           f"name (synth never overwrites a user's file)")
 
 
-def columns_of(frame: pl.DataFrame | pa.RecordBatch | pa.Table) -> dict[str, list]:
-    """The input columns Candidates need, as Python lists: forked workers read these, never polars
-    (polars' thread pool does not survive a fork)."""
-    names = frame.columns if isinstance(frame, pl.DataFrame) else frame.schema.names
-    return {c: frame[c].to_list() if isinstance(frame, pl.DataFrame) else frame.column(c).to_pylist()
-            for c in (*REQUIRED, *OPTIONAL) if c in names}
+def columns_of(rows: pa.RecordBatch | pa.Table) -> dict[str, list]:
+    """The input columns Candidates need, as Python lists, from Arrow (what forked workers get: never
+    polars, whose thread pool does not survive a fork)."""
+    return {c: rows.column(c).to_pylist() for c in (*REQUIRED, *OPTIONAL) if c in rows.schema.names}
 
 
 def candidates(columns: dict[str, list], start: int = 0, stop: int | None = None) -> list[Candidate]:
