@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -233,6 +234,13 @@ def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[i
     return chunks
 
 
+def _indices(rows: list[int]) -> pa.Array:
+    """Row indices as an Arrow array, built from its buffer: `pa.array` of a list or numpy array
+    imports pandas to check for pandas objects, a third of a second before the first chunk is sent."""
+    values = np.asarray(rows, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), values.size, [None, pa.py_buffer(values)])
+
+
 def _workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -273,7 +281,7 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
                     chunks = language_chunks(langs)
                     needed = batch.select([c for c in (*REQUIRED, *OPTIONAL) if c in batch.schema.names])
                     inflight.append((batch, langs, chunks, [
-                        pool.apply_async(_score_chunk, (needed.take(pa.array(chunk, pa.int64())),))
+                        pool.apply_async(_score_chunk, (needed.take(_indices(chunk)),))
                         for chunk in chunks]))
                     return
 
