@@ -63,6 +63,9 @@ class Filter(ABC):
     # score None (they are rejected anyway).
     survivors_only: ClassVar[bool] = False
     needs_back_translation: ClassVar[bool] = False  # scores the back-translation (the round trip)
+    # Needs no neural model, so the driver may run it before spending a back-translation on a row
+    # (a forward translation it rejects is not back-translated); LASER and `semantic` may not.
+    light: ClassVar[bool] = True
 
     def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

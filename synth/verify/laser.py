@@ -147,6 +147,7 @@ class LaserFilter(Filter):
     name = "laser"
     default_threshold = 0.6
     survivors_only = True  # a neural encoder: sees only rows no cheaper filter rejected (pipeline.py)
+    light = False  # a neural encoder: never in the driver
     description = "cosine similarity of LASER embeddings of source and candidate"
 
     def __init__(self, model_dir: str, laser3_langs: set[str], **kwargs):

@@ -461,14 +461,18 @@ class Verifier:
         return scores
 
     def rejected_before_back_translation(self, batch: Sequence[Candidate]) -> set[int]:
-        """Rows of `batch` (translations not yet back-translated) that a cheap filter already rejects:
-        the filters that need no back-translation and are not slow (`survivors_only`). A
-        back-translation of these would be spent on a row that is lost anyway."""
+        """Rows of `batch` (translations not yet back-translated) that a filter needing no
+        back-translation and no neural model (`light`) already rejects: a back-translation of these
+        would be spent on a row that is lost anyway. As in `score_filters`, the slow ones
+        (`survivors_only`, e.g. fluency) see only the rows the others kept."""
         langs = [c.lang for c in batch]
         failed: set[int] = set()
-        for f in self.filters:
-            if not f.needs_back_translation and not f.survivors_only:
-                failed.update(f.rejected(checked_scores(f, batch), langs))
+        usable = [f for f in self.filters if f.light and not f.needs_back_translation]
+        for f in sorted(usable, key=lambda f: f.survivors_only):
+            rows = [i for i in range(len(batch)) if i not in failed] if f.survivors_only else range(len(batch))
+            if rows:
+                scores = checked_scores(f, [batch[i] for i in rows])
+                failed.update(rows[j] for j in f.rejected(scores, [langs[i] for i in rows]))
         return failed
 
     def score_names(self) -> list[str]:

@@ -42,6 +42,7 @@ class SemanticFilter(Filter):
     name = "semantic"
     default_threshold = 0.52  # filters/default.yaml sets it, and one per measured language
     survivors_only = True  # slow: sees only rows no cheaper filter rejected (pipeline.py)
+    light = False  # a neural encoder: never in the driver
     description = "cosine similarity of centred multilingual-e5-small embeddings of source and candidate (offline LASER stand-in)"
 
     def __init__(self, **kwargs):

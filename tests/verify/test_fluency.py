@@ -143,6 +143,21 @@ def test_verifier_rejects_babble_and_reports_languages_it_cannot_check(registry)
     assert "fluency" in babble_v.reasons and any(d.startswith("fluency") for d in babble_v.details)
     assert plt_v.scores["fluency"] is None and "fluency" not in plt_v.reasons  # not run: null, never a pass
 
+def test_a_translation_only_fluency_rejects_gets_no_back_translation(registry):
+    """The runner back-translates only what `rejected_before_back_translation` leaves: a fluent-looking
+    babble that passes every other filter is lost to fluency, so its back-translation would be wasted."""
+    verifier = Verifier(load_preset("default"), {code: registry[code] for code in ("swh_Latn", "eng_Latn")})
+    source = ("Is the holiday coming soon? The year of our grandfather was long, and the whole village "
+              "celebrated it with songs and dances.")
+    rows = [Candidate("real", "swh_Latn", "Je, sikukuu inakuja hivi karibuni? Mwaka wa babu yetu ulikuwa mrefu, "
+                      "na kijiji kizima kiliusherehekea kwa nyimbo na ngoma.", source, "eng_Latn"),
+            Candidate("babble", "swh_Latn", BUNDLED["swh_Latn"][0][:-1] + ", na kijiji kizima.", source, "eng_Latn"),
+            Candidate("english", "swh_Latn", source, source, "eng_Latn")]
+    real, babble, english = verifier.verify(rows)
+    assert real.accepted and babble.reasons == ["fluency"] and "lid" in english.reasons
+    assert verifier.rejected_before_back_translation(rows) == {1, 2}
+
+
 
 def test_default_preset_runs_fluency_with_calibration_bounds():
     from synth.verify.calibrate import LOOSEST, STRICTEST, bounded
