@@ -155,7 +155,7 @@ class _Index:
         rows = {band[k] for band, k in zip(self.bands, self._band_keys(signature)) if k in band}
         if not rows:
             return 0.0
-        return float((self.signatures[sorted(rows)] == signature).mean(axis=1).max())
+        return int((self.signatures[sorted(rows)] == signature).sum(axis=1).max()) / NUM_PERM  # = the mean's value
 
 
 class DedupFilter(Filter):
@@ -200,7 +200,7 @@ class DedupFilter(Filter):
             score = max((index.best(key, signature) for index in indexes), default=0.0)
             for ref in c.references:
                 ref_key, ref_signature = _reference_sketch(ref)
-                score = max(score, 1.0 if ref_key == key else float((ref_signature == signature).mean()))
+                score = max(score, 1.0 if ref_key == key else np.count_nonzero(ref_signature == signature) / NUM_PERM)
             out.append(score)
             if self.accept(score, c.lang):
                 in_batch.setdefault(c.lang, _Index()).add(key, signature)

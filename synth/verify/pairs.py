@@ -37,12 +37,14 @@ class PairsInput:
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Every column, `batch_rows` rows at a time, in file order. Read in 1 MiB buffers, not a whole
-        row group's columns at once (pre_buffer): a writer's row groups can hold a million rows."""
+        row group's columns at once (pre_buffer): a writer's row groups can hold a million rows. One
+        thread: the scoring workers have the cores, and Arrow's reader threads cost more CPU than they
+        save (bench/README.md)."""
         parquet = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
         if not self.rows:  # iter_batches yields nothing: one empty batch carries the columns to the output
             yield pa.RecordBatch.from_pylist([], schema=parquet.schema_arrow)
             return
-        yield from parquet.iter_batches(batch_size=batch_rows)
+        yield from parquet.iter_batches(batch_size=batch_rows, use_threads=False)
 
 
 def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> PairsInput:
@@ -200,17 +202,16 @@ def _score_chunk(rows: pa.RecordBatch | pa.Table) -> tuple[VerdictColumns, tuple
 
 
 def _in_row_order(parts: list[tuple[list[int], VerdictColumns]], rows: int) -> VerdictColumns:
-    """One batch's verdict columns from its chunks' (row indices, columns)."""
-    out = VerdictColumns({name: [None] * rows for name in parts[0][1].scores} if parts else {},
-                         [None] * rows, [None] * rows)  # every row is in one chunk
+    """One batch's verdict columns from its chunks' (row indices, columns): each chunk's column
+    placed by one numpy assignment (every row is in one chunk)."""
+    names = list(parts[0][1].scores) if parts else []
+    columns = {key: np.full(rows, None, dtype=object) for key in (*names, " reasons", " details")}
     for chunk, part in parts:
-        for name, values in part.scores.items():
-            column = out.scores[name]
-            for i, value in zip(chunk, values):
-                column[i] = value
-        for i, reasons, details in zip(chunk, part.reasons, part.details):
-            out.reasons[i], out.details[i] = reasons, details
-    return out
+        at = np.asarray(chunk, dtype=np.int64)
+        for key, values in (*part.scores.items(), (" reasons", part.reasons), (" details", part.details)):
+            columns[key][at] = np.fromiter(values, dtype=object, count=len(values))  # lists stay objects
+    return VerdictColumns({name: columns[name].tolist() for name in names},
+                          columns[" reasons"].tolist(), columns[" details"].tolist())
 
 
 def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[int]]:

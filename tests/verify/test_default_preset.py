@@ -61,6 +61,7 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
                                           source_lang=r["source_lang"]) for r in frame.iter_rows(named=True)])
     assert out["accepted"].to_list() == [v.accepted for v in verdicts]
     assert out["reject_reasons"].to_list() == [v.reasons for v in verdicts]
+    assert out["reject_details"].to_list() == [v.details for v in verdicts]
     assert out["score_lid"].to_list() == [v.scores["lid"] for v in verdicts]
     assert out["score_dedup"].to_list() == [v.scores["dedup"] for v in verdicts]
     assert out["score_fluency"].to_list() == [v.scores["fluency"] for v in verdicts]
