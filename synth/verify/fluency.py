@@ -46,11 +46,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+import numpy as np
 import regex
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
-from synth.text import UNSPACED, prose, script_shares, words as split_words
+from synth.text import UNSPACED, prose, re_class_table, script_shares
 from synth.verify.base import Candidate, Filter
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ MIN_LETTERS = 4  # shorter words are not scored
 STEM_SHARE = 0.7  # a known beginning this much of an unknown word counts (see known_letters)
 LONGEST = 12  # chance is estimated per word length up to this; longer words share the last estimate
 PROFILE_VERSION = 2
-_SPLIT = re.compile(r"[-‐‑–—/_·]+|\d+")  # hyphenated compounds, slashes, digits (any script's): the parts are looked up
 _CACHE_MAX = 200_000  # words remembered per language (spelling results); then the memory starts again
 
 
@@ -176,25 +176,21 @@ def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     return f"hunspell {found[0].stem} ({found[0].parent.name})"
 
 
-_EDGES = regex.compile(r"^[^\p{L}\p{M}]+|[^\p{L}\p{M}]+$")  # what is not a letter or mark, at either end
-
-
-def _letters_only(token: str) -> str:
-    """The token without the punctuation around it; "" if no letter."""
-    return _EDGES.sub("", token)
+@lru_cache(maxsize=1)
+def _word_pattern() -> regex.Pattern:
+    """A looked-up word: from the first to the last letter or mark of a run without a separator of
+    synth.text.words (what str.split splits on, the Ethiopic wordspace, NUL), a hyphen or dash, a slash
+    or a digit of any script in it. One regex pass per text finds what splitting on those, then stripping what is not
+    a letter or mark at either end, would leave (tests/verify/test_fluency.py holds the two equal)."""
+    spaces = "".join(map(chr, np.flatnonzero(re_class_table(r"\s")).tolist())) + "\u1361\x00"
+    return regex.compile(r"[\p{L}\p{M}](?:[^%s\-‐‑–—/_·\d]*[\p{L}\p{M}])?" % regex.escape(spaces))
 
 
 def words(text: str) -> list[str]:
     """The words of `text` that are looked up: whitespace-separated (Ethiopic wordspace too), parts
     of hyphenated compounds and runs of letters around digits apart, punctuation around them
     dropped, code and URLs skipped."""
-    out = []
-    for token in split_words(prose([text])[0]):
-        for part in _SPLIT.split(token):
-            word = _letters_only(part)
-            if word:
-                out.append(word)
-    return out
+    return _word_pattern().findall(prose([text])[0])
 
 
 @lru_cache(maxsize=1)
@@ -330,21 +326,31 @@ class Scorer:
     """One covered language: its lexicon and chance profile."""
 
     def __init__(self, dic: Path, encoding: str):
-        self.lexicon = Lexicon(dic)
-        chance = profile(dic, encoding)["chance"]
+        self._use(Lexicon(dic), profile(dic, encoding)["chance"])
+
+    def _use(self, lexicon, chance: dict) -> None:
+        """Score with `lexicon` (anything answering `word in lexicon`) and its chance profile."""
+        self.lexicon = lexicon
         self.chance = [0.0] + [chance[str(n)] if str(n) in chance else chance[n] for n in range(1, LONGEST + 1)]
+        self.letters: dict[str, int] = {}  # word -> known_letters: one lookup per word seen before
 
     def score(self, text: str) -> float | None:
         """Known share of the letters of the words of 4+ letters, above chance, in [0, 1]; None
         without such words."""
         total = known = expected = 0.0
+        letters = self.letters
         for word in words(text):
             n = len(word)
             if n < MIN_LETTERS:
                 continue
             total += n
             expected += n * self.chance[min(n, LONGEST)]
-            known += known_letters(word, self.lexicon)
+            hit = letters.get(word)
+            if hit is None:
+                if len(letters) >= _CACHE_MAX:
+                    letters.clear()
+                hit = letters[word] = known_letters(word, self.lexicon)
+            known += hit
         if not total:
             return None
         chance = expected / total

@@ -120,9 +120,8 @@ class LexiconScorer(Scorer):
 
     def __init__(self, entry: dict, code: str):  # not super().__init__: that reads a Hunspell dictionary
         entries = [w for w in _lines(entry) if w]
-        self.lexicon = WordList(entries, code)
-        chance = _chance(entry, code, self.lexicon, entries)
-        self.chance = [0.0] + [chance[str(n)] for n in range(1, LONGEST + 1)]
+        lexicon = WordList(entries, code)
+        self._use(lexicon, _chance(entry, code, lexicon, entries))
 
 
 def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> dict[str, float]:

@@ -4,12 +4,15 @@ like the language, languages without a dictionary score null and are reported as
 import collections
 import json
 import random
+import re
 
 import polars as pl
+import regex
 import pytest
 
 from synth.languages import load_registry
 from synth.paths import data_dir
+from synth.text import prose, words as split_words
 from synth.verify import Candidate, Verifier, load_preset
 from synth.verify.fluency import FluencyFilter, _dictionary_for, fluency_coverage, profile, words
 
@@ -185,9 +188,21 @@ def test_calibrate_learns_a_fluency_threshold_per_language(tmp_path):
     assert preset.languages["swh_Latn"]["fluency"] == learned["swh_Latn"]
 
 
-def test_letters_only_strips_what_is_not_a_letter_or_mark_at_either_end():
-    from synth.verify.fluency import _letters_only
+_SPLIT = re.compile(r"[-‐‑–—/_·]+|\d+")
+_EDGES = regex.compile(r"^[^\p{L}\p{M}]+|[^\p{L}\p{M}]+$")
 
-    assert _letters_only("«Haki,»") == "Haki" and _letters_only("...") == "" and _letters_only("") == ""
-    assert _letters_only("(அது)") == "அது" and _letters_only("’e.g.’") == "e.g"
-    assert _letters_only("\u0301a\u0301!") == "\u0301a\u0301"  # combining marks are kept
+
+def _words_by_definition(text: str) -> list[str]:
+    """fluency.words as defined: whitespace-separated tokens (synth.text.words), split at hyphens,
+    dashes, slashes and digits, each part without what is not a letter or mark at either end."""
+    return [word for token in split_words(prose([text])[0]) for part in _SPLIT.split(token)
+            if (word := _EDGES.sub("", part))]
+
+
+def test_words_in_one_regex_pass_are_the_definitions(udhr):
+    texts = [t for code in ("fra", "amh", "hin", "tam", "vie", "yor", "arb", "rus") for t in udhr(code)[:5]]
+    texts += ["«Haki,»", "...", "", "(அது)", "’e.g.’", "\u0301a\u0301!", "well-known/ill-known 3rd x2y __init__ a_b",
+              "ሰላም፡ነው\x00ok", "a\u2028b\x1cc\x85d\u3000e\u1680f", "١٢٣abc٤٥٦ def", "see https://x.org/a-b and `co-de`",
+              "l’homme d'État — «non»; ‐‑–—·x·y", "\ud800 lone", "ab\u200dcd \u00ade"]
+    assert [words(t) for t in texts] == [_words_by_definition(t) for t in texts]
+    assert words("«Haki,» (அது) ’e.g.’ \u0301a\u0301!") == ["Haki", "அது", "e.g", "\u0301a\u0301"]
