@@ -179,9 +179,10 @@ def fluency_coverage(spec: LanguageSpec | str) -> str | None:
 @lru_cache(maxsize=1)
 def _word_pattern() -> regex.Pattern:
     """A looked-up word: from the first to the last letter or mark of a run without a separator of
-    synth.text.words (what str.split splits on, the Ethiopic wordspace, NUL), a hyphen or dash, a slash
-    or a digit of any script in it. One regex pass per text finds what splitting on those, then stripping what is not
-    a letter or mark at either end, would leave (tests/verify/test_fluency.py holds the two equal)."""
+    synth.text.words (what str.split splits on, the Ethiopic wordspace, NUL), a hyphen or dash, a
+    slash or a digit of any script in it. One regex pass per text finds what splitting on those, then
+    stripping what is not a letter or mark at either end, would leave (tests/verify/test_fluency.py
+    holds the two equal)."""
     spaces = "".join(map(chr, np.flatnonzero(re_class_table(r"\s")).tolist())) + "\u1361\x00"
     return regex.compile(r"[\p{L}\p{M}](?:[^%s\-‐‑–—/_·\d]*[\p{L}\p{M}])?" % regex.escape(spaces))
 
