@@ -302,13 +302,15 @@ class FastTextModel:
         """Each token's row in the word cache, new words summed into it first."""
         index = self._index
         rows = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        if (rows < 0).any():
-            missing = list(dict.fromkeys(t for t, r in zip(tokens, rows.tolist()) if r < 0))
+        new = np.flatnonzero(rows < 0)
+        if new.size:  # only the new words' tokens are looked at again
+            missing = list(dict.fromkeys(tokens[i] for i in new.tolist()))
             if len(index) + len(missing) > self._cache_rows:  # start over (a batch may overshoot)
                 index.clear()
-                missing = list(dict.fromkeys(tokens))
+                self._add_words(list(dict.fromkeys(tokens)))
+                return np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
             self._add_words(missing)
-            rows = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+            rows[new] = np.fromiter((index[tokens[i]] for i in new.tolist()), dtype=np.int64, count=new.size)
         return rows
 
     def hidden(self, lines: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
