@@ -128,9 +128,40 @@ def _in_script(dic: Path, encoding: str, script: str) -> bool:
     return share is not None and share >= MIN_SCRIPT_SHARE
 
 
+@lru_cache(maxsize=1)
+def _chosen() -> tuple[Path | None, dict[str, list | None]]:
+    """Dictionary choices made before (`_dictionary_for`), remembered under synth's cache: reading
+    every dictionary's header and word sample for them took most of a Verifier's start-up. Keyed by
+    the dictionaries found (paths, sizes, times) and this module's code, so a new or changed
+    dictionary, or a changed rule, makes the choices anew."""
+    listing = [f"{path}|{stat.st_size}|{stat.st_mtime_ns}" for directory in dictionary_dirs()
+               for pattern in ("*.dic", "*.aff") for path in sorted(directory.glob(pattern)) for stat in [path.stat()]]
+    code = Path(__file__).read_bytes()
+    key = hashlib.sha256("\n".join([*listing, str(PROFILE_VERSION)]).encode() + code).hexdigest()[:16]
+    try:
+        path = cache_dir() / "fluency" / f"choices-{key}.json"
+        return path, json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return None, {}
+
+
 @lru_cache(maxsize=None)
 def _dictionary_for(iso639_1: str | None, iso639_3: str, script: str) -> tuple[Path, str] | None:
     """The first dictionary for the language's codes in its script that works (see `profile`)."""
+    path, chosen = _chosen()
+    key = f"{iso639_1}|{iso639_3}|{script}"
+    if key not in chosen:
+        found = _choose(iso639_1, iso639_3, script)
+        chosen[key] = [str(found[0]), found[1]] if found else None
+        if path is not None:
+            try:
+                save_cached(path, json.dumps(chosen).encode("utf-8"))
+            except OSError:  # a cache we cannot write: chosen again next time
+                pass
+    return (Path(chosen[key][0]), chosen[key][1]) if chosen[key] else None
+
+
+def _choose(iso639_1: str | None, iso639_3: str, script: str) -> tuple[Path, str] | None:
     if script in UNSPACED:
         return None
     for key in [k for k in (iso639_1, iso639_3, *VARIETIES.get(iso639_3, ())) if k]:

@@ -97,6 +97,27 @@ def test_real_text_scores_above_pseudo_words_and_the_bundled_models_babble(fluen
         assert not any(fluency.accept(s, lang) for s in babble), babble
 
 
+def test_dictionary_choices_are_remembered_across_processes(tmp_path, monkeypatch):
+    """Choosing a language's dictionary reads every dictionary's header and a word sample: done once
+    per machine, then read back from synth's cache (a fresh process clears the in-memory caches)."""
+    from synth.verify import fluency
+
+    monkeypatch.setenv("SYNTH_CACHE", str(tmp_path))
+    for cached in (fluency._chosen, fluency._dictionary_for):
+        cached.cache_clear()
+    try:
+        made = fluency._dictionary_for("fr", "fra", "Latn")
+        (saved,) = (tmp_path / "fluency").glob("choices-*.json")
+        assert json.loads(saved.read_text())["fr|fra|Latn"] == [str(made[0]), made[1]]
+        saved.write_text(json.dumps({"fr|fra|Latn": None}))  # what is read back is what decides
+        for cached in (fluency._chosen, fluency._dictionary_for):
+            cached.cache_clear()
+        assert fluency._dictionary_for("fr", "fra", "Latn") is None
+    finally:
+        for cached in (fluency._chosen, fluency._dictionary_for):
+            cached.cache_clear()
+
+
 def test_chance_is_measured_per_dictionary(registry):
     # Vietnamese is written in syllables: random letter strings hit its dictionary far more often than
     # French words of the same length hit the French one; the score subtracts that.
