@@ -10,6 +10,9 @@ The contract, for built-in filters and a user's own alike (subclass Filter):
 - `higher_is_better`: True when a row passes with a score at or above its threshold, False at or below;
 - `default_threshold` (or `thresholds.<name>` in the preset), per language under `languages:`;
 - `description`: one line for the manifest and the reason registry;
+- optional `survivors_only = True` for a costly filter: it scores only the rows no other filter
+  rejected; such a filter is not run by the driver before back-translating unless it also says
+  `light = True` (no neural model: cheap next to a generation);
 - `score(batch) -> list[float | None]`: one score per Candidate, in order; None where the filter does
   not apply to a row (never a pass or a fail). A filter that raises, returns another number of scores
   or anything but numbers and None stops the job with a FilterError naming it: it is never skipped.
@@ -64,8 +67,14 @@ class Filter(ABC):
     survivors_only: ClassVar[bool] = False
     needs_back_translation: ClassVar[bool] = False  # scores the back-translation (the round trip)
     # Needs no neural model, so the driver may run it before spending a back-translation on a row
-    # (a forward translation it rejects is not back-translated); LASER and `semantic` may not.
+    # (a forward translation it rejects is not back-translated). A `survivors_only` filter is taken
+    # to be heavy unless its class says `light = True` (fluency does; LASER and `semantic` do not).
     light: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("survivors_only") and "light" not in cls.__dict__:
+            cls.light = False
 
     def __init__(self, threshold: float | None = None, per_language: dict[str, float] | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

@@ -402,6 +402,7 @@ class FluencyFilter(Filter):
     higher_is_better = True
     default_threshold = 0.5
     survivors_only = True  # a dictionary lookup per word: only rows the cheap filters kept
+    light = True  # no model: the driver runs it before spending a back-translation on a row
     # Hunspell reads each dictionary whole: loaded on first use, in the process that scores (synth verify
     # sends each worker whole languages: it loads theirs only)
     description = ("share of the letters of words of 4+ letters that an independent Hunspell dictionary of the "

@@ -194,3 +194,37 @@ def test_calibrate_keeps_a_user_filter_and_its_thresholds(plugin, tmp_path):
     assert preset.plugins["glossary"].class_name == "Glossary" and preset.plugins["glossary"].args == {"words": ["mvua", "ulan"]}
     assert preset.languages["tgl_Latn"]["glossary"] == 2  # not calibrated: no bounds known for it
     assert f"module: {plugin}" in out.read_text() and "class: Glossary" in out.read_text()
+
+
+def test_a_slow_user_filter_is_left_out_of_the_drivers_check_unless_it_says_light():
+    """Before back-translating, the driver runs the filters that need no back-translation and no
+    model. A user's `survivors_only` filter may hold one (a classifier, an API call): it is left out
+    unless its class says `light = True`, and then it sees the rows the other filters kept."""
+    from synth.languages import load_registry
+    from synth.verify import Candidate, Filter, Verifier
+
+    seen: dict[str, list[str]] = {"slow": [], "slowlight": []}
+
+    class Slow(Filter):
+        name = "slow"
+        default_threshold = 0.5
+        survivors_only = True
+
+        def score(self, batch):
+            seen[self.name] += [c.id for c in batch]
+            return [0.0] * len(batch)
+
+    class SlowLight(Slow):
+        name = "slowlight"
+        light = True
+
+    registry = load_registry()
+    verifier = Verifier(load_preset("default"), {c: registry[c] for c in ("swh_Latn", "eng_Latn")},
+                        filters=[Slow(), SlowLight()])
+    source = "Everyone has the right to education, and it shall be free at least in the elementary stages."
+    rows = [Candidate("sw", "swh_Latn", "Kila mtu ana haki ya kupata elimu, na elimu itatolewa bure angalau "
+                      "katika ngazi za mwanzo.", source, "eng_Latn"),
+            Candidate("en", "swh_Latn", source, source, "eng_Latn")]
+    assert not Slow.light and SlowLight.light
+    assert verifier.rejected_before_back_translation(rows) == {0, 1}  # sw by slowlight, en by lid and copy
+    assert seen == {"slow": [], "slowlight": ["sw"]}
