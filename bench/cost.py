@@ -1,10 +1,11 @@
 """Generated tokens per accepted row: the demo job with synth's savings against the same job without them.
 
-Savings: forward translations that fail a filter needing no back-translation and no neural model (rules,
-language ID, script, structure, fluency) are not back-translated (`translate.back_translate: survivors`, the default), and the judge grades only the
-rows that passed the filters (`judge.rows: survivors`, the default). Baseline: both switched off
-(`back_translate: all`, `judge.rows: all`), everything else equal, planner included (both runs size
-their rounds from the acceptance they observe; with the same rows they observe the same).
+Savings: forward translations that fail a filter needing no back-translation and no neural model
+(rules, language ID, script, structure, fluency) are not back-translated (`translate.back_translate:
+survivors`, the default), and the judge grades only the rows that passed the filters (`judge.rows:
+survivors`, the default). Baseline: both switched off (`back_translate: all`, `judge.rows: all`),
+everything else equal, planner included (both runs size their rounds from the acceptance they
+observe; with the same rows they observe the same).
 
 Same rows in both runs: both share one engine and every request carries its own seed (a hash of the
 job's seed and the request id), so an attempt's forward text, back-translation and judge verdict do

@@ -87,7 +87,8 @@ class TranslateConfig(_Strict):
                            "(about max_chars/2 tokens) under sampling.max_tokens")
     back_translate: Literal["survivors", "all"] = Field(
         "survivors", description="survivors: back-translate only forward translations that passed the cheap "
-        "checks (rules, language ID, script, structure, fluency), the rest are rejected anyway; all: every one (cost baseline)")
+        "checks (rules, language ID, script, structure, fluency), the rest are rejected anyway; all: every one "
+        "(cost baseline)")
     max_source_chars: int = Field(20000, ge=100, description="a source message longer than this is not sent: "
                                   "its attempt is rejected as source_too_long (bounds the requests per attempt)")
 

@@ -7,8 +7,8 @@ import random
 import re
 
 import polars as pl
-import regex
 import pytest
+import regex
 
 from synth.languages import load_registry
 from synth.paths import data_dir
@@ -167,6 +167,7 @@ def test_verifier_rejects_babble_and_reports_languages_it_cannot_check(registry)
     assert "fluency" in babble_v.reasons and any(d.startswith("fluency") for d in babble_v.details)
     assert plt_v.scores["fluency"] is None and "fluency" not in plt_v.reasons  # not run: null, never a pass
 
+
 def test_a_translation_only_fluency_rejects_gets_no_back_translation(registry):
     """The runner back-translates only what `rejected_before_back_translation` leaves: a fluent-looking
     babble that passes every other filter is lost to fluency, so its back-translation would be wasted."""
@@ -180,7 +181,6 @@ def test_a_translation_only_fluency_rejects_gets_no_back_translation(registry):
     real, babble, english = verifier.verify(rows)
     assert real.accepted and babble.reasons == ["fluency"] and "lid" in english.reasons
     assert verifier.rejected_before_back_translation(rows) == {1, 2}
-
 
 
 def test_default_preset_runs_fluency_with_calibration_bounds():
