@@ -3,9 +3,11 @@ every core. `synth verify` (cli_verify) and `synth calibrate` (calibrate) both u
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -183,6 +185,8 @@ PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more th
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
 _FORKED: Verifier | None = None  # inherited by forked workers: no model reload
+_STOP = None  # a flag in shared memory (no lock), inherited by the workers: set when the run ends early
+SETTLE_SECONDS = 60.0  # after an error, how long the workers may take to finish the chunks they are on
 
 
 def _worker_start() -> None:
@@ -195,10 +199,24 @@ def _worker_start() -> None:
 def _score_chunk(rows: pa.RecordBatch | pa.Table) -> tuple[VerdictColumns, tuple | None]:
     """In a worker: verdicts of the rows, as columns, and the dedup sketches of those that passed
     (the parent finishes them without reading their texts). Rows come as Arrow (a memory copy to
-    send, no Python strings to pickle); only here do they become Python objects."""
+    send, no Python strings to pickle); only here do they become Python objects. Once the run has
+    ended early (`_settle`), a chunk still queued is skipped."""
+    if _STOP is not None and _STOP.value:
+        return None, None
     batch = candidates(columns_of(rows))
     scored = _FORKED.score_filters(batch)
     return VerdictColumns.of(scored, _FORKED.score_names()), _FORKED.dedup_sketches(batch, scored)
+
+
+def _settle(jobs: list, stop) -> None:
+    """After an error, before the pool ends its workers: queued chunks are skipped and the chunks the
+    workers are on are left to finish. multiprocessing's Pool ends its workers with SIGTERM, and a
+    worker killed while it writes a result holds the result queue's lock for ever: the pool's
+    shutdown then hangs (seen once in tests/verify/test_plugins.py's broken filter)."""
+    stop.value = True
+    deadline = time.monotonic() + SETTLE_SECONDS
+    for job in jobs:
+        job.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _in_row_order(parts: list[tuple[list[int], VerdictColumns]], rows: int) -> VerdictColumns:
@@ -261,7 +279,7 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
     within a language, and are finished in the order they were made), so the result is the same as
     one process's in row order, whatever the batch size. Small inputs, one core, or LASER (torch has
     its own threads and does not survive a fork) stay in this process."""
-    global _FORKED
+    global _FORKED, _STOP
     workers = _workers()
     if rows < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
             or "fork" not in multiprocessing.get_all_start_methods():
@@ -271,33 +289,38 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
                                             for v in verifier.verify(candidates(columns, start, start + batch_rows))],
                                            verifier.score_names())
         return
-    _FORKED = verifier
+    context = multiprocessing.get_context("fork")
+    _FORKED, _STOP = verifier, context.RawValue(ctypes.c_bool, False)
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
-            source, inflight = iter(batches), deque()
+        with context.Pool(workers, initializer=_worker_start) as pool:
+            source, inflight, jobs = iter(batches), deque(), []
 
             def submit() -> None:
                 for batch in source:
                     langs = batch.column("lang").to_pylist()
                     chunks = language_chunks(langs)
                     needed = batch.select([c for c in (*REQUIRED, *OPTIONAL) if c in batch.schema.names])
-                    inflight.append((batch, langs, chunks, [
-                        pool.apply_async(_score_chunk, (needed.take(_indices(chunk)),))
-                        for chunk in chunks]))
+                    pending = [pool.apply_async(_score_chunk, (needed.take(_indices(chunk)),)) for chunk in chunks]
+                    inflight.append((batch, langs, chunks, pending))
+                    jobs[:] = [job for job in jobs if not job.ready()] + pending
                     return
 
-            for _ in range(AHEAD):
-                submit()
-            while inflight:
-                batch, langs, chunks, pending = inflight.popleft()
-                submit()
-                parts = []
-                for chunk, job in zip(chunks, pending):  # each as it comes, while the workers score the next
-                    part, sketched = job.get()
-                    parts.append((chunk, verifier.finish_columns(_Langs(langs, chunk), part, sketched)))
-                yield batch, _in_row_order(parts, len(langs))
+            try:
+                for _ in range(AHEAD):
+                    submit()
+                while inflight:
+                    batch, langs, chunks, pending = inflight.popleft()
+                    submit()
+                    parts = []
+                    for chunk, job in zip(chunks, pending):  # each as it comes, while the workers score the next
+                        part, sketched = job.get()
+                        parts.append((chunk, verifier.finish_columns(_Langs(langs, chunk), part, sketched)))
+                    yield batch, _in_row_order(parts, len(langs))
+            except BaseException:  # a failed chunk, Ctrl-C, or the caller stopped reading
+                _settle(jobs, _STOP)
+                raise
     finally:
-        _FORKED = None
+        _FORKED = _STOP = None
 
 
 def verdict_columns(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000) -> Iterator[VerdictColumns]:

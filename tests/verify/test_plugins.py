@@ -16,6 +16,10 @@ from synth.verify.cli_verify import verify_file
 from synth.verify.pairs import PARALLEL_MIN_ROWS
 
 PLUGIN = '''
+import os
+import pathlib
+import time
+
 from synth.verify import Filter
 
 
@@ -59,6 +63,22 @@ class Words(Glossary):
 
 class Named(Glossary):
     name = "surplus"
+
+
+class FailsFirst(Glossary):
+    """Raises on the chunk holding row r0; any other chunk takes a second, then leaves a mark."""
+    name = "failsfirst"
+
+    def __init__(self, words, marks, **kwargs):
+        super().__init__(words, **kwargs)
+        self.marks = marks
+
+    def score(self, batch):
+        if any(c.id == "r0" for c in batch):
+            raise ValueError("the first chunk fails")
+        time.sleep(1.0)
+        pathlib.Path(self.marks, f"{os.getpid()}-{batch[0].id}").touch()
+        return [1.0] * len(batch)
 '''
 
 # Swahili and Tagalog sentences written for this test; the glossary: mvua, ulan (rain)
@@ -153,6 +173,22 @@ def test_a_broken_filter_stops_the_job_in_forked_workers_too(plugin, tmp_path, c
     assert main(["verify", str(_pairs(tmp_path, rows)), "--output", str(out), "--filters", str(tmp_path / "mine.yaml")]) == 1
     assert f"filter 'raises' ({plugin}.Raises) failed" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_after_a_failed_chunk_the_workers_finish_theirs_before_the_pool_ends(plugin, tmp_path, capsys):
+    """The pool ends its workers with SIGTERM; one killed while writing its result would leave the
+    result queue locked and the shutdown hanging. So after a failure the chunks being scored finish
+    first (each leaves a mark here); the queued ones are skipped."""
+    rows = [(f"r{i}", *ROWS[i % len(ROWS)][1:]) for i in range(PARALLEL_MIN_ROWS + 100)]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    preset = _preset(tmp_path, plugin, "FailsFirst").read_text().replace("glossary: 2", "failsfirst: 2")
+    preset = preset.replace("args: {words: [mvua, ulan]}", f"args: {{words: [mvua], marks: '{marks}'}}")
+    (tmp_path / "mine.yaml").write_text(preset)
+    out = tmp_path / "out.parquet"
+    assert main(["verify", str(_pairs(tmp_path, rows)), "--output", str(out), "--filters", str(tmp_path / "mine.yaml")]) == 1
+    assert "the first chunk fails" in capsys.readouterr().err and not out.exists()
+    assert list(marks.iterdir())  # the chunk the other worker was on was finished, not killed
 
 
 def test_preset_mistakes_are_config_errors_naming_the_entry(plugin, tmp_path, capsys):
