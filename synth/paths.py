@@ -36,10 +36,12 @@ def save_cached(path: Path, data: bytes) -> None:
     (concurrent processes may compute and save the same file). Raises OSError where it cannot write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created, never taken over
-    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only the temporary this call created (gone once renamed)
+        os.replace(name, path)
+    except BaseException:
+        # Only on failure, and only the temporary this call created: once renamed, its name is free
+        # and may already be another process's temporary.
+        Path(name).unlink(missing_ok=True)
+        raise
