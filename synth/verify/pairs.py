@@ -222,14 +222,18 @@ def _settle(jobs: list, stop) -> None:
 def _in_row_order(parts: list[tuple[list[int], VerdictColumns]], rows: int) -> VerdictColumns:
     """One batch's verdict columns from its chunks' (row indices, columns): each chunk's column
     placed by one numpy assignment (every row is in one chunk)."""
-    names = list(parts[0][1].scores) if parts else []
-    columns = {key: np.full(rows, None, dtype=object) for key in (*names, " reasons", " details")}
-    for chunk, part in parts:
-        at = np.asarray(chunk, dtype=np.int64)
-        for key, values in (*part.scores.items(), (" reasons", part.reasons), (" details", part.details)):
-            columns[key][at] = np.fromiter(values, dtype=object, count=len(values))  # lists stay objects
-    return VerdictColumns({name: columns[name].tolist() for name in names},
-                          columns[" reasons"].tolist(), columns[" details"].tolist())
+    where = [np.asarray(chunk, dtype=np.int64) for chunk, _ in parts]
+
+    def placed(pick) -> list:
+        column = np.full(rows, None, dtype=object)
+        for at, (_, part) in zip(where, parts):
+            values = pick(part)
+            column[at] = np.fromiter(values, dtype=object, count=len(values))  # lists stay objects
+        return column.tolist()
+
+    names = parts[0][1].scores if parts else {}
+    return VerdictColumns({name: placed(lambda part: part.scores[name]) for name in names},
+                          placed(lambda part: part.reasons), placed(lambda part: part.details))
 
 
 def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[int]]:

@@ -418,18 +418,12 @@ class Verifier:
 
     def finish(self, batch: Sequence[Candidate], verdicts: list[Verdict]) -> list[Verdict]:
         """The stateful part: dedup against what was accepted before, then remember. Call in order."""
-        with paused_gc():
-            if self.dedup:
-                passing = [i for i, v in enumerate(verdicts) if not v.reasons]
-                scores = self._dedup([batch[i] for i in passing], [verdicts[i].reasons for i in passing],
-                                     [verdicts[i].details for i in passing], None)
-                for v in verdicts:
-                    v.scores["dedup"] = None
-                for i, score in zip(passing, scores):
-                    verdicts[i].scores["dedup"] = score
-            for verdict in verdicts:
-                verdict.accepted = not verdict.reasons
-            return verdicts
+        columns = self.finish_columns(batch, VerdictColumns.of(verdicts, ()))  # shares their reason lists
+        for verdict, score in zip(verdicts, columns.scores.get("dedup", ())):
+            verdict.scores["dedup"] = score
+        for verdict in verdicts:
+            verdict.accepted = not verdict.reasons
+        return verdicts
 
     def finish_columns(self, batch: Sequence[Candidate], columns: VerdictColumns, sketched: tuple | None = None,
                        ) -> VerdictColumns:
