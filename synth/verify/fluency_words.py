@@ -35,8 +35,8 @@ from pathlib import Path
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
-from synth.text import wholly_in_script
-from synth.verify.fluency import LONGEST, MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, words
+from synth.verify.fluency import LONGEST, PROFILE_VERSION, Scorer, chance_profile, remembered
+from synth.verify.fluency_subword import LevelScorer
 
 REFERENCES = Path(__file__).with_name("fluency_words.json")  # bench/fluency_wordlists.py writes it
 DATA_DIR = Path(__file__).with_name("fluency_words")
@@ -52,7 +52,6 @@ FOLDS: dict[str, dict[str, str]] = {
     "hau_Latn": {"ɓ": "b", "ɗ": "d", "ƙ": "k", "ƴ": "y", "'y": "y"},
     "yor_Latn": {"\u0300": "", "\u0301": "", "\u0304": ""},
 }
-_CACHE_MAX = 200_000  # words remembered per language; then the memory starts again
 
 
 def fold(word: str, code: str) -> str:
@@ -106,13 +105,10 @@ class WordList:
         self.known: dict[str, bool] = {}
 
     def __contains__(self, word: str) -> bool:
-        hit = self.known.get(word)
-        if hit is None:
-            hit = fold(word, self.code) in self.words
-            if len(self.known) >= _CACHE_MAX:
-                self.known.clear()
-            self.known[word] = hit
-        return hit
+        return remembered(self.known, word, self._lookup)
+
+    def _lookup(self, word: str) -> bool:
+        return fold(word, self.code) in self.words
 
 
 class LexiconScorer(Scorer):
@@ -175,35 +171,17 @@ class CharModel:
         return sum(len(w) * self.logprob_per_char(w) for w in items) / sum(map(len, items))
 
 
-class CharScorer:
-    """One language: where its text sits between its pseudo-word and real-text references."""
+class CharScorer(LevelScorer):
+    """One language, its words measured by the character model of its list."""
 
     def __init__(self, entry: dict, spec: LanguageSpec):
+        super().__init__(entry["real"], entry["pseudo"], spec.script)
         counts = Counter({w: int(n) for w, n in (line.split("\t") for line in _lines(entry) if line)})
         self.model = CharModel(counts)
-        self.real, self.pseudo = entry["real"], entry["pseudo"]
-        self.code, self.script = spec.code, spec.script
-        self.seen: dict[str, float | None] = {}
+        self.code = spec.code
 
-    def word_level(self, word: str) -> float | None:
-        """None for a word not wholly in the language's script (the script and mixed_language filters judge those)."""
-        if word in self.seen:
-            return self.seen[word]
-        level = self.model.logprob_per_char(fold(word, self.code)) if wholly_in_script(word, self.script) else None
-        if len(self.seen) >= _CACHE_MAX:
-            self.seen.clear()
-        self.seen[word] = level
-        return level
-
-    def score(self, text: str) -> float | None:
-        total = weighted = 0.0
-        for word in words(text):  # fluency's words: one definition for every backend
-            if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
-                total += len(word)
-                weighted += len(word) * level
-        if not total:
-            return None
-        return min(1.0, max(0.0, (weighted / total - self.pseudo) / (self.real - self.pseudo)))
+    def logprob(self, word: str) -> float:
+        return self.model.logprob_per_char(fold(word, self.code))
 
 
 _SCORERS: dict[str, LexiconScorer | CharScorer | None] = {}
