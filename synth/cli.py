@@ -239,11 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     except EngineUnavailable as exc:  # synth verify --judge: the judge's engine keeps failing
         print(f"synth: error: the engine keeps failing: {exc}", file=sys.stderr)
         return 1
-    except Interrupted as exc:  # before the run started (e.g. while checking the config)
-        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; nothing was started", file=sys.stderr)
-        return 128 + exc.signum
-    except SystemError as exc:  # the same, the signal having arrived inside Ray's Cython code
-        if (stop := interrupt_in(exc)) is None:
+    except (Interrupted, SystemError) as exc:  # before the run started (e.g. while checking the config);
+        if (stop := interrupt_in(exc)) is None:  # a SystemError: the signal arrived inside Ray's Cython code
             raise
         print(f"\nsynth: stopped by {signal.Signals(stop.signum).name}; nothing was started", file=sys.stderr)
         return 128 + stop.signum

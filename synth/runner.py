@@ -166,9 +166,7 @@ class JobRun:
             log.error("the engine failed: %s", exc)
             if self._scoring and not p.judge:  # generated before the engine failed: keep it (unless it
                 self._commit(self._scoring, verifier, planner, score_names)  # still needs the judge)
-        except Interrupted as exc:
-            stopped = exc
-        except SystemError as exc:  # a signal that arrived inside Ray's Cython code
+        except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
             stopped = interrupt_in(exc)
             if stopped is None:
                 raise
