@@ -42,7 +42,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -84,6 +84,13 @@ def remembered(cache: dict, key: str, compute):
             cache.clear()
         value = cache[key] = compute(key)
     return value
+
+
+def word_sums(cache: dict, words: list[str], compute) -> list[tuple]:
+    """`remembered` for each of a text's words: a scorer's per-word part of a text's sums. The parts
+    are tuples, never empty, so a word seen before costs one dict lookup in C (`or` skips the call)."""
+    get = cache.get
+    return [get(word) or remembered(cache, word, compute) for word in words]
 
 
 def dictionary_dirs() -> list[Path]:
@@ -372,21 +379,21 @@ class Scorer:
         """Score with `lexicon` (anything answering `word in lexicon`) and its chance profile."""
         self.lexicon = lexicon
         self.chance = [0.0] + [chance[str(n)] if str(n) in chance else chance[n] for n in range(1, LONGEST + 1)]
-        self.letters: dict[str, int] = {}  # word -> known_letters: one lookup per word seen before
-        self._known_letters = partial(known_letters, lexicon=lexicon)
+        self.sums: dict[str, tuple] = {}  # word -> its part of a text's sums: one lookup per word seen before
+
+    def _word_sums(self, word: str) -> tuple[int, float, int]:
+        """The word's letters, the letters chance would know, and the letters known (all 0 for a
+        word under MIN_LETTERS)."""
+        n = len(word)
+        if n < MIN_LETTERS:
+            return 0, 0.0, 0
+        return n, n * self.chance[min(n, LONGEST)], known_letters(word, self.lexicon)
 
     def score(self, text: str) -> float | None:
         """Known share of the letters of the words of 4+ letters, above chance, in [0, 1]; None
         without such words."""
-        total = known = expected = 0.0
-        letters, measure = self.letters, self._known_letters
-        for word in words(text):
-            n = len(word)
-            if n < MIN_LETTERS:
-                continue
-            total += n
-            expected += n * self.chance[min(n, LONGEST)]
-            known += remembered(letters, word, measure)
+        sums = word_sums(self.sums, words(text), self._word_sums)
+        total, expected, known = map(sum, zip(*sums)) if sums else (0, 0.0, 0)
         if not total:
             return None
         chance = expected / total

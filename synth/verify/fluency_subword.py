@@ -35,7 +35,7 @@ from pathlib import Path
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
 from synth.text import script_shares, wholly_in_script
-from synth.verify.fluency import _FORMAT, MIN_LETTERS, remembered, words
+from synth.verify.fluency import _FORMAT, MIN_LETTERS, word_sums, words
 
 # ISO 639-1 codes of XLM-R's 100 training languages, romanised
 # variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
@@ -157,26 +157,24 @@ class LevelScorer:
 
     def __init__(self, real: float, pseudo: float, script: str):
         self.real, self.pseudo, self.script = real, pseudo, script
-        self.seen: dict[str, float | None] = {}
+        self.sums: dict[str, tuple[int, float]] = {}  # word -> its letters and their log-probability
 
     def logprob(self, word: str) -> float:
         raise NotImplementedError
 
-    def word_level(self, word: str) -> float | None:
-        """The word's log-probability per character; None for a word not wholly in the language's
-        script (an English term in Tamil text: the script and mixed_language filters judge those, and
-        a model of the language would charge each of its letters as unknown)."""
-        return remembered(self.seen, word, self._measure)
-
-    def _measure(self, word: str) -> float | None:
-        return self.logprob(word) if wholly_in_script(word, self.script) else None
+    def _word_sums(self, word: str) -> tuple[int, float]:
+        """The word's letters and their log-probability (its length times its log-probability per
+        character); (0, 0.0) for a word under MIN_LETTERS or not wholly in the language's script (an
+        English term in Tamil text: the script and mixed_language filters judge those, and a model of
+        the language would charge each of its letters as unknown)."""
+        n = len(word)
+        if n < MIN_LETTERS or not wholly_in_script(word, self.script):
+            return 0, 0.0
+        return n, n * self.logprob(word)
 
     def score(self, text: str) -> float | None:
-        total = weighted = 0.0
-        for word in words(text):  # fluency's words: one definition for every backend
-            if len(word) >= MIN_LETTERS and (level := self.word_level(word)) is not None:
-                total += len(word)
-                weighted += len(word) * level
+        sums = word_sums(self.sums, words(text), self._word_sums)  # fluency's words: one definition for every backend
+        total, weighted = map(sum, zip(*sums)) if sums else (0, 0.0)
         if not total:
             return None
         return min(1.0, max(0.0, (weighted / total - self.pseudo) / (self.real - self.pseudo)))
