@@ -117,8 +117,26 @@ def _reference_sketch(text: str) -> tuple[str, np.ndarray]:
     return keys[0], signatures[0]
 
 
+def band_keys(signatures: np.ndarray) -> list[list[int]]:
+    """Each signature's BANDS band keys, one int per band (its _ROWS bins and its band number mixed
+    into 64 bits), for a whole batch in numpy: a dict lookup of an int costs less than slicing and
+    hashing bytes per band and row. Two different bands share a key with odds of about 2^-64 per pair;
+    that would only make a row a candidate, whose similarity is then counted from its signature."""
+    n = len(signatures)
+    with np.errstate(over="ignore"):
+        bins = signatures.reshape(n, BANDS, _ROWS).astype(np.uint64)
+        h = np.broadcast_to(np.arange(1, BANDS + 1, dtype=np.uint64), (n, BANDS)) * _BAND_MIX
+        for r in range(_ROWS):
+            h = (h ^ bins[:, :, r]) * _BAND_MIX
+            h ^= h >> np.uint64(31)
+    return h.tolist()
+
+
+_BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
 class _Index:
-    """Kept rows of one language: exact keys, signatures, and one dict per LSH band.
+    """Kept rows of one language: exact keys, signatures, and one dict of LSH band keys (`band_keys`).
 
     A band bucket keeps the first row that filled it: rows landing there later were kept, so they are
     not near-copies of it, and their other bands still find them.
@@ -128,15 +146,9 @@ class _Index:
         self.exact: set[str] = set()
         self.signatures = np.empty((64, NUM_PERM), dtype=np.uint32)  # grows by doubling; rows [0, count)
         self.count = 0
-        self.bands: list[dict[bytes, int]] = [{} for _ in range(BANDS)]
+        self.bands: dict[int, int] = {}
 
-    @staticmethod
-    def _band_keys(signature: np.ndarray) -> list[bytes]:
-        raw = signature.tobytes()
-        step = _ROWS * 4
-        return [raw[b * step:(b + 1) * step] for b in range(BANDS)]
-
-    def add(self, key: str, signature: np.ndarray) -> None:
+    def add(self, key: str, signature: np.ndarray, bands: list[int]) -> None:
         if key in self.exact:
             return
         self.exact.add(key)
@@ -145,14 +157,16 @@ class _Index:
         row = self.count
         self.signatures[row] = signature
         self.count += 1
-        for band, band_key in zip(self.bands, self._band_keys(signature)):
-            band.setdefault(band_key, row)
+        setdefault = self.bands.setdefault
+        for band in bands:
+            setdefault(band, row)
 
-    def best(self, key: str, signature: np.ndarray) -> float:
+    def best(self, key: str, signature: np.ndarray, bands: list[int]) -> float:
         """1.0 for an exact match, else the highest estimated Jaccard among rows sharing a band (0 if none)."""
         if key in self.exact:
             return 1.0
-        rows = {band[k] for band, k in zip(self.bands, self._band_keys(signature)) if k in band}
+        rows = set(map(self.bands.get, bands))
+        rows.discard(None)
         if not rows:
             return 0.0
         return int((self.signatures[sorted(rows)] == signature).sum(axis=1).max()) / NUM_PERM  # = the mean's value
@@ -178,33 +192,36 @@ class DedupFilter(Filter):
     def remember(self, lang: str, texts: Iterable[str]) -> None:
         self.remember_sketches(lang, *sketch(list(texts)))
 
-    def remember_sketches(self, lang: str, keys: Sequence[str], signatures: np.ndarray) -> None:
-        """`remember` for texts already sketched (by `sketch_and_score`): a kept row is sketched once."""
+    def remember_sketches(self, lang: str, keys: Sequence[str], signatures: np.ndarray,
+                          bands: list[list[int]] | None = None) -> None:
+        """`remember` for texts already sketched (and their `band_keys`, if made): a kept row is
+        sketched once."""
         index = self.indexes.setdefault(lang, _Index())
-        for key, signature in zip(keys, signatures):
-            index.add(key, signature)
+        for key, signature, row_bands in zip(keys, signatures, bands or band_keys(signatures)):
+            index.add(key, signature, row_bands)
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         return self.sketch_and_score(batch)[0]
 
     def sketch_and_score(self, batch: Sequence[Candidate], sketched: tuple[list[str], np.ndarray] | None = None,
-                         ) -> tuple[list[float | None], list[str], np.ndarray]:
-        """Scores, and each row's exact key and signature for `remember_sketches`. `sketched`: the
-        rows' `sketch`, made already (by the process that scored them); then only the rows' languages
-        and references are read here, not their texts."""
+                         ) -> tuple[list[float | None], list[str], np.ndarray, list[list[int]]]:
+        """Scores, and each row's exact key, signature and band keys for `remember_sketches`.
+        `sketched`: the rows' `sketch`, made already (by the process that scored them); then only the
+        rows' languages and references are read here, not their texts."""
         out: list[float | None] = []
         in_batch: dict[str, _Index] = {}
         keys, signatures = sketched if sketched is not None else sketch([c.text for c in batch])
-        for c, key, signature in zip(batch, keys, signatures):
+        bands = band_keys(signatures)
+        for c, key, signature, row_bands in zip(batch, keys, signatures, bands):
             indexes = [i for i in (self.indexes.get(c.lang), in_batch.get(c.lang)) if i is not None]
-            score = max((index.best(key, signature) for index in indexes), default=0.0)
+            score = max((index.best(key, signature, row_bands) for index in indexes), default=0.0)
             for ref in c.references:
                 ref_key, ref_signature = _reference_sketch(ref)
                 score = max(score, 1.0 if ref_key == key else np.count_nonzero(ref_signature == signature) / NUM_PERM)
             out.append(score)
             if self.accept(score, c.lang):
-                in_batch.setdefault(c.lang, _Index()).add(key, signature)
-        return out, keys, signatures
+                in_batch.setdefault(c.lang, _Index()).add(key, signature, row_bands)
+        return out, keys, signatures, bands
 
     def explain(self, score: float, lang: str) -> str:
         if score >= 1.0:

@@ -445,10 +445,10 @@ class Verifier:
         """Dedup of `rows`, the rows that passed every other filter (so a rejected row never blocks a
         good one), in order: adds its rejects to their `reasons` and `details`, remembers the rows it
         keeps, returns their scores."""
-        scores, keys, signatures = self.dedup.sketch_and_score(rows, sketched)
+        scores, keys, signatures, bands = self.dedup.sketch_and_score(rows, sketched)
         for j, (row, score) in enumerate(zip(rows, scores)):
             if self.dedup.accept(score, row.lang):  # in row order, with the sketches just made
-                self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1])
+                self.dedup.remember_sketches(row.lang, keys[j:j + 1], signatures[j:j + 1], bands[j:j + 1])
             else:
                 reasons[j].append("dedup")
                 details[j].append(self.dedup.explain(score, row.lang))
