@@ -26,7 +26,7 @@ from synth.methods.translate import TranslateMethod
 from synth.prepare import prepare
 from synth.runner import JobRun
 from synth.verify import fasttext_np
-from synth.verify.lid import window_spans
+from synth.verify.lid import LidModel, window_spans
 
 BYTES_PER_ATTEMPT = 64  # what a slice may leave behind per attempt (a real leak is hundreds: a Row, an id)
 
@@ -50,7 +50,7 @@ def _in(frame: tracemalloc.Frame, function) -> bool:
 def _allowed(trace: tracemalloc.Trace) -> bool:
     """Allocations of the bounded caches (the LID word cache, the sources' layouts: by the sources file;
     anyascii's tables: by Unicode) and of pytest's capture of the run's log lines (the test report's)."""
-    return any(frame.filename == fasttext_np.__file__ or _in(frame, window_spans)  # the cache and its keys
+    return any(frame.filename == fasttext_np.__file__ or _in(frame, window_spans) or _in(frame, LidModel.scan)  # the cache and its keys
                or _in(frame, TranslateMethod.layouts)
                or frame.filename.endswith(("anyascii/__init__.py",  # its tables, a Unicode block at a time
                                            "_pytest/logging.py", "_pytest/capture.py"))

@@ -323,7 +323,10 @@ class FastTextModel:
 
     def _hidden_spans(self, tokens: list[str], sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`hidden` of lines given as consecutive spans of `tokens` (`sizes` tokens each; no word n-grams)."""
-        rows = self._rows([*tokens, EOS])
+        return self._hidden_rows(self._rows([*tokens, EOS]), sizes)
+
+    def _hidden_rows(self, rows: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_hidden_spans` from the tokens' rows in the word cache, EOS's last."""
         summed = np.zeros((sizes.size, self._table.shape[1]), dtype=np.float32)
         nonempty = sizes > 0
         if rows.size > 1:
@@ -427,6 +430,16 @@ class FastTextModel:
             bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
             return self.top_k([tokens[a:b] for a, b in zip(bounds, bounds[1:])], k, threshold)
         return self._pick(*self._hidden_spans(tokens, sizes), k, threshold)
+
+    def top_k_coded(self, words: list[str], codes: np.ndarray, sizes: np.ndarray, k: int = 1,
+                    threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """`top_k_spans` of tokens given as `codes` into `words`, each distinct token once (a
+        dictionary-encoded Arrow array): each one is looked up in the word cache once."""
+        if self.args.word_ngrams > 1:
+            return self.top_k_spans([words[i] for i in codes.tolist()], sizes, k, threshold)
+        rows = self._rows([*words, EOS])
+        return self._pick(*self._hidden_rows(np.append(rows[:-1][codes], rows[-1]), np.asarray(sizes, dtype=np.int64)),
+                          k, threshold)
 
     def _pick(self, hidden: np.ndarray, counts: np.ndarray, k: int, threshold: float
               ) -> tuple[np.ndarray, np.ndarray]:

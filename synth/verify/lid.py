@@ -7,20 +7,25 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
-from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.text import words as split_words
 from synth.verify.base import Candidate, Filter
 from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
+
+
+WINDOW_CHARS = 40  # LID windows: long enough for lid.176 to be right on a clause, short enough to localise a switch
+MAX_WINDOWS = 12  # longer texts get longer windows, so a row costs at most this many LID calls
 
 
 def bundled_lid_path() -> Path:
@@ -91,9 +96,14 @@ class LidModel:
         key = tuple(texts)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        tokens, counts, chars, first = window_spans(texts)
-        labels, probs = self.model.top_k_spans(tokens, counts, k)
-        scan = WindowScan(first=first, chars=np.array(chars, dtype=np.float64), labels=labels, probs=probs)
+        spans = arrow_window_spans(texts)
+        if spans is None:
+            tokens, counts, chars, first = window_spans(texts)
+            labels, probs = self.model.top_k_spans(tokens, counts, k)
+        else:
+            coded, counts, chars, first = spans
+            labels, probs = self.model.top_k_coded(coded.dictionary.to_pylist(), coded.indices.to_numpy(), counts, k)
+        scan = WindowScan(first=first, chars=chars.astype(np.float64), labels=labels, probs=probs)
         self._last = (key, scan)
         return scan
 
@@ -104,28 +114,137 @@ class LidModel:
                 for ls, ps in zip(labels.tolist(), probs.tolist())]
 
 
-def window_spans(texts: Sequence[str]) -> tuple[list[str], list[int], list[int], np.ndarray]:
-    """The windows (see `windows`) of every text of a batch, as spans: all words in turn, how many each
-    window takes, each window's characters, and the index of each text's first window (n_texts + 1)."""
-    tokens: list[str] = []
-    counts: list[int] = []
-    chars: list[int] = []
-    per_text = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        words, window_counts, window_chars = _window_spans(split_words(text))
-        tokens += words
-        counts += window_counts
-        chars += window_chars
-        per_text[i] = len(window_counts)
-    return tokens, counts, chars, np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
+def window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
+                 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The windows (see `windows`) of every text of a batch, as spans: all words in turn (runs longer
+    than a window cut), how many each window takes, each window's characters, and the index of each
+    text's first window (n_texts + 1)."""
+    lists = list(map(split_words, texts))
+    tokens = list(chain.from_iterable(lists))
+    per_text = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    size, longest = _window_sizes(lengths, per_text, min_chars, max_windows)
+    cut = np.flatnonzero(longest > size)
+    if cut.size:  # runs longer than a window (scripts written without spaces): cut into pieces of `size`
+        first_word, pieces, done = np.cumsum(per_text) - per_text, [], 0
+        for t in cut.tolist():
+            a, b = int(first_word[t]), int(first_word[t] + per_text[t])
+            pieces += [tokens[done:a], _cut(tokens[a:b], int(size[t]))]
+            per_text[t], done = len(pieces[-1]), b
+        tokens = list(chain.from_iterable([*pieces, tokens[done:]]))
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    return (tokens, *_layout(lengths, per_text, size))
+
+
+def _cut(words: list[str], size: int) -> list[str]:
+    """Words longer than a window cut into pieces of its size."""
+    return [word[i:i + size] for word in words for i in range(0, len(word), size)]
+
+
+def arrow_window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
+                       ) -> tuple[pa.DictionaryArray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """`window_spans` with the words split, measured and dictionary-encoded by Arrow's kernels: no
+    Python string per word, each distinct word of the batch once. Arrow's whitespace is str.split's
+    (tests/verify/test_lid_windows.py holds the two equal on every code point). None where a text
+    cannot be UTF-8 (a lone surrogate): `window_spans` handles it."""
+    try:  # the separators synth.text.words adds to str.split's
+        array = _strings([t.replace("\u1361", " ").replace("\x00", " ") if "\u1361" in t or "\x00" in t else t
+                          for t in texts])
+    except UnicodeEncodeError:
+        return None
+    split = pc.utf8_split_whitespace(array)
+    words = pc.list_flatten(split)
+    measured = pc.utf8_length(words)
+    lengths, owner = measured.to_numpy(), pc.list_parent_indices(split).to_numpy()
+    kept = lengths > 0  # Arrow keeps an empty string before leading and after trailing whitespace
+    if not kept.all():
+        words, lengths, owner = words.filter(pc.greater(measured, 0)), lengths[kept], owner[kept]
+    per_text = np.bincount(owner, minlength=len(texts)).astype(np.int64)
+    size, longest = _window_sizes(lengths, per_text, min_chars, max_windows)
+    cut = np.flatnonzero(longest > size)
+    if cut.size:  # as in window_spans, these texts' words only as Python strings
+        first_word, pieces, done = np.cumsum(per_text) - per_text, [], 0
+        for t in cut.tolist():
+            a, b = int(first_word[t]), int(first_word[t] + per_text[t])
+            pieces += [words.slice(done, a - done), _strings(_cut(words.slice(a, b - a).to_pylist(), int(size[t])))]
+            per_text[t], done = len(pieces[-1]), b
+        words = pa.concat_arrays([*pieces, words.slice(done)])
+        lengths = pc.utf8_length(words).to_numpy()
+    return (words.dictionary_encode(), *_layout(lengths, per_text, size))
+
+
+def _strings(texts: Sequence[str]) -> pa.LargeStringArray:
+    """An Arrow array of `texts` built from their UTF-8 bytes (pa.array would import pandas to look
+    for its types); raises UnicodeEncodeError for a lone surrogate."""
+    encoded = [t.encode() for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
+def _window_sizes(lengths: np.ndarray, per_text: np.ndarray, min_chars: int, max_windows: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's window size (longer texts get longer windows, so a row costs at most about
+    `max_windows` LID calls) and its longest word."""
+    first_word = np.cumsum(per_text) - per_text
+    some = np.flatnonzero(per_text > 0)
+    totals, longest = np.zeros(per_text.size, dtype=np.int64), np.zeros(per_text.size, dtype=np.int64)
+    if some.size:
+        totals[some] = np.add.reduceat(lengths, first_word[some])
+        longest[some] = np.maximum.reduceat(lengths, first_word[some])
+    return np.maximum(min_chars, (totals + per_text) // max_windows + 1), longest
+
+
+def _layout(lengths: np.ndarray, per_text: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of whole words, for every text at once: a window ends at the first word that brings
+    it to its text's `size` characters (words joined by spaces), and a last piece under half a window
+    joins the window before. Returns how many words each window takes, its characters, and the index
+    of each text's first window (n_texts + 1). One numpy step per window of the longest text."""
+    n = per_text.size
+    ends = np.cumsum(lengths + 1)  # characters up to each word and a space after it, over the batch
+    stop = np.cumsum(per_text)  # one past each text's last word
+    text = np.flatnonzero(per_text > 0)
+    start = (stop - per_text)[text]
+    before = np.where(start > 0, ends[np.maximum(start - 1, 0)], 0)
+    made = np.zeros(n, dtype=np.int64)  # windows so far, per text
+    placed: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (text, window, words, chars)
+    merged: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # a last piece joining the window before
+    while text.size:
+        end = np.searchsorted(ends, before + size[text] + 1)
+        full = end < stop[text]
+        if full.any():
+            t, e = text[full], end[full]
+            placed.append((t, made[t], e + 1 - start[full], ends[e] - before[full] - 1))
+            made[t] += 1
+            start[full], before[full] = e + 1, ends[e]
+        last = ~full & (start < stop[text])
+        if last.any():
+            t, words = text[last], stop[text[last]] - start[last]
+            rest = ends[stop[t] - 1] - before[last] - 1
+            join = (made[t] > 0) & (rest < size[t] // 2)
+            merged.append((t[join], words[join], rest[join] + 1))
+            t, words, rest = t[~join], words[~join], rest[~join]
+            placed.append((t, made[t], words, rest))
+            made[t] += 1
+        going = full & (start < stop[text])
+        text, start, before = text[going], start[going], before[going]
+    first = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(made, out=first[1:])
+    counts, chars = np.zeros(int(first[-1]), dtype=np.int64), np.zeros(int(first[-1]), dtype=np.int64)
+    for t, k, words, width in placed:
+        counts[first[t] + k], chars[first[t] + k] = words, width
+    for t, words, width in merged:
+        counts[first[t + 1] - 1] += words
+        chars[first[t + 1] - 1] += width
+    return counts, chars, first
 
 
 def window_scan(texts: Sequence[str], classify) -> WindowScan:
     """A WindowScan from a classifier of window strings: `classify(windows)` -> (labels, probs)."""
     tokens, counts, chars, first = window_spans(texts)
-    bounds = list(accumulate(counts, initial=0))
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
     labels, probs = classify([" ".join(tokens[a:b]) for a, b in zip(bounds, bounds[1:])])
-    return WindowScan(first=first, chars=np.array(chars, dtype=np.float64), labels=labels, probs=probs)
+    return WindowScan(first=first, chars=chars.astype(np.float64), labels=labels, probs=probs)
 
 
 @lru_cache(maxsize=4)
@@ -286,55 +405,20 @@ class LidFilter(Filter):
         return f"lid {score:.2f} < {self.threshold_for(lang):.2f} for {self.router.describe(lang)}"
 
 
-WINDOW_CHARS = 40  # LID windows: long enough for lid.176 to be right on a clause, short enough to localise a switch
-MAX_WINDOWS = 12  # longer texts get longer windows, so a row costs at most this many LID calls
 
 
 def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[str]:
     """The text in consecutive windows of whole words of at least `min_chars` characters joined
     (character runs for scripts written without spaces), the last short piece joined to the one
-    before. LID reads each window (`_window_spans`).
+    before. LID reads each window (`window_spans`).
 
     Fixed windows, not sentences: a switch of language inside a sentence (or in a text with no
     sentence marks, as Thai, or with marks a splitter does not know) still leaves whole windows in
     the other language.
     """
-    words, counts, _ = _window_spans(split_words(text), min_chars, max_windows)
-    bounds = list(accumulate(counts, initial=0))
+    words, counts, _, _ = window_spans([text], min_chars, max_windows)
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
     return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
-
-
-def _window_spans(words: list[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
-                  ) -> tuple[list[str], list[int], list[int]]:
-    """`windows` as spans: the words (runs longer than a window cut), how many of them each window
-    takes in turn, and each window's length in characters (words joined by spaces)."""
-    if not words:
-        return words, [], []
-    lengths = list(map(len, words))
-    size = max(min_chars, (sum(lengths) + len(words)) // max_windows + 1)
-    if max(lengths) > size:
-        words = [word[i:i + size] for word in words for i in range(0, len(word), size)]
-        lengths = list(map(len, words))
-    ends = list(accumulate(map((1).__add__, lengths)))  # characters up to each word, a space after
-    counts: list[int] = []
-    chars: list[int] = []
-    start, before = 0, 0
-    while True:  # a window ends at the first word that brings it to `size` characters
-        end = bisect_left(ends, before + size + 1, lo=start)
-        if end >= len(words):
-            break
-        counts.append(end + 1 - start)
-        chars.append(ends[end] - before - 1)
-        start, before = end + 1, ends[end]
-    if start < len(words):
-        rest = ends[-1] - before - 1
-        if counts and rest < size // 2:
-            counts[-1] += len(words) - start
-            chars[-1] += 1 + rest
-        else:
-            counts.append(len(words) - start)
-            chars.append(rest)
-    return words, counts, chars
 
 
 class MixedLanguageFilter(Filter):
