@@ -13,10 +13,13 @@ that allows this use (the lists are derived data: the words, not the source's te
   zul_Latn  charlm   Debian `libreoffice-l10n-zu` (MPL-2.0): the Zulu translation of LibreOffice's user
                      interface (its gettext catalogs and registry strings), word counts; a fifth of the
                      word types is held out to measure the references
+  tel_Telu  charlm   Debian `tesseract-ocr-tel` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model (web text, one count per word type), a fifth of it held out likewise
 
-Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` (real text scores at the bar),
-Malagasy from GNOME's translations (GPL; references under 1 nat apart), Telugu from LibreOffice's and
-tessdata's (the formal UDHR register reads far below them).
+Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` (real text scores at the bar;
+as a character model, pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
+under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOffice's (the formal UDHR
+register reads far below them).
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
@@ -149,6 +152,8 @@ SOURCES = {  # code -> (kind, reader, source and licence; its package's name fir
                  "Debian tesseract-ocr-yor 4.1.0 (tessdata word list), Apache-2.0"),
     "tat_Cyrl": ("lexicon", tatar_strings, "pip py_tat_morphan 1.2.10 (analysed word forms), MIT"),
     "zul_Latn": ("charlm", zulu_strings, "Debian libreoffice-l10n-zu 7.4 (user-interface translation), MPL-2.0"),
+    "tel_Telu": ("charlm", lambda d: tesseract_words("tesseract-ocr-tel", "tel", d),
+                 "Debian tesseract-ocr-tel 4.1.0 (tessdata word list), Apache-2.0"),
 }
 
 
