@@ -6,7 +6,10 @@ packages independent of every benchmark, never from the UDHR, and names each sou
 - lexicon: the words of a dictionary, a morphological analyser's word forms or an OCR model's word
   list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
   words or known beginnings, above what random letters drawn from the list's own letters score), so
-  0 is chance and 1 every word known, and the filter's bar means the same.
+  0 is chance and 1 every word known, and the filter's bar means the same. For an agglutinative
+  language (Quechua) a list cannot hold every stem with every chain of suffixes, so its entry may also
+  name endings: the word-final strings that the list itself attests after many distinct known stems.
+  A word is then also known as a known word of MIN_STEM+ letters followed by one of them.
 - charlm: where no lexicon knows enough of the language's words (Zulu writes a whole phrase as one
   word; Telugu's agglutinated forms are too many for any list), a character 5-gram model (Witten-Bell
   interpolation) of a real text's words, or of a large word list's (one count per word). A text's level
@@ -49,6 +52,7 @@ ORDER = 5  # characters of context + 1: a trigram model draws the pseudo-words t
 # real-text reference (unseen words) must sit well above pseudo-words for the midpoint to mean anything.
 MIN_GAP = 1.0
 MODEL_VERSION = 1  # of a cached character model's tables
+MIN_STEM = 5  # letters of the known word before an ending (lexicons with endings)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": "'"})
 # Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
 # ƴ also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the
@@ -81,7 +85,7 @@ def references() -> dict[str, dict]:
 
 def _entry(spec: LanguageSpec) -> dict | None:
     entry = references().get(spec.code)
-    if entry is None or not (DATA_DIR / entry["file"]).is_file():
+    if entry is None or not all((DATA_DIR / entry[k]).is_file() for k in ("file", "endings_file") if k in entry):
         return None
     if entry["kind"] == "charlm" and entry["real"] - entry["pseudo"] < MIN_GAP:
         return None
@@ -97,15 +101,17 @@ def words_coverage(spec: LanguageSpec) -> str | None:
     return f"{kind} ({entry['package']})"
 
 
-def _lines(entry: dict) -> list[str]:
-    return lzma.decompress((DATA_DIR / entry["file"]).read_bytes()).decode("utf-8").split("\n")
+def _lines(entry: dict, key: str = "file") -> list[str]:
+    return lzma.decompress((DATA_DIR / entry[key]).read_bytes()).decode("utf-8").split("\n")
 
 
 class WordList:
-    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon."""
+    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon; with
+    `endings`, a known word of MIN_STEM+ letters followed by one of them is known too."""
 
-    def __init__(self, entries: list[str], code: str):
+    def __init__(self, entries: list[str], code: str, endings: list[str] = ()):
         self.words = frozenset(entries)
+        self.endings = frozenset(endings)
         self.code = code
         self.known: dict[str, bool] = {}
 
@@ -113,7 +119,11 @@ class WordList:
         return remembered(self.known, word, self._lookup)
 
     def _lookup(self, word: str) -> bool:
-        return fold(word, self.code) in self.words
+        word = fold(word, self.code)
+        if word in self.words:
+            return True
+        return bool(self.endings) and any(word[i:] in self.endings and word[:i] in self.words
+                                          for i in range(MIN_STEM, len(word)))
 
 
 class LexiconScorer(Scorer):
@@ -121,17 +131,17 @@ class LexiconScorer(Scorer):
 
     def __init__(self, entry: dict, code: str):  # not super().__init__: that reads a Hunspell dictionary
         entries = [w for w in _lines(entry) if w]
-        lexicon = WordList(entries, code)
+        endings = [e for e in _lines(entry, "endings_file") if e] if "endings_file" in entry else []
+        lexicon = WordList(entries, code, endings)
         self._use(lexicon, _chance(entry, code, lexicon, entries))
 
 
 def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> dict[str, float]:
     """The list's chance profile (fluency.chance_profile), computed once per machine and list and cached
     under the synth cache as fluency's Hunspell profiles are."""
-    path = DATA_DIR / entry["file"]
-    stat = path.stat()
-    key = hashlib.sha256(f"{PROFILE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
-                         f"{FOLDS.get(code)}".encode()).hexdigest()[:16]
+    files = [DATA_DIR / entry[k] for k in ("file", "endings_file") if k in entry]
+    stats = "|".join(f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in files)
+    key = hashlib.sha256(f"{PROFILE_VERSION}|{stats}|{MIN_STEM}|{FOLDS.get(code)}".encode()).hexdigest()[:16]
     cached = cache_dir() / "fluency" / f"words-{code}-{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))

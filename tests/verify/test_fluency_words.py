@@ -10,8 +10,8 @@ import pytest
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
 from synth.verify.fluency import FluencyFilter, _pseudo_words, fluency_coverage
-from synth.verify.fluency_words import (DATA_DIR, CharModel, CharScorer, LexiconScorer, _lines, _model, fold,
-                                        references, words_scorer)
+from synth.verify.fluency_words import (DATA_DIR, CharModel, CharScorer, LexiconScorer, WordList, _lines, _model,
+                                        fold, references, words_scorer)
 
 # Everyday sentences, none from the UDHR nor from the packages the lists were built from.
 REAL = {
@@ -27,6 +27,9 @@ REAL = {
     "tel_Telu": "పిల్లలు ప్రతి రోజు ఉదయం బడికి వెళ్తారు. అమ్మ వంటగదిలో అన్నం వండుతోంది, నాన్న వార్తాపత్రిక "
                 "చదువుతున్నారు. నిన్న మేము బజారుకు వెళ్ళి కూరగాయలు, పండ్లు కొన్నాము. ఈ సంవత్సరం వర్షాలు బాగా "
                 "కురిశాయి, రైతులు సంతోషంగా ఉన్నారు.",
+    "quy_Latn": "Wawakunaqa sapa punchaw yachaywasiman rinku yachakunankupaq. Mamaymi wasipi mikuyta waykun, "
+                "taytaytaq chakrapi llamkan. Qayna punchawmi mercadoman rirqani papata, sarata rantinaypaq. Kunan "
+                "punchawqa anchatam parachkan, chaymi wasillaypi qepakuchkani.",
 }
 CHARLM = ("zul_Latn", "tel_Telu")
 
@@ -52,8 +55,8 @@ def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
     assert fluency_coverage("tat_Cyrl") == "word list (py_tat_morphan)"
     assert fluency_coverage("zul_Latn") == "char 5-gram lm (libreoffice-l10n-zu)"
     assert fluency_coverage("tel_Telu") == "char 5-gram lm (tesseract-ocr-tel)"
-    for code in ("plt_Latn", "quy_Latn"):  # no list good enough (bench/README.md)
-        assert code not in references() and fluency_coverage(code) is None, code
+    assert fluency_coverage("quy_Latn") == "word list (tesseract-ocr-que)"
+    assert "plt_Latn" not in references() and fluency_coverage("plt_Latn") is None  # no list (bench/README.md)
     assert fluency_coverage("swh_Latn").startswith("hunspell")  # a working dictionary stays first
     for code, entry in references().items():  # each list ships with its source and licence
         assert (DATA_DIR / entry["file"]).is_file() and entry["package"] in entry["source"], code
@@ -64,6 +67,14 @@ def test_fold_writes_words_as_their_lists_do():
     assert fold("Ƙasa", "hau_Latn") == "kasa" and fold("ɗan", "hau_Latn") == "dan" and fold("ɓera", "hau_Latn") == "bera"
     assert fold("ọjọ́", "yor_Latn") == "ọjọ" and fold("ènìyàn", "yor_Latn") == "eniyan"  # tones go, underdots stay
     assert fold("Ƙasa", "zul_Latn") == "ƙasa" and fold("Ba’ba", "tat_Cyrl") == "ba'ba"  # case and apostrophe only
+
+
+def test_endings_make_a_known_stem_with_an_attested_suffix_chain_a_word():
+    lexicon = WordList(["runakuna", "derecho", "wasi", "llamkay"], "quy_Latn", endings=["nchik", "kunapaq", "pas"])
+    assert "Derechonchik" in lexicon and "llamkaykunapaq" in lexicon and "runakunapas" in lexicon
+    assert "wasinchik" not in lexicon  # stem under MIN_STEM letters
+    assert "derechonchikmi" not in lexicon and "qorpanchik" not in lexicon  # unknown ending, unknown stem
+    assert "wasipas" not in WordList(["wasi"], "quy_Latn") and "derechopas" not in WordList(["derecho"], "quy_Latn")
 
 
 @pytest.mark.parametrize("code", list(REAL))
