@@ -13,10 +13,16 @@ that allows this use (the lists are derived data: the words, not the source's te
   zul_Latn  charlm   Debian `libreoffice-l10n-zu` (MPL-2.0): the Zulu translation of LibreOffice's user
                      interface (its gettext catalogs and registry strings), word counts; a fifth of the
                      word types is held out to measure the references
+  tel_Telu  charlm   Debian `tesseract-ocr-tel` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model (web text, one count per word type), a fifth of it held out likewise
+  quy_Latn  lexicon  Debian `tesseract-ocr-que` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model, with endings: the word-final strings that follow ENDING_STEMS or more
+                     distinct words of MIN_STEM+ letters of the list itself (Quechua's suffix chains)
 
-Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` (real text scores at the bar),
-Malagasy from GNOME's translations (GPL; references under 1 nat apart), Telugu from LibreOffice's and
-tessdata's (the formal UDHR register reads far below them).
+Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` without endings (real text
+scores at the bar) or as a character model (pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
+under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOffice's (the formal UDHR
+register reads far below them).
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
@@ -47,12 +53,14 @@ from pathlib import Path
 
 from synth.text import script_shares
 from synth.verify.fluency import MIN_LETTERS, _pseudo_words, words
-from synth.verify.fluency_words import DATA_DIR, REFERENCES, CharModel, fold
+from synth.verify.fluency_words import DATA_DIR, MIN_STEM, REFERENCES, CharModel, fold
 
 HWN = "hwn==0.1.0"
 TATMORPHAN = "py_tat_morphan==1.2.10"
 HELD_OUT = 0.2  # share of a character model's word types held out for its real-text reference
 PSEUDO = 6000
+ENDING_STEMS = 20  # distinct known stems an ending must follow in the list to be kept
+LONGEST_ENDING = 12
 
 
 def pip_download(spec: str, dest: Path) -> Path:
@@ -125,6 +133,15 @@ def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
     return [w for w, share in zip(found, script_shares(found, script)) if share == 1.0]
 
 
+def endings(items: list[str]) -> list[str]:
+    """Word-final strings of the list that follow ENDING_STEMS or more distinct words of MIN_STEM+ letters
+    of it (stem + suffix chain, as the list itself attests them)."""
+    known = set(items)
+    after = Counter(w[i:] for w in items for i in range(MIN_STEM, len(w))
+                    if len(w) - i <= LONGEST_ENDING and w[:i] in known)
+    return sorted(e for e, n in after.items() if n >= ENDING_STEMS)
+
+
 def char_model(strings: list[str], code: str, script: str, rng: random.Random) -> tuple[Counter, dict]:
     """Training word counts and the two references (see the module docstring)."""
     found = [fold(w, code) for s in strings for w in words(s) if len(w) >= MIN_LETTERS]
@@ -149,7 +166,12 @@ SOURCES = {  # code -> (kind, reader, source and licence; its package's name fir
                  "Debian tesseract-ocr-yor 4.1.0 (tessdata word list), Apache-2.0"),
     "tat_Cyrl": ("lexicon", tatar_strings, "pip py_tat_morphan 1.2.10 (analysed word forms), MIT"),
     "zul_Latn": ("charlm", zulu_strings, "Debian libreoffice-l10n-zu 7.4 (user-interface translation), MPL-2.0"),
+    "tel_Telu": ("charlm", lambda d: tesseract_words("tesseract-ocr-tel", "tel", d),
+                 "Debian tesseract-ocr-tel 4.1.0 (tessdata word list), Apache-2.0"),
+    "quy_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-que", "que", d),
+                 "Debian tesseract-ocr-que 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
 }
+WITH_ENDINGS = {"quy_Latn"}  # agglutinative: the list holds too few stem + suffix-chain combinations
 
 
 def main() -> None:
@@ -168,6 +190,10 @@ def main() -> None:
             items = lexicon_words(strings, code, script)
             body = "\n".join(items)
             entry["words"] = len(items)
+            if code in WITH_ENDINGS:
+                found = endings(items)
+                entry.update(endings_file=f"{code}.endings.txt.xz", endings=len(found))
+                (DATA_DIR / entry["endings_file"]).write_bytes(lzma.compress("\n".join(found).encode("utf-8"), preset=9))
         else:
             train, refs = char_model(strings, code, script, random.Random(0))
             body = "\n".join(f"{w}\t{n}" for w, n in sorted(train.items()))

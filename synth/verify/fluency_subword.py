@@ -50,7 +50,8 @@ REFERENCES = Path(__file__).with_name("fluency_subword.json")  # bench/fluency_s
 # half of this (bench/README.md), so a smaller gap puts the midpoint inside the real text of another kind.
 MIN_GAP = 1.0
 # Languages whose real text of another register reads far below their references, so the backend would
-# reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered.
+# reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered here
+# (fluency_words covers Telugu with a model of tessdata's word list).
 REGISTER_SENSITIVE = frozenset({"tel_Telu"})
 META = "\u2581"  # SentencePiece's word-start mark
 VOCAB_VERSION = 1

@@ -6,15 +6,20 @@ packages independent of every benchmark, never from the UDHR, and names each sou
 - lexicon: the words of a dictionary, a morphological analyser's word forms or an OCR model's word
   list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
   words or known beginnings, above what random letters drawn from the list's own letters score), so
-  0 is chance and 1 every word known, and the filter's bar means the same.
+  0 is chance and 1 every word known, and the filter's bar means the same. For an agglutinative
+  language (Quechua) a list cannot hold every stem with every chain of suffixes, so its entry may also
+  name endings: the word-final strings that the list itself attests after many distinct known stems.
+  A word is then also known as a known word of MIN_STEM+ letters followed by one of them.
 - charlm: where no lexicon knows enough of the language's words (Zulu writes a whole phrase as one
-  word), a character 5-gram model (Witten-Bell interpolation) of a real text's words. A text's level
+  word; Telugu's agglutinated forms are too many for any list), a character 5-gram model (Witten-Bell
+  interpolation) of a real text's words, or of a large word list's (one count per word). A text's level
   is the letter-weighted mean log-probability per character of its words of 4+ letters; the score
   places it between two references measured when the list was built, as fluency_subword does: 0 at
   pseudo-words drawn from the text's letter statistics, 1 at words of the text the model was not
   trained on (a held-out fifth of its word types: real words it has not seen, as in new text).
 
-A lexicon's chance profile is computed once per machine and cached under the synth cache.
+A lexicon's chance profile, and a character model's tables, are computed once per machine and cached
+under the synth cache.
 
 Words are compared folded: NFC, lower case, one apostrophe, and per language the marks its list does
 not write (FOLDS). A language without a list, or whose character model's references are under MIN_GAP
@@ -33,6 +38,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
 from synth.verify.fluency import LONGEST, PROFILE_VERSION, Scorer, chance_profile, remembered
@@ -44,6 +51,8 @@ ORDER = 5  # characters of context + 1: a trigram model draws the pseudo-words t
 # Nats per character between a character model's two references, below which it is not covered: its
 # real-text reference (unseen words) must sit well above pseudo-words for the midpoint to mean anything.
 MIN_GAP = 1.0
+MODEL_VERSION = 1  # of a cached character model's tables
+MIN_STEM = 5  # letters of the known word before an ending (lexicons with endings)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": "'"})
 # Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
 # ƴ also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the
@@ -76,7 +85,7 @@ def references() -> dict[str, dict]:
 
 def _entry(spec: LanguageSpec) -> dict | None:
     entry = references().get(spec.code)
-    if entry is None or not (DATA_DIR / entry["file"]).is_file():
+    if entry is None or not all((DATA_DIR / entry[k]).is_file() for k in ("file", "endings_file") if k in entry):
         return None
     if entry["kind"] == "charlm" and entry["real"] - entry["pseudo"] < MIN_GAP:
         return None
@@ -92,15 +101,17 @@ def words_coverage(spec: LanguageSpec) -> str | None:
     return f"{kind} ({entry['package']})"
 
 
-def _lines(entry: dict) -> list[str]:
-    return lzma.decompress((DATA_DIR / entry["file"]).read_bytes()).decode("utf-8").split("\n")
+def _lines(entry: dict, key: str = "file") -> list[str]:
+    return lzma.decompress((DATA_DIR / entry[key]).read_bytes()).decode("utf-8").split("\n")
 
 
 class WordList:
-    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon."""
+    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon; with
+    `endings`, a known word of MIN_STEM+ letters followed by one of them is known too."""
 
-    def __init__(self, entries: list[str], code: str):
+    def __init__(self, entries: list[str], code: str, endings: list[str] = ()):
         self.words = frozenset(entries)
+        self.endings = frozenset(endings)
         self.code = code
         self.known: dict[str, bool] = {}
 
@@ -108,7 +119,11 @@ class WordList:
         return remembered(self.known, word, self._lookup)
 
     def _lookup(self, word: str) -> bool:
-        return fold(word, self.code) in self.words
+        word = fold(word, self.code)
+        if word in self.words:
+            return True
+        return bool(self.endings) and any(word[i:] in self.endings and word[:i] in self.words
+                                          for i in range(MIN_STEM, len(word)))
 
 
 class LexiconScorer(Scorer):
@@ -116,17 +131,17 @@ class LexiconScorer(Scorer):
 
     def __init__(self, entry: dict, code: str):  # not super().__init__: that reads a Hunspell dictionary
         entries = [w for w in _lines(entry) if w]
-        lexicon = WordList(entries, code)
+        endings = [e for e in _lines(entry, "endings_file") if e] if "endings_file" in entry else []
+        lexicon = WordList(entries, code, endings)
         self._use(lexicon, _chance(entry, code, lexicon, entries))
 
 
 def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> dict[str, float]:
     """The list's chance profile (fluency.chance_profile), computed once per machine and list and cached
     under the synth cache as fluency's Hunspell profiles are."""
-    path = DATA_DIR / entry["file"]
-    stat = path.stat()
-    key = hashlib.sha256(f"{PROFILE_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
-                         f"{FOLDS.get(code)}".encode()).hexdigest()[:16]
+    files = [DATA_DIR / entry[k] for k in ("file", "endings_file") if k in entry]
+    stats = "|".join(f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in files)
+    key = hashlib.sha256(f"{PROFILE_VERSION}|{stats}|{MIN_STEM}|{FOLDS.get(code)}".encode()).hexdigest()[:16]
     cached = cache_dir() / "fluency" / f"words-{code}-{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))
@@ -138,7 +153,9 @@ def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> di
 
 class CharModel:
     """Character ORDER-gram model of words (counts), Witten-Bell interpolated down to a uniform
-    distribution over the characters seen plus one for an unseen one."""
+    distribution over the characters seen plus one for an unseen one. Held as two flat tables (what
+    the interpolation needs, nothing else), so that a model of a large list reads back from the synth
+    cache quickly instead of being counted again."""
 
     def __init__(self, counts: Counter):
         follow: list[dict[str, Counter]] = [defaultdict(Counter) for _ in range(ORDER)]
@@ -148,21 +165,30 @@ class CharModel:
                 for k in range(ORDER):
                     follow[k][padded[i - k:i]][padded[i]] += n
         self.uniform = 1.0 / (len(follow[0][""]) + 1)
-        # context -> (its count, its distinct followers, follower counts)
-        self.tables = [{ctx: (sum(c.values()), len(c), dict(c)) for ctx, c in table.items()} for table in follow]
+        # Witten-Bell: p(c | context) = share[context + c] + weight[context] * p(c | context's last k-1),
+        # share = count(context c) / (n + distinct), weight = distinct / (n + distinct)
+        self.weight: dict[str, float] = {}
+        self.share: dict[str, float] = {}
+        for table in follow:
+            for ctx, c in table.items():
+                total = sum(c.values()) + len(c)
+                self.weight[ctx] = len(c) / total
+                for ch, n in c.items():
+                    self.share[ctx + ch] = n / total
 
     def logprob_per_char(self, word: str) -> float:
         """Log-probability of `word` and its end, per character of the word."""
         padded = "^" * (ORDER - 1) + word + "$"
+        weight, share = self.weight, self.share
         total = 0.0
         for i in range(ORDER - 1, len(padded)):
             p = self.uniform
             for k in range(ORDER):
-                found = self.tables[k].get(padded[i - k:i])
-                if found is None:
+                ctx = padded[i - k:i]
+                w = weight.get(ctx)
+                if w is None:
                     break
-                n, distinct, follow = found
-                p = (follow.get(padded[i], 0) + distinct * p) / (n + distinct)
+                p = share.get(ctx + padded[i], 0.0) + w * p
             total += math.log(p)
         return total / max(1, len(word))
 
@@ -170,14 +196,46 @@ class CharModel:
         """Letter-weighted mean log-probability per character of `items`."""
         return sum(len(w) * self.logprob_per_char(w) for w in items) / sum(map(len, items))
 
+    def dump(self) -> bytes:
+        """The tables as bytes (`load` reads them): the uniform probability, the sizes, the values as
+        float64 and the keys, NUL-separated (no word holds one)."""
+        keys = "\x00".join([*self.weight, *self.share]).encode("utf-8")
+        values = np.array([self.uniform, len(self.weight), len(self.share), *self.weight.values(),
+                           *self.share.values()], dtype=np.float64)
+        return np.int64(values.nbytes).tobytes() + values.tobytes() + keys
+
+    @classmethod
+    def load(cls, data: bytes) -> CharModel:
+        size = int(np.frombuffer(data[:8], dtype=np.int64)[0])
+        values = np.frombuffer(data[8:8 + size], dtype=np.float64).tolist()
+        keys = data[8 + size:].decode("utf-8").split("\x00")
+        model = cls.__new__(cls)
+        model.uniform, n = values[0], int(values[1])
+        model.weight = dict(zip(keys[:n], values[3:3 + n]))
+        model.share = dict(zip(keys[n:], values[3 + n:]))
+        return model
+
+
+def _model(entry: dict) -> CharModel:
+    """The list's character model, counted once per machine and list and cached under the synth cache
+    (counting a list of 170,000 words takes seconds)."""
+    path = DATA_DIR / entry["file"]
+    stat = path.stat()
+    key = hashlib.sha256(f"{MODEL_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "fluency" / f"charlm-{path.name.split('.')[0]}-{key}.bin"
+    if cached.is_file():
+        return CharModel.load(cached.read_bytes())
+    model = CharModel(Counter({w: int(n) for w, n in (line.split("\t") for line in _lines(entry) if line)}))
+    save_cached(cached, model.dump())
+    return model
+
 
 class CharScorer(LevelScorer):
     """One language, its words measured by the character model of its list."""
 
     def __init__(self, entry: dict, spec: LanguageSpec):
         super().__init__(entry["real"], entry["pseudo"], spec.script)
-        counts = Counter({w: int(n) for w, n in (line.split("\t") for line in _lines(entry) if line)})
-        self.model = CharModel(counts)
+        self.model = _model(entry)
         self.code = spec.code
 
     def logprob(self, word: str) -> float:
