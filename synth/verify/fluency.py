@@ -86,10 +86,17 @@ def remembered(cache: dict, key: str, compute):
     return value
 
 
-def word_sums(cache: dict, words: list[str], compute) -> list[tuple]:
+def word_sums(cache: dict, words: list[str], compute, compute_many=None) -> list[tuple]:
     """`remembered` for each of a text's words: a scorer's per-word part of a text's sums. The parts
-    are tuples, never empty, so a word seen before costs one dict lookup in C (`or` skips the call)."""
+    are tuples, never empty, so a word seen before costs one dict lookup in C (`or` skips the call).
+    `compute_many`, if given, measures all of the text's new words in one call."""
     get = cache.get
+    if compute_many is not None:
+        new = list(dict.fromkeys(word for word in words if word not in cache))
+        if new:
+            if len(cache) + len(new) > CACHE_WORDS:
+                cache.clear()
+            cache.update(zip(new, compute_many(new)))
     return [get(word) or remembered(cache, word, compute) for word in words]
 
 

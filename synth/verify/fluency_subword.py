@@ -173,8 +173,12 @@ class LevelScorer:
             return 0, 0.0
         return n, n * self.logprob(word)
 
+    def _many_word_sums(self, words: list[str]) -> list[tuple[int, float]]:
+        """`_word_sums` of several words (a subclass may measure them together)."""
+        return list(map(self._word_sums, words))
+
     def score(self, text: str) -> float | None:
-        sums = word_sums(self.sums, words(text), self._word_sums)  # fluency's words: one definition for every backend
+        sums = word_sums(self.sums, words(text), self._word_sums, self._many_word_sums)  # fluency's words: one definition for every backend
         total, weighted = map(sum, zip(*sums)) if sums else (0, 0.0)
         if not total:
             return None

@@ -41,9 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from synth.languages import LanguageSpec
+from synth.text import wholly_in_script
 from synth.paths import cache_dir, save_cached
-from synth.verify.fluency import LONGEST, PROFILE_VERSION, Scorer, chance_profile, remembered
+from synth.verify.fluency import LONGEST, MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, remembered
 from synth.verify.fluency_subword import LevelScorer
+from synth.verify.grams import gram_hashes
 
 REFERENCES = Path(__file__).with_name("fluency_words.json")  # bench/fluency_wordlists.py writes it
 DATA_DIR = Path(__file__).with_name("fluency_words")
@@ -51,7 +53,7 @@ ORDER = 5  # characters of context + 1: a trigram model draws the pseudo-words t
 # Nats per character between a character model's two references, below which it is not covered: its
 # real-text reference (unseen words) must sit well above pseudo-words for the midpoint to mean anything.
 MIN_GAP = 1.0
-MODEL_VERSION = 1  # of a cached character model's tables
+MODEL_VERSION = 3  # of a cached character model's tables
 MIN_STEM = 5  # letters of the known word before an ending (lexicons with endings)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": "'"})
 # Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
@@ -153,9 +155,11 @@ def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> di
 
 class CharModel:
     """Character ORDER-gram model of words (counts), Witten-Bell interpolated down to a uniform
-    distribution over the characters seen plus one for an unseen one. Held as two flat tables (what
-    the interpolation needs, nothing else), so that a model of a large list reads back from the synth
-    cache quickly instead of being counted again."""
+    distribution over the characters seen plus one for an unseen one.
+
+    Held as two tables of 64-bit string keys (`_keys`) and values (`KeyTable`), what the interpolation
+    needs and nothing else: a model of a large list loads from the synth cache in milliseconds instead
+    of being counted again or read into dicts, and a batch of words is scored in a few numpy passes."""
 
     def __init__(self, counts: Counter):
         follow: list[dict[str, Counter]] = [defaultdict(Counter) for _ in range(ORDER)]
@@ -164,56 +168,125 @@ class CharModel:
             for i in range(ORDER - 1, len(padded)):
                 for k in range(ORDER):
                     follow[k][padded[i - k:i]][padded[i]] += n
-        self.uniform = 1.0 / (len(follow[0][""]) + 1)
         # Witten-Bell: p(c | context) = share[context + c] + weight[context] * p(c | context's last k-1),
         # share = count(context c) / (n + distinct), weight = distinct / (n + distinct)
-        self.weight: dict[str, float] = {}
-        self.share: dict[str, float] = {}
+        weight: dict[str, float] = {}
+        share: dict[str, float] = {}
         for table in follow:
             for ctx, c in table.items():
                 total = sum(c.values()) + len(c)
-                self.weight[ctx] = len(c) / total
+                weight[ctx] = len(c) / total
                 for ch, n in c.items():
-                    self.share[ctx + ch] = n / total
+                    share[ctx + ch] = n / total
+        self.uniform = 1.0 / (len(follow[0][""]) + 1)
+        self.weight, self.share = KeyTable.of(weight), KeyTable.of(share)
+
+    def logprobs_per_char(self, words: list[str]) -> np.ndarray:
+        """Log-probability of each word and its end, per character of the word."""
+        if not words:
+            return np.zeros(0)
+        padded = ["^" * (ORDER - 1) + w + "$" for w in words]
+        codes = np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        sizes = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+        steps = sizes - (ORDER - 1)  # each character of the word and its end, in turn
+        first = np.cumsum(steps) - steps
+        at = np.arange(int(steps.sum()), dtype=np.int64) + np.repeat(np.cumsum(sizes) - sizes + ORDER - 1 - first, steps)
+        back = np.repeat(np.arange(ORDER), at.size)  # every order's context at once: order k starts k back
+        start = np.tile(at, ORDER) - back
+        weights = self.weight.get(_keys(codes, start, back)).reshape(ORDER, at.size)
+        shares = np.nan_to_num(self.share.get(_keys(codes, start, back + 1))).reshape(ORDER, at.size)
+        p = np.full(at.size, self.uniform)
+        known = np.ones(at.size, dtype=bool)  # the context so far is in the model
+        for k in range(ORDER):
+            known &= ~np.isnan(weights[k])
+            p = np.where(known, shares[k] + weights[k] * p, p)
+        return np.add.reduceat(np.log(p), first) / np.maximum(1, sizes - ORDER)
 
     def logprob_per_char(self, word: str) -> float:
-        """Log-probability of `word` and its end, per character of the word."""
-        padded = "^" * (ORDER - 1) + word + "$"
-        weight, share = self.weight, self.share
-        total = 0.0
-        for i in range(ORDER - 1, len(padded)):
-            p = self.uniform
-            for k in range(ORDER):
-                ctx = padded[i - k:i]
-                w = weight.get(ctx)
-                if w is None:
-                    break
-                p = share.get(ctx + padded[i], 0.0) + w * p
-            total += math.log(p)
-        return total / max(1, len(word))
+        return float(self.logprobs_per_char([word])[0])
 
     def level(self, items: list[str]) -> float:
         """Letter-weighted mean log-probability per character of `items`."""
-        return sum(len(w) * self.logprob_per_char(w) for w in items) / sum(map(len, items))
+        lengths = np.fromiter(map(len, items), dtype=np.float64, count=len(items))
+        return float((lengths * self.logprobs_per_char(items)).sum() / lengths.sum())
 
     def dump(self) -> bytes:
-        """The tables as bytes (`load` reads them): the uniform probability, the sizes, the values as
-        float64 and the keys, NUL-separated (no word holds one)."""
-        keys = "\x00".join([*self.weight, *self.share]).encode("utf-8")
-        values = np.array([self.uniform, len(self.weight), len(self.share), *self.weight.values(),
-                           *self.share.values()], dtype=np.float64)
-        return np.int64(values.nbytes).tobytes() + values.tobytes() + keys
+        """The tables as bytes (`load` reads them)."""
+        weight, share = self.weight.dump(), self.share.dump()
+        return np.array([self.uniform, len(weight)], dtype=np.float64).tobytes() + weight + share
 
     @classmethod
     def load(cls, data: bytes) -> CharModel:
-        size = int(np.frombuffer(data[:8], dtype=np.int64)[0])
-        values = np.frombuffer(data[8:8 + size], dtype=np.float64).tolist()
-        keys = data[8 + size:].decode("utf-8").split("\x00")
         model = cls.__new__(cls)
-        model.uniform, n = values[0], int(values[1])
-        model.weight = dict(zip(keys[:n], values[3:3 + n]))
-        model.share = dict(zip(keys[n:], values[3 + n:]))
+        model.uniform, size = np.frombuffer(data[:16], dtype=np.float64).tolist()
+        model.weight, model.share = KeyTable.load(data[16:16 + int(size)]), KeyTable.load(data[16 + int(size):])
         return model
+
+
+_LENGTH_MIX = np.uint64(0xD6E8FEB86659FD93)
+
+
+def _keys(codes: np.ndarray, at: np.ndarray, n) -> np.ndarray:
+    """64-bit key of the string of n code points from each position (grams.gram_hashes, its length
+    mixed in). Two strings share a key with odds of about 2^-64 per pair: a context would then borrow
+    another's probability."""
+    with np.errstate(over="ignore"):
+        return gram_hashes(codes, at, n) ^ (np.asarray(n, dtype=np.uint64) * _LENGTH_MIX)
+
+
+class KeyTable:
+    """A read-only hash table of 64-bit keys and float values in three numpy arrays (linear probing,
+    under half full): a lookup reads about one slot, where a binary search over a sorted table of the
+    same keys read twenty, most of them cache misses."""
+
+    def __init__(self, bits: int, keys: np.ndarray, values: np.ndarray, used: np.ndarray):
+        self.bits = bits  # a key's home slot: its top bits
+        self.keys, self.values, self.used = keys, values, used
+
+    @classmethod
+    def of(cls, values: dict[str, float]) -> KeyTable:
+        strings = list(values)
+        codes = np.frombuffer("".join(strings).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        sizes = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        keys = _keys(codes, np.cumsum(sizes) - sizes, sizes)
+        if np.unique(keys).size != keys.size:
+            raise ValueError("two strings of the model share a key")  # odds of about 2^-64 per pair
+        bits = max(4, (2 * len(strings)).bit_length())  # 2^bits >= 2 x the keys: under half full
+        home = (keys >> np.uint64(64 - bits)).astype(np.int64)
+        order = np.argsort(home, kind="stable")
+        # linear probing laid out at once: in home order, each key takes its home or the slot after the
+        # key before it, whichever is later (slots past the last home are an overflow, never wrapped)
+        slot = np.maximum.accumulate(home[order] - np.arange(order.size)) + np.arange(order.size)
+        size = max(1 << bits, int(slot[-1]) + 2 if slot.size else 1)
+        table_keys, table_values, used = np.zeros(size, np.uint64), np.zeros(size), np.zeros(size, bool)
+        table_keys[slot], used[slot] = keys[order], True
+        table_values[slot] = np.fromiter(values.values(), dtype=np.float64, count=len(strings))[order]
+        return cls(bits, table_keys, table_values, used)
+
+    def get(self, wanted: np.ndarray) -> np.ndarray:
+        """The values of the wanted keys; NaN for a key the table does not have."""
+        out = np.full(wanted.size, np.nan)
+        pending = np.arange(wanted.size)
+        slot = (wanted >> np.uint64(64 - self.bits)).astype(np.int64)
+        while pending.size:
+            used = self.used[slot]
+            hit = used & (self.keys[slot] == wanted[pending])
+            out[pending[hit]] = self.values[slot[hit]]
+            going = used & ~hit  # an empty slot ends the search: not there
+            pending, slot = pending[going], slot[going] + 1
+        return out
+
+    def dump(self) -> bytes:
+        return np.array([self.bits, self.used.size], dtype=np.int64).tobytes() + self.keys.tobytes() \
+            + self.values.tobytes() + np.packbits(self.used).tobytes()
+
+    @classmethod
+    def load(cls, data: bytes) -> KeyTable:
+        bits, size = np.frombuffer(data[:16], dtype=np.int64).tolist()
+        keys = np.frombuffer(data[16:16 + 8 * size], dtype=np.uint64)
+        values = np.frombuffer(data[16 + 8 * size:16 + 16 * size], dtype=np.float64)
+        used = np.unpackbits(np.frombuffer(data[16 + 16 * size:], dtype=np.uint8), count=size).astype(bool)
+        return cls(bits, keys, values, used)
 
 
 def _model(entry: dict) -> CharModel:
@@ -240,6 +313,12 @@ class CharScorer(LevelScorer):
 
     def logprob(self, word: str) -> float:
         return self.model.logprob_per_char(fold(word, self.code))
+
+    def _many_word_sums(self, words: list[str]) -> list[tuple[int, float]]:
+        """`_word_sums` of a text's new words, the model asked once for all of them."""
+        scored = [w for w in words if len(w) >= MIN_LETTERS and wholly_in_script(w, self.script)]
+        levels = dict(zip(scored, self.model.logprobs_per_char([fold(w, self.code) for w in scored]).tolist()))
+        return [(len(w), len(w) * levels[w]) if w in levels else (0, 0.0) for w in words]
 
 
 _SCORERS: dict[str, LexiconScorer | CharScorer | None] = {}

@@ -2,15 +2,17 @@
 neither benchmark text nor text the lists came from (sentences written for this test) scores above the bar,
 pseudo-words with the list's letter statistics below it, and languages without a list stay null."""
 
+import math
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 
+import numpy as np
 import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
 from synth.verify.fluency import FluencyFilter, _pseudo_words, fluency_coverage
-from synth.verify.fluency_words import (DATA_DIR, CharModel, CharScorer, LexiconScorer, WordList, _lines, _model,
+from synth.verify.fluency_words import (DATA_DIR, ORDER, CharModel, CharScorer, LexiconScorer, WordList, _lines, _model,
                                         fold, references, words_scorer)
 
 # Everyday sentences, none from the UDHR nor from the packages the lists were built from.
@@ -97,13 +99,46 @@ def test_the_character_model_prefers_a_word_to_its_letters_shuffled():
 def test_a_character_model_reads_back_from_the_cache_as_counted(tmp_path, monkeypatch):
     model = CharModel(Counter({"ukufunda": 5, "ukubhala": 3, "ukudla": 4, "izingane": 2}))
     again = CharModel.load(model.dump())
-    assert (again.uniform, again.weight, again.share) == (model.uniform, model.weight, model.share)
+    assert again.uniform == model.uniform
+    assert all(np.array_equal(getattr(getattr(again, t), a), getattr(getattr(model, t), a))
+               for t in ("weight", "share") for a in ("keys", "values", "used"))
     monkeypatch.setenv("SYNTH_CACHE", str(tmp_path))
     entry = references()["zul_Latn"]
     counted = _model(entry)  # counted from the shipped list, then saved
     assert [p.name.startswith("charlm-zul_Latn-") for p in (tmp_path / "fluency").iterdir()] == [True]
     cached = _model(entry)
-    assert cached.share == counted.share and cached.logprob_per_char("ukufunda") == counted.logprob_per_char("ukufunda")
+    assert np.array_equal(cached.share.values, counted.share.values) and cached.logprob_per_char("ukufunda") == counted.logprob_per_char("ukufunda")
+
+
+def witten_bell(counts: Counter, word: str) -> float:
+    """The model's definition, one character and one order at a time in dicts (CharModel holds it in
+    sorted key tables and scores words in batches)."""
+    follow = [defaultdict(Counter) for _ in range(ORDER)]
+    for w, n in counts.items():
+        padded = "^" * (ORDER - 1) + w + "$"
+        for i in range(ORDER - 1, len(padded)):
+            for k in range(ORDER):
+                follow[k][padded[i - k:i]][padded[i]] += n
+    padded, total = "^" * (ORDER - 1) + word + "$", 0.0
+    for i in range(ORDER - 1, len(padded)):
+        p = 1.0 / (len(follow[0][""]) + 1)
+        for k in range(ORDER):
+            seen = follow[k].get(padded[i - k:i])
+            if seen is None:
+                break
+            n, distinct = sum(seen.values()), len(seen)
+            p = seen.get(padded[i], 0) / (n + distinct) + distinct / (n + distinct) * p
+        total += math.log(p)
+    return total / max(1, len(word))
+
+
+def test_the_character_model_computes_witten_bell_as_defined():
+    counts = Counter({w: int(n) for w, n in (line.split("\t") for line in _lines(references()["zul_Latn"])[:3000] if line)})
+    model = CharModel(counts)
+    words = ["ukufunda", "abantwana", "xyzq", "a", "", "ngiyabonga", "umuntu", "ŋŋŋ", "izingane", "ukudla"] + list(counts)[:200]
+    got = model.logprobs_per_char(words)
+    assert np.allclose(got, [witten_bell(counts, w) for w in words], rtol=1e-12, atol=1e-12)
+    assert [model.logprob_per_char(w) for w in words[:10]] == got[:10].tolist()  # alone or in a batch, the same
 
 
 def test_the_verifier_keeps_real_rows_rejects_pseudo_words_and_leaves_uncovered_null(registry):
