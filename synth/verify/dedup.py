@@ -117,6 +117,9 @@ def _reference_sketch(text: str) -> tuple[str, np.ndarray]:
     return keys[0], signatures[0]
 
 
+_BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
 def band_keys(signatures: np.ndarray) -> list[list[int]]:
     """Each signature's BANDS band keys, one int per band (its _ROWS bins and its band number mixed
     into 64 bits), for a whole batch in numpy: a dict lookup of an int costs less than slicing and
@@ -130,9 +133,6 @@ def band_keys(signatures: np.ndarray) -> list[list[int]]:
             h = (h ^ bins[:, :, r]) * _BAND_MIX
             h ^= h >> np.uint64(31)
     return h.tolist()
-
-
-_BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 class _Index:
