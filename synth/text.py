@@ -296,6 +296,14 @@ def words(text: str) -> list[str]:
     """The words of `text` as spaces separate them, and as fastText reads a line: the Ethiopic wordspace
     U+1361, which older Amharic text writes instead of spaces, separates words too (lid.176 misreads
     Amharic without it: bench/README.md), and so does NUL."""
+    return spaced(text).split()
+
+
+WORD_SEPARATORS = "\u1361\x00"  # what separates words besides str.split's whitespace (see `words`)
+
+
+def spaced(text: str) -> str:
+    """`text` with the WORD_SEPARATORS as spaces."""
     if "\u1361" in text or "\x00" in text:
-        text = text.replace("\u1361", " ").replace("\x00", " ")
-    return text.split()
+        return text.replace("\u1361", " ").replace("\x00", " ")
+    return text

@@ -51,7 +51,7 @@ import regex
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
-from synth.text import UNSPACED, prose, re_class_table, script_shares
+from synth.text import UNSPACED, WORD_SEPARATORS, prose, re_class_table, script_shares
 from synth.verify.base import Candidate, Filter
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def _word_pattern() -> regex.Pattern:
     slash or a digit of any script in it. One regex pass per text finds what splitting on those, then
     stripping what is not a letter or mark at either end, would leave (tests/verify/test_fluency.py
     holds the two equal)."""
-    spaces = "".join(map(chr, np.flatnonzero(re_class_table(r"\s")).tolist())) + "\u1361\x00"
+    spaces = "".join(map(chr, np.flatnonzero(re_class_table(r"\s")).tolist())) + WORD_SEPARATORS
     return regex.compile(r"[\p{L}\p{M}](?:[^%s\-‐‑–—/_·\d]*[\p{L}\p{M}])?" % regex.escape(spaces))
 
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
-from synth.text import words as split_words
+from synth.text import spaced, words as split_words
 from synth.verify.base import Candidate, Filter
 from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
 
@@ -126,12 +126,8 @@ def window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_window
     size, longest = _window_sizes(lengths, per_text, min_chars, max_windows)
     cut = np.flatnonzero(longest > size)
     if cut.size:  # runs longer than a window (scripts written without spaces): cut into pieces of `size`
-        first_word, pieces, done = np.cumsum(per_text) - per_text, [], 0
-        for t in cut.tolist():
-            a, b = int(first_word[t]), int(first_word[t] + per_text[t])
-            pieces += [tokens[done:a], _cut(tokens[a:b], int(size[t]))]
-            per_text[t], done = len(pieces[-1]), b
-        tokens = list(chain.from_iterable([*pieces, tokens[done:]]))
+        tokens = list(chain.from_iterable(_spliced(per_text, size, cut, lambda a, b: tokens[a:b],
+                                                   lambda a, b, step: _cut(tokens[a:b], step), len(tokens))))
         lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
     return (tokens, *_layout(lengths, per_text, size))
 
@@ -141,15 +137,25 @@ def _cut(words: list[str], size: int) -> list[str]:
     return [word[i:i + size] for word in words for i in range(0, len(word), size)]
 
 
+def _spliced(per_text: np.ndarray, size: np.ndarray, cut: np.ndarray, keep, cut_words, total: int) -> list:
+    """The batch's words as pieces, the words of the `cut` texts cut to their window size: `keep(a, b)`
+    gives words a..b as they are, `cut_words(a, b, size)` cut. Updates those texts' word counts."""
+    first_word, pieces, done = np.cumsum(per_text) - per_text, [], 0
+    for t in cut.tolist():
+        a, b = int(first_word[t]), int(first_word[t] + per_text[t])
+        pieces += [keep(done, a), cut_words(a, b, int(size[t]))]
+        per_text[t], done = len(pieces[-1]), b
+    return [*pieces, keep(done, total)]
+
+
 def arrow_window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS
                        ) -> tuple[pa.DictionaryArray, np.ndarray, np.ndarray, np.ndarray] | None:
     """`window_spans` with the words split, measured and dictionary-encoded by Arrow's kernels: no
     Python string per word, each distinct word of the batch once. Arrow's whitespace is str.split's
     (tests/verify/test_lid_windows.py holds the two equal on every code point). None where a text
     cannot be UTF-8 (a lone surrogate): `window_spans` handles it."""
-    try:  # the separators synth.text.words adds to str.split's
-        array = _strings([t.replace("\u1361", " ").replace("\x00", " ") if "\u1361" in t or "\x00" in t else t
-                          for t in texts])
+    try:
+        array = _strings(list(map(spaced, texts)))
     except UnicodeEncodeError:
         return None
     split = pc.utf8_split_whitespace(array)
@@ -162,13 +168,10 @@ def arrow_window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_
     per_text = np.bincount(owner, minlength=len(texts)).astype(np.int64)
     size, longest = _window_sizes(lengths, per_text, min_chars, max_windows)
     cut = np.flatnonzero(longest > size)
-    if cut.size:  # as in window_spans, these texts' words only as Python strings
-        first_word, pieces, done = np.cumsum(per_text) - per_text, [], 0
-        for t in cut.tolist():
-            a, b = int(first_word[t]), int(first_word[t] + per_text[t])
-            pieces += [words.slice(done, a - done), _strings(_cut(words.slice(a, b - a).to_pylist(), int(size[t])))]
-            per_text[t], done = len(pieces[-1]), b
-        words = pa.concat_arrays([*pieces, words.slice(done)])
+    if cut.size:  # as in window_spans; only these texts' words become Python strings
+        words = pa.concat_arrays(_spliced(per_text, size, cut, lambda a, b: words.slice(a, b - a),
+                                          lambda a, b, step: _strings(_cut(words.slice(a, b - a).to_pylist(), step)),
+                                          len(words)))
         lengths = pc.utf8_length(words).to_numpy()
     return (words.dictionary_encode(), *_layout(lengths, per_text, size))
 
