@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synth.arrays import int64_array, int_values, string_array
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.text import spaced, words as split_words
@@ -102,7 +103,7 @@ class LidModel:
             labels, probs = self.model.top_k_spans(tokens, counts, k)
         else:
             coded, counts, chars, first = spans
-            labels, probs = self.model.top_k_coded(coded.dictionary.to_pylist(), coded.indices.to_numpy(), counts, k)
+            labels, probs = self.model.top_k_coded(coded.dictionary.to_pylist(), int_values(coded.indices), counts, k)
         scan = WindowScan(first=first, chars=chars.astype(np.float64), labels=labels, probs=probs)
         self._last = (key, scan)
         return scan
@@ -155,34 +156,25 @@ def arrow_window_spans(texts: Sequence[str], min_chars: int = WINDOW_CHARS, max_
     (tests/verify/test_lid_windows.py holds the two equal on every code point). None where a text
     cannot be UTF-8 (a lone surrogate): `window_spans` handles it."""
     try:
-        array = _strings(list(map(spaced, texts)))
+        array = string_array(list(map(spaced, texts)))
     except UnicodeEncodeError:
         return None
     split = pc.utf8_split_whitespace(array)
     words = pc.list_flatten(split)
     measured = pc.utf8_length(words)
-    lengths, owner = measured.to_numpy(), pc.list_parent_indices(split).to_numpy()
+    lengths, owner = int_values(measured), int_values(pc.list_parent_indices(split))
     kept = lengths > 0  # Arrow keeps an empty string before leading and after trailing whitespace
     if not kept.all():
-        words, lengths, owner = words.filter(pc.greater(measured, 0)), lengths[kept], owner[kept]
+        words, lengths, owner = words.take(int64_array(np.flatnonzero(kept))), lengths[kept], owner[kept]
     per_text = np.bincount(owner, minlength=len(texts)).astype(np.int64)
     size, longest = _window_sizes(lengths, per_text, min_chars, max_windows)
     cut = np.flatnonzero(longest > size)
     if cut.size:  # as in window_spans; only these texts' words become Python strings
         words = pa.concat_arrays(_spliced(per_text, size, cut, lambda a, b: words.slice(a, b - a),
-                                          lambda a, b, step: _strings(_cut(words.slice(a, b - a).to_pylist(), step)),
+                                          lambda a, b, step: string_array(_cut(words.slice(a, b - a).to_pylist(), step)),
                                           len(words)))
-        lengths = pc.utf8_length(words).to_numpy()
+        lengths = int_values(pc.utf8_length(words))
     return (words.dictionary_encode(), *_layout(lengths, per_text, size))
-
-
-def _strings(texts: Sequence[str]) -> pa.LargeStringArray:
-    """An Arrow array of `texts` built from their UTF-8 bytes (pa.array would import pandas to look
-    for its types); raises UnicodeEncodeError for a lone surrogate."""
-    encoded = [t.encode() for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    return pa.LargeStringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
 
 
 def _window_sizes(lengths: np.ndarray, per_text: np.ndarray, min_chars: int, max_windows: int

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from synth.arrays import int64_array
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify.base import Candidate
@@ -257,13 +258,6 @@ def language_chunks(langs: Sequence[str], size: int = CHUNK_ROWS) -> list[list[i
     return chunks
 
 
-def _indices(rows: list[int]) -> pa.Array:
-    """Row indices as an Arrow array, built from its buffer: `pa.array` of a list or numpy array
-    imports pandas to check for pandas objects, a third of a second before the first chunk is sent."""
-    values = np.asarray(rows, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), values.size, [None, pa.py_buffer(values)])
-
-
 def _workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -304,7 +298,7 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
                     langs = batch.column("lang").to_pylist()
                     chunks = language_chunks(langs)
                     needed = batch.select([c for c in (*REQUIRED, *OPTIONAL) if c in batch.schema.names])
-                    pending = [pool.apply_async(_score_chunk, (needed.take(_indices(chunk)),)) for chunk in chunks]
+                    pending = [pool.apply_async(_score_chunk, (needed.take(int64_array(chunk)),)) for chunk in chunks]
                     inflight.append((batch, langs, chunks, pending))
                     jobs[:] = [job for job in jobs if not job.ready()] + pending
                     return
