@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
-import math
 import random
 import unicodedata
 from collections import Counter, defaultdict
@@ -43,7 +42,7 @@ import numpy as np
 from synth.languages import LanguageSpec
 from synth.text import wholly_in_script
 from synth.paths import cache_dir, save_cached
-from synth.verify.fluency import LONGEST, MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, remembered
+from synth.verify.fluency import MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, remembered
 from synth.verify.fluency_subword import LevelScorer
 from synth.verify.grams import gram_hashes
 
