@@ -86,18 +86,19 @@ def remembered(cache: dict, key: str, compute):
     return value
 
 
-def word_sums(cache: dict, words: list[str], compute, compute_many=None) -> list[tuple]:
-    """`remembered` for each of a text's words: a scorer's per-word part of a text's sums. The parts
-    are tuples, never empty, so a word seen before costs one dict lookup in C (`or` skips the call).
-    `compute_many`, if given, measures all of the text's new words in one call."""
+def word_sums(cache: dict, words: list[str], measure) -> list[tuple]:
+    """Each of a text's words' part of a scorer's sums (a tuple), from `cache`; the words not in it are
+    measured together, `measure(new_words)`, and remembered (bounded as `remembered` is). A text of
+    words seen before costs one dict lookup per word, in C."""
     get = cache.get
-    if compute_many is not None:
-        new = list(dict.fromkeys(word for word in words if word not in cache))
-        if new:
-            if len(cache) + len(new) > CACHE_WORDS:
-                cache.clear()
-            cache.update(zip(new, compute_many(new)))
-    return [get(word) or remembered(cache, word, compute) for word in words]
+    found = [get(word) for word in words]
+    if None in found:
+        new = list(dict.fromkeys(word for word, part in zip(words, found) if part is None))
+        if len(cache) + len(new) > CACHE_WORDS:
+            cache.clear()
+        cache.update(zip(new, measure(new)))
+        found = [get(word) for word in words]
+    return found
 
 
 def dictionary_dirs() -> list[Path]:
@@ -388,18 +389,17 @@ class Scorer:
         self.chance = [0.0] + [chance[str(n)] if str(n) in chance else chance[n] for n in range(1, LONGEST + 1)]
         self.sums: dict[str, tuple] = {}  # word -> its part of a text's sums: one lookup per word seen before
 
-    def _word_sums(self, word: str) -> tuple[int, float, int]:
-        """The word's letters, the letters chance would know, and the letters known (all 0 for a
-        word under MIN_LETTERS)."""
-        n = len(word)
-        if n < MIN_LETTERS:
-            return 0, 0.0, 0
-        return n, n * self.chance[min(n, LONGEST)], known_letters(word, self.lexicon)
+    def _measure(self, new: list[str]) -> list[tuple[int, float, int]]:
+        """Each word's letters, the letters chance would know, and the letters known (all 0 for a word
+        under MIN_LETTERS)."""
+        chance, lexicon = self.chance, self.lexicon
+        return [(len(w), len(w) * chance[min(len(w), LONGEST)], known_letters(w, lexicon)) if len(w) >= MIN_LETTERS
+                else (0, 0.0, 0) for w in new]
 
     def score(self, text: str) -> float | None:
         """Known share of the letters of the words of 4+ letters, above chance, in [0, 1]; None
         without such words."""
-        sums = word_sums(self.sums, words(text), self._word_sums)
+        sums = word_sums(self.sums, words(text), self._measure)
         total, expected, known = map(sum, zip(*sums)) if sums else (0, 0.0, 0)
         if not total:
             return None

@@ -154,31 +154,27 @@ class LevelScorer:
     """Where a language's text sits between two references, its pseudo-word and real-text levels (0 and
     1, clipped), a level being the letter-weighted mean log-probability per character of the text's
     words of 4+ letters in the language's script. A subclass says how a word's log-probability per
-    character is measured (`logprob`)."""
+    character is measured (`logprobs`)."""
 
     def __init__(self, real: float, pseudo: float, script: str):
         self.real, self.pseudo, self.script = real, pseudo, script
         self.sums: dict[str, tuple[int, float]] = {}  # word -> its letters and their log-probability
 
-    def logprob(self, word: str) -> float:
+    def logprobs(self, words: list[str]) -> list[float]:
+        """Each word's log-probability per character (the words are in the script, of MIN_LETTERS+)."""
         raise NotImplementedError
 
-    def _word_sums(self, word: str) -> tuple[int, float]:
-        """The word's letters and their log-probability (its length times its log-probability per
+    def _measure(self, new: list[str]) -> list[tuple[int, float]]:
+        """Each word's letters and their log-probability (its length times its log-probability per
         character); (0, 0.0) for a word under MIN_LETTERS or not wholly in the language's script (an
         English term in Tamil text: the script and mixed_language filters judge those, and a model of
         the language would charge each of its letters as unknown)."""
-        n = len(word)
-        if n < MIN_LETTERS or not wholly_in_script(word, self.script):
-            return 0, 0.0
-        return n, n * self.logprob(word)
-
-    def _many_word_sums(self, words: list[str]) -> list[tuple[int, float]]:
-        """`_word_sums` of several words (a subclass may measure them together)."""
-        return list(map(self._word_sums, words))
+        scored = [w for w in new if len(w) >= MIN_LETTERS and wholly_in_script(w, self.script)]
+        levels = dict(zip(scored, self.logprobs(scored)))
+        return [(len(w), len(w) * levels[w]) if w in levels else (0, 0.0) for w in new]
 
     def score(self, text: str) -> float | None:
-        sums = word_sums(self.sums, words(text), self._word_sums, self._many_word_sums)  # fluency's words: one definition for every backend
+        sums = word_sums(self.sums, words(text), self._measure)  # fluency's words: one definition for every backend
         total, weighted = map(sum, zip(*sums)) if sums else (0, 0.0)
         if not total:
             return None
@@ -194,8 +190,8 @@ class SubwordScorer(LevelScorer):
         self.vocab = vocabulary(spec.script)
         self.longest = max(map(len, self.vocab))
 
-    def logprob(self, word: str) -> float:
-        return logprob_per_char(word, self.vocab, self.longest)
+    def logprobs(self, words: list[str]) -> list[float]:
+        return [logprob_per_char(w, self.vocab, self.longest) for w in words]
 
 
 _SCORERS: dict[str, SubwordScorer | None] = {}

@@ -40,9 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from synth.languages import LanguageSpec
-from synth.text import wholly_in_script
 from synth.paths import cache_dir, save_cached
-from synth.verify.fluency import MIN_LETTERS, PROFILE_VERSION, Scorer, chance_profile, remembered
+from synth.verify.fluency import PROFILE_VERSION, Scorer, chance_profile, remembered
 from synth.verify.fluency_subword import LevelScorer
 from synth.verify.grams import gram_hashes
 
@@ -201,9 +200,6 @@ class CharModel:
             p = np.where(known, shares[k] + weights[k] * p, p)
         return np.add.reduceat(np.log(p), first) / np.maximum(1, sizes - ORDER)
 
-    def logprob_per_char(self, word: str) -> float:
-        return float(self.logprobs_per_char([word])[0])
-
     def level(self, items: list[str]) -> float:
         """Letter-weighted mean log-probability per character of `items`."""
         lengths = np.fromiter(map(len, items), dtype=np.float64, count=len(items))
@@ -310,14 +306,8 @@ class CharScorer(LevelScorer):
         self.model = _model(entry)
         self.code = spec.code
 
-    def logprob(self, word: str) -> float:
-        return self.model.logprob_per_char(fold(word, self.code))
-
-    def _many_word_sums(self, words: list[str]) -> list[tuple[int, float]]:
-        """`_word_sums` of a text's new words, the model asked once for all of them."""
-        scored = [w for w in words if len(w) >= MIN_LETTERS and wholly_in_script(w, self.script)]
-        levels = dict(zip(scored, self.model.logprobs_per_char([fold(w, self.code) for w in scored]).tolist()))
-        return [(len(w), len(w) * levels[w]) if w in levels else (0, 0.0) for w in words]
+    def logprobs(self, words: list[str]) -> list[float]:
+        return self.model.logprobs_per_char([fold(w, self.code) for w in words]).tolist()
 
 
 _SCORERS: dict[str, LexiconScorer | CharScorer | None] = {}
