@@ -196,7 +196,7 @@ class DedupFilter(Filter):
                           bands: list[list[int]] | None = None) -> None:
         """`remember` for texts already sketched (and their `band_keys`, if made): a kept row is
         sketched once."""
-        index = self.indexes.setdefault(lang, _Index())
+        index = self.indexes.get(lang) or self.indexes.setdefault(lang, _Index())  # made once per language
         for key, signature, row_bands in zip(keys, signatures, bands or band_keys(signatures)):
             index.add(key, signature, row_bands)
 
@@ -220,7 +220,7 @@ class DedupFilter(Filter):
                 score = max(score, 1.0 if ref_key == key else np.count_nonzero(ref_signature == signature) / NUM_PERM)
             out.append(score)
             if self.accept(score, c.lang):
-                in_batch.setdefault(c.lang, _Index()).add(key, signature, row_bands)
+                (in_batch.get(c.lang) or in_batch.setdefault(c.lang, _Index())).add(key, signature, row_bands)
         return out, keys, signatures, bands
 
     def explain(self, score: float, lang: str) -> str:
