@@ -155,6 +155,16 @@ def _logits(products: np.ndarray) -> np.ndarray:
     return products.astype(np.float32)
 
 
+def _word_bytes(word: str) -> bytes:
+    """The bytes fastText hashes for a word: UTF-8, a byte the model's file could not decode as it was
+    read back (surrogateescape), and any other lone surrogate (text decoded from JSON may hold one) as
+    its three surrogatepass bytes rather than an error that would stop the job."""
+    try:
+        return word.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return word.encode("utf-8", "surrogatepass")
+
+
 class FastTextModel:
     """A supervised fastText model: `top_k` over tokenised lines, `predict` over raw lines."""
 
@@ -229,7 +239,7 @@ class FastTextModel:
             grown = max(need, min(2 * self._hashes.size, self._cache_rows))  # never past the budget
             self._table = np.resize(self._table, (grown, self._table.shape[1]))
             self._hashes = np.resize(self._hashes, grown)
-        raw = [w.encode("utf-8", "surrogateescape") for w in words]
+        raw = list(map(_word_bytes, words))
         table = np.zeros((len(words), self._table.shape[1]), dtype=np.float32)
         data = np.frombuffer(b"".join(raw), dtype=np.uint8)
         lengths = np.array([len(r) for r in raw], dtype=np.int64)

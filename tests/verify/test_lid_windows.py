@@ -106,3 +106,20 @@ def test_windows_of_one_text_join_its_words(real_texts):
     text = real_texts[0]
     assert " ".join(windows(text)) == " ".join(split_words(text))
     assert np.all(np.array([len(w) for w in windows(text)[:-1]]) >= WINDOW_CHARS)
+
+
+def test_a_batch_arrow_cannot_hold_is_scanned_on_the_python_path():
+    """A lone surrogate (JSON text may hold one) is not UTF-8: that batch takes the Python path, which
+    must give the other texts what the Arrow path gives them, and not stop on the surrogate."""
+    from synth.verify.lid import load_lid
+
+    model = load_lid()
+    text = "Everyone has the right to education, and elementary education shall be free for all."
+    alone = model.scan([text])  # Arrow
+    model._last = None
+    mixed = model.scan([text, "a lone \ud800 surrogate in English text here"])  # Python
+    _, counts, _, first = window_spans([text, "a lone \ud800 surrogate in English text here"])
+    assert mixed.first.tolist() == first.tolist() and len(mixed.labels) == len(counts)
+    n = int(alone.first[1])
+    assert np.array_equal(mixed.labels[:n], alone.labels) and np.array_equal(mixed.probs[:n], alone.probs)
+    assert model.label_list[alone.labels[0, 0]] == "en"
