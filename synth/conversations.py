@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synth.errors import ConfigError
+from synth.text import lone_surrogate
 
 ROLES = {"system", "user", "assistant"}
 
@@ -66,6 +67,10 @@ def load_conversations(path: Path, field: str) -> list[Conversation]:
         for m in messages:
             if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
                 raise ConfigError(f"{field}: {path} row {number}: each message needs role in {sorted(ROLES)} and string content")
+            if (at := lone_surrogate(m["content"])) is not None:
+                raise ConfigError(f"{field}: {path} row {number}: a {m['role']} message holds a lone surrogate "
+                                  f"(U+{ord(m['content'][at]):04X} at character {at}, a broken \\u escape) that "
+                                  f"UTF-8 cannot hold; fix or drop that text")
             turns.append((m["role"], m["content"]))
         category = record.get("category")
         if category is not None and not isinstance(category, str):

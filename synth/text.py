@@ -9,6 +9,7 @@
   Script_Extensions properties as the `regex` module knows them; the scripts written without spaces.
 - Normalisation for comparing texts: NFKC and case folding; the gaps between words (punctuation,
   symbols, spaces, controls and format characters).
+- Well-formed text: no lone surrogates (see `well_formed`).
 
 Tables over every code point are built from `regex` properties on first use, kept, and saved in
 synth's cache (numpy lookups: a per-character regex walk would be the slowest part of verification).
@@ -91,6 +92,27 @@ def ends_sentence(text: str) -> bool:
 def cut_points(text: str, breaks: regex.Pattern = SENTENCE_BREAK) -> list[tuple[int, int]]:
     """(start, end) of each separator where `text` may be cut (empty for a mark needing no space)."""
     return [m.span() for m in breaks.finditer(text)]
+
+
+# --- well-formed text ----------------------------------------------------------------------------
+
+# A lone surrogate: what a JSON "\\ud800" escape decodes to. UTF-8 (so Parquet, Arrow, tokenizers) cannot
+# encode any surrogate code point; JSON decoding joins a valid escaped pair into one astral code point.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, as a UTF-8 decoder replaces a bad byte.
+
+    Model output and JSON parsed from it pass through this where they enter synth: one such character
+    would otherwise stop the job where the row is hashed or written (dedup, Parquet)."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Index of the first lone surrogate in `text`, or None: user input holding one is refused by name."""
+    found = None if text.isascii() else _SURROGATE.search(text)
+    return found.start() if found else None
 
 
 # --- numbers and list items --------------------------------------------------------------------

@@ -69,6 +69,20 @@ def test_hausa_with_lid_skip_is_accepted_by_validation(tmp_path):
     assert "hau_Latn" in prepared.lid_skip
 
 
+def test_a_seed_with_a_lone_surrogate_escape_is_refused_by_file_row_and_character(tmp_path, capsys):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text((EXAMPLES / "seeds" / "swh_Latn.jsonl").read_text().splitlines()[0] + "\n"
+                     + '{"messages": [{"role": "user", "content": "Habari?"}, {"role": "assistant", '
+                     + '"content": "Nzuri \\udc9f sana."}]}\n')
+    job = _job(tmp_path, change=lambda j: j["targets"][0].__setitem__("seeds", str(seeds)))
+    out = tmp_path / "out"
+    assert main(["run", str(job), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    for fragment in ("targets[0].seeds", f"{seeds} row 2", "assistant message", "U+DC9F at character 6"):
+        assert fragment in err, (fragment, err)
+    assert not out.exists()
+
+
 def test_missing_job_file(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.yaml"), "--output", str(tmp_path / "o")]) == 2
     assert "job file not found" in capsys.readouterr().err

@@ -178,15 +178,16 @@ def test_server_killed_mid_job_stops_resumable_and_the_rerun_finishes_exactly_on
 
 
 class _FailingServer:
-    """Serves the model list and the first `healthy` chat completions, then 500 for everything."""
+    """Serves the model list and the first `healthy` chat completions (each answering `content`, as raw
+    JSON), then 500 for everything."""
 
-    def __init__(self, healthy: int):
+    def __init__(self, healthy: int, content: str = '"Habari ya leo."'):
         self.chat = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def _send(self, status: int, payload: dict):
-                _reply(self, status, json.dumps(payload).encode())
+                _reply(self, status, json.dumps(payload).replace('"<content>"', content).encode())
 
             def do_GET(self):
                 self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
@@ -199,7 +200,7 @@ class _FailingServer:
                     return
                 self._send(200, {"id": "c", "object": "chat.completion", "created": 0, "model": "tiny",
                                  "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": "Habari ya leo."}}],
+                                              "message": {"role": "assistant", "content": "<content>"}}],
                                  "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})
 
             def log_message(self, *args):
@@ -227,3 +228,20 @@ def test_a_server_failing_every_request_stops_the_job_after_the_breaker_not_the_
     assert manifest["engine"]["attempts_lost_to_outages"] == 0 and manifest["engine"]["retries"] >= 2
     assert not list((out / "_work").glob("round-*.parquet"))  # no attempt was used up
     assert failing.chat < 20  # stopped after the breaker tripped, not after 40 x 3 attempts
+
+
+def test_a_lone_surrogate_from_the_endpoint_becomes_a_replacement_character_not_a_dead_job(tmp_path):
+    """A JSON escape such as \\ud800 decodes to a character UTF-8 cannot hold: unchecked, it stopped the job
+    where the row is hashed or written. Every answer here carries one; the job finishes and its shards load."""
+    server = _FailingServer(healthy=10**6, content=r'"Habari \ud800 ya leo, rafiki \udfff."')
+    job = _job(tmp_path, server.url, rows=3)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    try:
+        result = _run(job, out, cache, timeout=300)
+    finally:
+        server.server.shutdown()
+    assert result.returncode == 0, result.stderr[-3000:]
+    shard = pl.concat([pl.read_parquet(p) for p in sorted(out.rglob("*.parquet")) if "_work" not in p.parts
+                       and "rejects" not in p.name])
+    texts = [m["content"] for row in shard["messages"].to_list() for m in row if m["role"] == "assistant"]
+    assert len(texts) == 3 and all(t == "Habari \ufffd ya leo, rafiki \ufffd." for t in texts), texts

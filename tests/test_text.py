@@ -1,9 +1,10 @@
 """synth.text: the one place that knows sentence ends, what is not prose, scripts and normalisation."""
 
+import json
 import re
 
 from synth.text import (CLAUSE_BREAK, SENTENCE_BREAK, cut_points, dominant_unspaced, ends_sentence, fold,
-                        gap_pattern, gap_table, known_script, prose, script_share)
+                        gap_pattern, gap_table, known_script, lone_surrogate, prose, script_share, well_formed)
 
 # Sentence-final marks of the registry's scripts and of Tibetan, Armenian and CJK
 MARKS = ". ! ? 。 ！ ？ । ॥ ۔ ؟ ። ፧ ။ ។ ៕ ։ ། ༎ …".split()
@@ -100,3 +101,10 @@ def test_wholly_in_script_is_a_script_share_of_one():
         token = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 8)))
         for script in ("Latn", "Taml", "Beng", "Ethi"):
             assert wholly_in_script(token, script) == (script_share(token, script) == 1.0), (token, script)
+
+
+def test_well_formed_replaces_only_lone_surrogates():
+    decoded = json.loads(r'"caf\u00e9 \ud83d\ude00 \ud800 x\udfff"')  # a valid pair joins into one code point
+    assert well_formed(decoded) == "café 😀 \ufffd x\ufffd" and lone_surrogate(decoded) == 7
+    assert well_formed("plain") == "plain" and lone_surrogate("café 😀") is None
+    well_formed(decoded).encode("utf-8")

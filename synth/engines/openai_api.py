@@ -23,6 +23,7 @@ from synth.engines.base import Completion, EngineUnavailable, GenerationRequest,
 from synth.engines.configs import OpenAIEngineConfig
 from synth.errors import ConfigError
 from synth.secrets import redact_url, scrub
+from synth.text import well_formed
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class OpenAIEngine:
         if not response.choices:
             raise _Failure("engine_error: response without choices", retry=True)
         choice = response.choices[0]
-        text = choice.message.content or ""
+        text = well_formed(choice.message.content or "")  # a JSON escape can hold a lone surrogate
         if request.prefix and (config.continue_final_message or not text.startswith(request.prefix)):
             text = request.prefix + text  # servers return only the continuation after the prefix
         usage = response.usage

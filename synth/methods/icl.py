@@ -17,6 +17,7 @@ from synth.methods.base import Row
 from synth.plan import Attempt
 from synth.prompts import PromptTemplate
 from synth.reasons import split_error
+from synth.text import well_formed
 
 _PAIR = re.compile(
     r"(?:#+\s*|\*\*)?\s*(?:instructions?|instruksi)\s*[:：]?\s*(?:\*\*)?\s*\n?(?P<instruction>.+?)"
@@ -130,7 +131,7 @@ def pair_from_json(completion: Completion) -> tuple[str, str] | str:
         return f"unparseable: structured output {why}"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("instruction", "response")):
         return "unparseable: structured output lacks string instruction and response"
-    return data["instruction"].strip(), data["response"].strip()
+    return well_formed(data["instruction"]).strip(), well_formed(data["response"]).strip()
 
 
 def pair_from_text(text: str) -> tuple[str, str] | str:

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from synth.errors import ConfigError
-from synth.text import dominant_unspaced, fold, gap_pattern
+from synth.text import dominant_unspaced, fold, gap_pattern, well_formed
 from synth.verify.base import Candidate, Filter
 from synth.verify.grams import gram_hashes
 
@@ -71,7 +71,7 @@ def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
 def _strings(value) -> Iterator[str]:
     """Every string inside a JSON value (messages, question/answer fields, choices, ...)."""
     if isinstance(value, str):
-        yield value
+        yield well_formed(value)  # a JSON escape can decode to a lone surrogate, which cannot be hashed
     elif isinstance(value, dict):
         for v in value.values():
             yield from _strings(v)

@@ -24,6 +24,7 @@ from synth.engines.base import Completion, GenerationRequest
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.prompts import PromptTemplate
+from synth.text import well_formed
 from synth.verify.base import Candidate
 
 SCORE_NAMES = tuple(f"judge_{d}" for d in DIMENSIONS)  # columns of `scores` / `score_<name>` in synth verify
@@ -107,7 +108,7 @@ def parse_verdict(text: str) -> Grades | str:
         if not isinstance(reason, str) or not reason.strip():
             return f"{dim}.reason is missing or empty"
         scores[dim] = score
-        reason = " ".join(reason.split())  # one line
+        reason = " ".join(well_formed(reason).split())  # one line
         reasons[dim] = reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 1] + "…"
     return Grades(scores, reasons)
 

@@ -24,6 +24,9 @@ def test_json_answers_become_pairs_or_unparseable_rows():
     assert cut == "unparseable: structured output cut at max_tokens"
     wrong = pair_from_json(Completion("c", text='{"instruction": 3}', finish_reason="stop"))
     assert wrong.startswith("unparseable: structured output lacks")
+    # a \ud800 escape in the JSON decodes to a lone surrogate, which no shard can hold
+    escaped = pair_from_json(Completion("d", text=r'{"instruction": "Taja \ud800 miji", "response": "Dodoma\udc00"}'))
+    assert escaped == ("Taja \ufffd miji", "Dodoma\ufffd")
 
 
 def test_structured_fields_are_taken_as_written_not_reparsed_as_text():

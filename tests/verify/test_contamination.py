@@ -54,6 +54,15 @@ def test_readers_extract_every_string(eval_sets, texts):
     assert len(list(read_eval_texts(text))) == 10
 
 
+
+def test_a_lone_surrogate_escape_in_an_eval_set_is_read_not_fatal(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"question": "What is \\ud800 the capital of Kenya?", "answer": "Nairobi"}\n')
+    texts = list(read_eval_texts(broken))
+    assert texts == ["What is \ufffd the capital of Kenya?", "Nairobi"]
+    assert ngram_hashes(texts[0], 3, 50).size  # hashing it raised UnicodeEncodeError before
+
+
 def test_eval_items_are_caught_and_the_reason_names_the_file(eval_sets, texts):
     f = ContaminationFilter(eval_sets)
     cases = []  # (candidate, expected file or None)

@@ -39,6 +39,11 @@ def test_a_complete_verdict_parses():
                             {"language": "language reason", "content": "the answer is wrong", "culture": "culture reason"})
 
 
+def test_a_lone_surrogate_escape_in_a_reason_becomes_a_replacement_character():
+    text = verdict_text(reasons={"culture": "names fit"}).replace("names fit", "names \\ud83d fit")
+    assert parse_verdict(text).reasons["culture"] == "names \ufffd fit"
+
+
 def test_a_long_reason_is_cut_to_one_short_line():
     reason = parse_verdict(verdict_text(reasons={"language": "word " * 200})).reasons["language"]
     assert len(reason) == 300 and reason.endswith("…")
