@@ -16,8 +16,9 @@ threshold of synth comes from it), every article longer than 80 characters gives
 
 Each kind goes through `synth verify` (synth.verify.cli_verify.verify_file: the real CLI path, one
 Parquet file per kind so exact dedup never pairs a defect with the real row it was made from), once
-with the offline `default` preset and once with the same preset without `fluency` (the baseline,
-today's verifier). Languages lid.176 does not cover run with `--lid-skip`, as a user would.
+with the offline `default` preset (or `--preset`, e.g. `meaning`) and once with the same preset without
+`fluency` (the baseline, the verifier before issue 15). Languages lid.176 does not cover run with
+`--lid-skip`, as a user would.
 
 Prints acceptance per kind overall and per language, and the languages `fluency` does not run for.
 Last line: `ratio <balanced accuracy with fluency / without>`, where balanced accuracy is the mean of
@@ -25,6 +26,7 @@ real kept, pseudo rejected and bundled rejected.
 
     .venv/bin/python bench/meaning.py                 # first run generates the bundled outputs (~30 min on 2 cores)
     .venv/bin/python bench/meaning.py --split heldout # even-numbered articles only
+    .venv/bin/python bench/meaning.py --split heldout --preset meaning   # with the e5 `semantic` filter
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from __future__ import annotations
 import argparse
 import collections
 import random
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import polars as pl
@@ -167,21 +171,29 @@ def run(rows: dict[str, list[dict]], preset: str, skip: set[str], workdir: Path)
     return out
 
 
-def baseline_preset(workdir: Path) -> Path:
-    """The default preset without `fluency`: today's offline verifier."""
+def baseline_preset(name: str, workdir: Path) -> Path:
+    """The preset without `fluency`: the offline verifier before issue 15."""
     import yaml
 
     from synth.paths import data_dir
+    from synth.verify.pipeline import _extended  # the preset with its `extends:` resolved
 
-    preset = yaml.safe_load((data_dir("filters") / "default.yaml").read_text(encoding="utf-8"))
-    preset["name"] = "default_without_fluency"
+    path = data_dir("filters") / f"{name}.yaml"
+    preset = _extended(yaml.safe_load(path.read_text(encoding="utf-8")), path)
+    preset["name"] = f"{name}_without_fluency"
     preset["filters"] = [f for f in preset["filters"] if f != "fluency"]
     preset["thresholds"].pop("fluency", None)
     for values in preset.get("languages", {}).values():
         values.pop("fluency", None)
-    path = workdir / "default_without_fluency.yaml"
+    path = workdir / f"{name}_without_fluency.yaml"
     path.write_text(yaml.safe_dump(preset, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its reaped children (verify_file's forked workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def rate(frame: pl.DataFrame) -> float:
@@ -193,6 +205,7 @@ def main() -> None:
     parser.add_argument("--split", choices=list(SPLITS), default="all")
     parser.add_argument("--languages", nargs="*", default=list(UDHR_FILES))
     parser.add_argument("--examples", type=int, default=0, help="print this many accepted defects per kind")
+    parser.add_argument("--preset", default="default", help="the preset measured (a name in filters/)")
     args = parser.parse_args()
 
     rng = random.Random(SEED)
@@ -207,10 +220,14 @@ def main() -> None:
     print("fluency not run (no dictionary): " + ", ".join(l for l, v in covered.items() if v is None))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        results = {"default": run(rows, "default", skip, workdir),
-                   "baseline": run(rows, str(baseline_preset(workdir)), skip, workdir)}
+        started = _cpu()
+        results = {"default": run(rows, args.preset, skip, workdir)}
+        cpu = _cpu() - started
+        results["baseline"] = run(rows, str(baseline_preset(args.preset, workdir)), skip, workdir)
 
-    print(f"\n{'kind':<11}{'goal':>14}{'default':>9}{'baseline':>9}{'default, covered langs':>24}")
+    print(f"\npreset {args.preset}: {cpu:.1f} s of CPU for every kind (this process and its verifier workers)")
+
+    print(f"\n{'kind':<11}{'goal':>14}{args.preset:>9}{'baseline':>9}{args.preset + ', covered langs':>24}")
     for kind in KINDS:
         frames = {name: r.get(kind) for name, r in results.items()}
         if frames["default"] is None:
@@ -227,7 +244,7 @@ def main() -> None:
             print(f"{kind} in the {len(set(part['lang']))} mid/low-resource languages: {rate(part):.3f} accepted "
                   f"(baseline {rate(results['baseline'][kind].filter(pl.col('lang').is_in(low))):.3f})")
 
-    print("\nper language, accepted share with the default preset (baseline in brackets)")
+    print(f"\nper language, accepted share with the {args.preset} preset (baseline in brackets)")
     print(f"{'language':<10}" + "".join(f"{k:>16}" for k in KINDS) + "  coverage")
     for lang in langs:
         cells = []
@@ -246,7 +263,7 @@ def main() -> None:
     for kind in ("real", "real_pair"):
         for rs in results["default"][kind].filter(~pl.col("accepted"))["reject_reasons"].to_list():
             reasons.update(rs)
-    print(f"\nreal rows rejected by reason (default): {dict(reasons.most_common())}")
+    print(f"\nreal rows rejected by reason ({args.preset}): {dict(reasons.most_common())}")
     if args.examples:
         for kind in ("pseudo", "bundled", "salad"):
             frame = results["default"].get(kind)
@@ -260,7 +277,7 @@ def main() -> None:
         r = results[name]
         return (rate(r["real"]) + (1 - rate(r["pseudo"])) + (1 - rate(r["bundled"]))) / 3
 
-    print(f"balanced accuracy (real kept, pseudo and bundled rejected): default {balanced('default'):.3f}, "
+    print(f"balanced accuracy (real kept, pseudo and bundled rejected): {args.preset} {balanced('default'):.3f}, "
           f"baseline {balanced('baseline'):.3f}")
     print(f"ratio {balanced('default') / balanced('baseline'):.3f}")
 
