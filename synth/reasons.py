@@ -43,8 +43,9 @@ ENGINE_ERROR = _generation("engine_error", "the engine gave no usable answer for
 REQUEST_REFUSED = _generation("request_refused", "the server refused this one request (an HTTP 4xx other than a too-long "
                                                  "prompt); the detail quotes it")
 CHAT_TEMPLATE = _generation("chat_template", "the model's chat template could not render this request's messages")
-INVALID_REQUEST = _generation("invalid_request", "vLLM refused this one request (e.g. a sampling setting or a schema it "
-                                                 "cannot apply); the detail quotes it")
+INVALID_REQUEST = _generation("invalid_request", "the engine could not take this one request (vLLM refused a sampling "
+                                                 "setting or a schema it cannot apply, or its text is not valid UTF-8); "
+                                                 "the detail quotes why")
 PROMPT_TOO_LONG = _generation("prompt_too_long", "the prompt does not fit the model's context window")
 UNPARSEABLE = _generation("unparseable", "the output is not a usable instruction/response pair (invalid JSON, template "
                                          "markup left in it, fewer than 3 words)")

@@ -159,6 +159,8 @@ class OpenAIEngine:
                     return await self._request(request)
                 except _Failure as failure:
                     failed = failure
+                except UnicodeEncodeError as exc:  # this request's own text (a lone surrogate): no retry can send it
+                    failed = _Failure(f"invalid_request: its text is not encodable as UTF-8 ({exc.reason})", retry=False)
                 except Exception as exc:  # e.g. a malformed response body: the server's fault, retried
                     failed = _Failure(f"engine_error: {type(exc).__name__}: {exc}", retry=True)
                 error = self._scrub(failed.error)

@@ -205,6 +205,19 @@ def test_a_request_the_server_refuses_is_that_request_s_reject():
     assert len(server.seen) == 2
 
 
+def test_a_request_whose_text_utf8_cannot_encode_is_that_request_s_reject_not_an_outage():
+    with _Scripted([_ok("fine")]) as server:
+        engine = _engine(server.url, max_retries=2)
+        try:
+            broken = GenerationRequest(id="broken", messages=[{"role": "user", "content": "Tafsiri \ud800 hii."}])
+            first, second = engine.generate([broken, _ask(1)])
+        finally:
+            engine.shutdown()
+    assert first.error == "invalid_request: its text is not encodable as UTF-8 (surrogates not allowed)"
+    assert second.text == "fine" and len(server.seen) == 1  # never sent, never retried
+    assert (engine.retries, engine.outages) == (0, 0)
+
+
 def test_unreachable_server_trips_the_breaker_and_fails_preflight():
     url = f"http://127.0.0.1:{free_port()}/v1"
     engine = _engine(url, max_retries=1)
