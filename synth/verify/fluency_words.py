@@ -57,9 +57,14 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": 
 # Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
 # ƴ also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the
 # tone marks (grave, acute, macron; the OCR word list has the underdots of ẹ ọ ṣ but not the tones).
+# Javanese and Sundanese: the accents of é è ê, which writers and the lists use or leave out at will.
+# Uzbek: the turned comma of oʻ gʻ (U+02BB), which the list writes as an apostrophe.
 FOLDS: dict[str, dict[str, str]] = {
     "hau_Latn": {"ɓ": "b", "ɗ": "d", "ƙ": "k", "ƴ": "y", "'y": "y"},
     "yor_Latn": {"\u0300": "", "\u0301": "", "\u0304": ""},
+    "jav_Latn": {"\u0300": "", "\u0301": "", "\u0302": ""},
+    "sun_Latn": {"\u0300": "", "\u0301": "", "\u0302": ""},
+    "uzn_Latn": {"\u02bb": "'"},
 }
 
 
