@@ -18,11 +18,17 @@ that allows this use (the lists are derived data: the words, not the source's te
   quy_Latn  lexicon  Debian `tesseract-ocr-que` (tessdata, Apache-2.0): the word list inside the LSTM
                      model, with endings: the word-final strings that follow ENDING_STEMS or more
                      distinct words of MIN_STEM+ letters of the list itself (Quechua's suffix chains)
+  jav_Latn  lexicon  Debian `tesseract-ocr-jav` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model, with endings as for Quechua (Javanese affixes: -ake, -ing, -e, -ne...)
+  sun_Latn  lexicon  Debian `tesseract-ocr-sun` (tessdata, Apache-2.0): likewise, with endings
+  uzn_Latn  lexicon  Debian `tesseract-ocr-uzb` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model (Latin script; its o' and g' written with an apostrophe)
 
 Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` without endings (real text
 scores at the bar) or as a character model (pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
 under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOffice's (the formal UDHR
-register reads far below them).
+register reads far below them), Cebuano from `tesseract-ocr-ceb` (16,571 words, many of them taxon
+names: real text scores far under the bar as a lexicon or a character model).
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
@@ -170,8 +176,16 @@ SOURCES = {  # code -> (kind, reader, source and licence; its package's name fir
                  "Debian tesseract-ocr-tel 4.1.0 (tessdata word list), Apache-2.0"),
     "quy_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-que", "que", d),
                  "Debian tesseract-ocr-que 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
+    "jav_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-jav", "jav", d),
+                 "Debian tesseract-ocr-jav 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
+    "sun_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-sun", "sun", d),
+                 "Debian tesseract-ocr-sun 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
+    "uzn_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-uzb", "uzb", d),
+                 "Debian tesseract-ocr-uzb 4.1.0 (tessdata word list), Apache-2.0"),
 }
-WITH_ENDINGS = {"quy_Latn"}  # agglutinative: the list holds too few stem + suffix-chain combinations
+# the list holds too few stem + suffix-chain combinations: Quechua agglutinates; Javanese and Sundanese
+# stack affixes and clitics (-ake-ne, -an-ana)
+WITH_ENDINGS = {"quy_Latn", "jav_Latn", "sun_Latn"}
 
 
 def main() -> None:

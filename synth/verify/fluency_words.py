@@ -7,8 +7,9 @@ packages independent of every benchmark, never from the UDHR, and names each sou
   list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
   words or known beginnings, above what random letters drawn from the list's own letters score), so
   0 is chance and 1 every word known, and the filter's bar means the same. For an agglutinative
-  language (Quechua) a list cannot hold every stem with every chain of suffixes, so its entry may also
-  name endings: the word-final strings that the list itself attests after many distinct known stems.
+  language (Quechua; Javanese and Sundanese stack affixes too) a list cannot hold every stem with every
+  chain of suffixes, so its entry may also name endings: the word-final strings that the list itself
+  attests after many distinct known stems.
   A word is then also known as a known word of MIN_STEM+ letters followed by one of them.
 - charlm: where no lexicon knows enough of the language's words (Zulu writes a whole phrase as one
   word; Telugu's agglutinated forms are too many for any list), a character 5-gram model (Witten-Bell
@@ -57,9 +58,14 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "`": 
 # Marks a language's list does not write, dropped from both sides. Hausa: the hooked letters (ɓ ɗ ƙ, and
 # ƴ also written 'y) of the official orthography, which the Hausa dictionary writes as b d k y. Yoruba: the
 # tone marks (grave, acute, macron; the OCR word list has the underdots of ẹ ọ ṣ but not the tones).
+# Javanese and Sundanese: the accents of é è ê, which writers and the lists use or leave out at will.
+# Uzbek: the turned comma of oʻ gʻ (U+02BB), which the list writes as an apostrophe.
 FOLDS: dict[str, dict[str, str]] = {
     "hau_Latn": {"ɓ": "b", "ɗ": "d", "ƙ": "k", "ƴ": "y", "'y": "y"},
     "yor_Latn": {"\u0300": "", "\u0301": "", "\u0304": ""},
+    "jav_Latn": {"\u0300": "", "\u0301": "", "\u0302": ""},
+    "sun_Latn": {"\u0300": "", "\u0301": "", "\u0302": ""},
+    "uzn_Latn": {"\u02bb": "'"},
 }
 
 

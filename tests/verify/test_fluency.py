@@ -75,7 +75,8 @@ def test_coverage_comes_from_the_installed_dictionaries(registry):
     assert fluency_coverage("plt_Latn") is None  # no Malagasy dictionary, nor any other backend
     assert fluency_coverage("yor_Latn") == "word list (tesseract-ocr-yor)"  # no Yoruba dictionary: fluency_words
     assert not (fluency_coverage("tha_Thai") or "").startswith("hunspell")  # no spaces: no word segmentation
-    assert fluency_coverage("uzn_Latn") is None  # the Uzbek dictionary is Cyrillic, the registry's Uzbek Latin
+    # the Uzbek dictionary is Cyrillic, the registry's Uzbek Latin: tessdata's Latin word list (fluency_words)
+    assert fluency_coverage("uzn_Latn") == "word list (tesseract-ocr-uzb)"
     assert not fluency_coverage("tat_Cyrl").startswith("hunspell")  # this Hunspell accepts none of the Tatar dictionary's own words
     covered = [code for code, spec in registry.items() if fluency_coverage(spec)]
     assert len(covered) >= 25

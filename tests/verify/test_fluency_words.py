@@ -32,6 +32,15 @@ REAL = {
     "quy_Latn": "Wawakunaqa sapa punchaw yachaywasiman rinku yachakunankupaq. Mamaymi wasipi mikuyta waykun, "
                 "taytaytaq chakrapi llamkan. Qayna punchawmi mercadoman rirqani papata, sarata rantinaypaq. Kunan "
                 "punchawqa anchatam parachkan, chaymi wasillaypi qepakuchkani.",
+    "jav_Latn": "Bocah-bocah padha mangkat sekolah saben esuk. Ibu lagi masak sega ing pawon, bapak maca koran ing "
+                "ngarep omah. Wingi aku lunga menyang pasar tuku sayur lan woh-wohan. Udane deres banget, dalane "
+                "dadi becek lan lunyu.",
+    "sun_Latn": "Barudak unggal isuk indit ka sakola. Indung keur masak sangu di dapur, bapa keur maca koran di "
+                "hareupeun imah. Kamari kuring indit ka pasar meuli sayuran jeung bubuahan. Hujanna gedé pisan, "
+                "jalanna jadi bécék.",
+    "uzn_Latn": "Bolalar har kuni ertalab maktabga boradilar. Onam oshxonada ovqat pishiryapti, otam esa gazeta "
+                "oʻqiyapti. Kecha biz bozorga borib, sabzavot va mevalar sotib oldik. Bu yil yomgʻir koʻp yogʻdi, "
+                "dehqonlar juda xursand.",
 }
 CHARLM = ("zul_Latn", "tel_Telu")
 
@@ -58,6 +67,12 @@ def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
     assert fluency_coverage("zul_Latn") == "char 5-gram lm (libreoffice-l10n-zu)"
     assert fluency_coverage("tel_Telu") == "char 5-gram lm (tesseract-ocr-tel)"
     assert fluency_coverage("quy_Latn") == "word list (tesseract-ocr-que)"
+    assert fluency_coverage("jav_Latn") == "word list (tesseract-ocr-jav)"
+    assert fluency_coverage("sun_Latn") == "word list (tesseract-ocr-sun)"
+    assert fluency_coverage("uzn_Latn") == "word list (tesseract-ocr-uzb)"
+    assert all("endings_file" in references()[c] for c in ("quy_Latn", "jav_Latn", "sun_Latn"))
+    assert "endings_file" not in references()["uzn_Latn"]
+    assert "ceb_Latn" not in references() and fluency_coverage("ceb_Latn") is None  # list dropped (bench/README.md)
     assert "plt_Latn" not in references() and fluency_coverage("plt_Latn") is None  # no list (bench/README.md)
     assert fluency_coverage("swh_Latn").startswith("hunspell")  # a working dictionary stays first
     for code, entry in references().items():  # each list ships with its source and licence
@@ -69,6 +84,18 @@ def test_fold_writes_words_as_their_lists_do():
     assert fold("Ƙasa", "hau_Latn") == "kasa" and fold("ɗan", "hau_Latn") == "dan" and fold("ɓera", "hau_Latn") == "bera"
     assert fold("ọjọ́", "yor_Latn") == "ọjọ" and fold("ènìyàn", "yor_Latn") == "eniyan"  # tones go, underdots stay
     assert fold("Ƙasa", "zul_Latn") == "ƙasa" and fold("Ba’ba", "tat_Cyrl") == "ba'ba"  # case and apostrophe only
+    assert fold("Maranéhna", "sun_Latn") == "maranehna" and fold("sampéyan", "jav_Latn") == fold("sampeyan", "jav_Latn")
+    assert fold("boʻlib", "uzn_Latn") == fold("bo'lib", "uzn_Latn") == fold("bo`lib", "uzn_Latn") == "bo'lib"
+
+
+@pytest.mark.parametrize("code, plain, marked", [
+    ("uzn_Latn", "yomg'ir ko'p yog'di, o'qiyapti", "yomgʻir koʻp yogʻdi, oʻqiyapti"),
+    ("sun_Latn", "Hujanna gede pisan, maranehna bareto", "Hujanna gedé pisan, maranéhna baréto"),
+    ("jav_Latn", "Sampeyan kesah menyang pundi, mbakyu", "Sampéyan késah menyang pundi, mbakyu"),
+])
+def test_a_language_scores_the_same_with_or_without_the_marks_its_list_folds(registry, code, plain, marked):
+    scorer = words_scorer(registry[code])
+    assert scorer.score(plain) == scorer.score(marked) >= 0.5
 
 
 def test_endings_make_a_known_stem_with_an_attested_suffix_chain_a_word():
