@@ -27,13 +27,21 @@ that allows this use (the lists are derived data: the words, not the source's te
                      translations of LibreOffice's and Firefox's user interfaces, word counts, without the
                      strings most of whose words are English (both packages keep untranslated ones); a fifth
                      of the word types held out as for Zulu
+  asm_Beng  lexicon  Debian `tesseract-ocr-asm` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model, with endings as for Quechua
+  gaz_Latn  charlm   Debian `libreoffice-l10n-om` (MPL-2.0): the Oromo translation of LibreOffice's user
+                     interface, word counts, without its English strings, a fifth held out as for Zulu
+
+Assamese and Oromo have no UDHR text: they were checked on real text that is not their source (Assamese:
+LibreOffice's translation; Oromo: LibreOffice's help and the UDHR's Borana-Arsi-Guji Oromo, bench/README.md).
 
 Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` without endings (real text
 scores at the bar) or as a character model (pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
 under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOffice's (the formal UDHR
 register reads far below them), Cebuano from `tesseract-ocr-ceb` (16,571 words, many of them taxon
 names: real text scores far under the bar as a lexicon or a character model), Kinyarwanda from
-`libreoffice-l10n-rw` (the UDHR's older spelling reads under the bar), Xhosa from LibreOffice's alone.
+`libreoffice-l10n-rw` (the UDHR's older spelling reads under the bar), Xhosa from LibreOffice's alone, Odia from
+`tesseract-ocr-ori` (LibreOffice's Odia, its one independent text, reads under the bar too often).
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
@@ -161,17 +169,26 @@ def firefox_strings(locale: str, dest: Path) -> list[str]:
     return [re.sub(r"\{[^}]*\}|%(\d\$)?[Sd]|&\w+;|<[^>]*>", " ", s) for s in out]
 
 
-def xhosa_strings(dest: Path) -> list[str]:
-    """LibreOffice's and Firefox's Xhosa translations, without the strings most of whose words are English
-    (both packages carry untranslated English strings): LibreOffice's English msgids name the English words."""
-    english: set[str] = set()
-    strings = libreoffice_strings("xh", dest, english) + firefox_strings("xh", dest)
+def without_english(strings: list[str], english: set[str]) -> list[str]:
+    """The strings not mostly made of `english` words (untranslated strings the packages carry)."""
 
     def is_english(s: str) -> bool:
         found = [w.lower() for w in words(s)]
         return sum(w in english for w in found) > len(found) / 2
 
     return [s for s in strings if not is_english(s)]
+
+
+def xhosa_strings(dest: Path) -> list[str]:
+    """LibreOffice's and Firefox's Xhosa translations, without their English strings (LibreOffice's English
+    msgids name the English words)."""
+    english: set[str] = set()
+    return without_english(libreoffice_strings("xh", dest, english) + firefox_strings("xh", dest), english)
+
+
+def oromo_strings(dest: Path) -> list[str]:
+    english: set[str] = set()
+    return without_english(libreoffice_strings("om", dest, english), english)
 
 
 def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
@@ -226,10 +243,14 @@ SOURCES = {  # code -> (kind, reader, source and licence; its package's name fir
                  "Debian tesseract-ocr-uzb 4.1.0 (tessdata word list), Apache-2.0"),
     "xho_Latn": ("charlm", xhosa_strings, "Debian libreoffice-l10n-xh 7.4 and firefox-esr-l10n-xh 153.8 "
                  "(user-interface translations, English strings dropped), MPL-2.0"),
+    "asm_Beng": ("lexicon", lambda d: tesseract_words("tesseract-ocr-asm", "asm", d),
+                 "Debian tesseract-ocr-asm 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
+    "gaz_Latn": ("charlm", oromo_strings, "Debian libreoffice-l10n-om 7.4 (user-interface translation, English "
+                 "strings dropped), MPL-2.0"),
 }
 # the list holds too few stem + suffix-chain combinations: Quechua agglutinates; Javanese and Sundanese
-# stack affixes and clitics (-ake-ne, -an-ana)
-WITH_ENDINGS = {"quy_Latn", "jav_Latn", "sun_Latn"}
+# stack affixes and clitics (-ake-ne, -an-ana); Assamese appends case endings and classifiers (-ৰ, -টো, -বোৰ)
+WITH_ENDINGS = {"quy_Latn", "jav_Latn", "sun_Latn", "asm_Beng"}
 
 
 def main() -> None:
