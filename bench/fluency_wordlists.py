@@ -32,8 +32,8 @@ that allows this use (the lists are derived data: the words, not the source's te
   gaz_Latn  charlm   Debian `libreoffice-l10n-om` (MPL-2.0): the Oromo translation of LibreOffice's user
                      interface, word counts, without its English strings, a fifth held out as for Zulu
 
-Assamese and Oromo have no UDHR text: they were checked on real text that is not their source (Assamese:
-LibreOffice's translation; Oromo: LibreOffice's help and the UDHR's Borana-Arsi-Guji Oromo, bench/README.md).
+Assamese has no UDHR text, and the UDHR's Oromo is another variety's (Borana-Arsi-Guji): both were also checked
+on real text that is not their source (Assamese: LibreOffice's translation; Oromo: LibreOffice's help).
 
 Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` without endings (real text
 scores at the bar) or as a character model (pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
