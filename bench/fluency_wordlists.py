@@ -23,12 +23,25 @@ that allows this use (the lists are derived data: the words, not the source's te
   sun_Latn  lexicon  Debian `tesseract-ocr-sun` (tessdata, Apache-2.0): likewise, with endings
   uzn_Latn  lexicon  Debian `tesseract-ocr-uzb` (tessdata, Apache-2.0): the word list inside the LSTM
                      model (Latin script; its o' and g' written with an apostrophe)
+  xho_Latn  charlm   Debian `libreoffice-l10n-xh` and `firefox-esr-l10n-xh` (MPL-2.0): the Xhosa
+                     translations of LibreOffice's and Firefox's user interfaces, word counts, without the
+                     strings most of whose words are English (both packages keep untranslated ones); a fifth
+                     of the word types held out as for Zulu
+  asm_Beng  lexicon  Debian `tesseract-ocr-asm` (tessdata, Apache-2.0): the word list inside the LSTM
+                     model, with endings as for Quechua
+  gaz_Latn  charlm   Debian `libreoffice-l10n-om` (MPL-2.0): the Oromo translation of LibreOffice's user
+                     interface, word counts, without its English strings, a fifth held out as for Zulu
+
+Assamese has no UDHR text, and the UDHR's Oromo is another variety's (Borana-Arsi-Guji): both were also checked
+on real text that is not their source (Assamese: LibreOffice's translation; Oromo: LibreOffice's help).
 
 Tried and not shipped (bench/README.md): Quechua from `tesseract-ocr-que` without endings (real text
 scores at the bar) or as a character model (pseudo-words score as real), Malagasy from GNOME's translations (GPL; references
 under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOffice's (the formal UDHR
 register reads far below them), Cebuano from `tesseract-ocr-ceb` (16,571 words, many of them taxon
-names: real text scores far under the bar as a lexicon or a character model).
+names: real text scores far under the bar as a lexicon or a character model), Kinyarwanda from
+`libreoffice-l10n-rw` (the UDHR's older spelling reads under the bar), Xhosa from LibreOffice's alone, Odia from
+`tesseract-ocr-ori` (LibreOffice's Odia, its one independent text, reads under the bar too often).
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
@@ -38,7 +51,8 @@ character trigram model of the training words (fluency._pseudo_words), not thems
 Needs pip, apt-get (Debian) and tesseract's tools (`apt-get install tesseract-ocr`: combine_tessdata,
 dawg2wordlist).
 
-    .venv/bin/python bench/fluency_wordlists.py
+    .venv/bin/python bench/fluency_wordlists.py            # every list
+    .venv/bin/python bench/fluency_wordlists.py xho_Latn   # only these (the others' entries kept)
 """
 
 from __future__ import annotations
@@ -114,15 +128,18 @@ def tatar_strings(dest: Path) -> list[str]:
     return [line.split("\t", 1)[0] for line in table.splitlines()]
 
 
-def libreoffice_strings(locale: str, dest: Path) -> list[str]:
+def libreoffice_strings(locale: str, dest: Path, english: set[str] | None = None) -> list[str]:
     """The strings of Debian's `libreoffice-l10n-<locale>` (LibreOffice's user-interface translation,
-    MPL-2.0): its gettext catalogs and registry values, placeholders and accelerator marks removed."""
+    MPL-2.0): its gettext catalogs and registry values, placeholders and accelerator marks removed.
+    `english`, if given, receives the words of the catalogs' English msgids."""
     root = apt_download(f"libreoffice-l10n-{locale}", dest)
     out = []
     for mo in sorted(root.rglob("*.mo")):
         with mo.open("rb") as fh:
             catalog = gettext.GNUTranslations(fh)._catalog
         out += [v for k, v in catalog.items() if k and isinstance(v, str)]
+        if english is not None:
+            english.update(w.lower() for k in catalog if isinstance(k, str) for w in words(k.split("\x04")[-1]))
     for xcd in sorted(root.rglob("*.xcd")):
         out += re.findall(rf'<value xml:lang="{locale}">([^<]*)</value>', xcd.read_text(encoding="utf-8"))
     return [re.sub(r"%\w+|\$\(\w+\)|~", " ", s) for s in out]  # placeholders, LibreOffice's accelerator marks
@@ -130,6 +147,48 @@ def libreoffice_strings(locale: str, dest: Path) -> list[str]:
 
 def zulu_strings(dest: Path) -> list[str]:
     return libreoffice_strings("zu", dest)
+
+
+def firefox_strings(locale: str, dest: Path) -> list[str]:
+    """The strings of Debian's `firefox-esr-l10n-<locale>` (Firefox's user-interface translation, MPL-2.0):
+    the values of its langpack's Fluent and .properties files, placeholders and markup removed."""
+    root = apt_download(f"firefox-esr-l10n-{locale}", dest)
+    out = []
+    with zipfile.ZipFile(next(root.rglob("*.xpi"))) as archive:
+        for name in sorted(archive.namelist()):
+            lines = archive.read(name).decode("utf-8").splitlines() if name.endswith((".ftl", ".properties")) else []
+            for line in lines:
+                if line.lstrip().startswith("#"):
+                    continue
+                if name.endswith(".ftl"):
+                    m = re.match(r"\s*(?:-?[\w-]+|\.[\w-]+)\s*=\s*(.*)", line)
+                    if m:
+                        out.append(m.group(1))
+                elif "=" in line:
+                    out.append(line.split("=", 1)[1])
+    return [re.sub(r"\{[^}]*\}|%(\d\$)?[Sd]|&\w+;|<[^>]*>", " ", s) for s in out]
+
+
+def without_english(strings: list[str], english: set[str]) -> list[str]:
+    """The strings not mostly made of `english` words (untranslated strings the packages carry)."""
+
+    def is_english(s: str) -> bool:
+        found = [w.lower() for w in words(s)]
+        return sum(w in english for w in found) > len(found) / 2
+
+    return [s for s in strings if not is_english(s)]
+
+
+def xhosa_strings(dest: Path) -> list[str]:
+    """LibreOffice's and Firefox's Xhosa translations, without their English strings (LibreOffice's English
+    msgids name the English words)."""
+    english: set[str] = set()
+    return without_english(libreoffice_strings("xh", dest, english) + firefox_strings("xh", dest), english)
+
+
+def oromo_strings(dest: Path) -> list[str]:
+    english: set[str] = set()
+    return without_english(libreoffice_strings("om", dest, english), english)
 
 
 def lexicon_words(strings: list[str], code: str, script: str) -> list[str]:
@@ -182,19 +241,29 @@ SOURCES = {  # code -> (kind, reader, source and licence; its package's name fir
                  "Debian tesseract-ocr-sun 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
     "uzn_Latn": ("lexicon", lambda d: tesseract_words("tesseract-ocr-uzb", "uzb", d),
                  "Debian tesseract-ocr-uzb 4.1.0 (tessdata word list), Apache-2.0"),
+    "xho_Latn": ("charlm", xhosa_strings, "Debian libreoffice-l10n-xh 7.4 and firefox-esr-l10n-xh 153.8 "
+                 "(user-interface translations, English strings dropped), MPL-2.0"),
+    "asm_Beng": ("lexicon", lambda d: tesseract_words("tesseract-ocr-asm", "asm", d),
+                 "Debian tesseract-ocr-asm 4.1.0 (tessdata word list, with the endings it attests), Apache-2.0"),
+    "gaz_Latn": ("charlm", oromo_strings, "Debian libreoffice-l10n-om 7.4 (user-interface translation, English "
+                 "strings dropped), MPL-2.0"),
 }
 # the list holds too few stem + suffix-chain combinations: Quechua agglutinates; Javanese and Sundanese
-# stack affixes and clitics (-ake-ne, -an-ana)
-WITH_ENDINGS = {"quy_Latn", "jav_Latn", "sun_Latn"}
+# stack affixes and clitics (-ake-ne, -an-ana); Assamese appends case endings and classifiers (-ৰ, -টো, -বোৰ)
+WITH_ENDINGS = {"quy_Latn", "jav_Latn", "sun_Latn", "asm_Beng"}
 
 
 def main() -> None:
+    """Every list, or only the languages named on the command line (the other entries kept as they are)."""
     from synth.languages import load_registry
 
     registry = load_registry()
     DATA_DIR.mkdir(exist_ok=True)
-    out = {}
+    only = sys.argv[1:]
+    out = json.loads(REFERENCES.read_text(encoding="utf-8"))["languages"] if only else {}
     for code, (kind, read, source) in SOURCES.items():
+        if only and code not in only:
+            continue
         script = registry[code].script
         with tempfile.TemporaryDirectory() as tmp:
             strings = read(Path(tmp))

@@ -7,14 +7,14 @@ packages independent of every benchmark, never from the UDHR, and names each sou
   list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
   words or known beginnings, above what random letters drawn from the list's own letters score), so
   0 is chance and 1 every word known, and the filter's bar means the same. For an agglutinative
-  language (Quechua; Javanese and Sundanese stack affixes too) a list cannot hold every stem with every
-  chain of suffixes, so its entry may also name endings: the word-final strings that the list itself
-  attests after many distinct known stems.
+  language (Quechua; Javanese and Sundanese stack affixes too, Assamese case endings) a list cannot
+  hold every stem with every chain of suffixes, so its entry may also name endings: the word-final
+  strings that the list itself attests after many distinct known stems.
   A word is then also known as a known word of MIN_STEM+ letters followed by one of them.
-- charlm: where no lexicon knows enough of the language's words (Zulu writes a whole phrase as one
-  word; Telugu's agglutinated forms are too many for any list), a character 5-gram model (Witten-Bell
-  interpolation) of a real text's words, or of a large word list's (one count per word). A text's level
-  is the letter-weighted mean log-probability per character of its words of 4+ letters; the score
+- charlm: where no lexicon knows enough of the language's words (Zulu and Xhosa write a whole phrase
+  as one word; Telugu's and Oromo's agglutinated forms are too many for any list), a character 5-gram
+  model (Witten-Bell interpolation) of a real text's words, or of a large word list's (one count per
+  word). A text's level is the letter-weighted mean log-probability per character of its words of 4+ letters; the score
   places it between two references measured when the list was built, as fluency_subword does: 0 at
   pseudo-words drawn from the text's letter statistics, 1 at words of the text the model was not
   trained on (a held-out fifth of its word types: real words it has not seen, as in new text).

@@ -41,8 +41,17 @@ REAL = {
     "uzn_Latn": "Bolalar har kuni ertalab maktabga boradilar. Onam oshxonada ovqat pishiryapti, otam esa gazeta "
                 "oʻqiyapti. Kecha biz bozorga borib, sabzavot va mevalar sotib oldik. Bu yil yomgʻir koʻp yogʻdi, "
                 "dehqonlar juda xursand.",
+    "xho_Latn": "Abantwana baya esikolweni rhoqo ekuseni ukuze bafunde ukubhala nokufunda. Umama upheka ukutya "
+                "ekhitshini, utata yena ufunda iphephandaba. Izolo besiye edolophini ukuya kuthenga iimpahla "
+                "nokutya. Imvula ibininzi kakhulu namhlanje, kwaye iindlela zimanzi.",
+    "asm_Beng": "ল'ৰা-ছোৱালীবোৰ প্ৰতিদিনে ৰাতিপুৱা বিদ্যালয়লৈ যায়। মায়ে পাকঘৰত ভাত ৰান্ধি আছে, দেউতাই বাতৰি "
+                "কাকত পঢ়ি আছে। কালি আমি বজাৰলৈ গৈ শাক-পাচলি আৰু ফল-মূল কিনিলোঁ। এইবাৰ বৰষুণ বহুত হৈছে, "
+                "খেতিয়কসকল সুখী হৈছে।",
+    "gaz_Latn": "Obboleettiin koo magaalaa Adaamaa keessa jiraatti. Isheen hojii daldalaa hojjetti, mana nyaataa "
+                "xiqqaa tokko qabdi. Torbee darbe isheen nu daawwachuuf dhufte, guyyoota sadii nu bira turte. "
+                "Mootummaan naannoo Oromiyaa hojii misooma qonnaa babal'isuuf karoora haaraa baase.",
 }
-CHARLM = ("zul_Latn", "tel_Telu")
+CHARLM = ("zul_Latn", "tel_Telu", "xho_Latn", "gaz_Latn")
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +79,15 @@ def test_coverage_names_each_list_and_leaves_the_rest_uncovered(registry):
     assert fluency_coverage("jav_Latn") == "word list (tesseract-ocr-jav)"
     assert fluency_coverage("sun_Latn") == "word list (tesseract-ocr-sun)"
     assert fluency_coverage("uzn_Latn") == "word list (tesseract-ocr-uzb)"
-    assert all("endings_file" in references()[c] for c in ("quy_Latn", "jav_Latn", "sun_Latn"))
+    assert fluency_coverage("xho_Latn") == "char 5-gram lm (libreoffice-l10n-xh)"
+    assert fluency_coverage("asm_Beng") == "word list (tesseract-ocr-asm)"
+    assert fluency_coverage("gaz_Latn") == "char 5-gram lm (libreoffice-l10n-om)"
+    assert all("endings_file" in references()[c] for c in ("quy_Latn", "jav_Latn", "sun_Latn", "asm_Beng"))
     assert "endings_file" not in references()["uzn_Latn"]
     assert "ceb_Latn" not in references() and fluency_coverage("ceb_Latn") is None  # list dropped (bench/README.md)
     assert "plt_Latn" not in references() and fluency_coverage("plt_Latn") is None  # no list (bench/README.md)
+    for code in ("kin_Latn", "ory_Orya"):  # lists dropped (bench/README.md)
+        assert code not in references() and fluency_coverage(code) is None
     assert fluency_coverage("swh_Latn").startswith("hunspell")  # a working dictionary stays first
     for code, entry in references().items():  # each list ships with its source and licence
         assert (DATA_DIR / entry["file"]).is_file() and entry["package"] in entry["source"], code
