@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from _udhr_pairs import LANGUAGES, MIN_CHARS, UDHR_FILES, articles, udhr_root
+from _udhr_pairs import LANGUAGES, MIN_CHARS, MORE_UDHR_FILES, UDHR_FILES, articles, udhr_root
 from synth.languages import load_registry
 from synth.paths import cache_dir
 from synth.verify.calibrate import bounded
@@ -46,8 +46,8 @@ def udhr_code(flores: str, iso: str, have: set[str]) -> str | None:
     for code, (f, _, _) in LANGUAGES.items():
         if f == flores:
             return code
-    if flores in UDHR_FILES:
-        return UDHR_FILES[flores]
+    if flores in UDHR_FILES or flores in MORE_UDHR_FILES:
+        return {**UDHR_FILES, **MORE_UDHR_FILES}[flores]
     if iso in have:
         return iso
     variants = sorted(h for h in have if h.startswith(iso + "_"))
