@@ -30,7 +30,7 @@ def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
     folded = fold(text)  # composed or not, full- or half-width: the same
     gaps = gap_pattern()  # punctuation of every script, symbols, spaces; combining marks stay in their words
     if dominant_unspaced(text):
-        codes = np.frombuffer(gaps.sub("", folded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(gaps.sub("", folded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
         with np.errstate(over="ignore"):
             return (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15), char_ngram  # never a word's hash
     return np.array([hash(w) for w in gaps.split(folded) if w], dtype=np.int64).view(np.uint64), ngram

@@ -44,7 +44,7 @@ def _separators() -> np.ndarray:
 def _normalised_codes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Code points of the normalised texts joined by NUL, and each text's start in that array."""
     joined = fold("\x00".join(t.replace("\x00", " ") for t in texts))  # NFKC + casefold: synth.text
-    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()  # any str hashes
     space = _separators()[codes]
     codes[space] = 32
     sep = codes == 0
@@ -92,7 +92,7 @@ def sketch(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     if empty.any():
         none = empty.all(axis=1)
         for r in np.flatnonzero(none):  # shorter than a shingle: a signature only its exact copies share
-            signatures[r] = np.frombuffer(hashlib.blake2b(keys[r].encode(), digest_size=64).digest() * 4, dtype=np.uint32)
+            signatures[r] = np.frombuffer(hashlib.blake2b(keys[r].encode("utf-8", "surrogatepass"), digest_size=64).digest() * 4, dtype=np.uint32)
         partly = empty.any(axis=1) & ~none
         if partly.any():  # densify: an empty bin takes the next non-empty bin's value, offset by the distance
             sub = signatures[partly]

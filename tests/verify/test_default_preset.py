@@ -3,6 +3,7 @@ cores giving the same output as one process."""
 
 import polars as pl
 
+from synth.config import ContaminationConfig
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
 from synth.verify.cli_verify import verify_file
@@ -95,3 +96,22 @@ def test_calibrate_reads_the_same_scores_on_every_core(udhr):
     for name in ("lid", "copy", "fluency", "dedup"):
         assert [x for p in parts for x in p.scores[name]] == [v.scores[name] for v in one], name
     assert [r for p in parts for r in p.reasons] == [v.reasons for v in one]
+
+
+def test_a_lone_surrogate_through_the_python_api_is_scored_not_a_crash(udhr, tmp_path):
+    """synth's own paths make text well-formed where it enters (synth.text.well_formed); a Python API
+    caller can still hand the Verifier a lone surrogate, which dedup's and contamination's hashing
+    used to refuse with UnicodeEncodeError (every other filter already read such text)."""
+    english, swahili, thai = udhr("eng")[1], udhr("swh")[1], udhr("tha")[1]
+    evals = tmp_path / "eval.txt"
+    evals.write_text(thai[:200] + "\n", encoding="utf-8")
+    preset = load_preset("default")
+    verifier = Verifier(preset, load_registry(), contamination=ContaminationConfig(paths=[evals]))
+    broken = swahili[:40] + "\ud800" + swahili[40:]
+    batch = [Candidate(id="pair", lang="swh_Latn", text=broken, source=english, source_lang="eng_Latn"),
+             Candidate(id="icl", lang="swh_Latn", text="\udfff" + udhr("swh")[2]),
+             Candidate(id="thai", lang="tha_Thai", text=thai[:100] + "\ud83d" + thai[100:])]
+    verdicts = verifier.verify(batch)
+    assert [v.accepted for v in verdicts[:2]] == [True, True]
+    assert all(v.scores["dedup"] is not None for v in verdicts[:2])
+    assert verdicts[2].scores["contamination"] > 0  # the copied Thai is found around the surrogate
