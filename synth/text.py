@@ -326,6 +326,7 @@ WORD_SEPARATORS = "\u1361\x00"  # what separates words besides str.split's white
 
 def spaced(text: str) -> str:
     """`text` with the WORD_SEPARATORS as spaces."""
-    if "\u1361" in text or "\x00" in text:
-        return text.replace("\u1361", " ").replace("\x00", " ")
+    for separator in WORD_SEPARATORS:
+        if separator in text:
+            text = text.replace(separator, " ")
     return text

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from synth.errors import ConfigError
-from synth.text import dominant_unspaced, fold, gap_pattern, well_formed
+from synth.text import dominant_unspaced, fold, gap_pattern
 from synth.verify.base import Candidate, Filter
 from synth.verify.grams import gram_hashes
 
@@ -30,6 +30,8 @@ def _tokens(text: str, ngram: int, char_ngram: int) -> tuple[np.ndarray, int]:
     folded = fold(text)  # composed or not, full- or half-width: the same
     gaps = gap_pattern()  # punctuation of every script, symbols, spaces; combining marks stay in their words
     if dominant_unspaced(text):
+        # surrogatepass: any Python string hashes (a JSON escape in an evaluation set, or text from the API,
+        # may decode to a lone surrogate)
         codes = np.frombuffer(gaps.sub("", folded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
         with np.errstate(over="ignore"):
             return (codes + np.uint64(0xC0FFEE)) * np.uint64(0x9E3779B97F4A7C15), char_ngram  # never a word's hash
@@ -71,7 +73,7 @@ def ngram_hashes(text: str, ngram: int, char_ngram: int) -> np.ndarray:
 def _strings(value) -> Iterator[str]:
     """Every string inside a JSON value (messages, question/answer fields, choices, ...)."""
     if isinstance(value, str):
-        yield well_formed(value)  # a JSON escape can decode to a lone surrogate, which cannot be hashed
+        yield value
     elif isinstance(value, dict):
         for v in value.values():
             yield from _strings(v)

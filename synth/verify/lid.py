@@ -237,8 +237,7 @@ def _layout(lengths: np.ndarray, per_text: np.ndarray, size: np.ndarray) -> tupl
 def window_scan(texts: Sequence[str], classify) -> WindowScan:
     """A WindowScan from a classifier of window strings: `classify(windows)` -> (labels, probs)."""
     tokens, counts, chars, first = window_spans(texts)
-    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    labels, probs = classify([" ".join(tokens[a:b]) for a, b in zip(bounds, bounds[1:])])
+    labels, probs = classify(_joined(tokens, counts))
     return WindowScan(first=first, chars=chars.astype(np.float64), labels=labels, probs=probs)
 
 
@@ -400,8 +399,6 @@ class LidFilter(Filter):
         return f"lid {score:.2f} < {self.threshold_for(lang):.2f} for {self.router.describe(lang)}"
 
 
-
-
 def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[str]:
     """The text in consecutive windows of whole words of at least `min_chars` characters joined
     (character runs for scripts written without spaces), the last short piece joined to the one
@@ -412,8 +409,13 @@ def windows(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WIN
     the other language.
     """
     words, counts, _, _ = window_spans([text], min_chars, max_windows)
+    return _joined(words, counts)
+
+
+def _joined(tokens: list[str], counts: np.ndarray) -> list[str]:
+    """The window strings: each window's words (`counts` of them in turn) joined by spaces."""
     bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    return [" ".join(words[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [" ".join(tokens[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
 class MixedLanguageFilter(Filter):

@@ -55,12 +55,13 @@ def test_readers_extract_every_string(eval_sets, texts):
 
 
 
-def test_a_lone_surrogate_escape_in_an_eval_set_is_read_not_fatal(tmp_path):
+def test_a_lone_surrogate_escape_in_an_eval_set_is_read_and_hashed_not_fatal(tmp_path):
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"question": "What is \\ud800 the capital of Kenya?", "answer": "Nairobi"}\n')
+    broken.write_text('{"question": "What is \\ud800 the capital of Kenya?", "answer": "Nairobi"}\n'
+                      '{"question": "\\udc00' + "ก" * 60 + '"}\n')
     texts = list(read_eval_texts(broken))
-    assert texts == ["What is \ufffd the capital of Kenya?", "Nairobi"]
-    assert ngram_hashes(texts[0], 3, 50).size  # hashing it raised UnicodeEncodeError before
+    assert texts[:2] == ["What is \ud800 the capital of Kenya?", "Nairobi"]
+    assert ngram_hashes(texts[0], 3, 50).size and ngram_hashes(texts[2], 3, 50).size  # the Thai one raised before
 
 
 def test_eval_items_are_caught_and_the_reason_names_the_file(eval_sets, texts):
