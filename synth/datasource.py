@@ -204,6 +204,7 @@ def resolve_hub(repo_id: str, revision: str | None) -> tuple[str, str | None]:
     the local Hub cache (refs/ and snapshots/ of datasets--OWNER--NAME) and the snapshot is read from
     disk; online the Hub answers and rows stream from it. Cached: the resume check asks again."""
     _datasets()
+    import httpx
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub import errors as hub_errors
 
@@ -224,10 +225,10 @@ def resolve_hub(repo_id: str, revision: str | None) -> tuple[str, str | None]:
     except hub_errors.RepositoryNotFoundError:
         raise ConfigError(f"{where}: not found on the Hub (a private dataset needs HF_TOKEN in the "
                           f"environment); check OWNER/NAME") from None
-    except (hub_errors.OfflineModeIsEnabled, OSError) as exc:  # httpx's connection errors are OSErrors too
+    except (hub_errors.OfflineModeIsEnabled, OSError, httpx.TransportError) as exc:
         raise ConfigError(f"{where}: could not reach the Hub at {constants.ENDPOINT} ({type(exc).__name__}); "
                           f"check the network, or set HF_HUB_OFFLINE=1 to read the local Hub cache") from None
-    except Exception as exc:  # httpx errors that are not OSErrors, HfHubHTTPError (5xx, 401 ...)
+    except Exception as exc:  # HfHubHTTPError (5xx, 401 ...) and other refusals
         raise ConfigError(f"{where}: the Hub refused ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
