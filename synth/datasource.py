@@ -113,14 +113,34 @@ class DatasetEntry(BaseModel):
         return self.path[len(HUB_PREFIX):]
 
     def is_plain_file(self) -> bool:
-        """A local JSONL/Parquet file with no mapping: read exactly as before Hub support."""
+        """A local JSONL/Parquet file with no mapping whose rows are not in another known shape: read
+        exactly as before Hub support (synth.conversations.load_conversations)."""
         return (not self.is_hub and not Path(self.path).is_dir() and self.format == "auto" and not self.where
-                and self.columns == Columns() and self.category is None and self.limit is None)
+                and self.columns == Columns() and self.category is None and self.limit is None
+                and not _other_shape(Path(self.path)))
 
     def absolute(self, base: Path) -> None:
         """Make a local path relative to the job file absolute (Hub ids stay as written)."""
         if not self.is_hub and not Path(self.path).is_absolute():
             self.path = str(base / self.path)
+
+
+def _other_shape(path: Path) -> bool:
+    """Whether a local file's first row (or Parquet schema) has ShareGPT or Alpaca columns and no
+    `messages`; read cheaply, any failure left for the file's own reader to report."""
+    try:
+        if path.suffix == ".parquet":
+            import polars as pl
+
+            columns = set(pl.read_parquet_schema(path))
+        else:
+            with path.open(encoding="utf-8") as handle:
+                line = next((line for line in handle if line.strip()), "")
+            first = json.loads(line) if len(line) < (1 << 24) else None
+            columns = set(first) if isinstance(first, dict) else set()
+    except Exception:
+        return False
+    return "messages" not in columns and ("conversations" in columns or {"instruction", "output"} <= columns)
 
 
 def as_entry(value: Any) -> Any:
@@ -470,4 +490,15 @@ def source_digest(entry: DatasetEntry) -> str | None:
                     files.update(hashlib.file_digest(handle, "sha256").digest())
             identity = {"files": files.hexdigest()}
     payload = json.dumps({**identity, **mapping}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def input_digest(entry: DatasetEntry) -> tuple[str, str] | None:
+    """(input name, digest) for the resume check's {input name: digest} (synth.inputs), or None for a
+    local file, which is digested by its bytes under its path. The name stays the same across commits
+    of a Hub dataset; the digest changes with the commit `revision` resolves to."""
+    digest = source_digest(entry)
+    if digest is None:
+        return None
+    name = entry.path if entry.is_hub else str(Path(entry.path).absolute())
+    return f"{name}?config={entry.config or ''}&split={entry.split or ''}", digest

@@ -12,7 +12,7 @@ import io
 import json
 import sys
 
-from synth.datasource import DatasetEntry, load_entry, source_digest
+from synth.datasource import DatasetEntry, input_digest, load_entry, source_digest
 from synth.errors import ConfigError
 
 
@@ -34,7 +34,8 @@ def run(case: dict) -> dict:
                     "seeds": {lang: len(s) for lang, s in prepared.seeds.items()},
                     "first_source": [list(m) for m in prepared.sources[0].messages]}
         if "digest" in case:
-            return {"digest": source_digest(DatasetEntry.model_validate(case["digest"]))}
+            entry = DatasetEntry.model_validate(case["digest"])
+            return {"digest": source_digest(entry), "input": input_digest(entry)}
         entry = DatasetEntry.model_validate(case["entry"])
         rows = load_entry(entry, case.get("field", "sources"), need=case.get("need"), quotas=case.get("quotas"))
         return {"rows": [{"id": c.id, "category": c.category, "messages": [list(m) for m in c.messages]}

@@ -225,6 +225,10 @@ def test_digests_identify_commit_split_and_mapping(results):
     assert digests["digest main"] == digests["digest main again"]  # main and unset resolve to one commit
     assert len({digests[n] for n in ("digest main", "digest old", "digest other split", "digest saved")}) == 4
     assert digests["digest file"] is None  # a plain file: its bytes are digested like other input files
+    # the resume check's {input name: digest}: the name stays, the digest follows the resolved commit
+    assert results["digest main"]["input"] == ["hf://datasets/org/chat?config=&split=", digests["digest main"]]
+    assert results["digest old"]["input"][0] == results["digest main"]["input"][0]
+    assert results["digest file"]["input"] is None
 
 
 def test_a_job_with_a_hub_source_that_fits_no_shape_exits_2(results):
@@ -242,3 +246,53 @@ def test_a_job_reads_hub_sources_and_save_to_disk_seeds(results):
     assert result["first_source"] == [[m["role"], m["content"]] for m in demo[0]["messages"]]
     assert result["sources"] == len(demo) and result["categories"] == sorted({d["category"] for d in demo})
     assert result["seeds"]["swh_Latn"] == 6  # the save_to_disk folder's train split
+
+
+# ---- the job file's entries (schema only, no `datasets` needed) ---------------------------------------
+
+def _parse(tmp_path: Path, sources) -> object:
+    from synth.config import parse_job
+
+    job = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    for target in job["targets"]:
+        target["seeds"] = str(EXAMPLES / target["seeds"])
+    job["sources"] = sources
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return parse_job(path)
+
+
+@pytest.mark.parametrize("sources, fragment", [
+    ({"path": "hf://cis-lmu/glotlid"}, "hf://datasets/OWNER/NAME"),
+    ({"path": "hf://datasets/org/name@v2"}, "revision: v2"),
+    ({"path": "hf://datasets/org/name/data/train.parquet"}, "config:` and `split:"),
+    ({"path": "en.jsonl", "revision": "main"}, "only hf://datasets/ paths have revisions"),
+    ({"path": "hf://datasets/org/name", "format": "dolly"}, "sources.format"),
+    ({"path": "hf://datasets/org/name", "columns": {"prompt": "x"}}, "sources.columns.prompt"),
+    ({"path": "hf://datasets/org/name", "limit": 0}, "sources.limit"),
+])
+def test_entry_mistakes_are_named_before_anything_is_read(tmp_path, sources, fragment):
+    from synth.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        _parse(tmp_path, sources)
+    assert fragment in str(caught.value), str(caught.value)
+
+
+def test_hub_ids_stay_as_written_and_local_paths_resolve_against_the_job_file(tmp_path):
+    job = _parse(tmp_path, "hf://datasets/org/name/")
+    assert job.sources.path == "hf://datasets/org/name" and job.sources.lang == "eng_Latn"
+    assert job.targets[0].seeds.path == str(EXAMPLES / "seeds/swh_Latn.jsonl")
+    assert _parse(tmp_path, {"path": "en.jsonl"}).sources.path == str(tmp_path / "en.jsonl")
+
+
+def test_a_local_sharegpt_file_maps_like_a_hub_dataset(tmp_path):
+    from synth.datasource import DatasetEntry, load_entry
+
+    path = tmp_path / "sg.jsonl"
+    path.write_text(json.dumps({"conversations": [{"from": "human", "value": "habari?"},
+                                                  {"from": "gpt", "value": "nzuri"}]}) + "\n")
+    (conversation,) = load_entry(DatasetEntry(path=str(path)), "targets[0].seeds")
+    assert conversation.messages == (("user", "habari?"), ("assistant", "nzuri"))
+    plain = DatasetEntry(path=str(EXAMPLES / "sources/en_sft.jsonl"))
+    assert plain.is_plain_file()  # read by synth.conversations exactly as before
