@@ -171,6 +171,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from synth.hub import PushFailed, push
+
+    try:
+        url = push(Path(args.dir), args.repo_id, private=args.private, with_rejected=args.with_rejected)
+    except PushFailed as exc:
+        print(f"synth: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"pushed {args.dir}: {url}")
+    return 0
+
+
 def _prepare_model(args: argparse.Namespace) -> int:
     from synth.models import resolve_model
 
@@ -218,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
     report.add_argument("dir")
     report.set_defaults(func=_report)
+    push = sub.add_parser("push", help="publish a finished run's shards and card as a Hugging Face Hub dataset "
+                          "(token from HF_TOKEN)")
+    push.add_argument("dir", help="output directory of a finished `synth run`")
+    push.add_argument("repo_id", help="dataset repo OWNER/NAME (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps "
+                      "its visibility)")
+    push.add_argument("--with-rejected", action="store_true", help="also upload rejected/<lang>/part-*.parquet")
+    push.set_defaults(func=_push)
     prep = sub.add_parser("prepare-model", help="convert a bundled model once and print its directory")
     prep.add_argument("model", nargs="?", default="bundled:smollm2")
     prep.set_defaults(func=_prepare_model)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from synth.datasource import DatasetEntry, as_entry
 from synth.engines.base import SamplingConfig
 from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
@@ -46,8 +47,12 @@ class TargetConfig(_Strict):
     rows: int = Field(ge=1)
     methods: dict[Method, float] = Field(default_factory=lambda: {"icl": 0.5, "translate": 0.5})
     categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1)
-    seeds: Path | None = Field(None, description="JSONL of native examples in messages form (needed by icl)")
+    seeds: DatasetEntry | None = Field(None, description="native examples (needed by icl): a JSONL/Parquet file "
+                                       "in messages form, or an entry like sources (a datasets folder, "
+                                       "hf://datasets/OWNER/NAME, with config/split/format/columns/where)")
     lid: Literal["auto", "skip"] = Field("auto", description="skip: the LID model does not cover this language")
+
+    _seeds_entry = field_validator("seeds", mode="before")(as_entry)
 
     @field_validator("methods")
     @classmethod
@@ -65,11 +70,11 @@ class TargetConfig(_Strict):
         return value
 
 
-class SourcesConfig(_Strict):
-    """High-resource SFT conversations to translate (JSONL or Parquet with a `messages` column)."""
+class SourcesConfig(DatasetEntry):
+    """High-resource SFT conversations to translate: a JSONL/Parquet file with a `messages` column, a
+    `datasets` folder or a Hub dataset (hf://datasets/OWNER/NAME), mapped by synth/datasource.py."""
 
-    path: Path
-    lang: str = "eng_Latn"
+    lang: str = Field("eng_Latn", description="language of the source conversations")
 
 
 class IclConfig(_Strict):
@@ -179,6 +184,8 @@ class JobConfig(_Strict):
     languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
     prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
 
+    _sources_entry = field_validator("sources", mode="before")(as_entry)
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str) -> str:
@@ -254,9 +261,9 @@ def parse_job(path: Path) -> JobConfig:
 
     for target in job.targets:
         if target.seeds is not None:
-            target.seeds = absolute(target.seeds) or target.seeds
+            target.seeds.absolute(base)
     if job.sources is not None:
-        job.sources.path = absolute(job.sources.path) or job.sources.path
+        job.sources.absolute(base)
     for attr in ("languages_dir", "prompts_dir"):
         value = getattr(job, attr)
         if value is not None:

@@ -58,24 +58,29 @@ def load_conversations(path: Path, field: str) -> list[Conversation]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{field}: file {path} not found; give a JSONL or Parquet file with a `messages` column")
-    conversations = []
-    for number, record in enumerate(_records(path, field), 1):
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ConfigError(f"{field}: {path} row {number}: needs a non-empty `messages` list of {{role, content}}")
-        turns = []
-        for m in messages:
-            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-                raise ConfigError(f"{field}: {path} row {number}: each message needs role in {sorted(ROLES)} and string content")
-            if (at := lone_surrogate(m["content"])) is not None:
-                raise ConfigError(f"{field}: {path} row {number}: a {m['role']} message holds a lone surrogate "
-                                  f"(U+{ord(m['content'][at]):04X} at character {at}, a broken \\u escape) that "
-                                  f"UTF-8 cannot hold; fix or drop that text")
-            turns.append((m["role"], m["content"]))
-        category = record.get("category")
-        if category is not None and not isinstance(category, str):
-            raise ConfigError(f"{field}: {path} row {number}: `category` must be a string such as \"open_qa\"")
-        conversations.append(Conversation(str(record.get("id") or f"{path.stem}-{number}"), category, tuple(turns)))
+    conversations = [conversation_from_record(record, f"{field}: {path} row {number}", f"{path.stem}-{number}")
+                     for number, record in enumerate(_records(path, field), 1)]
     if not conversations:
         raise ConfigError(f"{field}: {path} holds no conversations")
     return conversations
+
+
+def conversation_from_record(record: dict, where: str, default_id: str) -> Conversation:
+    """One record in `messages` form, validated; `where` starts each error (field, file, row).
+    Shared by local files and `datasets`/Hub rows (synth/datasource.py maps other shapes to this one)."""
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ConfigError(f"{where}: needs a non-empty `messages` list of {{role, content}}")
+    turns = []
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise ConfigError(f"{where}: each message needs role in {sorted(ROLES)} and string content")
+        if (at := lone_surrogate(m["content"])) is not None:
+            raise ConfigError(f"{where}: a {m['role']} message holds a lone surrogate "
+                              f"(U+{ord(m['content'][at]):04X} at character {at}, a broken \\u escape) that "
+                              f"UTF-8 cannot hold; fix or drop that text")
+        turns.append((m["role"], m["content"]))
+    category = record.get("category")
+    if category is not None and not isinstance(category, str):
+        raise ConfigError(f"{where}: `category` must be a string such as \"open_qa\"")
+    return Conversation(str(record.get("id") or default_id), category, tuple(turns))

@@ -48,6 +48,11 @@ def apportion(total: int, weights: dict[tuple[str, str], float]) -> dict[tuple[s
     return counts
 
 
+def attempt_budget(job: JobConfig, target: TargetConfig) -> int:
+    """Most attempts a target's language may make; also bounds the seeds and sources a job can use."""
+    return math.ceil(target.rows * job.plan.max_attempts_per_row)
+
+
 def cell_targets(target: TargetConfig) -> dict[Cell, int]:
     weights = {(m, c): w / len(target.categories) for m, w in target.methods.items() for c in target.categories}
     return {(target.lang, m, c): n for (m, c), n in apportion(target.rows, weights).items()}
@@ -65,7 +70,7 @@ class Planner:
         self.accepted: Counter[Cell] = Counter()
         self.attempted: Counter[Cell] = Counter()
         self.rounds = 0
-        self.budget = {t.lang: math.ceil(t.rows * self.job.plan.max_attempts_per_row) for t in self.job.targets}
+        self.budget = {t.lang: attempt_budget(self.job, t) for t in self.job.targets}
 
     def restore(self, attempted: Counter[Cell], accepted: Counter[Cell], rounds: int) -> None:
         """Continue from counts recorded by an earlier, interrupted run."""

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from synth.config import JobConfig
-from synth.conversations import Conversation, load_conversations
+from synth.conversations import Conversation
+from synth.datasource import load_entry, seeds_needed, sources_needed
 from synth.errors import ConfigError
 from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
@@ -91,7 +92,7 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
         if target.seeds is None:
             raise ConfigError(f"targets[{i}].seeds: method icl needs native seed examples for {target.lang}; "
                               f"give a JSONL file of {{category, messages}} or drop icl from targets[{i}].methods")
-        seeds = load_conversations(target.seeds, f"targets[{i}].seeds")
+        seeds = load_entry(target.seeds, f"targets[{i}].seeds", need=seeds_needed(job, target))
         prepared.seeds[target.lang] = seeds
     if "translate" in uses:
         _prompt(prompts, job.translate.prompt, "translate", "translate.prompt")
@@ -101,7 +102,7 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
         if job.sources.lang not in registry:
             raise ConfigError(f"sources.lang: unknown language {job.sources.lang!r}; add languages/{job.sources.lang}.yaml")
         languages[job.sources.lang] = registry[job.sources.lang]
-        prepared.sources = load_conversations(job.sources.path, "sources.path")
+        prepared.sources = load_entry(job.sources, "sources", quotas=sources_needed(job), path_field="sources.path")
         have = Counter(s.category or "open_qa" for s in prepared.sources)
         for i, target in enumerate(job.targets):
             if "translate" in target.methods:
