@@ -155,6 +155,8 @@ def test_cli_reference_lists_every_command_and_flag():
                     assert f"`{flag}" in section, f"synth {name} {flag}"
             if not action.option_strings:
                 assert f"`{action.metavar or action.dest}`" in section, f"synth {name} {action.dest}"
+            if not isinstance(action, argparse._HelpAction):
+                assert (action.help or "").strip(), f"synth {name} {action.dest}: add help= (the CLI page shows it)"
 
 
 def test_filter_reference_lists_every_filter_and_reason():
