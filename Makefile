@@ -44,7 +44,7 @@ test-fast: setup
 
 # the documentation site, offline, warnings as errors (tests/test_docs.py builds it too): open site/index.html
 docs: setup
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 clean:
 	rm -rf out site .pytest_cache
