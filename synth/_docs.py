@@ -262,6 +262,7 @@ def filter_registry() -> dict[str, type]:
     import synth.verify as verify
 
     holders = [verify] + [sys.modules[getattr(verify, n).__module__] for n in verify.__all__]
+    holders += [m for name, m in sorted(sys.modules.items()) if name.startswith("synth.verify.")]
     for holder in holders:
         registry = getattr(holder, "FILTERS", None)
         if isinstance(registry, dict) and registry:
