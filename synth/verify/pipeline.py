@@ -80,12 +80,15 @@ class FilterPreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    description: str = ""
-    filters: list[str]
+    name: str = Field(description="the preset's name, recorded in the manifest")
+    description: str = Field("", description="what the preset is for, in a sentence or two")
+    filters: list[str] = Field(description="the filters that run, by name, in order (a user's filter may be "
+                               "written inline as {module, class, args})")
     plugins: dict[str, PluginFilter] = Field(default_factory=dict, description="user filters by name")
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    languages: dict[str, dict[str, float]] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict, description="threshold per filter name for every "
+                                         "language, over the filter's default_threshold")
+    languages: dict[str, dict[str, float]] = Field(default_factory=dict, description="per-language thresholds "
+                                                   "over `thresholds`: {jav_Latn: {lid: 0.37}}")
     lid_model: str | None = Field(
         None, description="a fastText LID model: a path or hf://owner/repo (e.g. hf://cis-lmu/glotlid); default: bundled lid.176")
     lid_backends: dict[str, list[Literal["fasttext", "cld2"]]] = Field(
