@@ -24,7 +24,7 @@ from synth.models import check_model_spec
 from synth.plan import Attempt
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 from synth.verify import FilterPreset, load_preset
-from synth.verify.lid import LidRouter, uncovered_message
+from synth.verify.lid.router import LidRouter, uncovered_message
 
 
 @dataclass
