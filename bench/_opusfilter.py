@@ -50,7 +50,7 @@ def ensure_venv() -> Path:
 
 def filters(label: str) -> list[dict]:
     """The OpusFilter configuration compared: fastText lid.176 on both sides, char length ratio < 2, repetition."""
-    from synth.verify.lid import bundled_lid_path
+    from synth.verify.lid.router import bundled_lid_path
 
     return [
         {"LanguageIDFilter": {"languages": ["en", label], "id_method": "fasttext",

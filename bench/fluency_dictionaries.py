@@ -1,5 +1,5 @@
 """Checks each Hunspell dictionary the fluency filter would use against independent real text and
-writes synth/verify/fluency_checks.json (not a benchmark: a maintenance script, run when the
+writes synth/verify/fluency/fluency_checks.json (not a benchmark: a maintenance script, run when the
 dictionaries change).
 
 A spelling dictionary can be too weak for running text: a plain word list without the inflected
@@ -30,7 +30,7 @@ from pathlib import Path
 DJANGO = "5.2.19"
 WEAK = 0.3
 ROW_WORDS = 40
-OUT = Path(__file__).resolve().parent.parent / "synth" / "verify" / "fluency_checks.json"
+OUT = Path(__file__).resolve().parent.parent / "synth" / "verify" / "fluency" / "fluency_checks.json"
 
 
 def msgstrs(po: str) -> list[str]:
@@ -59,7 +59,7 @@ def libreoffice(spec) -> tuple[str, list[str]]:
     """(package, strings) of LibreOffice's translation into the language, if Debian has one."""
     from fluency_wordlists import libreoffice_strings
 
-    from synth.verify.fluency import VARIETIES
+    from synth.verify.fluency.dictionary import VARIETIES
 
     for locale in dict.fromkeys(c for c in (spec.iso639_1, spec.iso639_3, *VARIETIES.get(spec.iso639_3, ())) if c):
         with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +72,7 @@ def libreoffice(spec) -> tuple[str, list[str]]:
 
 def main() -> None:
     from synth.languages import load_registry
-    from synth.verify.fluency import Scorer, _dictionary_for
+    from synth.verify.fluency.dictionary import Scorer, _dictionary_for
 
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, f"django=={DJANGO}"],

@@ -1,5 +1,5 @@
 """Measures, per language, the two references of fluency's subword backend and writes
-synth/verify/fluency_subword.json (not a benchmark: a maintenance script, run when the model or the
+synth/verify/fluency/fluency_subword.json (not a benchmark: a maintenance script, run when the model or the
 registry changes).
 
 The references come from text independent of every benchmark: Django's translation catalogs (as
@@ -34,8 +34,8 @@ from fluency_dictionaries import DJANGO, catalogs  # noqa: E402
 
 from synth.languages import load_registry  # noqa: E402
 from synth.text import script_shares  # noqa: E402
-from synth.verify.fluency import MIN_LETTERS, _pseudo_words, words  # noqa: E402
-from synth.verify.fluency_subword import MIN_GAP, REFERENCES, logprob_per_char, trained_on, vocabulary  # noqa: E402
+from synth.verify.fluency.scorer import MIN_LETTERS, _pseudo_words, words  # noqa: E402
+from synth.verify.fluency.subword import MIN_GAP, REFERENCES, logprob_per_char, trained_on, vocabulary  # noqa: E402
 
 MIN_CHARS = 2000  # letters of catalog words of 4+ letters in the script, below which no reference is written
 PSEUDO = 6000

@@ -1,5 +1,5 @@
-"""Builds the word lists of fluency's third backend (synth/verify/fluency_words.py) and writes
-synth/verify/fluency_words.json and synth/verify/fluency_words/*.txt.xz (not a benchmark: a maintenance
+"""Builds the word lists of fluency's third backend (synth/verify/fluency/words.py) and writes
+synth/verify/fluency/fluency_words.json and synth/verify/fluency/fluency_words/*.txt.xz (not a benchmark: a maintenance
 script, run when a source changes).
 
 Every list comes from a package independent of every benchmark (never the UDHR), each under a licence
@@ -76,8 +76,8 @@ from collections import Counter
 from pathlib import Path
 
 from synth.text import script_shares
-from synth.verify.fluency import MIN_LETTERS, _pseudo_words, words
-from synth.verify.fluency_words import DATA_DIR, MIN_STEM, REFERENCES, CharModel, fold
+from synth.verify.fluency.scorer import MIN_LETTERS, _pseudo_words, words
+from synth.verify.fluency.words import DATA_DIR, MIN_STEM, REFERENCES, CharModel, fold
 
 HWN = "hwn==0.1.0"
 TATMORPHAN = "py_tat_morphan==1.2.10"

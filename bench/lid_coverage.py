@@ -20,12 +20,12 @@ whose `lid` bar the preset used to lower (som, yor, quy, jav, swh, sun) and tuk,
    uncovered) with the old lowered bars (som 0.06, yor 0.09, quy 0.13, jav 0.37, swh 0.13, sun 0.4).
 
 4. `--write`: top-1 accuracy of lid.176 and CLD2 on the UDHR of every registry language with a UDHR
-   text, written to synth/verify/lid_accuracy.json, which `synth languages` shows.
+   text, written to synth/verify/lid/lid_accuracy.json, which `synth languages` shows.
 
 Last line: `ratio <languages meeting all three marks with the default preset / with the baseline>`.
 
     .venv/bin/python bench/lid_coverage.py            # ~1 min
-    .venv/bin/python bench/lid_coverage.py --write    # also rewrite synth/verify/lid_accuracy.json
+    .venv/bin/python bench/lid_coverage.py --write    # also rewrite synth/verify/lid/lid_accuracy.json
     .venv/bin/python bench/lid_coverage.py --choose   # the backend choice, on odd articles only
 """
 
@@ -111,8 +111,8 @@ def write_accuracy(specs, path: Path) -> None:
 def top1(texts: list[str], spec, compare: bool = True) -> dict[str, float | None]:
     """Share of `texts` each backend puts first as the language (None: the backend lacks it);
     `compare`: CLD3 and franc too."""
-    from synth.verify.lid import load_lid
-    from synth.verify.lid_cld2 import load_cld2
+    from synth.verify.lid.router import load_lid
+    from synth.verify.lid.cld2 import load_cld2
 
     lid, cld2 = load_lid(), load_cld2()
     out: dict[str, float | None] = {}
@@ -162,7 +162,7 @@ def lid_only(preset):
 
 def baseline_preset(preset, specs):
     """The LID filters as they were: lid.176 alone, for the languages it has, with the old bars."""
-    from synth.verify.lid import load_lid
+    from synth.verify.lid.router import load_lid
 
     languages = {lang: dict(values) for lang, values in preset.languages.items()}
     for code, bar in LOWERED.items():
@@ -204,10 +204,10 @@ def choose(specs) -> None:
 
 def main() -> None:
     from synth.verify import Candidate, Verifier, load_preset
-    from synth.verify.lid import LidRouter
+    from synth.verify.lid.router import LidRouter
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--write", action="store_true", help="rewrite synth/verify/lid_accuracy.json")
+    parser.add_argument("--write", action="store_true", help="rewrite synth/verify/lid/lid_accuracy.json")
     parser.add_argument("--choose", action="store_true", help="print how the preset's lid_backends were chosen and exit")
     args = parser.parse_args()
     specs = language_specs()
@@ -217,7 +217,7 @@ def main() -> None:
     preset = load_preset("default")
     start = time.perf_counter()
     if args.write:
-        write_accuracy(specs, Path(__file__).resolve().parents[1] / "synth" / "verify" / "lid_accuracy.json")
+        write_accuracy(specs, Path(__file__).resolve().parents[1] / "synth" / "verify" / "lid" / "lid_accuracy.json")
 
     print("1. top-1 accuracy on real paragraphs (share whose first guess is the language; - : backend lacks it)")
     print("   * franc's profiles were built from the UDHR: its UDHR column is no measurement")

@@ -48,7 +48,7 @@ from _bundled_outputs import bundled_outputs  # noqa: E402
 from _udhr_pairs import MIN_CHARS, MORE_UDHR_FILES, SEED, UDHR_FILES, articles  # noqa: E402
 
 from synth.languages import load_registry  # noqa: E402
-from synth.verify.fluency import fluency_coverage  # noqa: E402
+from synth.verify.fluency.filter import fluency_coverage  # noqa: E402
 
 BUNDLED = ("swh_Latn", "tgl_Latn", "som_Latn", "amh_Ethi", "hin_Deva", "ind_Latn", "zsm_Latn", "ben_Beng",
            "npi_Deva", "guj_Gujr", "urd_Arab", "kaz_Cyrl", "kir_Cyrl", "tgk_Cyrl", "khk_Cyrl", "tuk_Latn",
@@ -139,7 +139,7 @@ def build_rows(langs: list[str], split: str, rng: random.Random) -> dict[str, li
 
 
 def lid_skip(langs: list[str]) -> set[str]:
-    from synth.verify.lid import load_lid
+    from synth.verify.lid.router import load_lid
 
     lid, registry = load_lid(), load_registry()
     return {l for l in langs if not lid.covers(registry[l].lid_label)}

@@ -35,7 +35,7 @@ from _udhr_pairs import LANGUAGES, MIN_CHARS, MORE_UDHR_FILES, UDHR_FILES, artic
 from synth.languages import load_registry
 from synth.paths import cache_dir
 from synth.verify.calibrate import bounded
-from synth.verify.semantic import ENCODER, SemanticFilter
+from synth.verify.meaning.semantic import ENCODER, SemanticFilter
 
 Z = 2.054  # the 2% quantile of a standard normal (synth calibrate's default quantile)
 WEAK_AUC = 0.9

@@ -65,7 +65,7 @@ def _children_cpu() -> float:
 def time_synth(rows: list[Pair], tmp: Path) -> tuple[float, float]:
     """Wall seconds, and CPU seconds of this process and its (forked, reaped) workers."""
     from synth.verify.cli_verify import verify_file
-    from synth.verify.lid import load_lid
+    from synth.verify.lid.router import load_lid
 
     src = tmp / "pairs.parquet"
     pl.DataFrame({

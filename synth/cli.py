@@ -56,21 +56,22 @@ def _stop_on_signals() -> dict:
 def _languages(args: argparse.Namespace) -> int:
     """One row per registry language; a coverage column is one entry in `columns` (and a key in `rows`)."""
     from synth.languages import load_registry
-    from synth.verify.lid import LidRouter, lid_accuracy
+    from synth.verify.lid.router import LidRouter, lid_accuracy
     from synth.verify.pipeline import load_preset
-    from synth.verify.fluency import fluency_coverage
-    from synth.verify.semantic import semantic_coverage
+    from synth.verify.fluency.filter import fluency_coverage
+    from synth.verify.meaning.semantic import semantic_coverage
 
     registry = load_registry()
     preset = load_preset(args.filters)
     router = LidRouter(registry, preset.lid_model, preset.lid_backends)
     measured = lid_accuracy()
+    semantic_measured = load_preset("default").languages
     rows = [
         {"code": s.code, "name": s.name, "native_name": s.native_name, "script": s.script,
          "resource_level": s.resource_level, "lid_label": s.lid_label, "lid176": router.fasttext.covers(s.lid_label),
          "lid": [{"backend": backend.name, "label": label,
                   "udhr_top1": measured.get(s.code, {}).get(backend.name)} for backend, label in router.routes.get(s.code, [])],
-         "laser": "laser3" if s.laser3 else "laser2", "semantic": semantic_coverage(s.code),
+         "laser": "laser3" if s.laser3 else "laser2", "semantic": semantic_coverage(s.code, semantic_measured),
          "fluency": fluency_coverage(s),
          "reasoning_language": s.reasoning_language}
         for s in registry.values()

@@ -444,26 +444,7 @@ def _mapped(rows: Iterator[dict], entry: DatasetEntry, field: str, label: str) -
         yield conversation_from_record(record, where, f"{name}-{number}")
 
 
-# ---- how many rows a job can use, and what identifies them -----------------------------------------
-
-def seeds_needed(job, target) -> int:
-    """Seeds an ICL target can show: k per attempt, at most its attempt budget of attempts."""
-    from synth.plan import attempt_budget  # synth.plan imports the config, which imports this module
-
-    return attempt_budget(job, target) * job.icl.k
-
-
-def sources_needed(job) -> dict[str, int]:
-    """Most sources per category the translate targets can use: each source is translated at most once
-    per language, and no language makes more attempts than its budget."""
-    from synth.plan import attempt_budget
-
-    quotas: dict[str, int] = {}
-    for target in job.targets:
-        if "translate" in target.methods:
-            for category in target.categories:
-                quotas[category] = max(quotas.get(category, 0), attempt_budget(job, target))
-    return quotas
+# ---- what identifies an entry's rows -----------------------------------------
 
 def source_digest(entry: DatasetEntry) -> str | None:
     """What identifies an entry's rows beyond the job file, for the resume check: for a Hub dataset the

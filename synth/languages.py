@@ -37,7 +37,7 @@ class LanguageSpec(BaseModel):
     iso639_3: str
     lid_label: str | None  # fastText lid.176 label without "__label__"; None: not covered
     lid_labels: dict[Literal["cld2"], str] = Field(
-        default_factory=dict, description="labels of the other offline LID backends: {cld2: ha}; see synth.verify.lid")
+        default_factory=dict, description="labels of the other offline LID backends: {cld2: ha}; see synth.verify.lid.router")
     laser3: bool = False
     resource_level: Literal["high", "mid", "low"]
     reasoning_language: str = Field(

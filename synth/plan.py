@@ -53,6 +53,22 @@ def attempt_budget(job: JobConfig, target: TargetConfig) -> int:
     return math.ceil(target.rows * job.plan.max_attempts_per_row)
 
 
+def seeds_needed(job: JobConfig, target: TargetConfig) -> int:
+    """Seeds an ICL target can show: k per attempt, at most its attempt budget of attempts."""
+    return attempt_budget(job, target) * job.icl.k
+
+
+def sources_needed(job: JobConfig) -> dict[str, int]:
+    """Most sources per category the translate targets can use: each source is translated at most once
+    per language, and no language makes more attempts than its budget."""
+    quotas: dict[str, int] = {}
+    for target in job.targets:
+        if "translate" in target.methods:
+            for category in target.categories:
+                quotas[category] = max(quotas.get(category, 0), attempt_budget(job, target))
+    return quotas
+
+
 def cell_targets(target: TargetConfig) -> dict[Cell, int]:
     weights = {(m, c): w / len(target.categories) for m, w in target.methods.items() for c in target.categories}
     return {(target.lang, m, c): n for (m, c), n in apportion(target.rows, weights).items()}

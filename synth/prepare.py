@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from synth.config import JobConfig
 from synth.conversations import Conversation
-from synth.datasource import load_entry, seeds_needed, sources_needed
+from synth.datasource import load_entry
 from synth.errors import ConfigError
 from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
@@ -22,10 +22,10 @@ from synth.methods.base import Row
 from synth.methods.icl import IclMethod
 from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec
-from synth.plan import Attempt
+from synth.plan import Attempt, seeds_needed, sources_needed
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 from synth.verify import FilterPreset, load_preset
-from synth.verify.lid import LidRouter, uncovered_message
+from synth.verify.lid.router import LidRouter, uncovered_message
 
 
 @dataclass

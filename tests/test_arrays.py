@@ -26,7 +26,7 @@ def test_lid_windows_and_verify_chunks_do_not_import_pandas():
     code = """
 import sys
 from synth.arrays import int64_array, string_array
-from synth.verify.lid import load_lid
+from synth.verify.lid.router import load_lid
 model = load_lid()
 model.scan(["  leading and trailing  ", "a b c", "ก" * 300 + " x", "ሰላም፡ለዓለም", ""])
 import pyarrow as pa

@@ -25,8 +25,9 @@ from synth.engines.start import start_engine
 from synth.methods.translate import TranslateMethod
 from synth.prepare import prepare
 from synth.runner import JobRun
-from synth.verify import fasttext_np
-from synth.verify.lid import LidModel, window_spans
+from synth.verify.lid import fasttext_np
+from synth.verify.lid.router import LidModel
+from synth.verify.lid.windows import window_spans
 
 BYTES_PER_ATTEMPT = 64  # what a slice may leave behind per attempt (a real leak is hundreds: a Row, an id)
 

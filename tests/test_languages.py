@@ -9,7 +9,7 @@ from nano_laser.language_list import LANGUAGE_NAMES, LASER3_LANGUAGES_LIST
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.paths import data_dir
-from synth.verify.lid import load_lid
+from synth.verify.lid.router import load_lid
 
 
 def test_every_language_file_validates_with_its_code_as_file_name():
@@ -43,9 +43,9 @@ def test_lid_labels_exist_in_the_bundled_lid176_model():
 
 
 def test_languages_lid176_lacks_have_a_cld2_label_but_ewe():
-    """The second offline backend's labels (see synth.verify.lid_cld2): every language without a
+    """The second offline backend's labels (see synth.verify.lid.cld2): every language without a
     lid.176 label has one, except Ewe, which CLD2 lacks too (README: Language ID)."""
-    from synth.verify.lid_cld2 import load_cld2
+    from synth.verify.lid.cld2 import load_cld2
 
     cld2 = load_cld2()
     lacking = {code for code, spec in load_registry().items() if spec.lid_label is None}

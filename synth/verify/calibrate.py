@@ -42,7 +42,7 @@ LOOSEST: dict[str, float] = {
     "copy": 0.85,  # share of the text in runs copied from the source
     "fluency": 0.15,  # known share above chance: a weak dictionary (a word list without the inflected
                       # forms) knows little of real text, but random letters score about 0
-    "structure_mismatch": 2.0,  # twice every tolerance of synth/verify/alignment.py: 4x the length, or
+    "structure_mismatch": 2.0,  # twice every tolerance of synth/verify/rules/alignment.py: 4x the length, or
                                 # counts off by 4 + 40%, says nothing about meaning any more
 }
 # The strictest threshold calibration may set.

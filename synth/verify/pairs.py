@@ -22,7 +22,7 @@ from synth.arrays import int64_array
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify.base import Candidate
-from synth.verify.lid import LidRouter, uncovered_message
+from synth.verify.lid.router import LidRouter, uncovered_message
 from synth.verify.pipeline import VerdictColumns, Verifier
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")

@@ -23,18 +23,18 @@ from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
-from synth.verify.alignment import StructureMismatchFilter
+from synth.verify.rules.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
-from synth.verify.contamination import ContaminationFilter
-from synth.verify.dedup import DedupFilter, sketch
-from synth.verify.fluency import FluencyFilter
+from synth.verify.sets.contamination import ContaminationFilter
+from synth.verify.sets.dedup import DedupFilter, sketch
+from synth.verify.fluency.filter import FluencyFilter
 from synth.verify.judge import JudgePreset
-from synth.verify.laser import LaserFilter, LaserSetup, laser_setup
-from synth.verify.lid import LidFilter, LidRouter, MixedLanguageFilter
-from synth.verify.roundtrip import RoundtripFilter
-from synth.verify.rules import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
-from synth.verify.script import ScriptFilter
-from synth.verify.semantic import ENCODER as SEMANTIC_ENCODER, SemanticFilter
+from synth.verify.meaning.laser import LaserFilter, LaserSetup, laser_setup
+from synth.verify.lid.router import LidFilter, LidRouter, MixedLanguageFilter
+from synth.verify.meaning.roundtrip import RoundtripFilter
+from synth.verify.rules.form import CopyFilter, EmptyFilter, LengthRatioFilter, RepetitionFilter, TruncatedFilter
+from synth.verify.rules.script import ScriptFilter
+from synth.verify.meaning.semantic import ENCODER as SEMANTIC_ENCODER, SemanticFilter
 
 FILTERS: dict[str, type[Filter]] = {
     f.name: f
@@ -309,7 +309,7 @@ class Verifier:
                 uncovered = fluency.uncovered(languages)
                 if uncovered:  # runs for the others; these rows score null (never a pass)
                     self.not_run["fluency"] = (f"not run for {', '.join(uncovered)}: no usable spelling dictionary, "
-                                               f"subword model nor word list (synth.verify.fluency.fluency_coverage)")
+                                               f"subword model nor word list (synth.verify.fluency.filter.fluency_coverage)")
                 self.filters.append(fluency)
             elif name == "contamination":
                 if contamination is None:

@@ -10,7 +10,7 @@ from synth.methods.icl import IclMethod, novelty_problem
 from synth.plan import Attempt
 from synth.prompts import load_prompts
 from synth.verify.base import Candidate
-from synth.verify.rules import CopyFilter
+from synth.verify.rules.form import CopyFilter
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = load_conversations(ROOT / "examples" / "seeds" / "swh_Latn.jsonl", "seeds")

@@ -5,9 +5,10 @@ import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate
-from synth.verify.lid import LidFilter, MixedLanguageFilter, load_lid, windows
+from synth.verify.lid.router import LidFilter, MixedLanguageFilter, load_lid
+from synth.verify.lid.windows import windows
 from synth.text import ends_sentence
-from synth.verify.rules import CopyFilter, TruncatedFilter, copied_share
+from synth.verify.rules.form import CopyFilter, TruncatedFilter, copied_share
 
 # UDHR file code -> FLORES code: Latin with cognates, unspaced Thai, Devanagari, Ethiopic, a weak lid.176 language
 LANGS = {"fra": "fra_Latn", "tha": "tha_Thai", "hin": "hin_Deva", "amh": "amh_Ethi", "yor": "yor_Latn",

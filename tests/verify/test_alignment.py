@@ -1,4 +1,4 @@
-"""structure_mismatch (synth/verify/alignment.py): real translations keep their source's structure,
+"""structure_mismatch (synth/verify/rules/alignment.py): real translations keep their source's structure,
 a translation of another text does not; rows without a source are not scored."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from synth.languages import load_registry
 from synth.text import SENTENCE_BREAK
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.alignment import StructureMismatchFilter, evidence, structure
+from synth.verify.rules.alignment import StructureMismatchFilter, evidence, structure
 
 # UDHR file code -> FLORES code: Latin, Devanagari, Ethiopic, Thai (no sentence marks), Arabic (an abjad),
 # Khmer, Burmese, Cyrillic, Tamil, Bengali

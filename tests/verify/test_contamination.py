@@ -12,7 +12,7 @@ from synth.config import ContaminationConfig
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.contamination import ContaminationFilter, ngram_hashes, read_eval_texts
+from synth.verify.sets.contamination import ContaminationFilter, ngram_hashes, read_eval_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.dedup import DedupFilter, estimated_jaccard, sketch
+from synth.verify.sets.dedup import DedupFilter, estimated_jaccard, sketch
 
 LANGS = {"swh": "swh_Latn", "fra": "fra_Latn", "khm": "khm_Khmr", "hin": "hin_Deva", "amh": "amh_Ethi"}
 
@@ -86,7 +86,7 @@ def test_estimates_track_the_true_jaccard(articles):
         keys_b = {b[i:i + 5] for i in range(len(b) - 4)}
         return len(keys_a & keys_b) / len(keys_a | keys_b)
 
-    from synth.verify.dedup import _normalised_codes
+    from synth.verify.sets.dedup import _normalised_codes
 
     def normalised(text: str) -> str:
         codes, _ = _normalised_codes([text])

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from synth.errors import ConfigError
-from synth.verify.fasttext_np import FastTextModel
+from synth.verify.lid.fasttext_np import FastTextModel
 from synth.text import words
-from synth.verify.lid import LidModel, bundled_lid_path, windows
+from synth.verify.lid.router import LidModel, bundled_lid_path
+from synth.verify.lid.windows import windows
 from tests.fasttext_fixture import write_fasttext_model
 
 UDHR_CODES = ("eng", "swh", "fra", "hin", "tha", "amh", "rus", "arb", "cmn_hans", "yor", "khm", "tam")

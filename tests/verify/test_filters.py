@@ -4,9 +4,9 @@ import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.lid import LidFilter, load_lid
-from synth.verify.rules import LengthRatioFilter, RepetitionFilter, repetition_score
-from synth.verify.roundtrip import RoundtripFilter
+from synth.verify.lid.router import LidFilter, load_lid
+from synth.verify.rules.form import LengthRatioFilter, RepetitionFilter, repetition_score
+from synth.verify.meaning.roundtrip import RoundtripFilter
 
 LANGS = {"swh_Latn": "swh", "fra_Latn": "fra", "tgl_Latn": "tgl"}
 

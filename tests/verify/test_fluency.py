@@ -14,7 +14,9 @@ from synth.languages import load_registry
 from synth.paths import data_dir
 from synth.text import prose, words as split_words
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.fluency import FluencyFilter, _dictionary_for, fluency_coverage, profile, words
+from synth.verify.fluency.filter import FluencyFilter, fluency_coverage
+from synth.verify.fluency.dictionary import _dictionary_for, profile
+from synth.verify.fluency.scorer import words
 
 SEEDS = data_dir("languages").parent / "examples" / "seeds"
 # What the bundled SmolLM2-135M wrote when asked for Swahili and Tagalog (the demo's languages).
@@ -101,7 +103,7 @@ def test_real_text_scores_above_pseudo_words_and_the_bundled_models_babble(fluen
 def test_dictionary_choices_are_remembered_across_processes(tmp_path, monkeypatch):
     """Choosing a language's dictionary reads every dictionary's header and a word sample: done once
     per machine, then read back from synth's cache (a fresh process clears the in-memory caches)."""
-    from synth.verify import fluency
+    from synth.verify.fluency import dictionary as fluency
 
     monkeypatch.setenv("SYNTH_CACHE", str(tmp_path))
     for cached in (fluency._chosen, fluency._dictionary_for):

@@ -8,8 +8,8 @@ import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.fluency import FluencyFilter, fluency_coverage
-from synth.verify.fluency_subword import (META, SubwordScorer, logprob_per_char, model_file, read_pieces,
+from synth.verify.fluency.filter import FluencyFilter, fluency_coverage
+from synth.verify.fluency.subword import (META, SubwordScorer, logprob_per_char, model_file, read_pieces,
                                           references, vocabulary)
 from tests.verify.test_fluency import pseudo_words
 

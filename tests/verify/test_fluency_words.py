@@ -1,4 +1,4 @@
-"""fluency's word-list backend with the real lists shipped in synth/verify/fluency_words/: real text that is
+"""fluency's word-list backend with the real lists shipped in synth/verify/fluency/fluency_words/: real text that is
 neither benchmark text nor text the lists came from (sentences written for this test) scores above the bar,
 pseudo-words with the list's letter statistics below it, and languages without a list stay null."""
 
@@ -11,8 +11,9 @@ import pytest
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.fluency import FluencyFilter, _pseudo_words, fluency_coverage
-from synth.verify.fluency_words import (DATA_DIR, ORDER, CharModel, CharScorer, LexiconScorer, WordList, _lines, _model,
+from synth.verify.fluency.filter import FluencyFilter, fluency_coverage
+from synth.verify.fluency.scorer import _pseudo_words
+from synth.verify.fluency.words import (DATA_DIR, ORDER, CharModel, CharScorer, LexiconScorer, WordList, _lines, _model,
                                         fold, references, words_scorer)
 
 # Everyday sentences, none from the UDHR nor from the packages the lists were built from.

@@ -11,7 +11,7 @@ from nano_laser.models import LaserLstmEncoder, LaserTransformerEncoder
 
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.laser import LaserFilter
+from synth.verify.meaning.laser import LaserFilter
 from tests.laser_fixture import build_tiny_laser_dir
 
 EXPECTED_FILES = {"laser2.spm", "laser2.cvocab", "laser2.pt", "laser3-swh_Latn.v1.pt"}
@@ -111,6 +111,6 @@ def test_laser_url_is_nano_lasers_download_location(tmp_path):
     """synth spells the URL out so an offline check never imports torch; it must stay nano-laser's."""
     from nano_laser.download_models import LaserModelDownloader
 
-    from synth.verify.laser import LASER_URL
+    from synth.verify.meaning.laser import LASER_URL
 
     assert LaserModelDownloader(model_dir=str(tmp_path)).base_url.rstrip("/") == LASER_URL

@@ -11,9 +11,9 @@ from synth.cli import main
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec, load_registry
 from synth.verify import Candidate, Verifier, load_preset
-from synth.verify.lid import LidFilter, LidModel, LidRouter, MixedLanguageFilter, load_lid, uncovered_message
-from synth.verify.lid_cld2 import load_cld2
-from synth.verify.lid_hub import hub_cache_path
+from synth.verify.lid.router import LidFilter, LidModel, LidRouter, MixedLanguageFilter, load_lid, uncovered_message
+from synth.verify.lid.cld2 import load_cld2
+from synth.verify.lid.hub import hub_cache_path
 from tests.fasttext_fixture import write_fasttext_model
 
 # registry code -> UDHR file, for languages the default preset reads with CLD2
@@ -138,7 +138,7 @@ def test_hf_reference_errors_are_config_errors(tmp_path):
         LidModel("hf://glotlid")
     # nothing cached and no way to download: a ConfigError naming the fix (offline: no network is tried)
     env = {**os.environ, "SYNTH_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    code = ("from synth.errors import ConfigError\nfrom synth.verify.lid import LidModel\n"
+    code = ("from synth.errors import ConfigError\nfrom synth.verify.lid.router import LidModel\n"
             "try:\n    LidModel('hf://cis-lmu/glotlid')\nexcept ConfigError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
     assert "cannot download model.bin from cis-lmu/glotlid" in out and "set lid_model to its path" in out

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from synth.text import words as split_words
-from synth.verify.lid import MAX_WINDOWS, WINDOW_CHARS, arrow_window_spans, window_spans, windows
+from synth.verify.lid.windows import MAX_WINDOWS, WINDOW_CHARS, arrow_window_spans, window_spans, windows
 
 
 def one_text(text: str, min_chars: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS):
@@ -111,7 +111,7 @@ def test_windows_of_one_text_join_its_words(real_texts):
 def test_a_batch_arrow_cannot_hold_is_scanned_on_the_python_path():
     """A lone surrogate (JSON text may hold one) is not UTF-8: that batch takes the Python path, which
     must give the other texts what the Arrow path gives them, and not stop on the surrogate."""
-    from synth.verify.lid import load_lid
+    from synth.verify.lid.router import load_lid
 
     model = load_lid()
     text = "Everyone has the right to education, and elementary education shall be free for all."

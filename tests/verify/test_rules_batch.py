@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from synth.verify.rules import copied_share, repetition_score, repetition_scores, word_characters
+from synth.verify.rules.form import copied_share, repetition_score, repetition_scores, word_characters
 
 CODES = ["eng", "fra", "tha", "hin", "amh", "yor", "rus", "arb", "cmn_hans", "ell_monotonic", "tur"]
 ODD = ["", " ", "\n\n", "\x00", "a\x00b c", "\ud800 lone surrogate", "snake_case __init__ x_1", "١٢٣ ½ Ⅻ ²",

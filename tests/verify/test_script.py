@@ -5,7 +5,7 @@ import pytest
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
 from synth.text import dominant_unspaced, known_script, script_share
-from synth.verify.script import ScriptFilter
+from synth.verify.rules.script import ScriptFilter
 
 # UDHR file code -> (a language code for the filter, its ISO 15924 script)
 TEXTS = {

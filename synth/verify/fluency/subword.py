@@ -6,7 +6,7 @@ A word of a language the model was trained on segments into a few long, likely p
 that only has the language's letter statistics falls apart into short, unlikely ones. A word's
 score is the log-probability of its best (Viterbi) segmentation per character, as SentencePiece
 segments it (NFKC, "▁" before the word); a text's is the letter-weighted mean over its words of
-4+ letters (fluency.words), or its space-separated runs in a script written without spaces.
+4+ letters (scorer.words), or its space-separated runs in a script written without spaces.
 
 That level differs much between languages (how much of the vocabulary a language got), so it is
 placed between two references of the language measured on independent text, never on benchmark
@@ -35,7 +35,7 @@ from pathlib import Path
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
 from synth.text import script_shares, wholly_in_script
-from synth.verify.fluency import _FORMAT, MIN_LETTERS, word_sums, words
+from synth.verify.fluency.scorer import _FORMAT, MIN_LETTERS, word_sums, words
 
 # ISO 639-1 codes of XLM-R's 100 training languages, romanised
 # variants and second scripts left out (Conneau et al. 2020, "Unsupervised Cross-lingual
@@ -51,7 +51,7 @@ REFERENCES = Path(__file__).with_name("fluency_subword.json")  # bench/fluency_s
 MIN_GAP = 1.0
 # Languages whose real text of another register reads far below their references, so the backend would
 # reject real text: Telugu (the formal UDHR against Django's catalogs, bench/README.md). Not covered here
-# (fluency_words covers Telugu with a model of tessdata's word list).
+# (words.py covers Telugu with a model of tessdata's word list).
 REGISTER_SENSITIVE = frozenset({"tel_Telu"})
 META = "\u2581"  # SentencePiece's word-start mark
 VOCAB_VERSION = 1
@@ -174,7 +174,7 @@ class LevelScorer:
         return [(len(w), len(w) * levels[w]) if w in levels else (0, 0.0) for w in new]
 
     def score(self, text: str) -> float | None:
-        sums = word_sums(self.sums, words(text), self._measure)  # fluency's words: one definition for every backend
+        sums = word_sums(self.sums, words(text), self._measure)  # scorer.words: one definition for every backend
         total, weighted = map(sum, zip(*sums)) if sums else (0, 0.0)
         if not total:
             return None

@@ -22,7 +22,7 @@ import numpy as np
 
 from synth.paths import cache_dir
 from synth.verify.base import Candidate, Filter
-from synth.verify.embedding_memory import EmbeddingMemory
+from synth.verify.meaning.embedding_memory import EmbeddingMemory
 
 log = logging.getLogger(__name__)
 

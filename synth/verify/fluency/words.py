@@ -4,7 +4,7 @@ Two kinds of list, per language (fluency_words.json; bench/fluency_wordlists.py 
 packages independent of every benchmark, never from the UDHR, and names each source and licence):
 
 - lexicon: the words of a dictionary, a morphological analyser's word forms or an OCR model's word
-  list. Scored as fluency's Hunspell backend scores (fluency.Scorer: the share of the letters in known
+  list. Scored as fluency's Hunspell backend scores (scorer.WordScorer: the share of the letters in known
   words or known beginnings, above what random letters drawn from the list's own letters score), so
   0 is chance and 1 every word known, and the filter's bar means the same. For an agglutinative
   language (Quechua; Javanese and Sundanese stack affixes too, Assamese case endings) a list cannot
@@ -15,7 +15,7 @@ packages independent of every benchmark, never from the UDHR, and names each sou
   as one word; Telugu's and Oromo's agglutinated forms are too many for any list), a character 5-gram
   model (Witten-Bell interpolation) of a real text's words, or of a large word list's (one count per
   word). A text's level is the letter-weighted mean log-probability per character of its words of 4+ letters; the score
-  places it between two references measured when the list was built, as fluency_subword does: 0 at
+  places it between two references measured when the list was built, as subword.py does: 0 at
   pseudo-words drawn from the text's letter statistics, 1 at words of the text the model was not
   trained on (a held-out fifth of its word types: real words it has not seen, as in new text).
 
@@ -42,8 +42,8 @@ import numpy as np
 
 from synth.languages import LanguageSpec
 from synth.paths import cache_dir, save_cached
-from synth.verify.fluency import PROFILE_VERSION, Scorer, chance_profile, remembered
-from synth.verify.fluency_subword import LevelScorer
+from synth.verify.fluency.scorer import PROFILE_VERSION, WordScorer, chance_profile, remembered
+from synth.verify.fluency.subword import LevelScorer
 from synth.verify.grams import gram_hashes
 
 REFERENCES = Path(__file__).with_name("fluency_words.json")  # bench/fluency_wordlists.py writes it
@@ -112,7 +112,7 @@ def _lines(entry: dict, key: str = "file") -> list[str]:
 
 
 class WordList:
-    """A lexicon as a set of folded words, answering `word in lexicon` like fluency.Lexicon; with
+    """A lexicon as a set of folded words, answering `word in lexicon` like dictionary.Lexicon; with
     `endings`, a known word of MIN_STEM+ letters followed by one of them is known too."""
 
     def __init__(self, entries: list[str], code: str, endings: list[str] = ()):
@@ -132,7 +132,7 @@ class WordList:
                                           for i in range(MIN_STEM, len(word)))
 
 
-class LexiconScorer(Scorer):
+class LexiconScorer(WordScorer):
     """fluency's Hunspell score, with a word list as the lexicon."""
 
     def __init__(self, entry: dict, code: str):  # not super().__init__: that reads a Hunspell dictionary
@@ -143,7 +143,7 @@ class LexiconScorer(Scorer):
 
 
 def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> dict[str, float]:
-    """The list's chance profile (fluency.chance_profile), computed once per machine and list and cached
+    """The list's chance profile (scorer.chance_profile), computed once per machine and list and cached
     under the synth cache as fluency's Hunspell profiles are."""
     files = [DATA_DIR / entry[k] for k in ("file", "endings_file") if k in entry]
     stats = "|".join(f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in files)

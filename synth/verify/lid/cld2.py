@@ -12,7 +12,7 @@ import numpy as np
 import pycld2
 
 from synth.text import words
-from synth.verify.lid import WindowScan, window_scan
+from synth.verify.lid.windows import WindowScan, window_scan
 
 # C0/C1 controls and lone surrogates: CLD2 refuses text containing them ("invalid UTF-8")
 _REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
