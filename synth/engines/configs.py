@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -61,7 +62,9 @@ class OpenAIEngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["openai"] = "openai"
-    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
+    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1; a query (e.g. "
+                          "?api-version=...) is sent with every request, and credential values in it are redacted "
+                          "everywhere (better: a key in the variable named by api_key_env)")
     model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -79,6 +82,27 @@ class OpenAIEngineConfig(BaseModel):
             "finished answer); it is only prepended to answers that do not already start with it"
         ),
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_usable_url(cls, value: str) -> str:
+        # messages name the part at fault, never the URL: it may carry credentials
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (parses the port: ValueError when it is not a number)
+        except ValueError:
+            raise ValueError("not a URL; give the server root, e.g. http://127.0.0.1:8000/v1") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:8000/v1")
+        if not parts.hostname:
+            raise ValueError("no host; give the server root, e.g. http://127.0.0.1:8000/v1")
+        if parts.fragment:
+            raise ValueError("has a fragment (#...), which is never sent to a server; remove it")
+        names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"query parameter {repeated[0]!r} is given twice; give each parameter once (the query "
+                             f"is sent with every request)")
+        return value
 
     @field_validator("api_key_env")
     @classmethod
