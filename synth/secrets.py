@@ -76,15 +76,16 @@ def looks_like_token(value: str) -> bool:
     return bool(_TOKEN.search(value))
 
 
-def scrub(text: str, *secrets: str) -> str:
-    """`text` with each of `secrets`, every registered secret, URL credentials and anything
-    token-shaped replaced."""
+def scrub(text: str, *secrets: str, shapes: bool = True) -> str:
+    """`text` with each of `secrets`, every registered secret, URL credentials and (with `shapes`)
+    anything token-shaped replaced. Messages synth wrote itself pass shapes=False: a long file name
+    there is not a token."""
     for secret in sorted({*secrets, *_known}, key=len, reverse=True):  # longest first: a value inside another
         if secret and len(secret) >= MIN_EXACT:
             text = text.replace(secret, REDACTED)
     text = _USERINFO.sub(f"{REDACTED}@", text)
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
-    return _TOKEN.sub(REDACTED, text)
+    return _TOKEN.sub(REDACTED, text) if shapes else text
 
 
 def protect(*values: str) -> None:

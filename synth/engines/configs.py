@@ -72,7 +72,9 @@ class OpenAIEngineConfig(BaseModel):
     )
     max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
     max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0)
+    timeout_s: float = Field(120, gt=0, description="deadline for one whole request, from sending it to its last "
+                             "byte (a server trickling bytes cannot outlast it); a request over it is retried "
+                             "like an outage")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
     continue_final_message: bool = Field(
         True,
