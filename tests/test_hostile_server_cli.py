@@ -85,6 +85,15 @@ def test_odd_usage_mid_job_is_retried_then_stops_resumable_without_a_traceback(t
     assert manifest["status"] == "interrupted" and manifest["engine"]["retries"] >= 1
 
 
+def test_odd_usage_in_the_preflight_is_exit_2_naming_the_field_not_a_traceback(tmp_path):
+    with FaultServer([ok("Habari", usage={"prompt_tokens": 10 ** 30, "completion_tokens": 1})]) as server:
+        result = _run(_job(tmp_path, server.url), tmp_path / "out", _env(tmp_path))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "a one-token test request failed" in result.stderr and "usage.prompt_tokens is a number of 31 digits" in result.stderr
+    assert not any(noise in result.stderr for noise in ASYNCIO_NOISE), result.stderr[-3000:]
+    assert not (tmp_path / "out").exists()  # nothing written before the engine answered sensibly
+
+
 def test_query_credentials_and_a_short_key_never_reach_stderr_or_files(tmp_path):
     secrets = ("q1v", "t0k")
     with FaultServer([ok("Habari ya leo, rafiki yangu mzuri.")]) as server:

@@ -22,6 +22,7 @@ from synth.engines.base import Completion, EngineUnavailable, GenerationRequest,
 from synth.engines.configs import OpenAIEngineConfig
 from synth.engines.http_limits import answer_chars_bound, body_cap
 from synth.engines.openai_api import OpenAIEngine
+from synth.errors import ConfigError
 from synth.languages import get_language
 from synth.methods.translate import TranslateMethod
 from synth.plan import Attempt
@@ -63,8 +64,6 @@ def test_a_trickling_server_meets_the_request_deadline_then_the_outage_path():
 
 
 def test_a_trickled_model_list_does_not_hang_the_preflight():
-    from synth.errors import ConfigError
-
     with FaultServer() as server:
         server.models = ["scripted"]
         engine = _engine(server.url, timeout_s=1)
@@ -228,6 +227,10 @@ def test_any_server_answer_ends_as_a_text_a_reject_with_a_reason_or_a_retried_fa
     engine = _engine(shared_server.url, max_retries=1, timeout_s=5)
     started = time.monotonic()
     try:
+        try:
+            engine.preflight()  # the first answer a job sees: a ConfigError (exit 2) at worst
+        except ConfigError as exc:
+            assert "a one-token test request failed: engine_error" in str(exc)
         completions = engine.generate([_ask(n), _ask(n + 1)])
     except EngineUnavailable as exc:  # the server's fault, retried then the breaker: the job stops resumable
         assert "engine_error" in str(exc)
@@ -246,7 +249,7 @@ def test_any_server_answer_ends_as_a_text_a_reject_with_a_reason_or_a_retried_fa
     assert time.monotonic() - started < 10
     mine = {_ask(n).messages[0]["content"], _ask(n + 1).messages[0]["content"]}
     sent = [s for s in list(shared_server.seen) if s["body"]["messages"][0]["content"] in mine]
-    assert len(sent) <= 4  # two requests, one retry each at most
+    assert len(sent) <= 4  # two requests, one retry each at most (the preflight asks about "Hi")
 
 
 # 2. credentials in the base_url's query: sent right, shown nowhere
