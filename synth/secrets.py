@@ -141,12 +141,14 @@ def install_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(scrubbed_record)
-    show = warnings.showwarning
+    # formatwarning, not showwarning: every way of showing a warning formats it there (logging's
+    # captureWarnings included), and catch_warnings() does not swap it back and forth
+    format_warning = warnings.formatwarning
 
-    def scrubbed_warning(message, category, filename, lineno, file=None, line=None):
-        show(scrub(str(message)), category, filename, lineno, file, line)
+    def scrubbed_warning(message, category, filename, lineno, line=None) -> str:
+        return scrub(format_warning(message, category, filename, lineno, line))
 
-    warnings.showwarning = scrubbed_warning
+    warnings.formatwarning = scrubbed_warning
     excepthook, thread_hook = sys.excepthook, threading.excepthook
 
     def scrubbed_excepthook(kind, value, tb):
