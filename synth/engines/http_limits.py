@@ -143,7 +143,7 @@ def read_answer(body: bytes, max_tokens: int, prompt_chars: int) -> Answer:
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep, a number too long
         raise MalformedAnswer(f"the body is not JSON ({type(exc).__name__}, {len(body)} bytes)") from None
     if not isinstance(data, dict):
-        raise MalformedAnswer(f"the body is a JSON {_kind(data)}, not an object")
+        raise MalformedAnswer(f"the body is not a JSON object ({_kind(data)})")
     if data.get("error") not in (None, {}, "", []) and not data.get("choices"):
         raise MalformedAnswer(f"HTTP 200 carrying an error: {_error_text(data['error'])}")
     choices = data.get("choices")
