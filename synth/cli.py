@@ -13,7 +13,7 @@ from pathlib import Path
 
 from synth.engines.base import EngineUnavailable
 from synth.errors import ConfigError, Interrupted, interrupt_in
-from synth.secrets import ScrubLogs
+from synth.secrets import install_redaction, scrub
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
     except EngineUnavailable as exc:
-        print(f"synth: error: the engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
+        print(f"synth: error: the engine keeps failing: {scrub(str(exc), shapes=False)}\nsynth: stopped; every committed slice is kept in "
               f"{output} (status interrupted). Fix the engine, then run the same command to resume: {resume}",
               file=sys.stderr)
         return 1
@@ -249,17 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(ScrubLogs())
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
+    install_redaction()  # every logger, handler, warning and traceback: whatever the HTTP stack logs through
+    for name in ("httpx", "httpx2"):  # one line per request: noise at job scale
+        logging.getLogger(name).setLevel(logging.WARNING)
     replaced = _stop_on_signals() if args.func in (_run, _verify) and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"synth: error: {exc}", file=sys.stderr)
+        print(f"synth: error: {scrub(str(exc), shapes=False)}", file=sys.stderr)
         return exc.exit_code
     except EngineUnavailable as exc:  # synth verify --judge: the judge's engine keeps failing
-        print(f"synth: error: the engine keeps failing: {exc}", file=sys.stderr)
+        print(f"synth: error: the engine keeps failing: {scrub(str(exc), shapes=False)}", file=sys.stderr)
         return 1
     except (Interrupted, SystemError) as exc:  # before the run started (e.g. while checking the config);
         if (stop := interrupt_in(exc)) is None:  # a SystemError: the signal arrived inside Ray's Cython code

@@ -55,6 +55,12 @@ STRUCTURE_LOST = _generation("structure_lost", "the translation lost, duplicated
                                                "links, placeholders) or changed a number")
 SOURCE_TOO_LONG = _generation("source_too_long", "a source message is longer than translate.max_source_chars: not sent "
                                                  "at all (it would become too many requests)")
+ANSWER_TOO_LONG = _generation("answer_too_long", "the server sent far more than max_tokens allows (it ignored max_tokens: "
+                                                 "more characters than 16 per token, more output tokens reported, or a "
+                                                 "body over the byte cap); not read further")
+TRANSLATION_TOO_LONG = _generation("translation_too_long", "a translated message is far longer than its source (the model "
+                                                           "ran on); not back-translated, so one row never becomes many "
+                                                           "requests")
 
 JUDGE_LANGUAGE = Reason("judge_language", Stage.JUDGE, "the judge found the text not (or not fluently) in the target language")
 JUDGE_CONTENT = Reason("judge_content", Stage.JUDGE, "the judge found the response wrong, unhelpful or not answering the instruction")
@@ -65,6 +71,7 @@ SURPLUS = Reason("surplus", Stage.POLICY, "passed every check, but its language 
 
 FIXED: dict[str, Reason] = {r.name: r for r in (
     ENGINE_ERROR, REQUEST_REFUSED, CHAT_TEMPLATE, INVALID_REQUEST, PROMPT_TOO_LONG, UNPARSEABLE, ECHO, NOVELTY, STRUCTURE_LOST, SOURCE_TOO_LONG,
+    ANSWER_TOO_LONG, TRANSLATION_TOO_LONG,
     JUDGE_LANGUAGE, JUDGE_CONTENT, JUDGE_CULTURE, JUDGE_UNPARSEABLE, SURPLUS,
 )}
 

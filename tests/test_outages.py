@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from synth.plan import Attempt
+from tests.fault_server import FaultServer, Reply, completion, error
 from tests.ports import free_port
 from tests.vllm_server import VllmServer
 
@@ -177,49 +178,24 @@ def test_server_killed_mid_job_stops_resumable_and_the_rerun_finishes_exactly_on
     _scan_for_secrets(out, cache, stdout, stderr, second.stdout, second.stderr)
 
 
-class _FailingServer:
+def _failing_server(healthy: int, content: str = '"Habari ya leo."') -> FaultServer:
     """Serves the model list and the first `healthy` chat completions (each answering `content`, as raw
     JSON), then 500 for everything."""
-
-    def __init__(self, healthy: int, content: str = '"Habari ya leo."'):
-        self.chat = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, status: int, payload: dict):
-                _reply(self, status, json.dumps(payload).replace('"<content>"', content).encode())
-
-            def do_GET(self):
-                self._send(200, {"object": "list", "data": [{"id": "tiny", "object": "model"}]})
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                server.chat += 1
-                if server.chat > healthy:
-                    self._send(500, {"error": {"message": "internal error", "code": 500}})
-                    return
-                self._send(200, {"id": "c", "object": "chat.completion", "created": 0, "model": "tiny",
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": "<content>"}}],
-                                 "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    answer = Reply(body=json.dumps(completion("<content>", usage={"prompt_tokens": 5, "completion_tokens": 4,
+                                                                  "total_tokens": 9}, model="tiny"))
+                   .replace('"<content>"', content), raw=True)
+    return FaultServer(lambda n, request: answer if n <= healthy else error(500, "internal error"), models=["tiny"])
 
 
 def test_a_server_failing_every_request_stops_the_job_after_the_breaker_not_the_budget(tmp_path):
-    failing = _FailingServer(healthy=1)  # the preflight passes; then the endpoint breaks
+    failing = _failing_server(healthy=1)  # the preflight passes; then the endpoint breaks
     job = _job(tmp_path, failing.url, rows=40)
     out, cache = tmp_path / "out", tmp_path / "cache"
     started = time.monotonic()
     try:
         result = _run(job, out, cache, timeout=300)
     finally:
-        failing.server.shutdown()
+        failing.close()
     assert result.returncode == 1, result.stderr[-3000:]
     assert "HTTP 500" in result.stderr and "still failing after 2 retries" in result.stderr
     assert time.monotonic() - started < 120
@@ -227,19 +203,19 @@ def test_a_server_failing_every_request_stops_the_job_after_the_breaker_not_the_
     assert manifest["status"] == "interrupted" and manifest["totals"] == {"accepted": 0, "rejected": 0}
     assert manifest["engine"]["attempts_lost_to_outages"] == 0 and manifest["engine"]["retries"] >= 2
     assert not list((out / "_work").glob("round-*.parquet"))  # no attempt was used up
-    assert failing.chat < 20  # stopped after the breaker tripped, not after 40 x 3 attempts
+    assert len(failing.seen) < 20  # stopped after the breaker tripped, not after 40 x 3 attempts
 
 
 def test_a_lone_surrogate_from_the_endpoint_becomes_a_replacement_character_not_a_dead_job(tmp_path):
     """A JSON escape such as \\ud800 decodes to a character UTF-8 cannot hold: unchecked, it stopped the job
     where the row is hashed or written. Every answer here carries one; the job finishes and its shards load."""
-    server = _FailingServer(healthy=10**6, content=r'"Habari \ud800 ya leo, rafiki \udfff."')
+    server = _failing_server(healthy=10**6, content=r'"Habari \ud800 ya leo, rafiki \udfff."')
     job = _job(tmp_path, server.url, rows=3)
     out, cache = tmp_path / "out", tmp_path / "cache"
     try:
         result = _run(job, out, cache, timeout=300)
     finally:
-        server.server.shutdown()
+        server.close()
     assert result.returncode == 0, result.stderr[-3000:]
     shard = pl.concat([pl.read_parquet(p) for p in sorted(out.rglob("*.parquet")) if "_work" not in p.parts
                        and "rejects" not in p.name])

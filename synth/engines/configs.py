@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -63,7 +64,9 @@ class OpenAIEngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     type: Literal["openai"] = Field("openai", description="an OpenAI-compatible HTTP endpoint")
-    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
+    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1; a query (e.g. "
+                          "?api-version=...) is sent with every request, and credential values in it are redacted "
+                          "everywhere (better: a key in the variable named by api_key_env)")
     model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -71,7 +74,9 @@ class OpenAIEngineConfig(BaseModel):
     )
     max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
     max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0, description="seconds a request may take before it is retried")
+    timeout_s: float = Field(120, gt=0, description="deadline for one whole request, from sending it to its last "
+                             "byte (a server trickling bytes cannot outlast it); a request over it is retried "
+                             "like an outage")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
     continue_final_message: bool = Field(
         True,
@@ -81,6 +86,27 @@ class OpenAIEngineConfig(BaseModel):
             "finished answer); it is only prepended to answers that do not already start with it"
         ),
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_usable_url(cls, value: str) -> str:
+        # messages name the part at fault, never the URL: it may carry credentials
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (parses the port: ValueError when it is not a number)
+        except ValueError:
+            raise ValueError("not a URL; give the server root, e.g. http://127.0.0.1:8000/v1") from None
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must start with http:// or https://, e.g. http://127.0.0.1:8000/v1")
+        if not parts.hostname:
+            raise ValueError("no host; give the server root, e.g. http://127.0.0.1:8000/v1")
+        if parts.fragment:
+            raise ValueError("has a fragment (#...), which is never sent to a server; remove it")
+        names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"query parameter {repeated[0]!r} is given twice; give each parameter once (the query "
+                             f"is sent with every request)")
+        return value
 
     @field_validator("api_key_env")
     @classmethod

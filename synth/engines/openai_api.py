@@ -21,8 +21,10 @@ import openai
 
 from synth.engines.base import Completion, EngineUnavailable, GenerationRequest, SamplingConfig
 from synth.engines.configs import OpenAIEngineConfig
+from synth.engines.http_limits import (AnswerTooLong, BodyTooLarge, MalformedAnswer, body_cap, http_client, read_answer,
+                                       split_query)
 from synth.errors import ConfigError
-from synth.secrets import redact_url, scrub
+from synth.secrets import protect, redact_url, scrub, url_secrets
 from synth.text import well_formed
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class OpenAIEngine:
                     f"export it with the API key, or set api_key_env: null for a server without keys"
                 )
             api_key = os.environ[config.api_key_env]
+        protect(*url_secrets(config.base_url), *([api_key] if api_key != "EMPTY" else []))
         self.tokens_out = 0
         # attempts per committed slice: a few waves of concurrent requests (a stop loses at most this)
         self.slice_size = max(8, 4 * config.max_concurrency)
@@ -91,12 +94,22 @@ class OpenAIEngine:
         return f"OpenAIEngine(base_url={self.endpoint!r}, model={self.config.model!r})"
 
     async def _make_client(self, api_key: str) -> openai.AsyncOpenAI:
-        """Built on the engine's loop: httpx connection pools belong to the loop that made them."""
-        return openai.AsyncOpenAI(base_url=self.config.base_url, api_key=api_key, max_retries=0,
-                                  timeout=self.config.timeout_s)
+        """Built on the engine's loop: httpx connection pools belong to the loop that made them. The base
+        URL's query (e.g. `?api-version=...`) goes with every request, after the request's path."""
+        base_url, query = split_query(self.config.base_url)
+        client = http_client(body_cap(self.sampling.max_tokens), self.config.max_concurrency, self.config.timeout_s)
+        return openai.AsyncOpenAI(base_url=base_url, default_query=query or None, api_key=api_key, max_retries=0,
+                                  timeout=self.config.timeout_s, http_client=client)
 
-    def _call(self, coro) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+    def _call(self, coro, timeout: float | None = None) -> Any:
+        """Run `coro` on the engine's loop. Whatever stops the wait (SIGTERM raises in the waiting thread)
+        cancels the coroutine too, so no task is left running on the loop."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     def preflight(self) -> None:
         """Before any attempt: the server answers, accepts the key and serves the model (`/models`, then
@@ -106,16 +119,26 @@ class OpenAIEngine:
     async def _preflight(self) -> None:
         where = f"engine.base_url {self.endpoint}"
         try:
-            served = [m.id async for m in self._client.models.list(timeout=min(30.0, self.config.timeout_s))]
+            async with asyncio.timeout(min(30.0, self.config.timeout_s)):
+                served = [m.id async for m in self._client.models.list(timeout=min(30.0, self.config.timeout_s))]
+        except TimeoutError:
+            raise ConfigError(f"{where}: the server did not list its models within {min(30.0, self.config.timeout_s):g}s; "
+                              f"check it is an OpenAI-compatible server and not overloaded") from None
+        except (BodyTooLarge, MalformedAnswer) as exc:
+            raise ConfigError(f"{where}: the model list is not usable ({self._scrub(str(exc))}); check the URL "
+                              f"points at an OpenAI-compatible /v1") from None
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403):
                 raise ConfigError(f"{where}: the server refused the API key (HTTP {exc.status_code}); check the "
                                   f"variable named by engine.api_key_env") from None
             served = None  # some servers do not list models: the test request below decides
+        except (AttributeError, TypeError, ValueError, KeyError):  # a list of odd shape: the test request decides
+            served = None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             cause = exc.__cause__ or exc
             raise ConfigError(f"{where}: cannot reach the server ({type(cause).__name__}: "
                               f"{self._scrub(str(cause))[:200]}); start it or fix the URL") from None
+        served = [str(m)[:200] for m in served] if isinstance(served, list) else None
         if served is not None and self.config.model not in served:
             raise ConfigError(f"engine.model: {self.config.model!r} is not served by {self.endpoint}; it serves "
                               f"{served[:10]} (vLLM: --served-model-name)")
@@ -123,6 +146,10 @@ class OpenAIEngine:
             await self._request(GenerationRequest(id="preflight", messages=[{"role": "user", "content": "Hi"}],
                                                   max_tokens=1))
         except _Failure as failure:
+            if failure.error.startswith("answer_too_long"):  # it answers; rows over max_tokens become rejects
+                log.warning("%s ignores max_tokens (a one-token test request: %s); answers far over max_tokens "
+                            "are rejected as answer_too_long", self.endpoint, failure.error)
+                return
             raise ConfigError(f"{where}: a one-token test request failed: {self._scrub(failure.error)}") from None
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
@@ -207,41 +234,81 @@ class OpenAIEngine:
         seed = request.seed(sampling.seed)
         if seed is not None:
             structured["seed"] = seed
+        max_tokens = min(request.max_tokens or sampling.max_tokens, sampling.max_tokens)
+        body = await self._post(
+            **structured, model=config.model, messages=messages, n=1,
+            temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=max_tokens,
+            stop=(sampling.stop + (request.stop or [])) or None,
+            extra_body=extra_body or None,
+        )
+        answer = _validated(body, max_tokens, messages)
+        text = well_formed(answer.text)  # a JSON escape can hold a lone surrogate
+        if request.prefix and (config.continue_final_message or not text.startswith(request.prefix)):
+            text = request.prefix + text  # servers return only the continuation after the prefix
+        return Completion(request.id, text=text, finish_reason=answer.finish_reason,
+                          prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens)
+
+    async def _post(self, **kwargs) -> bytes:
+        """The body of one chat completion, read whole within `timeout_s` (a deadline for the request,
+        not only for the gap between two bytes: a server trickling a byte a second never hangs a job) and
+        under the body cap. Raises _Failure."""
+        timeout_s = self.config.timeout_s
         try:
-            response = await self._client.chat.completions.create(
-                **structured, model=config.model, messages=messages, n=1,
-                temperature=sampling.temperature, top_p=sampling.top_p,
-                max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens),
-                stop=(sampling.stop + (request.stop or [])) or None,
-                extra_body=extra_body or None,
-            )
+            async with asyncio.timeout(timeout_s):
+                raw = await self._client.chat.completions.with_raw_response.create(**kwargs)
+                return raw.http_response.content
+        except TimeoutError:
+            raise _Failure(f"engine_error: timeout: no complete answer within {timeout_s:g}s", retry=True) from None
+        except BodyTooLarge as exc:
+            if exc.status >= 400:  # an error page that will not end: the server is broken
+                raise _Failure(f"engine_error: {exc}", retry=True) from None
+            raise _Failure(f"answer_too_long: {exc}", retry=False) from None
+        except MalformedAnswer as exc:
+            raise _Failure(f"engine_error: malformed answer: {exc}", retry=True) from None
         except openai.APIStatusError as exc:
             raise _classify(exc) from None
         except openai.APITimeoutError:
-            raise _Failure(f"engine_error: timeout after {config.timeout_s:g}s", retry=True) from None
+            raise _Failure(f"engine_error: timeout after {timeout_s:g}s", retry=True) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
+            if isinstance(cause, (BodyTooLarge, MalformedAnswer)):
+                raise _Failure(f"engine_error: {cause}", retry=True) from None
             raise _Failure(f"engine_error: connection: {type(cause).__name__}", retry=True) from None
-        if not response.choices:
-            raise _Failure("engine_error: response without choices", retry=True)
-        choice = response.choices[0]
-        text = well_formed(choice.message.content or "")  # a JSON escape can hold a lone surrogate
-        if request.prefix and (config.continue_final_message or not text.startswith(request.prefix)):
-            text = request.prefix + text  # servers return only the continuation after the prefix
-        usage = response.usage
-        return Completion(
-            request.id, text=text, finish_reason=choice.finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-        )
 
     def shutdown(self) -> None:
+        """Cancel and await every task still on the loop (a stop can come during a Retry-After wait),
+        close the client, then the loop: nothing is left to complain at exit."""
         if self._loop.is_closed():
             return
-        self._call(self._client.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        try:
+            self._call(self._close(), timeout=15)
+        except Exception as exc:  # a client that will not close must not hide why the job stopped
+            log.debug("closing the HTTP client: %s", self._scrub(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            if not self._loop.is_running():
+                self._loop.close()
+
+    async def _close(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.close()
+        await self._loop.shutdown_asyncgens()
+
+
+def _validated(body: bytes, max_tokens: int, messages: list[dict[str, str]]):
+    """The checked answer in `body`. Raises _Failure: a malformed answer is retried (the server's fault),
+    one far over max_tokens is this request's reject."""
+    prompt_chars = sum(len(m.get("content") or "") for m in messages if isinstance(m, dict))
+    try:
+        return read_answer(body, max_tokens, prompt_chars)
+    except MalformedAnswer as exc:
+        raise _Failure(f"engine_error: malformed answer: {exc}", retry=True) from None
+    except AnswerTooLong as exc:
+        raise _Failure(f"answer_too_long: {exc}", retry=False) from None
 
 
 def _classify(exc: openai.APIStatusError) -> _Failure:

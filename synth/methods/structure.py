@@ -282,11 +282,17 @@ def _is_table(lines: list[str], i: int) -> bool:
 
 
 def _after_item(lines: list[str], i: int) -> bool:
-    """An indented line right after a list item (maybe past blank lines) continues the item."""
+    """An indented line right after a list item (maybe past blank lines and other indented lines) continues
+    the item. A loop, not recursion: a model's answer can hold thousands of indented lines."""
     j = i - 1
-    while j >= 0 and not lines[j].strip():
+    while True:
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        if j < 0 or _ITEM.match(lines[j]):
+            return j >= 0
+        if not _INDENTED.match(lines[j]):
+            return False
         j -= 1
-    return j >= 0 and bool(_ITEM.match(lines[j]) or (_INDENTED.match(lines[j]) and _after_item(lines, j)))
 
 
 def _structural(builder: _Builder, lines: list[str], i: int) -> int:

@@ -159,8 +159,27 @@ class TranslateMethod:
             if problems:  # a translation cut at max_tokens loses its tail: say so, it is the likelier cause
                 cut = "output cut at max_tokens; " if row.truncated else ""
                 row.error, row.error_detail = "structure_lost", cut + "; ".join(problems)
+            elif runaway := self.runaway(layouts, messages):
+                row.error, row.error_detail = "translation_too_long", runaway
             rows.append(row)
         return rows
+
+    # back-translation requests a translated message may need per request of its source: a translation
+    # runs longer than its source (scripts and languages differ), never several times as many units
+    MAX_BACK_UNITS_PER_UNIT = 3
+
+    def runaway(self, layouts: Sequence[Layout], messages: Sequence[dict[str, str]]) -> str | None:
+        """Why a translation would fan out into too many back-translation requests, or None. The work of
+        one row stays bounded by its source, whatever a server sends back."""
+        for t, (layout, message) in enumerate(zip(layouts, messages)):
+            allowed = self.MAX_BACK_UNITS_PER_UNIT * max(1, len(layout.units))
+            chars = len(message["content"])
+            # each unit holds up to max_chars: far more text cannot fit, so it is not even cut
+            units = allowed + 1 if chars > 2 * allowed * self.max_chars else len(split_message(message["content"], self.max_chars).units)
+            if units > allowed:
+                return (f"message {t + 1}: its translation has {chars} characters, about {units} back-translation "
+                        f"requests for a source of {len(layout.units)}; at most {allowed}")
+        return None
 
     def back_requests(self, rows: Sequence[Row]) -> list[GenerationRequest]:
         """Back-translate every translated message, cut the same way (code stays out)."""

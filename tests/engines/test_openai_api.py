@@ -1,14 +1,11 @@
-"""The OpenAI-compatible engine against a real vLLM server, and against a scripted local HTTP server
-for the failure paths (rate limits, outages, keys) that a healthy vLLM never produces."""
+"""The OpenAI-compatible engine against a real vLLM server, and against the scripted local HTTP server
+(tests/fault_server.py) for the failure paths (rate limits, outages, keys) that a healthy vLLM never produces."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,6 +13,7 @@ from synth.engines.base import EngineUnavailable, GenerationRequest, SamplingCon
 from synth.engines.configs import OpenAIEngineConfig
 from synth.engines.openai_api import OpenAIEngine
 from synth.errors import ConfigError
+from tests.fault_server import FaultServer, error, ok
 from tests.ports import free_port
 from tests.vllm_server import VllmServer
 
@@ -79,57 +77,6 @@ def test_over_long_prompt_is_rejected_while_the_others_succeed(tiny_engine):
     assert completions[0].error is None and completions[2].error is None
 
 
-class _Scripted:
-    """A local chat-completions server that answers from a script (the last reply repeats) and
-    records every request it saw."""
-
-    def __init__(self, replies: list[tuple[int, dict[str, str], dict]]):
-        self.replies = replies
-        self.seen: list[dict] = []
-        scripted = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                scripted.seen.append({"path": self.path, "headers": headers, "body": body})
-                status, headers, payload = scripted.replies[min(len(scripted.seen), len(scripted.replies)) - 1]
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Scripted:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _ok(text: str) -> tuple[int, dict, dict]:
-    return 200, {}, {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-    }
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
-    return status, headers or {}, {"error": {"message": message, "type": "Error", "code": status}}
-
-
 def _engine(url: str, **config) -> OpenAIEngine:
     settings = {"api_key_env": None, "backoff_s": 0.01, **config}
     return OpenAIEngine(OpenAIEngineConfig(base_url=url, model="scripted", **settings),
@@ -137,7 +84,7 @@ def _engine(url: str, **config) -> OpenAIEngine:
 
 
 def test_rate_limit_is_retried_after_retry_after():
-    with _Scripted([_error(429, "slow down", {"Retry-After": "0"}), _ok("hello")]) as server:
+    with FaultServer([error(429, "slow down", {"Retry-After": "0"}), ok("hello")]) as server:
         engine = _engine(server.url, backoff_s=60)  # only Retry-After: 0 keeps this test fast
         try:
             [completion] = engine.generate([_ask(0, prefix="Hi", stop=["\n\n"], max_tokens=100)])
@@ -157,7 +104,7 @@ def test_rate_limit_is_retried_after_retry_after():
 
 def test_server_errors_trip_the_breaker_after_max_retries():
     """An engine failure never becomes a rejected row: retried, then EngineUnavailable."""
-    with _Scripted([_error(503, "overloaded")]) as server:
+    with FaultServer([error(503, "overloaded")]) as server:
         engine = _engine(server.url, max_retries=2)
         try:
             with pytest.raises(EngineUnavailable, match="HTTP 503.*still failing after 2 retries"):
@@ -171,7 +118,7 @@ def test_server_errors_trip_the_breaker_after_max_retries():
 
 
 def test_a_failing_request_cancels_the_others_of_its_batch():
-    with _Scripted([_error(500, "boom")]) as server:
+    with FaultServer([error(500, "boom")]) as server:
         engine = _engine(server.url, max_retries=1, max_concurrency=2)
         try:
             started = time.monotonic()
@@ -184,7 +131,7 @@ def test_a_failing_request_cancels_the_others_of_its_batch():
 
 
 def test_a_refused_key_or_unknown_model_stops_at_once():
-    with _Scripted([_error(404, "The model `scripted` does not exist.")]) as server:
+    with FaultServer([error(404, "The model `scripted` does not exist.")]) as server:
         engine = _engine(server.url)
         try:
             with pytest.raises(EngineUnavailable, match="HTTP 404.*does not exist"):
@@ -195,7 +142,7 @@ def test_a_refused_key_or_unknown_model_stops_at_once():
 
 
 def test_a_request_the_server_refuses_is_that_request_s_reject():
-    with _Scripted([_error(400, "invalid json schema"), _ok("fine")]) as server:
+    with FaultServer([error(400, "invalid json schema"), ok("fine")]) as server:
         engine = _engine(server.url)
         try:
             first, second = engine.generate([_ask(0)]) + engine.generate([_ask(1)])
@@ -206,7 +153,7 @@ def test_a_request_the_server_refuses_is_that_request_s_reject():
 
 
 def test_a_request_whose_text_utf8_cannot_encode_is_that_request_s_reject_not_an_outage():
-    with _Scripted([_ok("fine")]) as server:
+    with FaultServer([ok("fine")]) as server:
         engine = _engine(server.url, max_retries=2)
         try:
             broken = GenerationRequest(id="broken", messages=[{"role": "user", "content": "Tafsiri \ud800 hii."}])
@@ -252,7 +199,7 @@ def test_preflight_passes_on_a_real_server_and_unseeded_requests_send_no_seed(vl
     finally:
         engine.shutdown()
     assert completion.error is None and completion.output_tokens > 0
-    with _Scripted([_ok("x")]) as server:
+    with FaultServer([ok("x")]) as server:
         unseeded = OpenAIEngine(OpenAIEngineConfig(base_url=server.url, model="scripted", api_key_env=None),
                                 SamplingConfig(seed=None))
         try:
@@ -263,7 +210,7 @@ def test_preflight_passes_on_a_real_server_and_unseeded_requests_send_no_seed(vl
 
 
 def test_without_continue_final_message_the_prefix_is_prepended_when_missing():
-    with _Scripted([_ok("Answer: yes"), _ok("no")]) as server:
+    with FaultServer([ok("Answer: yes"), ok("no")]) as server:
         engine = _engine(server.url, continue_final_message=False)
         try:
             first = engine.generate([_ask(0, prefix="Answer: ")])[0]
@@ -279,7 +226,7 @@ def test_api_key_is_sent_but_never_shown(caplog):
     caplog.set_level(logging.DEBUG)
     os.environ["SYNTH_TEST_KEY"] = "sk-secret-123"
     try:
-        with _Scripted([_error(500, "boom"), _ok("fine")]) as server:
+        with FaultServer([error(500, "boom"), ok("fine")]) as server:
             config = OpenAIEngineConfig(base_url=server.url, model="scripted", api_key_env="SYNTH_TEST_KEY",
                                         backoff_s=0.01)
             engine = OpenAIEngine(config, SamplingConfig())
@@ -297,7 +244,7 @@ def test_api_key_is_sent_but_never_shown(caplog):
         assert "sk-secret-123" not in text
 
 
-def test_missing_key_variable_is_a_config_error():
+def test_missing_key_variable_is_a_configerror():
     name = "SYNTH_TEST_KEY_THAT_IS_NOT_SET"
     assert name not in os.environ
     config = OpenAIEngineConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key_env=name)
