@@ -152,6 +152,8 @@ def read_manifest(path) -> dict:
     where = str(path)
     try:
         manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise ConfigError(f"{where}: not valid JSON ({exc}); give the output directory of a `synth run`") from None
     except RecursionError:
@@ -465,3 +467,16 @@ def render_html(manifest: dict, rows: pl.DataFrame | pl.LazyFrame | None) -> str
     parts.append(_provenance(manifest))
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def check_slices(out) -> None:
+    """Every committed slice in `out/_work/` has a readable Parquet footer, or a ConfigError naming the
+    first that does not (the report reads them all; a truncated file would fail half way, with a traceback)."""
+    from synth.shards import WORK, read_parquet_schema
+
+    for part in sorted((out / WORK).glob("round-*.parquet")):
+        try:
+            read_parquet_schema(part)
+        except Exception as exc:  # polars raises several kinds on a damaged file
+            raise ConfigError(f"{part}: not a readable Parquet slice ({type(exc).__name__}); the report reads "
+                              f"every committed slice: resume the run (`synth run`) to check and repair it") from None

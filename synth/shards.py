@@ -128,6 +128,11 @@ def output_location(output: str | Path) -> OutPath:
     return RemotePath(fs, path)
 
 
+def read_parquet_schema(path: OutPath) -> dict:
+    """Column names and types of a Parquet file (its footer only, for a local file)."""
+    return pl.read_parquet_schema(io.BytesIO(path.read_bytes()) if isinstance(path, RemotePath) else path)
+
+
 def read_parquet(path: OutPath, columns: list[str] | None = None) -> pl.DataFrame:
     if isinstance(path, RemotePath):
         return pl.read_parquet(io.BytesIO(path.read_bytes()), columns=columns)
@@ -174,8 +179,7 @@ def _slice_columns(path: "OutPath", columns: list[str]) -> list[str]:
     wanted = {new: old for old, new in LEGACY_COLUMNS.items() if new in columns}
     if not wanted:
         return columns
-    source = io.BytesIO(path.read_bytes()) if isinstance(path, RemotePath) else path
-    names = set(pl.read_parquet_schema(source))
+    names = set(read_parquet_schema(path))
     return [wanted[c] if c in wanted and c not in names and wanted[c] in names else c for c in columns]
 
 

@@ -188,3 +188,19 @@ def test_card_names_only_the_checks_run_and_nothing_of_the_machine():
         assert local not in card, local
     assert "`judge-7b`" in card and "Not run: `laser`" in card
     assert 'load_dataset("parquet", data_dir="fra_Latn")' in card
+
+
+def test_synth_report_with_a_damaged_slice_exits_2_naming_it(tmp_path, capsys):
+    from synth.shards import WORK, atomic_write_parquet
+
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
+    atomic_write_parquet(tmp_path / WORK / "round-0001-00000.parquet", _rows())
+    damaged = tmp_path / WORK / "round-0001-00001.parquet"
+    damaged.write_bytes((tmp_path / WORK / "round-0001-00000.parquet").read_bytes()[:100])
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "round-0001-00001.parquet" in err and "Traceback" not in err
+    assert not (tmp_path / "report.html").exists()
+    damaged.unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    assert "Une bonne question 0 ?" in (tmp_path / "report.html").read_text()
