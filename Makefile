@@ -32,8 +32,11 @@ $(STAMP): pyproject.toml
 model: setup
 	$(VENV)/bin/synth prepare-model bundled:smollm2
 
+# `make demo DEMO_FLAGS=--force-new` replaces an out/demo an older demo config wrote (refused otherwise:
+# a changed config never resumes into an existing run)
+DEMO_FLAGS ?=
 demo: model
-	$(VENV)/bin/synth run examples/demo.yaml --output out/demo
+	$(VENV)/bin/synth run examples/demo.yaml --output out/demo $(DEMO_FLAGS)
 
 test: setup
 	$(PY) -m pytest -x -q tests

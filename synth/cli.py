@@ -109,20 +109,14 @@ def _languages(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from synth.report import render_html, summary_table
+    from synth.report import check_slices, read_manifest, render_html, summary_table
     from synth.shards import atomic_write_bytes, output_location, scan_committed
 
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
-    try:
-        manifest = json.loads((out / "manifest.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{out}/manifest.json: not valid JSON ({exc}); give the output directory of a `synth run`") from None
-    needed = ("name", "status", "model", "languages", "filters", "rounds", "config_hash")
-    if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
-        raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
-                          f"directory of a `synth run`")
+    manifest = read_manifest(out / "manifest.json")  # exit 2 on a file that is not synth's manifest
+    check_slices(out)
     atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode())
     print(summary_table(manifest))
     return 0

@@ -61,7 +61,7 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
     return {
         "id": row.id, "lang": row.lang, "method": row.method, "category": row.category,
         "messages": row.messages, "source_id": row.source_id, "source_lang": row.source_lang,
-        "model": row.model, "prompt": row.prompt,
+        "model": row.model, "prompt_template": row.prompt,
         "scores": {n: (verdict.scores.get(n) if verdict else None) for n in score_names},
         "created_at": now, "accepted": bool(verdict and verdict.accepted),
         "reject_reasons": [row.error] if row.error else (verdict.reasons if verdict else []),

@@ -128,15 +128,59 @@ def output_location(output: str | Path) -> OutPath:
     return RemotePath(fs, path)
 
 
+def read_parquet_schema(path: OutPath) -> dict:
+    """Column names and types of a Parquet file (its footer only, for a local file)."""
+    return pl.read_parquet_schema(io.BytesIO(path.read_bytes()) if isinstance(path, RemotePath) else path)
+
+
 def read_parquet(path: OutPath, columns: list[str] | None = None) -> pl.DataFrame:
     if isinstance(path, RemotePath):
         return pl.read_parquet(io.BytesIO(path.read_bytes()), columns=columns)
     return pl.read_parquet(path, columns=columns)
 
+# The one naming rule for shard columns (../shared/DESIGN.md, section 4). TRL picks a dataset's format
+# from its column names, for the whole dataset: `messages` (conversational) or `text` (language modelling),
+# `prompt` + `completion` (prompt-completion; KTO adds `label`), `prompt` + `chosen` + `rejected`
+# (preference), `images`/`image` (vision), `conversations` (ShareGPT, converted), `tools`, and already
+# tokenised columns (`input_ids`, `labels`, masks). A shard column with one of these names makes TRL read
+# the shards as another format (a `prompt` column: KeyError 'completion'), so no shard column may take one;
+# `messages` is the conversation itself, a list of {role, content}, and nothing else.
+TRL_FORMAT_FIELDS = frozenset({
+    "prompt", "completion", "chosen", "rejected", "text", "label", "labels", "images", "image",
+    "conversations", "tools", "input_ids", "attention_mask", "position_ids", "completion_mask",
+    "assistant_masks", "prompt_ids", "completion_ids", "chosen_ids", "rejected_ids", "seq_lengths",
+})
+CONVERSATION = "messages"
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang",
-                    "model", "prompt", "scores", "created_at"]
+ACCEPTED_COLUMNS = ["id", "lang", "method", "category", CONVERSATION, "source_id", "source_lang",
+                    "model", "prompt_template", "scores", "created_at"]
 REJECTED_EXTRA = ["reject_reasons", "reject_details", "raw_output", "back_translation", "source_messages"]
+# columns of slices an older synth committed, under their current names: a resumed run reads them as new
+LEGACY_COLUMNS = {"prompt": "prompt_template"}
+
+
+def check_shard_columns(schema: dict) -> None:
+    """Refuse a shard whose columns break the naming rule above (a bug in synth, not the user's input)."""
+    clashes = sorted(TRL_FORMAT_FIELDS & set(schema))
+    if clashes:
+        raise ValueError(f"shard columns {clashes} are TRL dataset-format fields; rename them (synth/shards.py)")
+    if CONVERSATION in schema and schema[CONVERSATION] != MESSAGES:
+        raise ValueError(f"shard column {CONVERSATION!r} must be the conversation, {MESSAGES}, not {schema[CONVERSATION]}")
+
+
+def upgrade_columns(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """A committed slice with its columns under their current names (LEGACY_COLUMNS)."""
+    names = frame.collect_schema().names()
+    return frame.rename({old: new for old, new in LEGACY_COLUMNS.items() if old in names and new not in names})
+
+
+def _slice_columns(path: "OutPath", columns: list[str]) -> list[str]:
+    """`columns` as a slice names them: the legacy name where an older synth committed it."""
+    wanted = {new: old for old, new in LEGACY_COLUMNS.items() if new in columns}
+    if not wanted:
+        return columns
+    names = set(read_parquet_schema(path))
+    return [wanted[c] if c in wanted and c not in names and wanted[c] in names else c for c in columns]
 
 
 WORK = "_work"  # committed round slices of a run, read to resume and to write the final outputs
@@ -178,7 +222,8 @@ def read_committed(out: OutPath, columns: list[str] | None = None) -> pl.DataFra
     before the first slice."""
     parts = sorted((out / WORK).glob("round-*.parquet"))
     # diagonal_relaxed: slices committed by an older synth lack the cost columns (null there)
-    return pl.concat([read_parquet(p, columns) for p in parts], how="diagonal_relaxed") if parts else None
+    return pl.concat([upgrade_columns(read_parquet(p, columns and _slice_columns(p, columns))) for p in parts],
+                     how="diagonal_relaxed") if parts else None
 
 
 @contextmanager
@@ -209,7 +254,7 @@ def scan_committed(out: OutPath) -> pl.LazyFrame | None:
         return None
     if isinstance(out, RemotePath):
         return read_committed(out).lazy()
-    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+    return pl.concat([upgrade_columns(pl.scan_parquet(p)) for p in parts], how="diagonal_relaxed")
 
 
 def language_rows(rows: pl.DataFrame | pl.LazyFrame, lang: str) -> pl.DataFrame:
@@ -263,7 +308,7 @@ def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
     schema = {
         "id": pl.String, "lang": pl.String, "method": pl.String, "category": pl.String,
         "messages": MESSAGES, "source_id": pl.String, "source_lang": pl.String, "model": pl.String,
-        "prompt": pl.String, "scores": pl.Struct({n: pl.Float64 for n in score_names}),
+        "prompt_template": pl.String, "scores": pl.Struct({n: pl.Float64 for n in score_names}),
         "created_at": pl.Datetime("us", "UTC"), "accepted": pl.Boolean,
         "reject_reasons": pl.List(pl.String), "reject_details": pl.List(pl.String),
         "raw_output": pl.String, "back_translation": pl.List(pl.String), "source_messages": MESSAGES,
@@ -287,6 +332,7 @@ def write_language_shards(out: OutPath, lang: str, accepted: pl.DataFrame, shard
     Same rows in, same bytes out: a resumed finish leaves already written shards untouched, and
     removes shards of this language that are not part of the new set."""
     frame = balanced_order(accepted).select(ACCEPTED_COLUMNS)
+    check_shard_columns(frame.schema)
     count = max(1, -(-frame.height // shard_rows))
     names = []
     for i in range(count):
@@ -303,27 +349,7 @@ def write_rejects(out: OutPath, lang: str, rejected: pl.DataFrame) -> list[str]:
     if rejected.is_empty():
         return []
     name = f"rejected/{lang}/part-00000.parquet"
-    write_unless_same(out / name, parquet_bytes(rejected.sort("id").select(ACCEPTED_COLUMNS + REJECTED_EXTRA)))
+    frame = rejected.sort("id").select(ACCEPTED_COLUMNS + REJECTED_EXTRA)
+    check_shard_columns(frame.schema)
+    write_unless_same(out / name, parquet_bytes(frame))
     return [name]
-
-
-def dataset_card(manifest: dict) -> str:
-    """README.md with Hugging Face YAML front matter: one config per language with accepted rows."""
-    langs = [lang for lang, s in manifest["languages"].items() if s["accepted"]]
-    lines = ["---", f"license: {manifest['license']}", "language:"]
-    lines += [f"- {manifest['languages'][l]['iso639_1'] or manifest['languages'][l]['iso639_3']}" for l in langs]
-    lines += ["task_categories:", "- text-generation", "tags:", "- synthetic", "- sft", "configs:"]
-    for lang in langs:
-        lines += [f"- config_name: {lang}", "  data_files:", "  - split: train", f"    path: {lang}/train-*.parquet"]
-    lines += ["---", "", f"# {manifest['name']}", "",
-              f"Synthetic SFT data generated by synth with `{manifest['model']}` "
-              f"(filter preset `{manifest['filters']['preset']}`), status **{manifest['status']}**.", ""]
-    if manifest.get("model_note"):
-        lines += [f"> {manifest['model_note']}", ""]
-    lines += ["| language | target | accepted | rejected | shortfall |", "|---|---|---|---|---|"]
-    for lang, s in manifest["languages"].items():
-        lines.append(f"| {lang} ({s['name']}) | {s['target']} | {s['accepted']} | {s['rejected']} | {s['shortfall']} |")
-    lines += ["", "Every row passed: " + ", ".join(manifest["filters"]["run"]) + ".",
-              *(f"Not run: {k} ({v})." for k, v in manifest["filters"]["not_run"].items()),
-              "", "Load with `datasets.load_dataset(\"parquet\", data_dir=\"<lang>\")` or `polars.read_parquet(\"<lang>/*.parquet\")`.", ""]
-    return "\n".join(lines)

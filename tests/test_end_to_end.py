@@ -15,7 +15,7 @@ from tests.conftest import CPU_ENV
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang", "model",
-                    "prompt", "scores", "created_at"]
+                    "prompt_template", "scores", "created_at"]
 
 
 def _synth(args, ray_address, timeout=900):
@@ -118,11 +118,40 @@ def test_dataset_card_and_report(finished_run, ray_address):
     assert rebuilt.returncode == 0 and "swh_Latn" in rebuilt.stdout, rebuilt.stderr[-2000:]
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "configs:" in card
+    assert str(out) not in card and "/.cache/" not in card and "Errno" not in card  # nothing of this machine
+    from synth.report import check_manifest
+
+    check_manifest(json.loads((out / "manifest.json").read_text()), "manifest.json")  # synth reads its own back
     report = (out / "report.html").read_text()
     assert report.startswith("<!doctype html>") and report.rstrip().endswith("</html>")
     assert "src=\"http" not in report  # self-contained
     for name in ("fra_Latn", "swh_Latn", "lid", "roundtrip", "repetition"):
         assert name in report
+
+
+def _trl_snippet() -> str:
+    """The TRL example of docs/outputs.md, as a user copies it (the block after `<!-- trl-snippet -->`)."""
+    doc = (ROOT / "docs" / "outputs.md").read_text()
+    return doc.split("<!-- trl-snippet -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_trl_sft_trainer_trains_on_the_shards_unchanged(finished_run, tiny_model_dir, tmp_path):
+    """A real consumer: TRL's SFTTrainer, two steps on the tiny random model, on this run's shards loaded
+    with `datasets` exactly as docs/outputs.md says (no column selected or renamed). A shard column TRL
+    reads as a format field (`prompt` did) fails here with KeyError: 'completion'."""
+    out, _ = finished_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    lang = next(lang for lang, s in manifest["languages"].items() if s["accepted"])
+    snippet = _trl_snippet()
+    assert 'data_dir="out/demo/eng_Latn"' in snippet and "select_columns" not in snippet and "remove_columns" not in snippet
+    script = snippet.replace("out/demo/eng_Latn", str(out / lang)).replace(
+        "HuggingFaceTB/SmolLM2-135M-Instruct", tiny_model_dir)
+    script += "\nprint('steps', trainer.state.global_step)\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "steps 2" in result.stdout
+    assert list((tmp_path / "sft-out").glob("checkpoint-2/model.safetensors"))
 
 
 def test_rerun_of_a_finished_job_does_nothing(finished_run, small_job, ray_address):

@@ -28,4 +28,4 @@ def test_custom_prompt_through_the_python_api(ray_address, tiny_model_dir, tmp_p
     manifest = job.add_prompt(template).run(tmp_path / "out")
     assert manifest["prompts"]["my_icl"] == {"hash": template.hash, "custom": True}
     rows = pl.read_parquet(tmp_path / "out" / "_work" / "*.parquet")
-    assert rows.height == 3 and set(rows["prompt"]) == {"my_icl"}
+    assert rows.height == 3 and set(rows["prompt_template"]) == {"my_icl"}

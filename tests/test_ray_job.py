@@ -296,7 +296,7 @@ def test_ray_job_submit_runs_synth_and_writes_the_contract_outputs(ray_head, tin
     assert stats["accepted"] >= 1 and len(shards) == stats["accepted"]  # shard_rows: 1
     accepted = pl.concat([pl.read_parquet(s) for s in shards])
     assert accepted.columns[:11] == ["id", "lang", "method", "category", "messages", "source_id", "source_lang",
-                                     "model", "prompt", "scores", "created_at"]
+                                     "model", "prompt_template", "scores", "created_at"]
     assert (accepted["lang"] == "fra_Latn").all() and accepted["id"].n_unique() == accepted.height
     rejects = sorted((out / "rejected" / "fra_Latn").glob("*.parquet"))
     rejected = pl.concat([pl.read_parquet(r) for r in rejects]) if rejects else None

@@ -15,7 +15,7 @@ class Row:
     lang: str
     method: str
     category: str
-    prompt: str
+    prompt: str  # the template's name: the `prompt_template` column of the shards (synth/shards.py)
     model: str
     messages: list[dict[str, str]] | None = None  # None when generation or parsing failed
     source_id: str | None = None

@@ -37,7 +37,10 @@ _INSTRUCTION_HEADER = re.compile(
 PIVOT_CATEGORIES = frozenset({"reasoning", "math"})
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
-_PLACEHOLDER = re.compile(r"###|\((the|your|a)( new)? (instruction|response|answer|task)[^)]*\)", re.IGNORECASE)
+# the format's own markup or its placeholder text ("(the new instruction)"), in any bracket the model
+# chose to copy it in: "[the new instruction]" is the same placeholder
+_PLACEHOLDER = re.compile(r"###|[(\[{<](the|your|a)( new)? (instruction|response|answer|task)[^)\]}>]*[)\]}>]",
+                          re.IGNORECASE)
 _CHRF = CHRF()
 
 

@@ -20,6 +20,10 @@ def test_pair_problems():
     assert pair_problem("Taja miji mitatu.", "Ndiyo.")[0] == "unparseable"
     assert pair_problem("Daladala ni ya Kariakoo kwa miaka x (the response)", "Daladala ya Kariakoo nalakira ya kwanza.")[0] == "unparseable"
     assert pair_problem("Elaborelles souhaitent les toilettes des Balmes.", "(the new response)")[0] == "unparseable"
+    # the demo's structured English: the placeholder copied in square brackets (accepted before)
+    assert pair_problem("[the new instruction]", "A JSON object with the keys") == \
+        ("unparseable", "template markup left in the instruction")
+    assert pair_problem("Write about {your new task} here.", "Here it is, as asked.")[0] == "unparseable"
     echo = "Daladala ya kuwa na akhiru njizu na kabili, kwa mbiliru mbiliru."
     assert pair_problem(echo, "Daladala ya kuwa na akhiru na kabili, kwa mbiliru mbiliru.")[0] == "echo"
     assert pair_problem("Taja miji mitatu ya Tanzania.", "Dodoma, Arusha na Mwanza ni miji mikubwa.") is None
