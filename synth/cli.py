@@ -111,13 +111,15 @@ def _report(args: argparse.Namespace) -> int:
     from synth.report import render_html, summary_table
     from synth.shards import atomic_write_bytes, output_location, scan_committed
 
+    from synth.loading import DOCUMENT, json_text
+
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
-    try:
-        manifest = json.loads((out / "manifest.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{out}/manifest.json: not valid JSON ({exc}); give the output directory of a `synth run`") from None
+    raw = (out / "manifest.json").read_bytes()
+    if len(raw) > DOCUMENT.max_bytes:
+        raise ConfigError(f"{out}/manifest.json: larger than {DOCUMENT.max_bytes >> 20} MiB; not a synth manifest")
+    manifest = json_text(raw, f"{out}/manifest.json")
     needed = ("name", "status", "model", "languages", "filters", "rounds", "config_hash")
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
         raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
@@ -128,26 +130,38 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from synth.verify.cli_verify import verify_file
+    from synth.verify.cli_verify import check_writable, remove_stale_temporaries, verify_file
+    from synth.verify.pairs import check_output
 
-    spec = None
+    spec, output = None, Path(args.output)
     if args.judge:
         from synth.judging import judge_verified_file, load_judge_spec
 
         spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
+    # with --judge, the verified rows are staged under a temporary name and renamed onto --output only
+    # once judged: a judge that fails leaves no output that looks finished (every row accepted, no judge)
+    staging = output.with_name(f".{output.name}.{os.urandom(4).hex()}.tmp") if spec is not None else output
     try:
-        result = verify_file(Path(args.input), Path(args.output), args.filters,
+        if spec is not None:
+            check_output(Path(args.input), output)
+            check_writable(output)
+            remove_stale_temporaries(output)
+        result = verify_file(Path(args.input), staging, args.filters,
                              Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
                              batch_rows=args.batch_rows, contamination=[Path(p) for p in args.contamination],
                              ngram=args.ngram)
+        if spec is not None:
+            judged = judge_verified_file(staging, spec, args.filters)
+            os.replace(staging, output)
+            print(f"judge: {judged}")
+            result["accepted"] = judged.get("accepted", result["accepted"])
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; {args.output} was not written",
               file=sys.stderr)
         return 128 + exc.signum
-    if spec is not None:
-        judged = judge_verified_file(Path(args.output), spec, args.filters)
-        print(f"judge: {judged}")
-        result["accepted"] = judged.get("accepted", result["accepted"])
+    finally:
+        if staging != output:
+            staging.unlink(missing_ok=True)
     print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
     for name, why in result["not_run"].items():
         print(f"NOT run: {name}: {why} (score_{name} is null)")
@@ -156,6 +170,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from synth.verify.calibrate import calibrate
+    from synth.verify.cli_verify import check_writable
+
+    check_writable(Path(args.output))
 
     result = calibrate(Path(args.input), Path(args.output), args.base, args.quantile, args.min_rows,
                        Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
@@ -178,8 +195,41 @@ def _prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag like every other input mistake: one `synth: error:` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"synth: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _whole(low: int, high: int):
+    """An argparse type: a whole number in [low, high] (a float, 1e20 or a word is refused with the range)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give {low:,} to {high:,}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def _share(text: str) -> float:
+    """An argparse type: a finite share strictly between 0 and 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a share between 0 and 0.5, e.g. 0.02") from None
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give a share between 0 and 0.5, e.g. 0.02")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="synth", description="Verified SFT data for low-resource languages")
+    from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM, MAX_ROWS
+
+    parser = _Parser(prog="synth", description="Verified SFT data for low-resource languages")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a job file (local Ray, or the cluster at RAY_ADDRESS)")
     run.add_argument("job")
@@ -198,9 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
-    verify.add_argument("--batch-rows", type=int, default=20_000, metavar="N",
-                        help="rows read, scored and written at a time (memory grows with it; default 20000)")
-    verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
+    verify.add_argument("--batch-rows", type=_whole(1, MAX_BATCH_ROWS), default=20_000, metavar="N",
+                        help=f"rows read, scored and written at a time (1 to {MAX_BATCH_ROWS:,}; memory grows with "
+                        f"it; default 20000)")
+    verify.add_argument("--ngram", type=_whole(3, MAX_NGRAM), default=13,
+                        help=f"words per n-gram for --contamination (3 to {MAX_NGRAM}; default 13)")
     verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
                         "engine) or a file with an engine: section")
@@ -210,8 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--output", "-o", required=True, help="preset to write, e.g. filters/mine.yaml")
     cal.add_argument("--base", default="default", help="preset whose filters are scored and whose thresholds are kept "
                      "where calibration does not apply (default: default)")
-    cal.add_argument("--quantile", type=float, default=0.02, help="share of good rows each filter may reject (default 0.02)")
-    cal.add_argument("--min-rows", type=int, default=20, help="fewer good rows in a language: keep the base thresholds")
+    cal.add_argument("--quantile", type=_share, default=0.02,
+                     help="share of good rows each filter may reject (between 0 and 0.5; default 0.02)")
+    cal.add_argument("--min-rows", type=_whole(1, MAX_ROWS), default=20,
+                     help=f"fewer good rows in a language: keep the base thresholds (1 to {MAX_ROWS:,}; default 20)")
     cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
     cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")
     cal.set_defaults(func=_calibrate)
@@ -225,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a bad flag (exit 2, one line already printed) or --help (0): a code, from Python too
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     for handler in logging.getLogger().handlers:
         handler.addFilter(ScrubLogs())

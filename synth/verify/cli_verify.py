@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,10 +15,69 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
-from synth.shards import atomic_local_file
+from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM
+from synth.shards import TMP_SUFFIX, atomic_local_file
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
 from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
+
+
+log = logging.getLogger("synth")
+
+
+def temporaries_of(output_path: Path) -> re.Pattern:
+    """Names of the temporary files synth makes for `output_path`: `atomic_local_file`'s
+    `.<name>.<8 random>.tmp`, and `synth verify --judge`'s staging copy (the same form) with the
+    judge's own rewrite of it (`..<name>.<8>.tmp.<8>.tmp`)."""
+    name, rand = re.escape(output_path.name), r"[A-Za-z0-9_]{8}"
+    tmp = re.escape(TMP_SUFFIX)
+    return re.compile(rf"\.(?:\.{name}\.{rand}{tmp}|{name})\.{rand}{tmp}")
+
+
+def remove_stale_temporaries(output_path: Path) -> list[str]:
+    """Delete what a killed `synth verify -o output_path` left next to it: only temporaries of this
+    output's name (`temporaries_of`) that no live run holds (a writer keeps an flock on its temporary;
+    the kernel drops it when the process dies, SIGKILL included). Never another file."""
+    directory, pattern, removed = output_path.parent, temporaries_of(output_path), []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        if not pattern.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live run is writing it
+                path.unlink()
+            removed.append(path.name)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) of an earlier, killed run: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def hold(path: Path):
+    """An open handle holding an flock on `path` (a temporary being written): `remove_stale_temporaries`
+    of a later run leaves it alone while this process lives."""
+    handle = open(path, "rb")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def check_writable(output_path: Path, flag: str = "--output") -> None:
+    """The output's folder (or the nearest one that exists) accepts a new file: a read-only folder, or a
+    path through a file, is exit 2 before any scoring, not a traceback after it. Nothing is left behind."""
+    folder = output_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {output_path}: {folder} is not a folder; give a path in a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".synth-write-check.", suffix=TMP_SUFFIX):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {output_path}: cannot write in {folder} ({exc.strerror}); give a folder you "
+                          f"can write to") from None
 
 
 def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "--contamination"):
@@ -21,6 +85,8 @@ def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "-
     a config error naming it."""
     from synth.config import ContaminationConfig
 
+    if not 3 <= ngram <= MAX_NGRAM:
+        raise ConfigError(f"--ngram {ngram}: give words per n-gram from 3 to {MAX_NGRAM} (default 13)")
     if not paths:
         return None
     for path in paths:
@@ -48,8 +114,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     are read, scored and appended to a temporary file next to the output, renamed into place at the
     end (an interrupted run leaves no output, never half of one). Any batch size gives the same file."""
     check_output(input_path, output_path)
-    if batch_rows < 1:
-        raise ConfigError(f"--batch-rows {batch_rows}: give at least 1 (rows read, scored and written at a time)")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or not 1 <= batch_rows <= MAX_BATCH_ROWS:
+        raise ConfigError(f"--batch-rows {batch_rows}: give a whole number from 1 to {MAX_BATCH_ROWS:,} (rows read, "
+                          f"scored and written at a time)")
     preset = load_preset(preset_name)
     pairs = open_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
@@ -59,7 +126,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     names = verifier.score_names()
     counts: dict[str, int] = {}
     accepted = 0
-    with atomic_local_file(output_path) as tmp:
+    check_writable(output_path)
+    remove_stale_temporaries(output_path)
+    with atomic_local_file(output_path) as tmp, hold(tmp):
         writer = None
         try:
             for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows):

@@ -36,17 +36,17 @@ REASON_CHARS = 300  # a reason kept in reject_details is one line, not an essay
 class JudgeThresholds(BaseModel):
     """The lowest score (1-5) of each dimension that keeps a row."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    language: float = Field(3, ge=1, le=5)
-    content: float = Field(3, ge=1, le=5)
-    culture: float = Field(3, ge=1, le=5)
+    language: float = Field(3, ge=1, le=5, description="lowest language score kept (1 to 5)")
+    content: float = Field(3, ge=1, le=5, description="lowest content score kept (1 to 5)")
+    culture: float = Field(3, ge=1, le=5, description="lowest culture score kept (1 to 5)")
 
 
 class JudgePreset(BaseModel):
     """The `judge:` section of a filter preset: thresholds, and per-language overrides."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds)
     languages: dict[str, dict[Dimension, Annotated[float, Field(ge=1, le=5)]]] = Field(

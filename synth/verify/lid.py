@@ -5,7 +5,6 @@ that read each language."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ import pyarrow.compute as pc
 from synth.arrays import int64_array, int_values, string_array
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
+from synth.loading import load_json
 from synth.text import spaced, words as split_words
 from synth.verify.base import Candidate, Filter
 from synth.verify.fasttext_np import LABEL_PREFIX, FastTextModel
@@ -344,7 +344,7 @@ class LidRouter:
 def lid_accuracy() -> dict[str, dict]:
     """Measured top-1 accuracy per language and backend, as `bench/lid_coverage.py --write` leaves it."""
     path = Path(__file__).with_name("lid_accuracy.json")
-    return json.loads(path.read_text(encoding="utf-8"))["languages"] if path.is_file() else {}
+    return load_json(path)["languages"] if path.is_file() else {}
 
 
 def uncovered_message(router: LidRouter, codes) -> str:
