@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -199,30 +200,32 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag like every other input mistake: one `synth: error:` line, exit 2."""
 
     def error(self, message: str):
+        message = re.sub(r"^argument (\S+): (\1 )", r"\2", message)  # the flag's own message names it already
         self.exit(2, f"synth: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _whole(low: int, high: int):
+def _whole(flag: str, low: int, high: int):
     """An argparse type: a whole number in [low, high] (a float, 1e20 or a word is refused with the range)."""
     def parse(text: str) -> int:
         try:
             value = int(text, 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give {low:,} to {high:,}") from None
+            raise argparse.ArgumentTypeError(f"{flag} {text}: not a whole number; give {low:,} to {high:,}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range; give {low:,} to {high:,}")
+            raise argparse.ArgumentTypeError(f"{flag} {text}: out of range; give {low:,} to {high:,}")
         return value
     return parse
 
 
 def _share(text: str) -> float:
-    """An argparse type: a finite share strictly between 0 and 0.5."""
+    """`--quantile`: a finite share strictly between 0 and 0.5."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a share between 0 and 0.5, e.g. 0.02") from None
+        value = float("nan")
     if not 0 < value < 0.5:
-        raise argparse.ArgumentTypeError(f"{text} is out of range; give a share between 0 and 0.5, e.g. 0.02")
+        raise argparse.ArgumentTypeError(f"--quantile {text}: give a share of good rows to give up, between 0 and "
+                                         f"0.5 (e.g. 0.02)")
     return value
 
 
@@ -248,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
-    verify.add_argument("--batch-rows", type=_whole(1, MAX_BATCH_ROWS), default=20_000, metavar="N",
+    verify.add_argument("--batch-rows", type=_whole("--batch-rows", 1, MAX_BATCH_ROWS), default=20_000, metavar="N",
                         help=f"rows read, scored and written at a time (1 to {MAX_BATCH_ROWS:,}; memory grows with "
                         f"it; default 20000)")
-    verify.add_argument("--ngram", type=_whole(3, MAX_NGRAM), default=13,
+    verify.add_argument("--ngram", type=_whole("--ngram", 3, MAX_NGRAM), default=13,
                         help=f"words per n-gram for --contamination (3 to {MAX_NGRAM}; default 13)")
     verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
@@ -264,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "where calibration does not apply (default: default)")
     cal.add_argument("--quantile", type=_share, default=0.02,
                      help="share of good rows each filter may reject (between 0 and 0.5; default 0.02)")
-    cal.add_argument("--min-rows", type=_whole(1, MAX_ROWS), default=20,
+    cal.add_argument("--min-rows", type=_whole("--min-rows", 1, MAX_ROWS), default=20,
                      help=f"fewer good rows in a language: keep the base thresholds (1 to {MAX_ROWS:,}; default 20)")
     cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
     cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
                       model_validator)
 
 from synth.engines.base import SamplingConfig
@@ -37,6 +37,10 @@ CATEGORIES: dict[str, str] = {
 }
 
 
+# a path field takes the YAML string (strict mode alone would want a Path object)
+FilePath = Annotated[Path, Strict(False)]
+
+
 class _Strict(BaseModel):
     # strict: `rows: true` or `rows: "5"` is refused, not read as 1 or 5; an int still passes as a float.
     # Finite floats only: `.inf` or `.nan` is refused where it is written.
@@ -55,7 +59,7 @@ class TargetConfig(_Strict):
     categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1,
                                   max_length=len(CATEGORIES), description="categories of the rows, among CATEGORIES "
                                   "(1 to 8, each once)")
-    seeds: Path | None = Field(None, strict=False, description="JSONL of native examples in messages form (needed by icl)")
+    seeds: FilePath | None = Field(None, description="JSONL of native examples in messages form (needed by icl)")
     lid: Literal["auto", "skip"] = Field("auto", description="skip: the LID model does not cover this language")
 
     @field_validator("methods")
@@ -79,7 +83,7 @@ class TargetConfig(_Strict):
 class SourcesConfig(_Strict):
     """High-resource SFT conversations to translate (JSONL or Parquet with a `messages` column)."""
 
-    path: Path = Field(strict=False, description="JSONL or Parquet file of conversations")
+    path: FilePath = Field(description="JSONL or Parquet file of conversations")
     lang: str = Field("eng_Latn", max_length=64, description="language code of the sources")
 
 
@@ -109,7 +113,7 @@ class TranslateConfig(_Strict):
 class ContaminationConfig(_Strict):
     """Evaluation sets that generated rows must not overlap (the `contamination` filter)."""
 
-    paths: list[Path] = Field(min_length=1, max_length=1000, strict=False,
+    paths: list[FilePath] = Field(min_length=1, max_length=1000,
                               description="JSONL, Parquet or text files of evaluation items (1 to 1000)")
     ngram: int = Field(13, ge=3, le=MAX_NGRAM, description=f"words per n-gram (3 to {MAX_NGRAM})")
     char_ngram: int = Field(50, ge=8, le=1000, description="characters per n-gram for scripts written without "
@@ -118,7 +122,7 @@ class ContaminationConfig(_Strict):
 
 class VerifyConfig(_Strict):
     preset: str = Field("default", max_length=4096, description="a file in filters/ (without .yaml) or a path")
-    laser_dir: Path | None = Field(None, strict=False,
+    laser_dir: FilePath | None = Field(None,
                                    description="directory with LASER2/LASER3 weights; unset: LASER not run")
     thresholds: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="per-language overrides (finite numbers): {swh_Latn: {lid: 0.4}}"
@@ -195,8 +199,8 @@ class JobConfig(_Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="the optional LLM judge")
     plan: PlanConfig = Field(default_factory=PlanConfig, description="rounds and the attempt budget")
     output: OutputConfig = Field(default_factory=OutputConfig, description="shards and the dataset card")
-    languages_dir: Path | None = Field(None, strict=False, description="extra language files (default: bundled languages/)")
-    prompts_dir: Path | None = Field(None, strict=False, description="extra prompt templates (default: bundled prompts/)")
+    languages_dir: FilePath | None = Field(None, description="extra language files (default: bundled languages/)")
+    prompts_dir: FilePath | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
 
     @field_validator("name")
     @classmethod

@@ -41,7 +41,7 @@ DATA_LINE = Limits(max_bytes=16 * MiB, max_depth=64, max_nodes=1_000_000)
 # a JSON document synth wrote and reads back (manifest, run state, caches) or a bundled table
 DOCUMENT = Limits(max_bytes=256 * MiB, max_depth=64, max_nodes=50_000_000)
 # nesting depth of a Parquet column's type (list of struct of list ...) in a user's Parquet file
-MAX_PARQUET_DEPTH = 64
+MAX_PARQUET_DEPTH = 32
 
 
 class Unreadable(ValueError):
@@ -292,6 +292,9 @@ def check_parquet(path: Path, what: str):
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        if "deeply nested" in str(exc):  # past pyarrow's own schema depth limit
+            raise ConfigError(f"{what} {path}: a column is nested deeper than {MAX_PARQUET_DEPTH} levels; "
+                              f"flatten it") from None
         raise ConfigError(f"{what} {path}: not a readable Parquet file ({type(exc).__name__})") from None
     for field in schema:
         if parquet_depth(field.type) > MAX_PARQUET_DEPTH:

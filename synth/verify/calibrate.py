@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from synth.errors import ConfigError
+from synth.loading import yaml_value
 from synth.shards import atomic_write_bytes
 from synth.verify.pairs import read_pairs, verdict_columns
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
@@ -136,7 +137,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         lid_model=preset.lid_model, lid_backends=dict(preset.lid_backends),
     )
     text = _render(result, input_path, preset.name, quantile, min_rows, rows, calibrated, quality)
-    FilterPreset.model_validate(yaml.safe_load(text)).check(str(output_path))  # what we write must load
+    FilterPreset.model_validate(yaml_value(text)).check(str(output_path))  # what we write must load
     atomic_write_bytes(output_path, text.encode("utf-8"))
     return {"rows": dict(rows), "calibrated": calibrated, "kept_base": sorted(l for l in rows if l not in calibrated),
             "not_run": verifier.not_run, "output": str(output_path)}

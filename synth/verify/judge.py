@@ -48,9 +48,10 @@ class JudgePreset(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds)
+    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds, description="lowest score kept per "
+                                        "dimension (1 to 5)")
     languages: dict[str, dict[Dimension, Annotated[float, Field(ge=1, le=5)]]] = Field(
-        default_factory=dict, description="per-language overrides: {swh_Latn: {culture: 2}}")
+        default_factory=dict, description="per-language overrides (1 to 5): {swh_Latn: {culture: 2}}")
 
 
 def verdict_schema() -> dict:
