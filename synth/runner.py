@@ -95,6 +95,11 @@ class JobRun:
         self.rundir.acquire()
         try:
             return self._run_locked(engine)
+        except BaseException:
+            # whatever stops the run before its first write (a plan that fails, a verifier that does not
+            # build, a signal) leaves nothing: no lock, no empty _work/ (abandon keeps a started run's files)
+            self.rundir.abandon()
+            raise
         finally:
             self.rundir.release()
 

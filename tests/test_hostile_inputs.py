@@ -377,3 +377,20 @@ def test_a_failed_judge_keeps_the_earlier_output(udhr, tmp_path, capsys):
     capsys.readouterr()
     assert out.read_bytes() == earlier
     assert _files(tmp_path) == {"in.parquet", "judge.yaml", "out.parquet"}
+
+
+def test_a_run_that_fails_before_its_first_write_leaves_no_work_directory(tmp_path):
+    """Ordering: whatever fails between taking the lock and the first write (here a plan that
+    overflows, set past validation through the Python API) leaves no `_work/` and no lock."""
+    from synth.config import parse_job
+    from synth.prepare import prepare
+    from synth.runner import JobRun
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(_job(tmp_path)))
+    prepared = prepare(parse_job(path))
+    prepared.job.plan.oversample = float("inf")  # no validation on assignment: what a caller's code can do
+    out = tmp_path / "out"
+    with pytest.raises(OverflowError):
+        JobRun(prepared, out).run()
+    assert not out.exists()
