@@ -25,8 +25,12 @@ def _run(args: argparse.Namespace) -> int:
     from synth.runner import JobRun
     from synth.shards import output_location
 
+    from synth.paths import check_writable
+
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
+    if isinstance(output, Path):  # a folder that cannot be made or written: exit 2 before the lock is taken
+        check_writable(output / "manifest.json", "--output")
     resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
@@ -131,7 +135,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from synth.verify.cli_verify import check_writable, remove_stale_temporaries, verify_file
+    from synth.paths import check_writable
+    from synth.verify.cli_verify import remove_stale_temporaries, verify_file
     from synth.verify.pairs import check_output
 
     spec, output = None, Path(args.output)
@@ -170,8 +175,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from synth.paths import check_writable
     from synth.verify.calibrate import calibrate
-    from synth.verify.cli_verify import check_writable
 
     check_writable(Path(args.output))
 

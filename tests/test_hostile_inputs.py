@@ -394,3 +394,12 @@ def test_a_run_that_fails_before_its_first_write_leaves_no_work_directory(tmp_pa
     with pytest.raises(OverflowError):
         JobRun(prepared, out).run()
     assert not out.exists()
+
+
+def test_run_into_a_path_through_a_file_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(_job(tmp_path)))
+    (tmp_path / "a-file").write_text("mine")
+    assert main(["run", str(path), "--output", str(tmp_path / "a-file" / "out")]) == 2
+    assert "is not a folder" in _one_message(capsys.readouterr().err)
+    assert (tmp_path / "a-file").read_text() == "mine"

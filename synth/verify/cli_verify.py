@@ -6,7 +6,6 @@ import fcntl
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
 from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM
+from synth.paths import check_writable
 from synth.shards import TMP_SUFFIX, atomic_local_file
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
@@ -62,22 +62,6 @@ def hold(path: Path):
     handle = open(path, "rb")
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return handle
-
-
-def check_writable(output_path: Path, flag: str = "--output") -> None:
-    """The output's folder (or the nearest one that exists) accepts a new file: a read-only folder, or a
-    path through a file, is exit 2 before any scoring, not a traceback after it. Nothing is left behind."""
-    folder = output_path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {output_path}: {folder} is not a folder; give a path in a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".synth-write-check.", suffix=TMP_SUFFIX):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{flag} {output_path}: cannot write in {folder} ({exc.strerror}); give a folder you "
-                          f"can write to") from None
 
 
 def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "--contamination"):
