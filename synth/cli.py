@@ -25,12 +25,12 @@ def _run(args: argparse.Namespace) -> int:
     from synth.runner import JobRun
     from synth.shards import output_location
 
-    from synth.paths import check_writable
+    from synth.shards import check_writable
 
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
-    if isinstance(output, Path):  # a folder that cannot be made or written: exit 2 before the lock is taken
-        check_writable(output / "manifest.json", "--output")
+    if isinstance(output, Path) and not output.is_file():  # (a file there: RunDir says so)
+        check_writable(output / "manifest.json", "--output")  # a folder that cannot be made or written: exit 2
     resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
@@ -135,7 +135,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from synth.paths import check_writable
+    from synth.shards import check_writable
     from synth.verify.cli_verify import remove_stale_temporaries, verify_file
     from synth.verify.pairs import check_output
 
@@ -175,7 +175,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from synth.paths import check_writable
+    from synth.shards import check_writable
     from synth.verify.calibrate import calibrate
 
     check_writable(Path(args.output))

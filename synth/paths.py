@@ -46,21 +46,3 @@ def save_cached(path: Path, data: bytes) -> None:
         Path(name).unlink(missing_ok=True)
         raise
 
-
-def check_writable(output_path: Path, flag: str = "--output") -> None:
-    """`output_path` can be created: its folder (or the nearest one that exists) accepts a new file. A
-    read-only folder, or a path through a file, is exit 2 before any work, not a traceback after it.
-    Nothing is left behind."""
-    from synth.errors import ConfigError
-
-    folder = output_path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {output_path}: {folder} is not a folder; give a path in a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".synth-write-check.", suffix=".tmp"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{flag} {output_path}: cannot write in {folder} ({exc.strerror}); give a folder you "
-                          f"can write to") from None

@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
 from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM
-from synth.paths import check_writable
-from synth.shards import TMP_SUFFIX, atomic_local_file
+from synth.shards import TMP_SUFFIX, atomic_local_file, check_writable
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
 from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
