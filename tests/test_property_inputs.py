@@ -124,14 +124,14 @@ def hostile_values(draw) -> str:
     """One YAML value written as text: deep nesting, an alias chain, extremes, unicode, plain junk."""
     kind = draw(st.sampled_from(["deep_flow", "deep_block", "aliases", "extreme", "unicode", "mapping"]))
     if kind == "deep_flow":
-        depth = draw(st.integers(1, 3000))
+        depth = draw(st.one_of(st.sampled_from([20_000, 3000, 65, 64]), st.integers(1, 3000)))
         opener = draw(st.sampled_from(["[", "{a: "]))
         return opener * depth + "1" + ("]" if opener == "[" else "}") * depth
     if kind == "deep_block":
-        depth = draw(st.integers(1, 200))
+        depth = draw(st.one_of(st.sampled_from([200, 65, 63]), st.integers(1, 200)))
         return "\n" + "".join("  " * (i + 2) + "k:\n" for i in range(depth)) + "  " * (depth + 2) + "k: 1"
     if kind == "aliases":
-        width, levels = draw(st.integers(2, 12)), draw(st.integers(1, 9))
+        width, levels = draw(st.sampled_from([10, 2, 12])), draw(st.one_of(st.sampled_from([9, 6, 3]), st.integers(1, 9)))
         chain = "[&l0 [x, x], " + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]"
                                              for i in range(1, levels + 1)) + "]"
         return chain
@@ -195,7 +195,7 @@ def hostile_lines(draw) -> bytes:
     if kind == "json":
         return json.dumps(draw(json_values)).encode()
     if kind == "deep":
-        depth = draw(st.integers(60, 200_000))
+        depth = draw(st.one_of(st.sampled_from([100_000, 65, 64]), st.integers(60, 200_000)))
         return b'{"messages": ' + b"[" * depth + b"]" * depth + b"}"
     if kind == "duplicate":
         return b'{"messages": [], "messages": [{"role": "user", "content": "x"}]}'
