@@ -403,3 +403,15 @@ def test_run_into_a_path_through_a_file_is_exit_2(tmp_path, capsys):
     assert main(["run", str(path), "--output", str(tmp_path / "a-file" / "out")]) == 2
     assert "is not a folder" in _one_message(capsys.readouterr().err)
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_a_100000_deep_answer_is_an_unparseable_row_not_a_traceback():
+    """What a hostile server returns is parsed under the same limits: a structured ICL answer or a
+    judge verdict nested 100,000 deep is that row's reject."""
+    from synth.engines.base import Completion
+    from synth.methods.icl import pair_from_json
+    from synth.verify.judge import parse_verdict
+
+    deep = '{"language": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert isinstance(parse_verdict(deep), str)
+    assert pair_from_json(Completion(id="x", text=deep, finish_reason="stop")).startswith("unparseable")

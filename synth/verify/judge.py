@@ -95,6 +95,8 @@ def parse_verdict(text: str) -> Grades | str:
         data, _ = json.JSONDecoder().raw_decode(text[start:])
     except ValueError as exc:
         return f"not valid JSON ({exc.msg} at character {start + exc.pos})"
+    except RecursionError:  # a hostile server's 100,000-deep answer: unparseable, not a traceback
+        return "the JSON is nested too deeply"
     if not isinstance(data, dict):
         return "the JSON is not an object"
     scores, reasons = {}, {}
