@@ -203,7 +203,7 @@ def read_text(path: Path, what: str, limits: Limits) -> str:
         raise ConfigError(f"{what} {path}: larger than {limits.max_bytes // MiB} MiB, the limit for this kind "
                           f"of file (docs/safety.md)")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark some editors write is not part of the text
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
@@ -254,7 +254,7 @@ def iter_lines(path: Path, what: str = "file", max_bytes: int = DATA_LINE.max_by
             if not line.strip():
                 continue
             try:
-                yield number, line.decode("utf-8")
+                yield number, line.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise ConfigError(f"{what} {path}:{number}: not UTF-8 text (byte {exc.start} of the line); "
                                   f"save it as UTF-8") from None

@@ -415,3 +415,14 @@ def test_a_100000_deep_answer_is_an_unparseable_row_not_a_traceback():
     deep = '{"language": ' + "[" * 100_000 + "]" * 100_000 + "}"
     assert isinstance(parse_verdict(deep), str)
     assert pair_from_json(Completion(id="x", text=deep, finish_reason="stop")).startswith("unparseable")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    from synth.loading import iter_jsonl, load_json, load_yaml
+
+    (tmp_path / "a.yaml").write_bytes(b"\xef\xbb\xbfrows: 2\n")
+    (tmp_path / "a.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    (tmp_path / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n')
+    assert load_yaml(tmp_path / "a.yaml") == {"rows": 2}
+    assert load_json(tmp_path / "a.json") == {"a": 1}
+    assert [v for _, v in iter_jsonl(tmp_path / "a.jsonl")] == [{"a": 1}, {"b": 2}]
