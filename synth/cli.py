@@ -23,9 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     from synth.prepare import prepare
     from synth.report import summary_table
     from synth.runner import JobRun
-    from synth.shards import output_location
-
-    from synth.shards import check_writable
+    from synth.shards import check_writable, output_location
 
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
@@ -113,18 +111,15 @@ def _languages(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from synth.loading import json_text, load_json
     from synth.report import render_html, summary_table
     from synth.shards import atomic_write_bytes, output_location, scan_committed
-
-    from synth.loading import DOCUMENT, json_text
 
     out = output_location(args.dir)
     if not (out / "manifest.json").is_file():
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
-    raw = (out / "manifest.json").read_bytes()
-    if len(raw) > DOCUMENT.max_bytes:
-        raise ConfigError(f"{out}/manifest.json: larger than {DOCUMENT.max_bytes >> 20} MiB; not a synth manifest")
-    manifest = json_text(raw, f"{out}/manifest.json")
+    path = out / "manifest.json"  # read within the loader's limits (size, nesting, duplicate keys)
+    manifest = load_json(path, "manifest") if isinstance(path, Path) else json_text(path.read_bytes(), str(path))
     needed = ("name", "status", "model", "languages", "filters", "rounds", "config_hash")
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
         raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
@@ -179,7 +174,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     from synth.verify.calibrate import calibrate
 
     check_writable(Path(args.output))
-
     result = calibrate(Path(args.input), Path(args.output), args.base, args.quantile, args.min_rows,
                        Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
     for lang, n in sorted(result["rows"].items()):

@@ -45,4 +45,3 @@ def save_cached(path: Path, data: bytes) -> None:
         # and may already be another process's temporary.
         Path(name).unlink(missing_ok=True)
         raise
-
