@@ -130,8 +130,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from synth.shards import check_writable
-    from synth.verify.cli_verify import remove_stale_temporaries, verify_file
+    from synth.shards import check_writable, remove_stale_temporaries
+    from synth.verify.cli_verify import verify_file
     from synth.verify.pairs import check_output
 
     spec, output = None, Path(args.output)
