@@ -426,3 +426,20 @@ def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path):
     assert load_yaml(tmp_path / "a.yaml") == {"rows": 2}
     assert load_json(tmp_path / "a.json") == {"a": 1}
     assert [v for _, v in iter_jsonl(tmp_path / "a.jsonl")] == [{"a": 1}, {"b": 2}]
+
+
+def test_engine_kwargs_hold_finite_numbers_only(tmp_path, capsys):
+    job = _job(tmp_path, engine={"type": "vllm", "model": "bundled:smollm2",
+                                 "engine_kwargs": {"gpu_memory_utilization": float("inf"), "x": [1, {"y": float("nan")}]}})
+    code, err = _run(tmp_path, yaml.safe_dump(job), capsys)
+    assert code == 2 and "engine.engine_kwargs" in _one_message(err) and "not a finite number" in err
+
+
+def test_a_hostile_evaluation_set_is_exit_2_and_the_run_directory_is_not_left(tmp_path, capsys):
+    """Evaluation sets are read when the verifier is built, after the run directory's lock is taken:
+    the refusal still leaves nothing behind."""
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text('{"q": "a", "q": "b"}\n')
+    job = _job(tmp_path, verify={"contamination": {"paths": [str(evals)]}})
+    code, err = _run(tmp_path, yaml.safe_dump(job), capsys)
+    assert code == 2 and "eval.jsonl:1: key 'q' appears twice" in _one_message(err), err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -48,6 +49,15 @@ class VllmEngineConfig(BaseModel):
             if key in kwargs:
                 fix = f"set engine.{key} instead" if key in cls.model_fields else "run more replicas instead"
                 raise ValueError(f"{key} is not allowed here ({fix}: GPUs are reserved from the engine fields)")
+        stack = [(str(k), v) for k, v in kwargs.items()]  # finite numbers here too (an explicit stack: no recursion)
+        while stack:
+            where, value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where}: {value} is not a finite number")
+            if isinstance(value, dict):
+                stack.extend((f"{where}.{k}", v) for k, v in value.items())
+            elif isinstance(value, (list, tuple)):
+                stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
         return kwargs
 
 
