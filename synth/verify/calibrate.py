@@ -80,6 +80,15 @@ def bounded(name: str, value: float) -> float:
     return max(min(value, loosest), strictest)
 
 
+def _head(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a file (an existing --output is checked by its header, never read whole)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
 def calibrate(input_path: Path, output_path: Path, base: str = "default", quantile: float = 0.02,
               min_rows: int = 20, laser_dir: Path | None = None, lid_skip: set[str] = frozenset()) -> dict:
     """Score the good pairs with the base preset's quality filters; write the calibrated preset."""
@@ -89,8 +98,8 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         raise ConfigError(f"--min-rows {min_rows}: must be at least 1")
     if output_path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"--output {output_path}: a preset is a .yaml file, e.g. filters/{output_path.stem or 'mine'}.yaml")
-    if output_path.is_dir() or (output_path.exists() and not output_path.read_text(errors="replace").startswith(
-            "# Calibrated by `synth calibrate")):
+    mark = b"# Calibrated by `synth calibrate"
+    if output_path.is_dir() or (output_path.exists() and _head(output_path, len(mark)) != mark):
         raise ConfigError(f"--output {output_path}: exists and was not written by synth calibrate; "
                           f"give a new file name (synth never overwrites a user's file)")
     preset = load_preset(base)
