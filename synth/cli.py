@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -22,10 +23,12 @@ def _run(args: argparse.Namespace) -> int:
     from synth.prepare import prepare
     from synth.report import summary_table
     from synth.runner import JobRun
-    from synth.shards import output_location
+    from synth.shards import check_writable, output_location
 
     prepared = prepare(parse_job(Path(args.job)))
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
+    if isinstance(output, Path) and not output.is_file():  # (a file there: RunDir says so)
+        check_writable(output / "manifest.json", "--output")  # a folder that cannot be made or written: exit 2
     resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
@@ -123,26 +126,39 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from synth.shards import check_writable, remove_stale_temporaries
     from synth.verify.cli_verify import verify_file
+    from synth.verify.pairs import check_output
 
-    spec = None
+    spec, output = None, Path(args.output)
     if args.judge:
         from synth.judging import judge_verified_file, load_judge_spec
 
         spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
+    # with --judge, the verified rows are staged under a temporary name and renamed onto --output only
+    # once judged: a judge that fails leaves no output that looks finished (every row accepted, no judge)
+    staging = output.with_name(f".{output.name}.{os.urandom(4).hex()}.tmp") if spec is not None else output
     try:
-        result = verify_file(Path(args.input), Path(args.output), args.filters,
+        if spec is not None:
+            check_output(Path(args.input), output)
+            check_writable(output)
+            remove_stale_temporaries(output)
+        result = verify_file(Path(args.input), staging, args.filters,
                              Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
                              batch_rows=args.batch_rows, contamination=[Path(p) for p in args.contamination],
                              ngram=args.ngram)
+        if spec is not None:
+            judged = judge_verified_file(staging, spec, args.filters)
+            os.replace(staging, output)
+            print(f"judge: {judged}")
+            result["accepted"] = judged.get("accepted", result["accepted"])
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; {args.output} was not written",
               file=sys.stderr)
         return 128 + exc.signum
-    if spec is not None:
-        judged = judge_verified_file(Path(args.output), spec, args.filters)
-        print(f"judge: {judged}")
-        result["accepted"] = judged.get("accepted", result["accepted"])
+    finally:
+        if staging != output:
+            staging.unlink(missing_ok=True)
     print(f"{result['accepted']}/{result['rows']} accepted; rejected by reason: {result['rejected_by_reason']}")
     for name, why in result["not_run"].items():
         print(f"NOT run: {name}: {why} (score_{name} is null)")
@@ -150,8 +166,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from synth.shards import check_writable
     from synth.verify.calibrate import calibrate
 
+    check_writable(Path(args.output))
     result = calibrate(Path(args.input), Path(args.output), args.base, args.quantile, args.min_rows,
                        Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip))
     for lang, n in sorted(result["rows"].items()):
@@ -185,8 +203,43 @@ def _prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag like every other input mistake: one `synth: error:` line, exit 2."""
+
+    def error(self, message: str):
+        message = re.sub(r"^argument (\S+): (\1 )", r"\2", message)  # the flag's own message names it already
+        self.exit(2, f"synth: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _whole(flag: str, low: int, high: int):
+    """An argparse type: a whole number in [low, high] (a float, 1e20 or a word is refused with the range)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text}: not a whole number; give {low:,} to {high:,}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} {text}: out of range; give {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def _share(text: str) -> float:
+    """`--quantile`: a finite share strictly between 0 and 0.5."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"--quantile {text}: give a share of good rows to give up, between 0 and "
+                                         f"0.5 (e.g. 0.02)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="synth", description="Verified SFT data for low-resource languages")
+    from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM, MAX_ROWS
+
+    parser = _Parser(prog="synth", description="Verified SFT data for low-resource languages")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a job file (local Ray, or the cluster at RAY_ADDRESS)")
     run.add_argument("job", help="the job file (YAML)")
@@ -206,9 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="verify LANG without LID")
     verify.add_argument("--contamination", action="append", default=[], metavar="EVAL_FILE",
                         help="evaluation set (JSONL, Parquet or text) for the contamination filter; repeatable")
-    verify.add_argument("--batch-rows", type=int, default=20_000, metavar="N",
-                        help="rows read, scored and written at a time (memory grows with it; default 20000)")
-    verify.add_argument("--ngram", type=int, default=13, help="words per n-gram for --contamination (default 13)")
+    verify.add_argument("--batch-rows", type=_whole("--batch-rows", 1, MAX_BATCH_ROWS), default=20_000, metavar="N",
+                        help=f"rows read, scored and written at a time (1 to {MAX_BATCH_ROWS:,}; memory grows with "
+                        f"it; default 20000)")
+    verify.add_argument("--ngram", type=_whole("--ngram", 3, MAX_NGRAM), default=13,
+                        help=f"words per n-gram for --contamination (3 to {MAX_NGRAM}; default 13)")
     verify.add_argument("--judge", metavar="JOB_OR_ENGINE_YAML",
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
                         "engine) or a file with an engine: section")
@@ -218,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--output", "-o", required=True, help="preset to write, e.g. filters/mine.yaml")
     cal.add_argument("--base", default="default", help="preset whose filters are scored and whose thresholds are kept "
                      "where calibration does not apply (default: default)")
-    cal.add_argument("--quantile", type=float, default=0.02, help="share of good rows each filter may reject (default 0.02)")
-    cal.add_argument("--min-rows", type=int, default=20, help="fewer good rows in a language: keep the base thresholds")
+    cal.add_argument("--quantile", type=_share, default=0.02,
+                     help="share of good rows each filter may reject (between 0 and 0.5; default 0.02)")
+    cal.add_argument("--min-rows", type=_whole("--min-rows", 1, MAX_ROWS), default=20,
+                     help=f"fewer good rows in a language: keep the base thresholds (1 to {MAX_ROWS:,}; default 20)")
     cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
     cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")
     cal.set_defaults(func=_calibrate)
@@ -241,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a bad flag (exit 2, one line already printed) or --help (0): a code, from Python too
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     install_redaction()  # every logger, handler, warning and traceback: whatever the HTTP stack logs through
     for name in ("httpx", "httpx2"):  # one line per request: noise at job scale

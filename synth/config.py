@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator,
                       model_validator)
 
 from synth.datasource import DatasetEntry, as_entry
 from synth.engines.base import SamplingConfig
 from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
+from synth.limits import MAX_ATTEMPTS, MAX_NGRAM, MAX_ROWS, MAX_WEIGHT
+from synth.loading import load_yaml
 from synth.secrets import REDACTED, redact_url
 
 Method = Literal["icl", "translate"]
@@ -36,22 +38,28 @@ CATEGORIES: dict[str, str] = {
 }
 
 
+# a path field takes the YAML string (strict mode alone would want a Path object)
+FilePath = Annotated[Path, Strict(False)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `rows: true` or `rows: "5"` is refused, not read as 1 or 5; an int still passes as a float.
+    # Finite floats only: `.inf` or `.nan` is refused where it is written.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class TargetConfig(_Strict):
     """Per-language goal: `rows` accepted rows, split over methods (weights) and categories."""
 
-    lang: str = Field(description="the language's code in the registry (FLORES-200 style, e.g. swh_Latn; "
-                      "`synth languages` lists them)")
-    rows: int = Field(ge=1, description="accepted rows to produce for this language")
-    methods: dict[Method, float] = Field(default_factory=lambda: {"icl": 0.5, "translate": 0.5},
-                                         description="share of the rows per method, as positive weights "
-                                         "(icl: from native seeds; translate: from `sources`)")
+    lang: str = Field(max_length=64, description="language code of the registry, e.g. swh_Latn")
+    rows: int = Field(ge=1, le=MAX_ROWS, description=f"accepted rows wanted (1 to {MAX_ROWS:,}; with every "
+                      f"target's rows x plan.max_attempts_per_row at most {MAX_ATTEMPTS:,} per job)")
+    methods: dict[Method, Annotated[float, Field(le=MAX_WEIGHT)]] = Field(
+        default_factory=lambda: {"icl": 0.5, "translate": 0.5},
+        description=f"weight of each method (positive, finite, at most {MAX_WEIGHT:g}; only the ratios matter)")
     categories: list[str] = Field(default_factory=lambda: ["open_qa", "reasoning", "writing"], min_length=1,
-                                  description="task categories the rows are spread over, evenly; one of: "
-                                  + ", ".join(CATEGORIES))
+                                  max_length=len(CATEGORIES), description="categories of the rows, among CATEGORIES "
+                                  "(1 to 8, each once)")
     seeds: DatasetEntry | None = Field(None, description="native examples (needed by icl): a JSONL/Parquet file "
                                        "in messages form, or an entry like sources (a datasets folder, "
                                        "hf://datasets/OWNER/NAME, with config/split/format/columns/where)")
@@ -72,6 +80,8 @@ class TargetConfig(_Strict):
         unknown = [c for c in value if c not in CATEGORIES]
         if unknown:
             raise ValueError(f"unknown categories {unknown}; choose from {sorted(CATEGORIES)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"a category is listed twice in {value}; list each once")
         return value
 
 
@@ -79,54 +89,57 @@ class SourcesConfig(DatasetEntry):
     """High-resource SFT conversations to translate: a JSONL/Parquet file with a `messages` column, a
     `datasets` folder or a Hub dataset (hf://datasets/OWNER/NAME), mapped by synth/datasource.py."""
 
-    lang: str = Field("eng_Latn", description="language of the sources (a registry code)")
+    lang: str = Field("eng_Latn", max_length=64, description="language code of the sources")
 
 
 class IclConfig(_Strict):
-    k: int = Field(3, ge=1, description="seed examples per prompt")
-    prompt: str = Field("icl_pair", description="a template in prompts/ (or added with Job.add_prompt) with "
-                        "method: icl")
+    k: int = Field(3, ge=1, le=64, description="seed examples per prompt (1 to 64)")
+    prompt: str = Field("icl_pair", max_length=200, description="a template in prompts/ with method: icl")
     structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
                              "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
 
 
 class TranslateConfig(_Strict):
-    prompt: str = Field("translate_turn", description="template of the forward translation (method: translate)")
-    back_prompt: str = Field("back_translate_turn", description="template of the back-translation the round "
-                             "trip scores (method: back_translate)")
-    max_chars: int = Field(1500, ge=100, description="longest text per translation request: longer messages are "
-                           "cut at paragraph (then sentence) boundaries and rejoined; keep its translation "
-                           "(about max_chars/2 tokens) under sampling.max_tokens")
+    prompt: str = Field("translate_turn", max_length=200, description="a template in prompts/ with method: translate")
+    back_prompt: str = Field("back_translate_turn", max_length=200,
+                             description="a template in prompts/ with method: back_translate")
+    max_chars: int = Field(1500, ge=100, le=100_000, description="longest text per translation request (100 to "
+                           "100,000): longer messages are cut at paragraph (then sentence) boundaries and rejoined; "
+                           "keep its translation (about max_chars/2 tokens) under sampling.max_tokens")
     back_translate: Literal["survivors", "all"] = Field(
         "survivors", description="survivors: back-translate only forward translations that passed the cheap "
         "checks (rules, language ID, script, structure, fluency), the rest are rejected anyway; all: every one "
         "(cost baseline)")
-    max_source_chars: int = Field(20000, ge=100, description="a source message longer than this is not sent: "
-                                  "its attempt is rejected as source_too_long (bounds the requests per attempt)")
+    max_source_chars: int = Field(20000, ge=100, le=1_000_000, description="a source message longer than this "
+                                  "(100 to 1,000,000) is not sent: its attempt is rejected as source_too_long (bounds "
+                                  "the requests per attempt)")
 
 
 class ContaminationConfig(_Strict):
     """Evaluation sets that generated rows must not overlap (the `contamination` filter)."""
 
-    paths: list[Path] = Field(min_length=1, description="JSONL, Parquet or text files of evaluation items")
-    ngram: int = Field(13, ge=3, description="words per n-gram")
-    char_ngram: int = Field(50, ge=8, description="characters per n-gram for scripts written without spaces")
+    paths: list[FilePath] = Field(min_length=1, max_length=1000,
+                              description="JSONL, Parquet or text files of evaluation items (1 to 1000)")
+    ngram: int = Field(13, ge=3, le=MAX_NGRAM, description=f"words per n-gram (3 to {MAX_NGRAM})")
+    char_ngram: int = Field(50, ge=8, le=1000, description="characters per n-gram for scripts written without "
+                            "spaces (8 to 1000)")
 
 
 class VerifyConfig(_Strict):
-    preset: str = Field("default", description="a file in filters/ (without .yaml) or a path")
-    laser_dir: Path | None = Field(None, description="directory with LASER2/LASER3 weights; unset: LASER not run")
+    preset: str = Field("default", max_length=4096, description="a file in filters/ (without .yaml) or a path")
+    laser_dir: FilePath | None = Field(None,
+                                   description="directory with LASER2/LASER3 weights; unset: LASER not run")
     thresholds: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="per-language overrides: {swh_Latn: {lid: 0.4}}"
+        default_factory=dict, description="per-language overrides (finite numbers): {swh_Latn: {lid: 0.4}}"
     )
     # where verification runs (not part of the job's identity: see EXECUTION_ONLY)
-    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
-        "auto", description="verifier actors on Ray CPU workers, scoring slice k while slice k+1 is generated; "
-        "0: verify in the driver after each slice (no overlap); auto: as many as the free CPUs hold, at most 4")
-    num_cpus: float = Field(0.5, ge=0, description="CPUs each verifier actor reserves; shrunk to what the engine "
-                            "left free, so a 1-CPU machine with one replica never waits for resources")
-    laser_num_gpus: float = Field(0.0, ge=0, le=1, description="GPU share each verifier takes for LASER when "
-                                  "laser_dir is set and that much GPU is free; 0: LASER on the CPU")
+    workers: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = Field(
+        "auto", description="verifier actors on Ray CPU workers (0 to 1024), scoring slice k while slice k+1 is "
+        "generated; 0: verify in the driver after each slice (no overlap); auto: as many as the free CPUs hold, at most 4")
+    num_cpus: float = Field(0.5, ge=0, le=1024, description="CPUs each verifier actor reserves (0 to 1024); shrunk "
+                            "to what the engine left free, so a 1-CPU machine with one replica never waits for resources")
+    laser_num_gpus: float = Field(0.0, ge=0, le=1, description="GPU share (0 to 1) each verifier takes for LASER "
+                                  "when laser_dir is set and that much GPU is free; 0: LASER on the CPU")
     contamination: ContaminationConfig | None = Field(
         None, description="evaluation sets for the contamination filter; unset: contamination not run"
     )
@@ -139,16 +152,17 @@ Dimension = Literal["language", "content", "culture"]
 class JudgeConfig(_Strict):
     """The job's `judge:` section. Off by default: every judged row costs a generation."""
 
-    enabled: bool = Field(False, description="grade rows with the LLM judge (each judged row costs a generation)")
-    prompt: str = Field("judge_row", description="a template in prompts/ with method: judge")
+    enabled: bool = Field(False, description="grade rows with an LLM judge (true or false)")
+    prompt: str = Field("judge_row", max_length=200, description="a template in prompts/ with method: judge")
     thresholds: dict[Dimension, Annotated[float, Field(ge=1, le=5)]] = Field(
-        default_factory=dict, description="override the preset's judge thresholds for every language: {content: 4}")
+        default_factory=dict, description="override the preset's judge thresholds (1 to 5) for every language: "
+        "{content: 4}")
     engine: EngineConfig | None = Field(
         None, description="a separate judge engine (vLLM or OpenAI-compatible); unset: the job's own engine")
-    temperature: float = Field(0.3, ge=0, description="sampling temperature of a separate judge engine (the "
-                               "job's own engine keeps the job's sampling); above 0 so the one retry can differ")
-    max_tokens: int = Field(256, ge=16, description="longest verdict, in tokens (on the job's own engine at most "
-                            "its sampling.max_tokens)")
+    temperature: float = Field(0.3, ge=0, le=10, description="sampling temperature (0 to 10) of a separate judge "
+                               "engine (the job's own engine keeps the job's sampling); above 0 so the one retry can differ")
+    max_tokens: int = Field(256, ge=16, le=100_000, description="longest verdict, in tokens (16 to 100,000; on the "
+                            "job's own engine at most its sampling.max_tokens)")
     rows: Literal["survivors", "all"] = Field(
         "survivors", description="which rows the judge grades: `survivors` (those no filter rejected: a judge call "
         "spent on a row already lost buys nothing), or `all` generated rows, to audit the filters against the "
@@ -160,18 +174,19 @@ class JudgeConfig(_Strict):
 
 
 class PlanConfig(_Strict):
-    initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed")
-    oversample: float = Field(1.3, ge=1.0, description="most attempts per expected need: need / rate x this while the "
-                              "rate is a guess and in the last round; with a measured rate, rounds take just enough "
-                              "to meet the need with ~95% probability, at most this")
-    max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
-    max_rounds: int = Field(5, ge=1, description="generation rounds at most; each round plans attempts from the "
-                            "acceptance observed so far")
+    initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed "
+                                      "(above 0, at most 1)")
+    oversample: float = Field(1.3, ge=1.0, le=10.0, description="most attempts per expected need (1 to 10): need / "
+                              "rate x this while the rate is a guess and in the last round; with a measured rate, "
+                              "rounds take just enough to meet the need with ~95% probability, at most this")
+    max_attempts_per_row: float = Field(8.0, ge=1.0, le=1000.0, description="budget: attempts <= rows x this, per "
+                                        f"language (1 to 1000; every target's rows x this at most {MAX_ATTEMPTS:,})")
+    max_rounds: int = Field(5, ge=1, le=100, description="most rounds of generation (1 to 100)")
 
 
 class OutputConfig(_Strict):
-    shard_rows: int = Field(1000, ge=1, description="rows per Parquet shard of accepted rows")
-    license: str = Field("other", description="licence written into the dataset card (DIR/README.md front matter)")
+    shard_rows: int = Field(1000, ge=1, le=10_000_000, description="rows per Parquet shard (1 to 10,000,000)")
+    license: str = Field("other", max_length=200, description="license named in the dataset card")
 
 
 EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
@@ -179,25 +194,18 @@ EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
 
 class JobConfig(_Strict):
     name: str = Field("synth-job", description="a plain name (letters, digits, - _ .): the default output is out/<name>")
-    targets: list[TargetConfig] = Field(min_length=1, description="one entry per language: how many rows, by "
-                                        "which methods, in which categories")
-    sources: SourcesConfig | None = Field(None, description="English (or other) SFT data to translate; "
-                                          "needed by the translate method")
-    engine: EngineConfig = Field(description="the teacher model: vLLM replicas on Ray (type: vllm, the "
-                                 "default) or an OpenAI-compatible endpoint (type: openai)")
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="sampling of every "
-                                     "generation request")
-    icl: IclConfig = Field(default_factory=IclConfig, description="the icl method: rows written from native seeds")
-    translate: TranslateConfig = Field(default_factory=TranslateConfig, description="the translate method: "
-                                       "sources translated, then back-translated for the round trip")
-    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="which filter preset scores the "
-                                 "rows, and where verification runs")
+    targets: list[TargetConfig] = Field(min_length=1, max_length=1000, description="one per language (1 to 1000)")
+    sources: SourcesConfig | None = Field(None, description="high-resource conversations to translate (method translate)")
+    engine: EngineConfig = Field(description="the teacher: vLLM replicas or an OpenAI-compatible server")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="sampling of every request")
+    icl: IclConfig = Field(default_factory=IclConfig, description="method icl")
+    translate: TranslateConfig = Field(default_factory=TranslateConfig, description="method translate")
+    verify: VerifyConfig = Field(default_factory=VerifyConfig, description="filters and where they run")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="the optional LLM judge")
-    plan: PlanConfig = Field(default_factory=PlanConfig, description="how many attempts each round makes, "
-                             "and the budget")
-    output: OutputConfig = Field(default_factory=OutputConfig, description="shards and dataset card")
-    languages_dir: Path | None = Field(None, description="extra language files (default: bundled languages/)")
-    prompts_dir: Path | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
+    plan: PlanConfig = Field(default_factory=PlanConfig, description="rounds and the attempt budget")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="shards and the dataset card")
+    languages_dir: FilePath | None = Field(None, description="extra language files (default: bundled languages/)")
+    prompts_dir: FilePath | None = Field(None, description="extra prompt templates (default: bundled prompts/)")
 
     _sources_entry = field_validator("sources", mode="before")(as_entry)
 
@@ -215,6 +223,11 @@ class JobConfig(_Strict):
         dupes = sorted({l for l in langs if langs.count(l) > 1})
         if dupes:
             raise ValueError(f"targets: {dupes} listed more than once; merge them into one target each")
+        budget = sum(math.ceil(t.rows * self.plan.max_attempts_per_row) for t in self.targets)
+        if budget > MAX_ATTEMPTS:
+            raise ValueError(f"targets: rows x plan.max_attempts_per_row add up to {budget:,} attempts, above the "
+                             f"limit of {MAX_ATTEMPTS:,} per job (a round's planned attempts are held in memory); "
+                             f"lower rows or plan.max_attempts_per_row, or split the job")
         return self
 
     def public_dump(self) -> dict:
@@ -236,6 +249,9 @@ class JobConfig(_Strict):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+MAX_ERROR_LINES = 20
+
+
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
@@ -249,6 +265,8 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
             lines.append(f"{where}: required field missing; add it")
         else:
             lines.append(f"{where}: {error['msg']}")
+    if len(lines) > MAX_ERROR_LINES:  # a hostile file can hold thousands of mistakes: the first ones say enough
+        lines[MAX_ERROR_LINES:] = [f"... and {len(lines) - MAX_ERROR_LINES} more"]
     return f"{path}: invalid job config:\n  " + "\n  ".join(lines)
 
 
@@ -257,12 +275,7 @@ def parse_job(path: Path) -> JobConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: job file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the job file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path, "job file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a job file is a YAML mapping with at least `targets` and `engine`")
     try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from synth.errors import ConfigError
+from synth.loading import check_parquet, iter_jsonl
 from synth.text import lone_surrogate
 
 ROLES = {"system", "user", "assistant"}
@@ -29,23 +29,14 @@ def _records(path: Path, field: str) -> list[dict]:
     if path.suffix == ".parquet":
         import polars as pl
 
+        check_parquet(path, f"{field}:")  # the footer and the column types' nesting, before any row is read
         try:
             return pl.read_parquet(path).to_dicts()
         except Exception as exc:  # polars raises several types for a file that is not Parquet
             raise ConfigError(f"{field}: {path} is not a readable Parquet file ({type(exc).__name__}); "
                               f"give a Parquet or JSONL file with a `messages` column") from None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{field}: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSONL") from None
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{field}: {path}:{number}: not valid JSON ({exc.msg}); one JSON object per line") from None
+    for number, record in iter_jsonl(path, f"{field}:"):
         if not isinstance(record, dict):
             raise ConfigError(f"{field}: {path}:{number}: a JSON {type(record).__name__}, not an object; "
                               f"write one {{\"messages\": [...]}} object per line")

@@ -17,19 +17,23 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Annotated, Any, Iterable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from synth.conversations import Conversation, conversation_from_record, load_conversations
 from synth.errors import ConfigError
+from synth.limits import MAX_ATTEMPTS, MAX_SCALAR
+from synth.loading import DATA_LINE, Unreadable, json_value
 
 log = logging.getLogger("synth")
 
 HUB_PREFIX = "hf://datasets/"
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 Format = Literal["auto", "messages", "sharegpt", "alpaca"]
-Scalar = str | int | float | bool
+# a `where:` value: text, a yes/no, or a number within the bounds synth takes for any count (synth/limits.py)
+Scalar = (Annotated[str, Field(max_length=4096)] | StrictBool | Annotated[int, Field(ge=-MAX_SCALAR, le=MAX_SCALAR)]
+          | Annotated[float, Field(ge=-MAX_SCALAR, le=MAX_SCALAR, allow_inf_nan=False)])
 # ShareGPT speakers and other common spellings of the three roles synth knows
 ROLE_ALIASES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
                 "model": "assistant", "chatgpt": "assistant", "bard": "assistant", "bing": "assistant"}
@@ -58,7 +62,7 @@ class Columns(BaseModel):
 class DatasetEntry(BaseModel):
     """Where conversations come from: a local file or folder, or a Hub dataset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     path: str = Field(description="a JSONL or Parquet file of {messages} rows, a folder written by datasets' "
                       "save_to_disk (or a local copy of a Hub dataset repo), or hf://datasets/OWNER/NAME")
@@ -72,13 +76,15 @@ class DatasetEntry(BaseModel):
                            "column names, an error when they fit none or several")
     columns: Columns = Field(default_factory=Columns, description="column names where they differ from the "
                              "format's usual ones")
-    where: dict[str, Scalar | list[Scalar]] = Field(
-        default_factory=dict, description="keep only rows whose column equals the value (or one of a list), "
-        "e.g. {language: Swahili}")
+    where: dict[str, Scalar | Annotated[list[Scalar], Field(max_length=10_000)]] = Field(
+        default_factory=dict, max_length=100, description="keep only rows whose column equals the value (or one "
+        "of a list), e.g. {language: Swahili}; at most 100 columns, 10,000 values each, numbers within "
+        "+-10^15")
     category: str | None = Field(None, description="category of every row (e.g. math), when the dataset has no "
                                  "category column of synth's names")
-    limit: int | None = Field(None, ge=1, description="most rows to take; unset: local JSONL/Parquet files are "
-                              "read whole, datasets as many rows as the job can use")
+    limit: int | None = Field(None, ge=1, le=MAX_ATTEMPTS, description="most rows to take (1 to 20,000,000); "
+                              "unset: local JSONL/Parquet files are read whole, datasets as many rows as the job "
+                              "can use")
 
     @field_validator("path")
     @classmethod
@@ -136,7 +142,10 @@ def _other_shape(path: Path) -> bool:
         else:
             with path.open(encoding="utf-8") as handle:
                 line = next((line for line in handle if line.strip()), "")
-            first = json.loads(line) if len(line) < (1 << 24) else None
+            try:
+                first = json_value(line, DATA_LINE)
+            except Unreadable:
+                first = None
             columns = set(first) if isinstance(first, dict) else set()
     except Exception:
         return False
@@ -461,7 +470,7 @@ def source_digest(entry: DatasetEntry) -> str | None:
         folder = Path(entry.path)
         if _is_saved(folder):
             states = sorted(folder.glob("state.json")) + sorted(folder.glob("*/state.json"))
-            identity = {"fingerprints": {s.parent.name: json.loads(s.read_text()).get("_fingerprint")
+            identity = {"fingerprints": {s.parent.name: (json_value(s.read_bytes()) or {}).get("_fingerprint")
                                          for s in states}}
         else:
             files = hashlib.sha256()

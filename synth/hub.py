@@ -10,7 +10,6 @@ HF_TOKEN and is handed to huggingface_hub only: never written, never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from synth.datasource import HUB_PREFIX, INSTALL_HINT, _REPO_ID
 from synth.errors import ConfigError
+from synth.report import read_manifest
 
 log = logging.getLogger("synth")
 
@@ -51,12 +51,9 @@ def finished_run(out: Path) -> dict:
     if not out.is_dir():
         raise ConfigError(f"{out}: not a directory; {hint}")
     manifest_path = out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{out}: no manifest.json; {hint}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{manifest_path}: not valid JSON ({exc}); {hint}") from None
+    if not manifest_path.is_file():
+        raise ConfigError(f"{out}: no manifest.json; {hint}")
+    manifest = read_manifest(manifest_path)  # exit 2 on a file that is not synth's manifest
     if not isinstance(manifest, dict) or not {"config_hash", "status", "languages"} <= set(manifest):
         raise ConfigError(f"{manifest_path}: not a synth manifest; {hint}")
     if manifest["status"] not in FINISHED:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from synth.config import DIMENSIONS, JudgeConfig
 from synth.engines.base import Completion, Engine, GenerationRequest, SamplingConfig
 from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
+from synth.loading import load_yaml
 from synth.prompts import PromptTemplate, load_prompts
 from synth.verify.base import Candidate
 from synth.verify.judge import (
@@ -205,10 +205,7 @@ def load_judge_spec(path: Path) -> JudgeSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--judge {path}: file not found; give a job YAML or an engine YAML (type, model, ...)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--judge {path}: not valid YAML: {exc}") from exc
+    raw = load_yaml(path, "--judge")
     if not isinstance(raw, dict):
         raise ConfigError(f"--judge {path}: expected a mapping: a job file, or an engine config with `model`")
     base = path.resolve().parent

@@ -15,10 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synth.errors import ConfigError
+from synth.loading import load_yaml
 from synth.paths import data_dir
 
 CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
@@ -27,7 +27,7 @@ CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 class LanguageSpec(BaseModel):
     """What synth knows about one language: codes, script, LID labels, LASER coverage, context."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     code: str
     name: str
@@ -72,8 +72,9 @@ def check_reasoning_languages(registry: dict[str, LanguageSpec], where: str) -> 
 
 
 def load_language_file(path: Path) -> LanguageSpec:
+    raw = load_yaml(path, "language file")
     try:
-        spec = LanguageSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        spec = LanguageSpec.model_validate(raw)
     except Exception as exc:  # pydantic or YAML error: name the file
         raise ConfigError(f"{path}: invalid language file: {exc}") from exc
     if spec.code != path.stem:

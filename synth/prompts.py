@@ -15,12 +15,12 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from synth.errors import ConfigError
+from synth.loading import load_yaml
 from synth.paths import data_dir
 
 MAX_RENDER_CHARS = 200_000  # a rendered message longer than this is a runaway template
@@ -145,8 +145,9 @@ class PromptTemplate(BaseModel):
 
 
 def load_prompt_file(path: Path) -> PromptTemplate:
+    raw = load_yaml(path, "prompt template")
     try:
-        return PromptTemplate.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return PromptTemplate.model_validate(raw)
     except Exception as exc:
         raise ConfigError(f"{path}: invalid prompt template: {exc}") from exc
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import json
+
 import math
 from collections import Counter
 from pathlib import Path
@@ -13,6 +13,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synth.errors import ConfigError
+from synth.loading import json_text
 from synth.shards import language_rows
 
 FOLD_CHARS = 300  # a sample text longer than this is folded (<details>), its first line shown
@@ -148,16 +149,17 @@ def check_manifest(manifest: Any, where: str) -> dict:
 
 
 def read_manifest(path) -> dict:
-    """manifest.json of a run directory, parsed and checked (check_manifest)."""
+    """manifest.json of a run directory, read within the loader's limits (size, nesting, duplicate keys),
+    parsed and checked (check_manifest)."""
     where = str(path)
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read ({exc.strerror or exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise ConfigError(f"{where}: not valid JSON ({exc}); give the output directory of a `synth run`") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: nested too deeply to be a synth manifest") from None
+    try:
+        manifest = json_text(data, where)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; give the output directory of a `synth run`") from None
     return check_manifest(manifest, where)
 
 

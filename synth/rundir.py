@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from synth.errors import ConfigError
+from synth.loading import json_value
 from synth.shards import WORK, OutPath, RemotePath, atomic_write_json
 
 log = logging.getLogger("synth")
@@ -93,7 +94,7 @@ class RunDir:
         if force_new:
             self.foreign_files()  # refuses before anything is deleted
             return "new"
-        state = json.loads((out / WORK / STATE).read_text())
+        state = json_value((out / WORK / STATE).read_text())
         if state.get("config_hash") != self.config_hash:
             raise ConfigError(
                 f"--output {out}: holds a run of a different config (hash {state.get('config_hash')}, this job "
@@ -101,8 +102,8 @@ class RunDir:
         manifest = out / "manifest.json"
         if manifest.exists():
             try:
-                status = json.loads(manifest.read_text()).get("status")
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                status = json_value(manifest.read_text()).get("status")
+            except (ValueError, AttributeError):
                 status = None
             if status in ("complete", "partial"):
                 return "complete"
@@ -157,7 +158,7 @@ class RunDir:
         atomic_write_json(self.out / WORK / STATE, {"config_hash": self.config_hash, "started_at": started.isoformat()})
 
     def started_at(self) -> datetime:
-        return datetime.fromisoformat(json.loads((self.out / WORK / STATE).read_text())["started_at"])
+        return datetime.fromisoformat(json_value((self.out / WORK / STATE).read_text())["started_at"])
 
     # ---- one writer -----------------------------------------------------------------------------
     def _holder(self) -> dict:
@@ -264,8 +265,8 @@ class RunDir:
 
 def _parse(text: str) -> dict:
     try:
-        value = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
+        value = json_value(text) if text.strip() else {}
+    except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
 

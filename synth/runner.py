@@ -18,7 +18,6 @@ command resumes with the same attempt ids.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ import polars as pl
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted, interrupt_in
+from synth.loading import json_text
 from synth.methods.base import Row
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Attempt, Planner
@@ -91,10 +91,15 @@ class JobRun:
         Raises EngineUnavailable or Interrupted after writing an `interrupted` manifest."""
         if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return json.loads((self.out / "manifest.json").read_text())
+            return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
         self.rundir.acquire()
         try:
             return self._run_locked(engine)
+        except BaseException:
+            # whatever stops the run before its first write (a plan that fails, a verifier that does not
+            # build, a signal) leaves nothing: no lock, no empty _work/ (abandon keeps a started run's files)
+            self.rundir.abandon()
+            raise
         finally:
             self.rundir.release()
 
@@ -102,7 +107,7 @@ class JobRun:
         state = self.rundir.state(self.force_new)  # again, under the lock: another run may have finished
         if state == "complete":
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return json.loads((self.out / "manifest.json").read_text())
+            return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         scored_langs = {t.lang for t in job.targets} | ({job.sources.lang} if job.sources else set())

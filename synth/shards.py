@@ -8,9 +8,11 @@ stores one PUT of the whole object is atomic; elsewhere a temporary object is mo
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -24,6 +26,7 @@ import polars as pl
 
 from synth.errors import ConfigError
 
+log = logging.getLogger("synth")
 # object stores: one PUT (or one completed multipart upload) makes the whole object visible at once
 OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
 
@@ -353,3 +356,61 @@ def write_rejects(out: OutPath, lang: str, rejected: pl.DataFrame) -> list[str]:
     check_shard_columns(frame.schema)
     write_unless_same(out / name, parquet_bytes(frame))
     return [name]
+
+
+def check_writable(output_path: Path, flag: str = "--output") -> None:
+    """`output_path` can be created: its folder (or the nearest one that exists) accepts a new file. A
+    read-only folder, or a path through a file, is exit 2 before any work, not a traceback after it.
+    Nothing is left behind."""
+    folder = output_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {output_path}: {folder} is not a folder; give a path in a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".synth-write-check.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {output_path}: cannot write in {folder} ({exc.strerror}); give a folder you "
+                          f"can write to") from None
+
+
+# ---- temporaries of one output file (synth verify, synth verify --judge) ------------------------
+
+def temporaries_of(output_path: Path) -> re.Pattern:
+    """Names of the temporary files synth makes for `output_path`: `atomic_local_file`'s
+    `.<name>.<8 random>.tmp`, and `synth verify --judge`'s staging copy (the same form) with the
+    judge's own rewrite of it (`..<name>.<8>.tmp.<8>.tmp`)."""
+    name, rand = re.escape(output_path.name), r"[A-Za-z0-9_]{8}"
+    tmp = re.escape(TMP_SUFFIX)
+    return re.compile(rf"\.(?:\.{name}\.{rand}{tmp}|{name})\.{rand}{tmp}")
+
+
+def remove_stale_temporaries(output_path: Path) -> list[str]:
+    """Delete what a killed `synth verify -o output_path` left next to it: only temporaries of this
+    output's name (`temporaries_of`) that no live run holds (a writer keeps an flock on its temporary;
+    the kernel drops it when the process dies, SIGKILL included). Never another file."""
+    directory, pattern, removed = output_path.parent, temporaries_of(output_path), []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        if not pattern.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live run is writing it
+                path.unlink()
+            removed.append(path.name)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) of an earlier, killed run: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def hold(path: Path):
+    """An open handle holding an flock on `path` (a temporary being written): `remove_stale_temporaries`
+    of a later run leaves it alone while this process lives."""
+    handle = open(path, "rb")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle

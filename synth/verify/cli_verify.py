@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
-from synth.shards import atomic_local_file
+from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM
+from synth.shards import atomic_local_file, check_writable, hold, remove_stale_temporaries
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
 from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
@@ -21,6 +22,8 @@ def contamination_config(paths: Sequence[Path], ngram: int = 13, where: str = "-
     a config error naming it."""
     from synth.config import ContaminationConfig
 
+    if not 3 <= ngram <= MAX_NGRAM:
+        raise ConfigError(f"--ngram {ngram}: give words per n-gram from 3 to {MAX_NGRAM} (default 13)")
     if not paths:
         return None
     for path in paths:
@@ -48,8 +51,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     are read, scored and appended to a temporary file next to the output, renamed into place at the
     end (an interrupted run leaves no output, never half of one). Any batch size gives the same file."""
     check_output(input_path, output_path)
-    if batch_rows < 1:
-        raise ConfigError(f"--batch-rows {batch_rows}: give at least 1 (rows read, scored and written at a time)")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or not 1 <= batch_rows <= MAX_BATCH_ROWS:
+        raise ConfigError(f"--batch-rows {batch_rows}: give a whole number from 1 to {MAX_BATCH_ROWS:,} (rows read, "
+                          f"scored and written at a time)")
     preset = load_preset(preset_name)
     pairs = open_pairs(input_path, preset, lid_skip)
     if laser_dir is not None and not laser_dir.is_dir():
@@ -59,7 +63,9 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     names = verifier.score_names()
     counts: dict[str, int] = {}
     accepted = 0
-    with atomic_local_file(output_path) as tmp:
+    check_writable(output_path)
+    remove_stale_temporaries(output_path)
+    with atomic_local_file(output_path) as tmp, hold(tmp):
         writer = None
         try:
             for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows):

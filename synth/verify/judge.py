@@ -36,23 +36,22 @@ REASON_CHARS = 300  # a reason kept in reject_details is one line, not an essay
 class JudgeThresholds(BaseModel):
     """The lowest score (1-5) of each dimension that keeps a row."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    language: float = Field(3, ge=1, le=5, description="fluent, natural, grammatical text of the target language")
-    content: float = Field(3, ge=1, le=5, description="ICL: a sensible instruction and a correct, helpful answer; "
-                           "translation: faithful to the source")
-    culture: float = Field(3, ge=1, le=5, description="fits the language's speakers")
+    language: float = Field(3, ge=1, le=5, description="lowest language score kept (1 to 5)")
+    content: float = Field(3, ge=1, le=5, description="lowest content score kept (1 to 5)")
+    culture: float = Field(3, ge=1, le=5, description="lowest culture score kept (1 to 5)")
 
 
 class JudgePreset(BaseModel):
     """The `judge:` section of a filter preset: thresholds, and per-language overrides."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds, description="pass mark of each "
-                                        "dimension for every language")
+    thresholds: JudgeThresholds = Field(default_factory=JudgeThresholds, description="lowest score kept per "
+                                        "dimension (1 to 5)")
     languages: dict[str, dict[Dimension, Annotated[float, Field(ge=1, le=5)]]] = Field(
-        default_factory=dict, description="per-language overrides: {swh_Latn: {culture: 2}}")
+        default_factory=dict, description="per-language overrides (1 to 5): {swh_Latn: {culture: 2}}")
 
 
 def verdict_schema() -> dict:
@@ -96,6 +95,8 @@ def parse_verdict(text: str) -> Grades | str:
         data, _ = json.JSONDecoder().raw_decode(text[start:])
     except ValueError as exc:
         return f"not valid JSON ({exc.msg} at character {start + exc.pos})"
+    except RecursionError:  # a hostile server's 100,000-deep answer: unparseable, not a traceback
+        return "the JSON is nested too deeply"
     if not isinstance(data, dict):
         return "the JSON is not an object"
     scores, reasons = {}, {}

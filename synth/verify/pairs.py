@@ -21,12 +21,19 @@ import pyarrow.parquet as pq
 from synth.arrays import int64_array
 from synth.errors import ConfigError
 from synth.languages import load_registry
+from synth.loading import check_parquet
 from synth.verify.base import Candidate
 from synth.verify.lid.router import LidRouter, uncovered_message
 from synth.verify.pipeline import VerdictColumns, Verifier
 
 REQUIRED = ("id", "lang", "source_lang", "source", "text")
 OPTIONAL = ("back_translation", "truncated")
+# the types an optional column must have: a "yes"/"no" string is not a truncation flag (a non-empty
+# string is true), a float is not a back-translation
+OPTIONAL_TYPES = {"back_translation": ((pl.String, pl.Null), "text (the back-translation of `text`), e.g. polars "
+                                       ".cast(pl.String)"),
+                  "truncated": ((pl.Boolean, pl.Null), "true/false (whether generation stopped at max_tokens), e.g. "
+                                "polars .cast(pl.Boolean) or pl.col('truncated') == 'yes'")}
 CHECKED = ("id", "lang", "source_lang")  # the columns the whole-input checks read: never the texts
 
 
@@ -57,8 +64,10 @@ def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> Pa
     if not input_path.is_file():
         raise ConfigError(f"{input_path}: input file not found")
     try:
-        parquet = pq.ParquetFile(input_path)
+        parquet = check_parquet(input_path, "input")  # also refuses absurdly nested column types
         schema = pl.read_parquet_schema(input_path)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; synth verify reads Parquet with columns {list(REQUIRED)}") from None
     except Exception as exc:  # pyarrow and polars raise several types for a file that is not Parquet
         raise ConfigError(f"{input_path}: not a readable Parquet file ({type(exc).__name__}); synth verify reads "
                           f"Parquet with columns {list(REQUIRED)}") from None
@@ -69,6 +78,10 @@ def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> Pa
         if schema[column] not in (pl.String, pl.Null):
             raise ConfigError(f"{input_path}: column {column!r} is {schema[column]}, not text; "
                               f"cast it to string (e.g. polars .cast(pl.String))")
+    for column, (allowed, expected) in OPTIONAL_TYPES.items():
+        if column in schema and schema[column] not in allowed:
+            raise ConfigError(f"{input_path}: column {column!r} is {schema[column]}; synth verify reads it as "
+                              f"{expected}, or drop the column")
     frame = pl.read_parquet(input_path, columns=list(CHECKED))
     check_pairs(input_path, frame, text_nulls=_null_count(parquet, "text"))
     registry = load_registry()

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from synth.reasons import FIXED, Reason, registry
 from synth.errors import ConfigError
+from synth.loading import load_yaml
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
 from synth.verify.rules.alignment import StructureMismatchFilter
@@ -78,17 +78,19 @@ class FilterPreset(BaseModel):
     `filters` holds names; a user's filter written inline as `{module, class, args}` is listed by its
     class's `name` and kept in `plugins` (load_preset does that; a preset may also spell `plugins` out)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a bool or a string is not a threshold; finite numbers only (docs/safety.md)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    name: str = Field(description="the preset's name, recorded in the manifest")
+    name: str = Field(max_length=200, description="the preset's name, recorded in the manifest (at most 200 "
+                      "characters)")
     description: str = Field("", description="what the preset is for, in a sentence or two")
-    filters: list[str] = Field(description="the filters that run, by name, in order (a user's filter may be "
-                               "written inline as {module, class, args})")
+    filters: list[str] = Field(max_length=200, description="the filters that run, by name, in order (at most 200; "
+                               "a user's filter may be written inline as {module, class, args})")
     plugins: dict[str, PluginFilter] = Field(default_factory=dict, description="user filters by name")
     thresholds: dict[str, float] = Field(default_factory=dict, description="threshold per filter name for every "
-                                         "language, over the filter's default_threshold")
+                                         "language, over the filter's default_threshold (finite numbers)")
     languages: dict[str, dict[str, float]] = Field(default_factory=dict, description="per-language thresholds "
-                                                   "over `thresholds`: {jav_Latn: {lid: 0.37}}")
+                                                   "over `thresholds` (finite numbers): {jav_Latn: {lid: 0.37}}")
     lid_model: str | None = Field(
         None, description="a fastText LID model: a path or hf://owner/repo (e.g. hf://cis-lmu/glotlid); default: bundled lid.176")
     lid_backends: dict[str, list[Literal["fasttext", "cld2"]]] = Field(
@@ -153,7 +155,7 @@ def _extended(raw: Any, path: Path, depth: int = 0) -> Any:
     base_path = base_path if base_path.is_absolute() or not Path(base_name).suffix else path.parent / base_path
     if depth > 4 or not base_path.is_file() or base_path.resolve() == path.resolve():
         raise ConfigError(f"{path}: extends: {base_name!r} is not another preset; name one in filters/ or a path")
-    base = _extended(yaml.safe_load(base_path.read_text(encoding="utf-8")), base_path, depth + 1)
+    base = _extended(load_yaml(base_path, "filter preset"), base_path, depth + 1)
     merged = {**base, **raw}
     for key in ("thresholds", "lid_backends"):
         merged[key] = {**(base.get(key) or {}), **(raw.get(key) or {})}
@@ -172,7 +174,7 @@ def load_preset(name_or_path: str) -> FilterPreset:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in data_dir("filters").glob("*.yaml")))
         raise ConfigError(f"verify.preset: no filter preset {name_or_path!r}; use one of: {known}, or a path to a YAML file")
-    raw = _extended(yaml.safe_load(path.read_text(encoding="utf-8")), path)
+    raw = _extended(load_yaml(path, "filter preset"), path)
     raw = _inline_plugins(raw, str(path))
     try:
         preset = FilterPreset.model_validate(raw)

@@ -45,6 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from synth.languages import LanguageSpec
+from synth.loading import json_value, load_json
 from synth.paths import cache_dir, save_cached
 from synth.text import UNSPACED, script_shares
 from synth.verify.fluency.scorer import _FORMAT, PROFILE_VERSION, WordScorer, chance_profile, remembered
@@ -126,7 +127,7 @@ def _chosen() -> tuple[Path | None, dict[str, list | None]]:
     key = hashlib.sha256("\n".join([*listing, str(PROFILE_VERSION)]).encode() + code).hexdigest()[:16]
     try:
         path = cache_dir() / "fluency" / f"choices-{key}.json"
-        return path, json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return path, json_value(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
         return None, {}
 
@@ -165,7 +166,7 @@ def weak_languages() -> dict[str, float]:
     code -> the median score of that text."""
     if not CHECKS.is_file():
         return {}
-    checks = json.loads(CHECKS.read_text(encoding="utf-8"))["languages"]
+    checks = load_json(CHECKS)["languages"]
     return {code: c["median"] for code, c in checks.items() if c["weak"]}
 
 
@@ -238,7 +239,7 @@ def profile(dic: Path, encoding: str) -> dict:
     key = hashlib.sha256(f"{PROFILE_VERSION}|{dic.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     path = cache_dir() / "fluency" / f"{dic.stem}-{key}.json"
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json_value(path.read_text(encoding="utf-8"))
     lexicon = Lexicon(dic)
     rng = random.Random(0)
     entries = [e for e in _entries(dic, encoding) if not any(ch.isdigit() for ch in e)]

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import struct
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 from synth.languages import LanguageSpec
+from synth.loading import load_json
 from synth.paths import cache_dir, save_cached
 from synth.text import script_shares, wholly_in_script
 from synth.verify.fluency.scorer import _FORMAT, MIN_LETTERS, word_sums, words
@@ -132,7 +132,7 @@ def references() -> dict[str, dict]:
     """Language code -> {"real", "pseudo", ...}: the levels measured on independent text."""
     if not REFERENCES.is_file():
         return {}
-    return json.loads(REFERENCES.read_text(encoding="utf-8"))["languages"]
+    return load_json(REFERENCES)["languages"]
 
 
 def trained_on(spec: LanguageSpec) -> bool:

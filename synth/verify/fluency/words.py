@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.languages import LanguageSpec
+from synth.loading import json_value, load_json
 from synth.paths import cache_dir, save_cached
 from synth.verify.fluency.scorer import PROFILE_VERSION, WordScorer, chance_profile, remembered
 from synth.verify.fluency.subword import LevelScorer
@@ -86,7 +87,7 @@ def references() -> dict[str, dict]:
     """Language code -> its list's entry (kind, source, file; a character model's references)."""
     if not REFERENCES.is_file():
         return {}
-    return json.loads(REFERENCES.read_text(encoding="utf-8"))["languages"]
+    return load_json(REFERENCES)["languages"]
 
 
 def _entry(spec: LanguageSpec) -> dict | None:
@@ -150,7 +151,7 @@ def _chance(entry: dict, code: str, lexicon: WordList, entries: list[str]) -> di
     key = hashlib.sha256(f"{PROFILE_VERSION}|{stats}|{MIN_STEM}|{FOLDS.get(code)}".encode()).hexdigest()[:16]
     cached = cache_dir() / "fluency" / f"words-{code}-{key}.json"
     if cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
+        return json_value(cached.read_text(encoding="utf-8"))
     rng = random.Random(0)
     chance = {str(n): p for n, p in chance_profile(rng.sample(entries, min(30_000, len(entries))), lexicon, rng).items()}
     save_cached(cached, json.dumps(chance).encode("utf-8"))

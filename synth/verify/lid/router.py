@@ -5,7 +5,6 @@ language, and the two filters that read its windows (windows.py): `lid` and `mix
 from __future__ import annotations
 
 import importlib.util
-import json
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from synth.arrays import int_values
 from synth.errors import ConfigError
 from synth.languages import LanguageSpec
+from synth.loading import load_json
 from synth.text import words as split_words
 from synth.verify.base import Candidate, Filter
 from synth.verify.lid.fasttext_np import LABEL_PREFIX, FastTextModel
@@ -186,7 +186,7 @@ class LidRouter:
 def lid_accuracy() -> dict[str, dict]:
     """Measured top-1 accuracy per language and backend, as `bench/lid_coverage.py --write` leaves it."""
     path = Path(__file__).with_name("lid_accuracy.json")
-    return json.loads(path.read_text(encoding="utf-8"))["languages"] if path.is_file() else {}
+    return load_json(path)["languages"] if path.is_file() else {}
 
 
 def uncovered_message(router: LidRouter, codes) -> str:

@@ -9,14 +9,13 @@ numpy array of 64-bit hashes (8 bytes an n-gram), so large sets fit and a lookup
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from synth.errors import ConfigError
+from synth.loading import check_parquet, iter_jsonl, iter_lines
 from synth.text import dominant_unspaced, fold, gap_pattern
 from synth.verify.base import Candidate, Filter
 from synth.verify.grams import gram_hashes
@@ -87,22 +86,16 @@ def read_eval_texts(path: Path) -> Iterator[str]:
     each row, nested columns included), or plain text (one text per line)."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield from _strings(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg}); "
-                                          f"evaluation sets are JSONL, Parquet or plain text") from exc
+        for _, value in iter_jsonl(path, "evaluation set"):
+            yield from _strings(value)
     elif suffix == ".parquet":
         import polars as pl
 
+        check_parquet(path, "evaluation set")
         for row in pl.read_parquet(path).iter_rows():
             yield from _strings(list(row))
     else:
-        with path.open(encoding="utf-8") as handle:
-            yield from (line for line in handle if line.strip())
+        yield from (line for _, line in iter_lines(path, "evaluation set"))
 
 
 @dataclass
