@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from synth.engines.base import EngineUnavailable
-from synth.errors import ConfigError, Interrupted, interrupt_in
+from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
 from synth.secrets import ScrubLogs
 
 
@@ -34,6 +34,10 @@ def _run(args: argparse.Namespace) -> int:
               f"{output} (status interrupted). Fix the engine, then run the same command to resume: {resume}",
               file=sys.stderr)
         return 1
+    except DiskFull as exc:
+        print(f"synth: error: {exc}" + (" (status interrupted)" if _interrupted(output) else "") +
+              f".\nsynth: free some space, then run the same command to resume: {resume}", file=sys.stderr)
+        return exc.exit_code
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}. "
               f"Run the same command to resume: {resume}", file=sys.stderr)
@@ -41,6 +45,14 @@ def _run(args: argparse.Namespace) -> int:
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
     return 0
+
+
+def _interrupted(output) -> bool:
+    """Whether the run directory's manifest (if one fit on the disk) says `interrupted`."""
+    try:
+        return json.loads((output / "manifest.json").read_text()).get("status") == "interrupted"
+    except Exception:
+        return False
 
 
 def _stop_on_signals() -> dict:
@@ -122,7 +134,7 @@ def _report(args: argparse.Namespace) -> int:
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
         raise ConfigError(f"{out}/manifest.json: not a synth manifest (it needs {list(needed)}); give the output "
                           f"directory of a `synth run`")
-    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode(), root=out)
     print(summary_table(manifest))
     return 0
 
