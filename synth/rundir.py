@@ -93,7 +93,7 @@ class RunDir:
         """Refuse (exit 2, naming it) a symbolic link at any path a run writes, before any work."""
         if not self._local() or not self.out.is_dir():
             return
-        planted = runfiles.links(self.out, lambda name: bool(_OWNED.match(name) or _OWNED_DIRS.match(name)))
+        planted = runfiles.links(self.out, lambda name: RunDir.owns(name) or bool(_OWNED_DIRS.match(name)))
         if planted:
             name, target = planted[0].split(" (to ", 1)
             raise runfiles.link_error(self.out, name, target[:-1])

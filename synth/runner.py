@@ -200,8 +200,16 @@ class JobRun:
             if exc.errno not in DISK_FULL:
                 raise
             # the committed slices are whole (each renamed into place); the outputs are rebuilt on resume
-            log.error("no room left for the outputs (%s); the manifest was not written", exc)
-            raise stopped if isinstance(stopped, DiskFull) else DiskFull(self.out, exc) from None
+            full = stopped if isinstance(stopped, DiskFull) else DiskFull(self.out, exc)
+            if stopped is None:  # the disk filled while finishing: an `interrupted` manifest, if it fits
+                try:
+                    finish_run(self.out, p, planner, verifier, started, model_note=note, status="interrupted",
+                               engine_stats=self.engine_stats, judge=p.judge.manifest() if p.judge else None)
+                except OSError as again:
+                    if again.errno not in DISK_FULL:
+                        raise
+            log.error("no room left for the outputs (%s); the same command resumes once there is space", exc)
+            raise full from None
         if stopped is not None:
             raise stopped
         return manifest

@@ -194,7 +194,7 @@ def read_committed(out: OutPath, columns: list[str] | None = None) -> pl.DataFra
             frame = read_parquet(path, columns)
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             raise _damaged(out, path, parts, f"not a readable Parquet slice: {str(exc).splitlines()[0][:200]}") from None
-        missing = [c for c in columns or ["id", "lang", "accepted"] if c not in frame.columns]
+        missing = [c for c in columns or ["id"] if c not in frame.columns]
         if missing:
             raise _damaged(out, path, parts, f"no column {missing[0]!r}: not a slice synth wrote")
         frames.append(frame)
