@@ -108,7 +108,6 @@ class RunDir:
             raise ConfigError(f"--output {out}: is a file, not a directory; give a directory path")
         if not out.exists():
             return "new"
-        self.check_links()
         if not self.is_run():
             # a run that stopped before its first write leaves at most its lock (and temporaries)
             leftovers = [f for f in _files(out) if f != f"{WORK}/{LOCK}" and not re.fullmatch(_TMP, f)]
@@ -116,7 +115,9 @@ class RunDir:
                 example = leftovers[0] if leftovers else next(p.name for p in out.iterdir() if p.name != WORK)
                 raise ConfigError(f"--output {out}: directory is not empty (e.g. {example}) and holds no synth run; "
                                   f"synth never deletes files it did not write: give a new or empty directory")
+            self.check_links()  # e.g. the lock of a run that stopped before its first write
             return "new"
+        self.check_links()
         if force_new:
             self.foreign_files()  # refuses before anything is deleted
             return "new"

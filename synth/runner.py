@@ -97,7 +97,12 @@ class JobRun:
         if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
             return json.loads((self.out / "manifest.json").read_text())
-        self.rundir.acquire()
+        try:
+            self.rundir.acquire()
+        except OSError as exc:
+            if exc.errno in DISK_FULL:  # not even the lock's few bytes fit
+                raise DiskFull(self.out, exc) from None
+            raise
         try:
             return self._run_locked(engine)
         finally:

@@ -431,14 +431,15 @@ def test_a_full_disk_keeps_the_previous_file_and_no_temporary(small_disk):
     assert _temporaries(out) == []
 
 
-@pytest.fixture
-def disk_story(resume_job, ray_address, small_disk) -> dict:
-    """Killed while writing state.json; rerun on a nearly full disk; rerun once there is space."""
+@pytest.fixture(params=[12, 48], ids=["full while generating", "full while finishing"])
+def disk_story(request, resume_job, ray_address, small_disk) -> dict:
+    """Killed while writing state.json; rerun on a nearly full disk (KB left: the first slice does not
+    fit, or the slices fit and the shards do not); rerun once there is space."""
     out = small_disk / "out"
     seen: dict = {"out": out}
     first = _run(resume_job, out, _env(ray_address, SYNTH_TEST_KILL_AT="state.json"))
     seen["killed"] = {"rc": first.returncode, "tmp": _temporaries(out), "stderr": first.stderr}
-    filler = _fill(small_disk, 48 * 1024)
+    filler = _fill(small_disk, request.param * 1024)
     full = _run(resume_job, out, _env(ray_address))
     seen["full"] = {"rc": full.returncode, "stderr": full.stderr, "tmp": _temporaries(out),
                     "slices": {p.name: p.read_bytes() for p in (out / "_work").glob("round-*.parquet")},
