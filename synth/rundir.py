@@ -95,8 +95,7 @@ class RunDir:
             return
         planted = runfiles.links(self.out, lambda name: RunDir.owns(name) or bool(_OWNED_DIRS.match(name)))
         if planted:
-            name, target = planted[0].split(" (to ", 1)
-            raise runfiles.link_error(self.out, name, target[:-1])
+            raise runfiles.link_error(self.out, *planted[0])
 
     def state(self, force_new: bool = False) -> State:
         """What the directory holds for this job. Read only; refuses (exit 2) what it must not touch."""
@@ -132,8 +131,8 @@ class RunDir:
             status = manifest.get("status") if isinstance(manifest, dict) else None
         except FileNotFoundError:
             status = None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            status = None  # a finish killed mid-write cannot leave this (atomic); rewritten at the end
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            status = None  # not synth's (its writes are atomic): rewritten when the run finishes
         if status in ("complete", "partial"):
             return "complete"
         return "resume"
@@ -152,6 +151,8 @@ class RunDir:
             raise self._damaged("not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise self._damaged(f"not valid JSON: {exc}" if exc.doc.strip() else "empty") from None
+        except RecursionError:
+            raise self._damaged("nested too deep to be synth's") from None
         if not isinstance(state, dict):
             raise self._damaged(f"a JSON {type(state).__name__}, not the object synth writes")
         if not isinstance(state.get("config_hash"), str) or not isinstance(state.get("started_at"), str):

@@ -267,10 +267,10 @@ def open_lock(root: Path, rel: str) -> int:
                               f"synth can use: remove it (no synth run holds it then) or use another --output") from None
 
 
-def links(root: Path, wanted) -> list[str]:
-    """The symbolic links below `root` (relative names) that `wanted(name)` accepts, looking into
-    folders `wanted` accepts too (never into a linked folder)."""
-    found: list[str] = []
+def links(root: Path, wanted) -> list[tuple[str, str]]:
+    """The symbolic links below `root` that `wanted(relative name)` accepts, as (name, target),
+    looking into folders `wanted` accepts too (never into a linked folder)."""
+    found: list[tuple[str, str]] = []
 
     def walk(fd: int, prefix: str, depth: int) -> None:
         for name in sorted(os.listdir(fd)):
@@ -280,7 +280,7 @@ def links(root: Path, wanted) -> list[str]:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 if wanted(rel):
-                    found.append(f"{rel} (to {_readlink(fd, name)})")
+                    found.append((rel, _readlink(fd, name)))
             elif stat.S_ISDIR(st.st_mode) and depth < 3 and wanted(rel):
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 try:

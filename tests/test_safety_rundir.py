@@ -280,6 +280,7 @@ def test_a_user_filter_module_is_an_input(tmp_path, capsys, monkeypatch):
 
 # ---- damaged run state -----------------------------------------------------------------------------
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]", b"\xff\xfe\x00garbage", b'{"started_at": 3}',
+                                     b"[" * 100_000 + b"]" * 100_000,
                                      b'{"config_hash": "x", "started_at": "yesterday"}'])
 def test_a_damaged_state_file_is_named_with_its_repair(content, tmp_path, capsys):
     job = _job(tmp_path / "p")
