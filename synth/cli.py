@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 
 from synth.engines.base import EngineUnavailable
-from synth.errors import ConfigError, Interrupted, interrupt_in
+from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
+from synth.loading import json_value
 from synth.secrets import install_redaction, scrub
 
 
@@ -37,6 +38,10 @@ def _run(args: argparse.Namespace) -> int:
               f"{output} (status interrupted). Fix the engine, then run the same command to resume: {resume}",
               file=sys.stderr)
         return 1
+    except DiskFull as exc:
+        print(f"synth: error: {exc}" + (" (status interrupted)" if _interrupted(output) else "") +
+              f".\nsynth: free some space, then run the same command to resume: {resume}", file=sys.stderr)
+        return exc.exit_code
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}. "
               f"Run the same command to resume: {resume}", file=sys.stderr)
@@ -44,6 +49,14 @@ def _run(args: argparse.Namespace) -> int:
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
     return 0
+
+
+def _interrupted(output) -> bool:
+    """Whether the run directory's manifest (if one fit on the disk) says `interrupted`."""
+    try:
+        return json_value((output / "manifest.json").read_bytes()).get("status") == "interrupted"
+    except Exception:
+        return False
 
 
 def _stop_on_signals() -> dict:
@@ -120,7 +133,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: no manifest.json; give the output directory of a finished `synth run`")
     manifest = read_manifest(out / "manifest.json")  # exit 2 on a file that is not synth's manifest
     check_slices(out)
-    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode())
+    atomic_write_bytes(out / "report.html", render_html(manifest, scan_committed(out)).encode(), root=out)
     print(summary_table(manifest))
     return 0
 

@@ -27,3 +27,16 @@ def interrupt_in(exc: BaseException) -> Interrupted | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+class DiskFull(Exception):
+    """The disk (or quota) filled up while a run wrote its directory: exit 1. Every committed slice is
+    whole (written under a temporary name, then renamed), so freeing space and rerunning resumes."""
+
+    exit_code = 1
+
+    def __init__(self, out, cause: OSError):
+        where = f" writing {cause.filename}" if cause.filename else ""
+        super().__init__(f"no space left on the device{where} ({cause.strerror}); every committed slice is kept "
+                         f"in {out}")
+        self.cause = cause

@@ -20,7 +20,9 @@ from synth.shards import (
     atomic_write_bytes,
     atomic_write_json,
     language_rows,
+    reject_names,
     scan_committed,
+    shard_names,
     write_language_shards,
     write_rejects,
 )
@@ -86,6 +88,11 @@ def _cost(rows: pl.DataFrame, judge_tokens: dict | None) -> dict:
     return out
 
 
+def _write_language(out, lang: str, accepted: pl.DataFrame, rejected: pl.DataFrame, shard_rows: int) -> list[str]:
+    names = write_language_shards(out, lang, accepted, shard_rows) if accepted.height else []
+    return names + (write_rejects(out, lang, rejected) if rejected.height else [])
+
+
 def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_note: str | None,
                status: str | None = None, engine_stats: dict | None = None, judge: dict | None = None) -> dict:
     """Write every output of a run from its committed rounds; returns the manifest. `status`:
@@ -100,9 +107,11 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
         mine = language_rows(rows, lang) if rows is not None else pl.DataFrame()
         accepted = mine.filter(pl.col("accepted")) if mine.height else mine
         rejected = mine.filter(~pl.col("accepted")) if mine.height else mine
-        names = write_language_shards(out, lang, accepted, job.output.shard_rows) if accepted.height else []
-        names += write_rejects(out, lang, rejected) if rejected.height else []
-        files[lang] = names
+        if status == "interrupted":  # written after the manifest (below): on a full disk it is what fits
+            files[lang] = shard_names(lang, accepted.height, job.output.shard_rows) + \
+                (reject_names(lang) if rejected.height else [])
+        else:
+            files[lang] = _write_language(out, lang, accepted, rejected, job.output.shard_rows)
         reasons = Counter(r for rs in rejected["reject_reasons"].to_list() for r in rs) if rejected.height else Counter()
         cells: dict[str, dict] = {}
         for (l, method, category), n in planner.targets.items():
@@ -169,9 +178,16 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                                                    .select(pl.len()).collect().item()) if rows is not None else 0},
         "versions": _versions(),
     }
-    atomic_write_bytes(out / "README.md", dataset_card(manifest).encode())
-    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode())
-    atomic_write_json(out / "manifest.json", manifest)  # last: its presence marks the run finished
+    if status == "interrupted":  # the manifest first: on a full disk it is what matters (and is small)
+        atomic_write_json(out / "manifest.json", manifest, root=out)
+        for target in job.targets:  # then the data, a language at a time (read again: memory stays flat)
+            mine = language_rows(rows, target.lang) if rows is not None else pl.DataFrame()
+            if mine.height:
+                _write_language(out, target.lang, mine.filter(pl.col("accepted")), mine.filter(~pl.col("accepted")),
+                                job.output.shard_rows)
+    atomic_write_bytes(out / "README.md", dataset_card(manifest).encode(), root=out)
+    atomic_write_bytes(out / "report.html", render_html(manifest, rows).encode(), root=out)
+    atomic_write_json(out / "manifest.json", manifest, root=out)  # last: its presence marks the run finished
     return manifest
 
 

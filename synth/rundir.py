@@ -3,6 +3,10 @@
 Rules a user relies on: synth deletes only files it wrote, in a directory that holds its own state
 marker (`_work/state.json`); anything else there makes `--force-new` refuse, naming the file. One run
 writes a directory at a time: a lock is taken before the first write and checked again under the lock.
+A link at a path synth writes is refused before any work starts (and again by synth.runfiles at each
+write). A resume checks the job's config hash and, apart, the content digest of every input file
+(synth.inputs), so an edited seed or source file is refused like a changed config. A damaged state
+file or lock is named with its repair, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from synth import runfiles
 from synth.errors import ConfigError
-from synth.loading import json_value
-from synth.shards import WORK, OutPath, RemotePath, atomic_write_json
+from synth.loading import Unreadable, json_value
+from synth.shards import WORK, OutPath, RemotePath, atomic_write_json, remove_temporaries
 
 log = logging.getLogger("synth")
 
@@ -63,9 +68,10 @@ def _dirs(out: OutPath) -> list[str]:
 class RunDir:
     """One output directory of `synth run`."""
 
-    def __init__(self, out: OutPath, config_hash: str):
+    def __init__(self, out: OutPath, config_hash: str, inputs: dict[str, str] | None = None):
         self.out = out
         self.config_hash = config_hash
+        self.inputs = inputs  # {input name: content digest} (synth.inputs); None: not checked
         self._lock_handle = None
         self._lock_token = ""
         self._stop = threading.Event()
@@ -74,12 +80,31 @@ class RunDir:
 
     # ---- state --------------------------------------------------------------------------------
     def is_run(self) -> bool:
-        return (self.out / WORK / STATE).exists()
+        if isinstance(self.out, RemotePath):
+            return (self.out / WORK / STATE).exists()
+        return runfiles.exists(self.out, f"{WORK}/{STATE}")
+
+    def _local(self) -> bool:
+        return not isinstance(self.out, RemotePath)
+
+    def _read(self, name: str) -> bytes:
+        return (self.out / name).read_bytes() if not self._local() else runfiles.read_bytes(self.out, name)
+
+    def check_links(self) -> None:
+        """Refuse (exit 2, naming it) a symbolic link at any path a run writes, before any work."""
+        if not self._local() or not self.out.is_dir():
+            return
+        planted = runfiles.links(self.out, lambda name: RunDir.owns(name) or bool(_OWNED_DIRS.match(name)))
+        if planted:
+            raise runfiles.link_error(self.out, *planted[0])
 
     def state(self, force_new: bool = False) -> State:
         """What the directory holds for this job. Read only; refuses (exit 2) what it must not touch."""
         out = self.out
-        if out.exists() and not isinstance(out, RemotePath) and not out.is_dir():
+        if self._local() and out.is_symlink() and not out.exists():
+            raise ConfigError(f"--output {out}: is a link to {os.readlink(out)}, which does not exist; create that "
+                              f"directory or give another --output")
+        if out.exists() and self._local() and not out.is_dir():
             raise ConfigError(f"--output {out}: is a file, not a directory; give a directory path")
         if not out.exists():
             return "new"
@@ -90,24 +115,73 @@ class RunDir:
                 example = leftovers[0] if leftovers else next(p.name for p in out.iterdir() if p.name != WORK)
                 raise ConfigError(f"--output {out}: directory is not empty (e.g. {example}) and holds no synth run; "
                                   f"synth never deletes files it did not write: give a new or empty directory")
+            self.check_links()  # e.g. the lock of a run that stopped before its first write
             return "new"
+        self.check_links()
         if force_new:
             self.foreign_files()  # refuses before anything is deleted
             return "new"
-        state = json_value((out / WORK / STATE).read_text())
+        state = self._state_file()
         if state.get("config_hash") != self.config_hash:
             raise ConfigError(
                 f"--output {out}: holds a run of a different config (hash {state.get('config_hash')}, this job "
                 f"{self.config_hash}); use another --output, or pass --force-new to delete that run's files")
-        manifest = out / "manifest.json"
-        if manifest.exists():
-            try:
-                status = json_value(manifest.read_text()).get("status")
-            except (ValueError, AttributeError):
-                status = None
-            if status in ("complete", "partial"):
-                return "complete"
+        self._check_inputs(state)
+        try:
+            manifest = json_value(self._read("manifest.json"))
+            status = manifest.get("status") if isinstance(manifest, dict) else None
+        except FileNotFoundError:
+            status = None
+        except (ValueError, RecursionError):  # Unreadable and UnicodeDecodeError are ValueErrors
+            status = None  # not synth's (its writes are atomic): rewritten when the run finishes
+        if status in ("complete", "partial"):
+            return "complete"
         return "resume"
+
+    def _damaged(self, why: str) -> ConfigError:
+        return ConfigError(
+            f"--output {self.out}: {WORK}/{STATE} is damaged ({why}), so synth cannot tell which job this run "
+            f"belongs to; pass --force-new to delete this run's files (its committed slices in {WORK}/, its shards, "
+            f"rejects, manifest, card and report; nothing else) and start over, or use another --output")
+
+    def _state_file(self) -> dict:
+        """`_work/state.json`, checked: a damaged one is exit 2 naming it and the repair."""
+        try:
+            text = self._read(f"{WORK}/{STATE}").decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._damaged("not UTF-8 text") from None
+        if not text.strip():
+            raise self._damaged("empty")
+        try:
+            state = json_value(text)
+        except Unreadable as exc:
+            raise self._damaged(exc.message) from None
+        if not isinstance(state, dict):
+            raise self._damaged(f"a JSON {type(state).__name__}, not the object synth writes")
+        if not isinstance(state.get("config_hash"), str) or not isinstance(state.get("started_at"), str):
+            raise self._damaged("no config_hash or started_at")
+        try:
+            datetime.fromisoformat(state["started_at"])
+        except ValueError:
+            raise self._damaged(f"started_at {state['started_at'][:40]!r} is not a time") from None
+        return state
+
+    def _check_inputs(self, state: dict) -> None:
+        """The input files' content digests against those recorded when the run started: rows made from
+        an edited seed or source file must not mix with rows made from the new one."""
+        recorded = state.get("inputs")
+        if self.inputs is None or not isinstance(recorded, dict):
+            return  # a run started by a synth that recorded no digests: nothing to compare
+        for name in sorted(set(recorded) | set(self.inputs)):
+            if recorded.get(name) == self.inputs.get(name):
+                continue
+            what = ("changed since this run started (its content digest differs from the one in "
+                    f"{WORK}/{STATE})" if name in recorded and name in self.inputs else
+                    "is read by this job but was not when this run started" if name in self.inputs else
+                    "was read when this run started but is not now")
+            raise ConfigError(f"--output {self.out}: input {name} {what}; the committed rows were made from the "
+                              f"old inputs and would mix with new ones: restore the file, or pass --force-new (deletes "
+                              f"this run's files) or use a new --output to start over")
 
     @staticmethod
     def owns(name: str) -> bool:
@@ -125,8 +199,8 @@ class RunDir:
                 owned = False
             if owned and name in _MARKS:
                 try:
-                    owned = _MARKS[name] in (self.out / name).read_text(errors="replace")
-                except OSError:
+                    owned = _MARKS[name] in self._read(name).decode("utf-8", errors="replace")
+                except (OSError, ConfigError):
                     owned = False
             if not owned:
                 raise ConfigError(f"--output {self.out}: holds {name}, which synth did not write; --force-new "
@@ -143,22 +217,35 @@ class RunDir:
             if isinstance(target, RemotePath):
                 target.fs.rm(target.path)
             else:
-                target.unlink(missing_ok=True)
+                runfiles.unlink(self.out, name)
             removed.append(name)
         for name in _dirs(self.out):
             if _OWNED_DIRS.match(name) and name != WORK:
-                try:
-                    (self.out / name).rmdir()
-                except OSError:
-                    pass  # not empty: something appeared meanwhile; leave it
+                runfiles.rmdir(self.out, name)  # False when not empty: something appeared meanwhile; leave it
         log.info("--force-new: deleted %d file(s) of the previous run in %s", len(removed), self.out)
         return removed
 
+    def begin(self, state: State, started: datetime) -> datetime:
+        """Under the lock, before the run's first data: a new run clears a previous one (--force-new)
+        and records its state; both remove the temporaries an earlier killed run of this directory
+        left (only synth's own names). Returns when the run started."""
+        if removed := remove_temporaries(self.out, RunDir.owns):
+            log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
+        if state != "new":
+            return self.started_at()
+        if self.is_run():
+            self.clear()
+        self.start(started)
+        return started
+
     def start(self, started: datetime) -> None:
-        atomic_write_json(self.out / WORK / STATE, {"config_hash": self.config_hash, "started_at": started.isoformat()})
+        payload = {"config_hash": self.config_hash, "started_at": started.isoformat()}
+        if self.inputs is not None:
+            payload["inputs"] = self.inputs
+        atomic_write_json(self.out / WORK / STATE, payload, root=self.out)
 
     def started_at(self) -> datetime:
-        return datetime.fromisoformat(json_value((self.out / WORK / STATE).read_text())["started_at"])
+        return datetime.fromisoformat(self._state_file()["started_at"])
 
     # ---- one writer -----------------------------------------------------------------------------
     def _holder(self) -> dict:
@@ -180,19 +267,19 @@ class RunDir:
         import fcntl
 
         missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = runfiles.open_lock(self.out, f"{WORK}/{LOCK}")  # never through a link; folders made as needed
         self._created = missing[::-1]
-        handle = open(path, "a+", encoding="utf-8")
+        handle = os.fdopen(fd, "r+b")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = _parse(handle.read())
+            holder = _parse(handle.read(65536))
             handle.close()
             raise ConfigError(f"--output {self.out}: another run is writing it ({holder.get('holder', 'unknown holder')}, "
                               f"last heartbeat {_ago(holder)}); wait for it to finish or use another --output") from None
         handle.seek(0)
-        previous = _parse(handle.read())
+        previous = _parse(handle.read(65536))  # whatever it holds (even garbage): no live process has it
         if previous:  # the kernel released a dead process's lock: its run was killed
             log.info("took over the lock of a stopped run (%s)", previous.get("holder"))
         self._lock_handle = handle
@@ -202,21 +289,21 @@ class RunDir:
         handle = self._lock_handle
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps(self._holder()))
+        handle.write(json.dumps(self._holder()).encode())
         handle.flush()
 
     def _acquire_remote(self, path: RemotePath) -> None:
         """Object stores have no exclusive create: a heartbeat lock, taken over only when stale, read back
         after writing (two runs starting within the same second can still both pass: see the README)."""
         if path.exists():
-            holder = _parse(path.read_text())
-            if time.time() - float(holder.get("heartbeat", 0)) < STALE_AFTER_S:
+            holder = _parse(path.read_bytes())
+            if time.time() - _heartbeat(holder) < STALE_AFTER_S:
                 raise ConfigError(f"--output {self.out}: another run is writing it ({holder.get('holder', 'unknown')}, "
                                   f"last heartbeat {_ago(holder)}); wait for it or use another --output")
             log.info("took over the stale lock of a stopped run (%s)", holder.get("holder"))
         path.write_whole(json.dumps(self._holder()).encode())
         time.sleep(1.0)
-        if _parse(path.read_text()).get("token") != self._lock_token:
+        if _parse(path.read_bytes()).get("token") != self._lock_token:
             raise ConfigError(f"--output {self.out}: another run took the lock at the same moment; use another --output")
 
     def _heartbeat(self) -> None:
@@ -238,10 +325,10 @@ class RunDir:
         self.release()
         if isinstance(lock, RemotePath):
             return  # release() removed our lock object
-        lock.unlink(missing_ok=True)
+        runfiles.unlink(self.out, f"{WORK}/{LOCK}")
         for directory in reversed(self._created):
             try:
-                directory.rmdir()
+                directory.rmdir()  # made by acquire (checked for links then), deepest first
             except OSError:
                 break  # not empty: someone else wrote there
         self._created = []
@@ -256,14 +343,16 @@ class RunDir:
         elif self._lock_token and isinstance(self.out, RemotePath):
             path = self.out / WORK / LOCK
             try:
-                if _parse(path.read_text()).get("token") == self._lock_token:
+                if _parse(path.read_bytes()).get("token") == self._lock_token:
                     path.fs.rm(path.path)
             except Exception:
                 pass
         self._lock_token = ""
 
 
-def _parse(text: str) -> dict:
+def _parse(data: bytes | str) -> dict:
+    """A lock's holder record; {} for anything else (a damaged lock never stops a later run)."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     try:
         value = json_value(text) if text.strip() else {}
     except ValueError:
@@ -271,8 +360,17 @@ def _parse(text: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _ago(holder: dict) -> str:
+def _heartbeat(holder: dict) -> float:
+    """The holder's last heartbeat; 0 (long stale) when it is not a time up to now (a garbage or
+    future value must not keep a lock alive forever)."""
     beat = holder.get("heartbeat")
-    if not isinstance(beat, (int, float)):
+    if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not 0 <= beat <= time.time() + STALE_AFTER_S:
+        return 0.0
+    return float(beat)
+
+
+def _ago(holder: dict) -> str:
+    beat = _heartbeat(holder)
+    if not beat:
         return "unknown"
     return f"{max(0, time.time() - beat):.0f} s ago ({datetime.fromtimestamp(beat, timezone.utc):%H:%M:%S} UTC)"

@@ -10,14 +10,15 @@ slice k+1; then the driver applies dedup and the per-cell surplus decision to sl
 strictly in slice order, so accepted rows do not depend on timing or on the number of workers. At
 the end of a round the pipeline drains: the planner sizes the next round from this round's acceptance.
 
-When the engine itself fails (EngineUnavailable) or the process is told to stop (SIGTERM, SIGINT), the
-slice in flight is dropped, the committed ones stay, the manifest says `interrupted`, and the same
-command resumes with the same attempt ids.
+When the engine itself fails (EngineUnavailable), the process is told to stop (SIGTERM, SIGINT) or the
+disk fills up (DiskFull), the slice in flight is dropped, the committed ones stay, the manifest says
+`interrupted` (when it still fits on the disk), and the same command resumes with the same attempt ids.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import time
 from collections import Counter
@@ -28,7 +29,8 @@ import polars as pl
 
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
-from synth.errors import ConfigError, Interrupted, interrupt_in
+from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
+from synth.inputs import input_digests
 from synth.loading import json_text
 from synth.methods.base import Row
 from synth.models import BUNDLED_NOTE, is_bundled
@@ -37,13 +39,14 @@ from synth.prepare import PreparedJob
 from synth.progress import RunProgress
 from synth.rundir import RunDir
 from synth.shards import (
+    SLICE_NAME,
     WORK,
     OutPath,
     atomic_write_json,
     atomic_write_parquet,
+    committed_slices,
     output_location,
     read_committed,
-    remove_temporaries,
     rows_frame,
 )
 from synth.verify import Verifier
@@ -55,6 +58,7 @@ log = logging.getLogger("synth")
 # what a resumed run reads of its committed rows (planner counts, dedup memory, the last round's ids):
 # not the prompts, raw outputs and scores, most of a row's bytes (docs/scaling.md)
 RESUME_COLUMNS = ["id", "lang", "method", "category", "accepted", "reject_reasons", "messages", "round"]
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}  # no room left (the device, or the user's quota)
 
 
 def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datetime) -> dict:
@@ -81,7 +85,8 @@ class JobRun:
         self.out = output_location(output)  # a local path, or an fsspec URL (s3://, gs://, memory://)
         self.force_new = force_new
         self.config_hash = prepared.config_hash()
-        self.rundir = RunDir(self.out, self.config_hash)
+        # the inputs' contents, checked on resume apart from the config hash (which sees their paths)
+        self.rundir = RunDir(self.out, self.config_hash, input_digests(prepared))
         self.engine_stats = {"retries": 0, "outages": 0}
         self._pool = None
 
@@ -92,7 +97,12 @@ class JobRun:
         if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
             log.info("%s already holds a finished run of this job: nothing to do", self.out)
             return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
-        self.rundir.acquire()
+        try:
+            self.rundir.acquire()
+        except OSError as exc:
+            if exc.errno in DISK_FULL:  # not even the lock's few bytes fit
+                raise DiskFull(self.out, exc) from None
+            raise
         try:
             return self._run_locked(engine)
         except BaseException:
@@ -148,17 +158,10 @@ class JobRun:
         self._scoring: _Slice | None = None
         stopped: BaseException | None = None
         self._tokens_time = 0.0
+        started = datetime.now(timezone.utc)
         try:
-            started = datetime.now(timezone.utc)
-            if state == "new":
-                if self.rundir.is_run():
-                    self.rundir.clear()
-                self.rundir.start(started)
-            else:
-                started = self.rundir.started_at()
-                if removed := remove_temporaries(self.out, RunDir.owns):
-                    log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
-            atomic_write_json(self.out / WORK / "job.json", job.public_dump())
+            started = self.rundir.begin(state, started)
+            atomic_write_json(self.out / WORK / "job.json", job.public_dump(), root=self.out)
             self._display = RunProgress(
                 {t.lang: t.rows for t in job.targets},
                 accepted=Counter(previous.filter(pl.col("accepted"))["lang"].to_list()) if previous is not None else None,
@@ -175,6 +178,11 @@ class JobRun:
             stopped = interrupt_in(exc)
             if stopped is None:
                 raise
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            stopped = DiskFull(self.out, exc)
+            log.error("%s", stopped)
         finally:
             self._collect_engine_stats(pool)
             if p.judge:
@@ -192,9 +200,26 @@ class JobRun:
         if note and p.judge and p.judge.config.engine is None:
             note += (" It is also this run's judge, and a weak one (its grades are near chance: bench/README.md); "
                      "set judge.engine to a bigger model for a judge worth its cost.")
-        manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
-                              status="interrupted" if stopped else None, engine_stats=self.engine_stats,
-                              judge=p.judge.manifest() if p.judge else None)
+        if isinstance(stopped, DiskFull) and not self.rundir.is_run():
+            raise stopped  # stopped before its state was recorded: nothing committed, no outputs to write
+        try:
+            manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
+                                  status="interrupted" if stopped else None, engine_stats=self.engine_stats,
+                                  judge=p.judge.manifest() if p.judge else None)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            # the committed slices are whole (each renamed into place); the outputs are rebuilt on resume
+            full = stopped if isinstance(stopped, DiskFull) else DiskFull(self.out, exc)
+            if stopped is None:  # the disk filled while finishing: an `interrupted` manifest, if it fits
+                try:
+                    finish_run(self.out, p, planner, verifier, started, model_note=note, status="interrupted",
+                               engine_stats=self.engine_stats, judge=p.judge.manifest() if p.judge else None)
+                except OSError as again:
+                    if again.errno not in DISK_FULL:
+                        raise
+            log.error("no room left for the outputs (%s); the same command resumes once there is space", exc)
+            raise full from None
         if stopped is not None:
             raise stopped
         return manifest
@@ -264,7 +289,7 @@ class JobRun:
         now = datetime.now(timezone.utc)
         records = (_record(r, v, score_names, done.round_no, now) for r, v in zip(done.rows, verdicts))
         name = f"round-{done.round_no:04d}-{done.part:05d}.parquet"
-        atomic_write_parquet(self.out / WORK / name, rows_frame(records, score_names))
+        atomic_write_parquet(self.out / WORK / name, rows_frame(records, score_names), root=self.out)
         self._progress(planner, done.rows, self._tokens_time)
 
     def _verify(self, rows: list[Row], candidates: list[Candidate], scored: list, verifier: Verifier,
@@ -312,7 +337,8 @@ class JobRun:
             for (lang,), group in passed.group_by("lang"):  # one call per language: the index is built in batches
                 verifier.dedup.remember(lang, ["\n\n".join(m["content"] for m in messages)
                                                for messages in group["messages"].to_list()])
-        parts = [int(path.name.split("-")[2].split(".")[0]) for path in (self.out / WORK).glob(f"round-{last:04d}-*.parquet")]
+        parts = [int(m.group(2)) for m in (SLICE_NAME.fullmatch(p.name) for p in committed_slices(self.out))
+                 if int(m.group(1)) == last]
         log.info("resuming %s in round %d after %d committed slice(s) of it (%d rows committed in all)",
                  self.out, last, len(parts), previous.height)
         return _Resumed(last, previous.filter(pl.col("round") == last), max(parts) + 1)

@@ -1,7 +1,8 @@
 """Output of a run: balanced Parquet shards, rejects, manifest and dataset card (../shared/DESIGN.md, section 4).
 
 Every file appears whole or not at all, so a reader (or a resumed run) never sees half a file. A
-local or shared-filesystem path gets a temporary name in the same directory, then a rename. Other
+local or shared-filesystem path gets a temporary name in the same directory, then a rename, never
+through a link below the run directory (synth.runfiles: every local read, write and delete). Other
 fsspec URLs (`--output s3://bucket/dir`, `gs://`, `memory://`) go through `RemotePath`: on object
 stores one PUT of the whole object is atomic; elsewhere a temporary object is moved into place.
 """
@@ -13,9 +14,8 @@ import fnmatch
 import io
 import json
 import logging
-import os
+
 import re
-import signal
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 
 import polars as pl
 
+from synth import runfiles
 from synth.errors import ConfigError
 
 log = logging.getLogger("synth")
@@ -187,72 +188,92 @@ def _slice_columns(path: "OutPath", columns: list[str]) -> list[str]:
 
 
 WORK = "_work"  # committed round slices of a run, read to resume and to write the final outputs
-TMP_SUFFIX = ".tmp"  # a local file being written: `.<name>.<random>.tmp`, renamed into place when whole
-KILL_AT_ENV = "SYNTH_TEST_KILL_AT"
-_TMP_NAME = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX))  # mkstemp(prefix=".<name>.", suffix)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 would hide published shards from others
-
-
-def _kill_point(path: Path) -> None:
-    """Test hook, unset in normal use: with SYNTH_TEST_KILL_AT=<file-name glob> the process SIGKILLs
-    itself once the temporary copy of a matching file is written and before it is renamed into place,
-    the worst moment for a crash. The resume tests stop `synth run` at named points with it."""
-    pattern = os.environ.get(KILL_AT_ENV)
-    if pattern and fnmatch.fnmatchcase(path.name, pattern):
-        os.kill(os.getpid(), signal.SIGKILL)
+TMP_SUFFIX = runfiles.TMP_SUFFIX
+KILL_AT_ENV = runfiles.KILL_AT_ENV
+FILE_MODE = runfiles.FILE_MODE
+_TMP_NAME = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX))  # `.<name>.<8 random>.tmp`
+SLICE_NAME = re.compile(r"round-(\d{4})-(\d{5})\.parquet")  # a committed slice: round, part
 
 
 def remove_temporaries(out: OutPath, owned=None) -> list[str]:
     """Delete the temporary files a killed run left behind (written, never renamed into place): only
-    names `atomic_write_bytes` makes (`.<name>.<8 random>.tmp`) for a file `owned(relative name)` accepts."""
+    regular files named as `atomic_write_bytes` names them (`.<name>.<8 random>.tmp`) for a file
+    `owned(relative name)` accepts; never a link, never inside a linked folder."""
     if isinstance(out, RemotePath) or not out.is_dir():
         return []
     found = []
-    for p in out.rglob(f".*{TMP_SUFFIX}"):
+    for p in out.rglob(f".*{TMP_SUFFIX}"):  # rglob does not descend into linked folders
         match = _TMP_NAME.fullmatch(p.name)
+        rel = p.relative_to(out).as_posix()
         final = p.relative_to(out).with_name(match.group(1)).as_posix() if match else None
-        if p.is_file() and final and (owned is None or owned(final)):
-            found.append(p)
-    for p in found:
-        p.unlink(missing_ok=True)
-    return sorted(str(p.relative_to(out)) for p in found)
+        if final and (owned is None or owned(final)) and runfiles.is_regular(out, rel):
+            found.append(rel)
+    for rel in found:
+        runfiles.unlink(out, rel)
+    return sorted(found)
+
+
+def _relative(path: Path, root: Path | None) -> tuple[Path, str]:
+    """(run directory, name inside it) of a local path; without `root`, the file's own folder."""
+    if root is None:
+        return path.parent, path.name
+    return Path(root), path.relative_to(root).as_posix()
+
+
+def committed_slices(out: OutPath) -> list[OutPath]:
+    """The committed slices of the run directory `out`, in commit order (other files ignored)."""
+    return sorted(p for p in (out / WORK).glob("round-*.parquet") if SLICE_NAME.fullmatch(p.name))
+
+
+def _damaged(out: OutPath, path: OutPath, parts: list[OutPath], why: str) -> ConfigError:
+    later = [p.name for p in parts if p.name > path.name]
+    redo = f"delete it{' and the later slices (' + ', '.join(later) + ')' if later else ''} and run the same " \
+           f"command again: synth regenerates those attempts with the same row ids"
+    return ConfigError(f"--output {out}: the committed slice {WORK}/{path.name} is damaged ({why}); restore it from "
+                       f"a copy, or {redo}; or pass --force-new to delete this run's files and start over")
 
 
 def read_committed(out: OutPath, columns: list[str] | None = None) -> pl.DataFrame | None:
     """Every row committed so far in the run directory `out` (only `columns`, when given), or None
     before the first slice."""
-    parts = sorted((out / WORK).glob("round-*.parquet"))
+    parts = committed_slices(out)
+    frames = []
+    for path in parts:  # one at a time: a damaged slice is named, not a traceback from the reader
+        try:
+            frame = upgrade_columns(read_parquet(path, columns and _slice_columns(path, columns)))
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            raise _damaged(out, path, parts, f"not a readable Parquet slice: {str(exc).splitlines()[0][:200]}") from None
+        missing = [c for c in columns or ["id"] if c not in frame.columns]
+        if missing:
+            raise _damaged(out, path, parts, f"no column {missing[0]!r}: not a slice synth wrote")
+        frames.append(frame)
+    if frames and "id" in frames[0].columns:  # a slice copied or restored twice must not count its rows twice
+        ids = pl.concat([f.select("id").with_columns(_slice=pl.lit(i)) for i, f in enumerate(frames)])
+        twice = ids.filter(pl.col("id").is_duplicated()).sort("_slice")
+        if twice.height:
+            first = twice.row(0, named=True)
+            where = sorted({parts[i].name for i in twice.filter(pl.col("id") == first["id"])["_slice"]})
+            raise ConfigError(f"--output {out}: row {first['id']} is committed twice ({', '.join(f'{WORK}/{n}' for n in where)}): "
+                              f"a slice was copied or restored over the run; remove the copy that synth did not commit "
+                              f"(or pass --force-new to start over)")
     # diagonal_relaxed: slices committed by an older synth lack the cost columns (null there)
-    return pl.concat([upgrade_columns(read_parquet(p, columns and _slice_columns(p, columns))) for p in parts],
-                     how="diagonal_relaxed") if parts else None
+    return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
 @contextmanager
-def atomic_local_file(path: Path) -> Iterator[Path]:
+def atomic_local_file(path: Path, root: Path | None = None) -> Iterator[Path]:
     """A temporary file next to local `path` (`.<name>.<8 random>.tmp`, a name synth owns) for a file
     written in steps: renamed onto `path` when the block ends, deleted if it raises, so `path` is
-    either whole or left as it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        _kill_point(path)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    either whole or left as it was. `root`: the run directory `path` is in (no link below it is
+    followed); else only the file itself is checked not to be a link."""
+    with runfiles.atomic_file(*_relative(Path(path), root)) as tmp:
+        yield tmp
 
 
 def scan_committed(out: OutPath) -> pl.LazyFrame | None:
     """`read_committed` as a lazy frame: a reader that filters (one language at a time) holds only the
     rows it keeps, not the whole run. Object stores are read whole (polars cannot scan every fsspec URL)."""
-    parts = sorted((out / WORK).glob("round-*.parquet"))
+    parts = committed_slices(out)
     if not parts:
         return None
     if isinstance(out, RemotePath):
@@ -266,16 +287,17 @@ def language_rows(rows: pl.DataFrame | pl.LazyFrame, lang: str) -> pl.DataFrame:
     return mine.collect() if isinstance(mine, pl.LazyFrame) else mine
 
 
-def atomic_write_bytes(path: OutPath, data: bytes) -> None:
+def atomic_write_bytes(path: OutPath, data: bytes, root: OutPath | None = None) -> None:
+    """`path` holds `data`, whole or not at all. `root`: the run directory `path` is in: no link
+    below it is written through (synth.runfiles); without it, only the file itself is checked."""
     if isinstance(path, RemotePath):
         path.write_whole(data)
         return
-    with atomic_local_file(path) as tmp:
-        tmp.write_bytes(data)
+    runfiles.write_bytes(*_relative(Path(path), root), data)
 
 
-def atomic_write_json(path: OutPath, payload: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+def atomic_write_json(path: OutPath, payload: dict, root: OutPath | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode(), root)
 
 
 def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> bytes:
@@ -286,24 +308,39 @@ def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -
     return buffer.getvalue()
 
 
-def atomic_write_parquet(path: OutPath, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> None:
-    atomic_write_bytes(path, parquet_bytes(frame, metadata))
+def atomic_write_parquet(path: OutPath, frame: pl.DataFrame, metadata: dict[str, str] | None = None,
+                         root: OutPath | None = None) -> None:
+    atomic_write_bytes(path, parquet_bytes(frame, metadata), root)
 
 
-def write_unless_same(path: OutPath, data: bytes) -> bool:
-    """Write `data` unless `path` already holds exactly these bytes. A resumed run rebuilds the final
-    files from the committed slices; the ones a killed finish already wrote are left untouched."""
-    if path.exists() and path.read_bytes() == data:
-        return False
-    atomic_write_bytes(path, data)
+def write_unless_same(out: OutPath, name: str, data: bytes) -> bool:
+    """Write `data` to `out/name` unless it already holds exactly these bytes. A resumed run rebuilds
+    the final files from the committed slices; the ones a killed finish already wrote are left untouched."""
+    if isinstance(out, RemotePath):
+        path = out / name
+        if path.exists() and path.read_bytes() == data:
+            return False
+        path.write_whole(data)
+        return True
+    try:
+        if runfiles.read_bytes(out, name) == data:
+            return False
+    except FileNotFoundError:
+        pass
+    runfiles.write_bytes(out, name, data)
     return True
 
 
-def _remove(path: OutPath) -> None:
-    if isinstance(path, RemotePath):
-        path.fs.rm(path.path)
-    else:
-        path.unlink(missing_ok=True)
+def _stale_shards(out: OutPath, lang: str, keep: list[str]) -> None:
+    """Delete this language's shards that are not part of the new set (never through a link)."""
+    if isinstance(out, RemotePath):
+        for stale in (out / lang).glob("train-*.parquet"):
+            if f"{lang}/{stale.name}" not in keep:
+                stale.fs.rm(stale.path)
+        return
+    for name in runfiles.listdir(out, lang):
+        if fnmatch.fnmatchcase(name, "train-*.parquet") and f"{lang}/{name}" not in keep:
+            runfiles.unlink(out, f"{lang}/{name}")
 
 
 def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
@@ -336,25 +373,32 @@ def write_language_shards(out: OutPath, lang: str, accepted: pl.DataFrame, shard
     removes shards of this language that are not part of the new set."""
     frame = balanced_order(accepted).select(ACCEPTED_COLUMNS)
     check_shard_columns(frame.schema)
-    count = max(1, -(-frame.height // shard_rows))
-    names = []
-    for i in range(count):
-        name = f"{lang}/train-{i:05d}-of-{count:05d}.parquet"
-        write_unless_same(out / name, parquet_bytes(frame.slice(i * shard_rows, shard_rows)))
-        names.append(name)
-    for stale in (out / lang).glob("train-*.parquet"):
-        if f"{lang}/{stale.name}" not in names:
-            _remove(stale)
+    names = shard_names(lang, frame.height, shard_rows)
+    for i, name in enumerate(names):
+        write_unless_same(out, name, parquet_bytes(frame.slice(i * shard_rows, shard_rows)))
+    _stale_shards(out, lang, names)
     return names
+
+
+def shard_names(lang: str, rows: int, shard_rows: int) -> list[str]:
+    """The shard files of `rows` accepted rows of one language (none for none)."""
+    if not rows:
+        return []
+    count = -(-rows // shard_rows)
+    return [f"{lang}/train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+
+
+def reject_names(lang: str) -> list[str]:
+    return [f"rejected/{lang}/part-00000.parquet"]
 
 
 def write_rejects(out: OutPath, lang: str, rejected: pl.DataFrame) -> list[str]:
     if rejected.is_empty():
         return []
-    name = f"rejected/{lang}/part-00000.parquet"
+    name, = reject_names(lang)
     frame = rejected.sort("id").select(ACCEPTED_COLUMNS + REJECTED_EXTRA)
     check_shard_columns(frame.schema)
-    write_unless_same(out / name, parquet_bytes(frame))
+    write_unless_same(out, name, parquet_bytes(frame))
     return [name]
 
 

@@ -4,7 +4,8 @@ One output directory goes through the whole story, on the tiny random-weight mod
 preset (its text is nonsense; the rows only need to be committed):
   1. killed during generation, while the first slice is being committed (nothing committed yet);
   2. rerun, killed between committed slices (slice 0 of round 1 committed, slice 1 being written),
-     attached to a terminal (a pty): the live progress table;
+     attached to a terminal (a pty): the live progress table; a rerun with the sources reordered
+     meanwhile is refused (exit 2), and they are restored;
   3. rerun, killed while finishing, with the first language's first shard written and the second
      half written, plain progress log lines;
   4. rerun: nothing left to generate, it writes the outputs;
@@ -138,6 +139,15 @@ def story(resume_job, ray_address, tmp_path_factory) -> dict:
     rc, text = _run_in_pty(resume_job, out, _env(ray_address, SYNTH_TEST_KILL_AT="round-0001-00001.parquet"))
     seen["2"] = {"rc": rc, "terminal": text, "work": _hashes(out, "_work/round-*.parquet"), "tmp": _temporaries(out)}
 
+    sources = resume_job.parent / "sources.jsonl"  # edited between the kill and the resume: refused
+    original = sources.read_bytes()
+    lines = original.decode().splitlines(keepends=True)
+    sources.write_text("".join(lines[1:] + lines[:1]))  # the same sources, reordered
+    edited = _run(resume_job, out, _env(ray_address))
+    sources.write_bytes(original)
+    seen["2b"] = {"rc": edited.returncode, "stderr": edited.stderr, "work": _hashes(out, "_work/round-*.parquet"),
+                  "sources": str(sources)}
+
     third = _run(resume_job, out, _env(ray_address, SYNTH_TEST_KILL_AT="train-00001-of-*.parquet", SYNTH_PROGRESS_SECONDS="0"))
     seen["3"] = {"rc": third.returncode, "stderr": third.stderr, "work": _hashes(out, "_work/round-*.parquet"),
                  "shards": _hashes(out, "*_Latn/train-*.parquet"), "tmp": _temporaries(out),
@@ -176,6 +186,14 @@ def test_kill_between_slices_keeps_the_committed_one(story):
     for lang in TARGETS:
         assert lang in step["terminal"]
     assert "progress swh_Latn: accepted" not in step["terminal"]
+
+
+def test_sources_edited_between_kill_and_resume_are_refused(story):
+    step = story["2b"]
+    assert step["rc"] == 2, step["stderr"][-3000:]
+    assert f"input {step['sources']} changed since this run started" in step["stderr"] and "--force-new" in step["stderr"]
+    assert "Traceback" not in step["stderr"] and "vLLM replica" not in step["stderr"]  # before any engine
+    assert step["work"] == story["2"]["work"]
 
 
 def test_kill_while_finishing_after_resume(story):
