@@ -107,6 +107,7 @@ class JobRun:
             self.rundir.release()
 
     def _run_locked(self, engine) -> dict:
+        """The steps of a run, under the run directory's lock (docs/concepts.md: The steps of a run)."""
         state = self.rundir.state(self.force_new)  # again, under the lock: another run may have finished
         if state == "complete":
             return self._already_finished()
