@@ -22,6 +22,7 @@ import errno
 import logging
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -33,6 +34,8 @@ from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
 from synth.inputs import input_digests
 from synth.loading import json_text
 from synth.methods.base import Row
+from synth.methods.icl import IclMethod
+from synth.methods.translate import TranslateMethod
 from synth.models import BUNDLED_NOTE, is_bundled
 from synth.plan import Attempt, Planner
 from synth.prepare import PreparedJob
@@ -77,7 +80,12 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
 
 
 class JobRun:
-    """One run of a prepared job into an output directory."""
+    """One run of a prepared job into an output directory.
+
+    `_run_locked` is the run, step by step: `_prepare` (verifier, planner, where a killed run stopped),
+    `_engines` (start and preflight the engines; stop them however the run ends), `_open_and_generate`
+    (`_open_rundir`, then each round: `_plan_round`, and per slice `_generate`, `_verify`, `_commit`;
+    `_engine_failed` or a signal stops it early), `_write_outputs`."""
 
     def __init__(self, prepared: PreparedJob, output: str | OutPath, force_new: bool = False):
         self.p = prepared
@@ -89,14 +97,14 @@ class JobRun:
         self.rundir = RunDir(self.out, self.config_hash, input_digests(prepared))
         self.engine_stats = {"retries": 0, "outages": 0}
         self._pool = None
+        self._display: RunProgress | None = None
 
     def run(self, engine=None) -> dict:
         """Run (or resume) the job; `engine`: an already started engine to use (the caller shuts it down).
 
         Raises EngineUnavailable or Interrupted after writing an `interrupted` manifest."""
         if self.rundir.state(self.force_new) == "complete":  # read only: no lock needed to say so
-            log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
+            return self._already_finished()
         try:
             self.rundir.acquire()
         except OSError as exc:
@@ -114,10 +122,26 @@ class JobRun:
             self.rundir.release()
 
     def _run_locked(self, engine) -> dict:
+        """The steps of a run, under the run directory's lock (docs/concepts.md: The steps of a run)."""
         state = self.rundir.state(self.force_new)  # again, under the lock: another run may have finished
         if state == "complete":
-            log.info("%s already holds a finished run of this job: nothing to do", self.out)
-            return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
+            return self._already_finished()
+        setup = self._prepare(state)
+        with self._engines(engine, setup.work_left) as pool:
+            started, stopped = self._open_and_generate(state, setup, pool)
+        manifest = self._write_outputs(setup, started, stopped)
+        if stopped is not None:
+            raise stopped
+        return manifest
+
+    # ---- the steps of a run ------------------------------------------------------------------
+    def _already_finished(self) -> dict:
+        log.info("%s already holds a finished run of this job: nothing to do", self.out)
+        return json_text((self.out / "manifest.json").read_bytes(), f"{self.out}/manifest.json")
+
+    def _prepare(self, state: str) -> "_Setup":
+        """The driver's verifier, the planner and, on resume, where the killed run stopped; nothing is
+        started or written yet."""
         job, p = self.job, self.p
         # the driver's verifier (dedup memory, names for the manifest) and the workers' are built alike
         scored_langs = {t.lang for t in job.targets} | ({job.sources.lang} if job.sources else set())
@@ -143,37 +167,59 @@ class JobRun:
         work_left = self._work_left(planner)
         if not work_left:
             log.info("nothing left to generate: writing the outputs from the committed rounds")
-        # the engine is checked (preflight) before the run directory is written: a wrong endpoint or a
-        # model that does not load is exit 2 with nothing written (the lock we made is taken back)
+        return _Setup(verifier, verifier_spec, score_names, icl, translate, planner, previous, work_left)
+
+    @contextmanager
+    def _engines(self, engine, work_left: bool):
+        """The engine lifecycle: the job's engine (unless the caller gave one, or nothing is left to
+        generate) and the judge's separate engine, if any, started and checked (preflight) before the
+        run directory is written, so a wrong endpoint or a model that does not load is exit 2 with
+        nothing written (the lock we made is taken back). Whatever ends the run (its end, an error, a
+        signal), their retries and outages go to `engine_stats` and the engines this run started stop.
+
+        Here, not in synth/engines/start.py: it holds the run's judge stage (synth.judging imports
+        engines.start), its engine stats and its run directory."""
+        judge = self.p.judge
         try:
-            pool = self._pool = engine or (start_engine(job.engine, job.sampling) if work_left else None)
-            if p.judge and pool is not None:
-                p.judge.start(pool, job.engine.model, job.sampling.seed or 0)
+            pool = self._pool = engine or (start_engine(self.job.engine, self.job.sampling) if work_left else None)
+            if judge and pool is not None:
+                judge.start(pool, self.job.engine.model, self.job.sampling.seed or 0)
         except BaseException:
             if engine is None and self._pool is not None:
                 self._pool.shutdown()
             self.rundir.abandon()
             raise
+        try:
+            yield pool
+        finally:
+            self._collect_engine_stats(pool)
+            if judge:
+                self._collect_engine_stats(judge.engine if judge.engine is not pool else None)
+                judge.shutdown()
+            if engine is None and pool is not None:
+                pool.shutdown()
+
+    def _open_and_generate(self, state: str, setup: "_Setup", pool) -> tuple[datetime, BaseException | None]:
+        """Open the run directory, then round after round until the planner has nothing left. Returns
+        when the run started and why it stopped early (None: it did not): the engine failed
+        (EngineUnavailable), a signal came (Interrupted) or the disk filled up (DiskFull). The verifier workers and the progress
+        display stop here however it ends."""
         verification = None
         self._scoring: _Slice | None = None
         stopped: BaseException | None = None
         self._tokens_time = 0.0
         started = datetime.now(timezone.utc)
         try:
-            started = self.rundir.begin(state, started)
-            atomic_write_json(self.out / WORK / "job.json", job.public_dump(), root=self.out)
+            started = self._open_rundir(state, started)
             self._display = RunProgress(
-                {t.lang: t.rows for t in job.targets},
-                accepted=Counter(previous.filter(pl.col("accepted"))["lang"].to_list()) if previous is not None else None,
-                attempts=Counter(previous["lang"].to_list()) if previous is not None else None)
-            verification = self._start_verification(verifier_spec, verifier) if work_left else None
+                {t.lang: t.rows for t in self.job.targets},
+                accepted=Counter(setup.previous.filter(pl.col("accepted"))["lang"].to_list()) if setup.previous is not None else None,
+                attempts=Counter(setup.previous["lang"].to_list()) if setup.previous is not None else None)
+            verification = self._start_verification(setup.verifier_spec, setup.verifier) if setup.work_left else None
             self._display.start()
-            self._rounds(planner, verifier, score_names, icl, translate, pool, verification)
+            self._rounds(setup.planner, setup.verifier, setup.score_names, setup.icl, setup.translate, pool, verification)
         except EngineUnavailable as exc:
-            stopped = exc
-            log.error("the engine failed: %s", exc)
-            if self._scoring and not p.judge:  # generated before the engine failed: keep it (unless it
-                self._commit(self._scoring, verifier, planner, score_names)  # still needs the judge)
+            stopped = self._engine_failed(exc, setup)
         except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
             stopped = interrupt_in(exc)
             if stopped is None:
@@ -184,54 +230,27 @@ class JobRun:
             stopped = DiskFull(self.out, exc)
             log.error("%s", stopped)
         finally:
-            self._collect_engine_stats(pool)
-            if p.judge:
-                self._collect_engine_stats(p.judge.engine if p.judge.engine is not pool else None)
-                p.judge.shutdown()
             if verification:
                 verification.shutdown()
-            if engine is None and pool is not None:
-                pool.shutdown()
-            if hasattr(self, "_display"):
+            if self._display is not None:
                 self._display.close()
-        from synth.outputs import finish_run
+        return started, stopped
 
-        note = BUNDLED_NOTE if is_bundled(job.engine.model) else None
-        if note and p.judge and p.judge.config.engine is None:
-            note += (" It is also this run's judge, and a weak one (its grades are near chance: bench/README.md); "
-                     "set judge.engine to a bigger model for a judge worth its cost.")
-        if isinstance(stopped, DiskFull) and not self.rundir.is_run():
-            raise stopped  # stopped before its state was recorded: nothing committed, no outputs to write
-        try:
-            manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
-                                  status="interrupted" if stopped else None, engine_stats=self.engine_stats,
-                                  judge=p.judge.manifest() if p.judge else None)
-        except OSError as exc:
-            if exc.errno not in DISK_FULL:
-                raise
-            # the committed slices are whole (each renamed into place); the outputs are rebuilt on resume
-            full = stopped if isinstance(stopped, DiskFull) else DiskFull(self.out, exc)
-            if stopped is None:  # the disk filled while finishing: an `interrupted` manifest, if it fits
-                try:
-                    finish_run(self.out, p, planner, verifier, started, model_note=note, status="interrupted",
-                               engine_stats=self.engine_stats, judge=p.judge.manifest() if p.judge else None)
-                except OSError as again:
-                    if again.errno not in DISK_FULL:
-                        raise
-            log.error("no room left for the outputs (%s); the same command resumes once there is space", exc)
-            raise full from None
-        if stopped is not None:
-            raise stopped
-        return manifest
+    def _open_rundir(self, state: str, now: datetime) -> datetime:
+        """A new run directory (a finished run of another job in it cleared), or the killed run's
+        without the temporaries of its earlier run (RunDir.begin); `_work/job.json` records the job.
+        Returns when the run started."""
+        started = self.rundir.begin(state, now)
+        atomic_write_json(self.out / WORK / "job.json", self.job.public_dump(), root=self.out)
+        return started
 
     def _rounds(self, planner: Planner, verifier: Verifier, score_names: list[str], icl, translate, pool,
                 verification: VerificationPool) -> None:
         """Round after round until the planner has nothing left: each round in slices, slice k committed
         after slice k+1 was generated (scored meanwhile by the verifier workers)."""
         slice_size = getattr(pool, "slice_size", 1024)
-        while attempts := planner.next_round():
-            round_no = planner.rounds
-            attempts, first_part = self._skip_committed(round_no, attempts, planner)
+        while planned := self._plan_round(planner):
+            round_no, attempts, first_part = planned
             self._scoring = None
             for part, start in enumerate(range(0, len(attempts), slice_size), start=first_part):
                 t0 = time.time()
@@ -244,6 +263,54 @@ class JobRun:
             if self._scoring:  # drain: the next round is sized from this round's acceptance
                 self._commit(self._scoring, verifier, planner, score_names)
                 self._scoring = None
+
+    def _plan_round(self, planner: Planner) -> tuple[int, list[Attempt], int] | None:
+        """The next round: its number, the attempts not committed yet and the first slice's part number;
+        None when the planner has nothing left."""
+        attempts = planner.next_round()
+        if not attempts:
+            return None
+        round_no = planner.rounds
+        attempts, first_part = self._skip_committed(round_no, attempts, planner)
+        return round_no, attempts, first_part
+
+    def _engine_failed(self, exc: EngineUnavailable, setup: "_Setup") -> EngineUnavailable:
+        """The engine keeps failing: the run stops resumable. A slice generated before it failed and
+        scored already is kept, unless it still needs the judge (it is generated again on resume)."""
+        log.error("the engine failed: %s", exc)
+        if self._scoring and not self.p.judge:
+            self._commit(self._scoring, setup.verifier, setup.planner, setup.score_names)
+        return exc
+
+    def _write_outputs(self, setup: "_Setup", started: datetime, stopped: BaseException | None) -> dict:
+        """Shards, manifest, card and report from every committed slice (status `interrupted` when the
+        run stopped early); returns the manifest."""
+        from synth.outputs import finish_run
+
+        job, p = self.job, self.p
+        note = BUNDLED_NOTE if is_bundled(job.engine.model) else None
+        if note and p.judge and p.judge.config.engine is None:
+            note += (" It is also this run's judge, and a weak one (its grades are near chance: bench/README.md); "
+                     "set judge.engine to a bigger model for a judge worth its cost.")
+        if isinstance(stopped, DiskFull) and not self.rundir.is_run():
+            raise stopped  # stopped before its state was recorded: nothing committed, no outputs to write
+        finish = dict(model_note=note, engine_stats=self.engine_stats, judge=p.judge.manifest() if p.judge else None)
+        try:
+            return finish_run(self.out, p, setup.planner, setup.verifier, started,
+                              status="interrupted" if stopped else None, **finish)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            # the committed slices are whole (each renamed into place); the outputs are rebuilt on resume
+            full = stopped if isinstance(stopped, DiskFull) else DiskFull(self.out, exc)
+            if stopped is None:  # the disk filled while finishing: an `interrupted` manifest, if it fits
+                try:
+                    finish_run(self.out, p, setup.planner, setup.verifier, started, status="interrupted", **finish)
+                except OSError as again:
+                    if again.errno not in DISK_FULL:
+                        raise
+            log.error("no room left for the outputs (%s); the same command resumes once there is space", exc)
+            raise full from None
 
     def _collect_engine_stats(self, pool) -> None:
         """Engine retries and outages of this process, for the manifest (apart from model rejects)."""
@@ -389,3 +456,17 @@ class _Slice:
     rows: list[Row]
     candidates: list[Candidate]
     scoring: Pending
+
+
+@dataclass
+class _Setup:
+    """What `_prepare` made for the rest of the run."""
+
+    verifier: Verifier  # the driver's: dedup memory, surplus, the names the manifest records
+    verifier_spec: VerifierSpec  # how the verifier workers build theirs
+    score_names: list[str]
+    icl: IclMethod | None  # the job's methods (None for one it does not use)
+    translate: TranslateMethod | None
+    planner: Planner
+    previous: pl.DataFrame | None  # the committed rows of a killed run (RESUME_COLUMNS)
+    work_left: bool  # False: only the outputs remain to write, no engine is started

@@ -124,3 +124,24 @@ def test_verifier_reservation_shrinks_instead_of_waiting(ray_address, tmp_path, 
         assert remote[1].reasons == ["empty"]
     finally:
         pool.shutdown()
+
+
+def test_a_judge_engine_that_fails_its_preflight_leaves_nothing_and_the_callers_engine_running(
+        greedy_pool, tiny_model_dir, tmp_path):
+    """The engine lifecycle of a run (JobRun._engines): the judge's separate engine is checked before
+    the run directory is written; when it fails, the lock is taken back, nothing is written, and an
+    engine the caller gave is not shut down (the caller owns it)."""
+    from synth.engines.base import GenerationRequest
+    from synth.errors import ConfigError
+    from tests.ports import free_port
+
+    job = tiny_job(tmp_path, tiny_model_dir, 0).model_dump()
+    job["judge"] = {"enabled": True, "engine": {"type": "openai", "model": "judge", "api_key_env": None,
+                                                "base_url": f"http://127.0.0.1:{free_port()}/v1"}}
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="cannot reach the server"):
+        JobRun(prepare(JobConfig.model_validate(job)), out).run(engine=greedy_pool)
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+    answer = greedy_pool.generate([GenerationRequest(id="after", messages=[{"role": "user", "content": "Hi"}],
+                                                     max_tokens=2)])
+    assert [c.id for c in answer] == ["after"] and answer[0].error is None
