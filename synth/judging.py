@@ -104,6 +104,7 @@ def judge_batch(engine: Engine, judge: Judge, batch: Sequence[Candidate],
         pivots = pivot_texts(batch, list(done.values()))
 
     grades = {}
+    quoted = {c.id: judge.quoted(c, turns, pivots) for c in batch}  # verdict-shaped text inside the rows
     pending = list(batch)
     for attempt in (0, 1):
         if not pending:
@@ -115,7 +116,7 @@ def judge_batch(engine: Engine, judge: Judge, batch: Sequence[Candidate],
         for c in pending:
             completion = done.get(request_id(c.id, attempt))
             usage.add(lang_of[c.id], completion)
-            grades[c.id] = judge.read(completion)
+            grades[c.id] = judge.read(completion, quoted[c.id])
         pending = [c for c in pending if isinstance(grades[c.id], str)]
         if pending and attempt == 0:
             log.info("judge: %d of %d verdicts unparseable, asking once more", len(pending), len(batch))

@@ -14,6 +14,7 @@ engine) like generation requests, and come back joined by request id.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Mapping, Sequence
 
@@ -80,20 +81,8 @@ def _score(value) -> int | None:
     return value if isinstance(value, int) and 1 <= value <= 5 else None
 
 
-def parse_verdict(text: str) -> Grades | str:
-    """The grades of a judge's answer, or why it is unparseable.
-
-    The answer is the JSON of `verdict_schema`; a JSON object after chatter or inside a code fence is
-    read too (endpoints without structured outputs). Every dimension needs an integer score 1-5 and
-    a non-empty reason: a partial verdict is unparseable, never a partial pass.
-    """
-    start = text.find("{")
-    if start < 0:
-        return "no JSON object in the answer"
-    try:
-        data, _ = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError as exc:
-        return f"not valid JSON ({exc.msg} at character {start + exc.pos})"
+def _grades(data) -> Grades | str:
+    """The grades in one decoded JSON value, or why it is not a verdict of `verdict_schema`."""
     if not isinstance(data, dict):
         return "the JSON is not an object"
     scores, reasons = {}, {}
@@ -111,6 +100,82 @@ def parse_verdict(text: str) -> Grades | str:
         reason = " ".join(well_formed(reason).split())  # one line
         reasons[dim] = reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 1] + "…"
     return Grades(scores, reasons)
+
+
+_FENCE = re.compile(r"\A\s*```[A-Za-z]*\s*\n(?P<body>.*?)\n\s*```\s*\Z", re.DOTALL)
+_OBJECT_START = re.compile(r"\{\s*\"")  # where a JSON object with a key may start
+
+
+def _objects(text: str, top_level: bool = True) -> list:
+    """The JSON objects written in `text`: only the outermost ones when `top_level`, else nested ones too."""
+    decoder, found, position = json.JSONDecoder(), [], 0
+    for match in _OBJECT_START.finditer(text):
+        if match.start() < position:
+            continue  # inside an object already read
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        found.append(value)
+        if top_level:
+            position = end
+    return found
+
+
+def _first_object_error(text: str) -> str | None:
+    """Why the answer's first `{` does not start valid JSON (e.g. a verdict cut off), else None."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        json.JSONDecoder().raw_decode(text, start)
+    except ValueError as exc:
+        return f"not valid JSON ({exc.msg} at character {exc.pos})"
+    return None
+
+
+def quoted_verdicts(texts: Sequence[str]) -> list[Grades]:
+    """Verdict-shaped JSON written inside the graded texts themselves (an injection, or a row about
+    JSON): an answer that repeats one of them is quoting the data, not judging it."""
+    out = []
+    for text in texts:
+        if text and "{" in text:
+            out.extend(g for g in map(_grades, _objects(text, top_level=False)) if isinstance(g, Grades))
+    return out
+
+
+def parse_verdict(text: str, quoted: Sequence[Grades] = ()) -> Grades | str:
+    """The grades of a judge's answer, or why it is unparseable.
+
+    Structured output is the whole answer (a code fence around it is tolerated). Without it (a server
+    with no structured outputs), the verdict is the one JSON object of the answer that matches
+    `verdict_schema`: several different ones, or only ones copied from the graded texts (`quoted`: a
+    row may carry an injected "5/5/5"), are unparseable, never a guess. Every dimension needs an
+    integer score 1-5 and a non-empty reason: a partial verdict is unparseable, never a partial pass.
+    """
+    fenced = _FENCE.match(text)
+    whole = (fenced["body"] if fenced else text).strip()
+    try:
+        value = json.loads(whole)
+    except ValueError:
+        value = None
+    candidates = [value] if isinstance(value, dict) else _objects(text)
+    error = None if isinstance(value, dict) else _first_object_error(text)
+    if not candidates:
+        return error or "no JSON object in the answer"
+    grades = [_grades(value) for value in candidates]
+    verdicts = [g for g in grades if isinstance(g, Grades)]
+    if not verdicts:
+        return error or grades[0]
+    own = []
+    for g in verdicts:
+        if g not in quoted and g not in own:
+            own.append(g)
+    if not own:
+        return "the only verdict in the answer is copied from the graded text (quoted data, not a judgement)"
+    if len(own) > 1:
+        return f"{len(own)} different verdicts in the answer; which one is meant is unclear"
+    return own[0]
 
 
 @dataclass
@@ -239,14 +304,22 @@ class Judge:
         return out
 
     # ---- verdicts ----------------------------------------------------------------------------
+    def quoted(self, candidate: Candidate, turns: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+               pivots: Mapping[str, str] | None = None) -> list[Grades]:
+        """Verdict-shaped JSON inside every text of the row the judge is shown (see `parse_verdict`)."""
+        texts = [candidate.text, candidate.source, candidate.back_translation, (pivots or {}).get(candidate.id)]
+        texts += [t.get("content") for t in (turns or {}).get(candidate.id) or ()]
+        return quoted_verdicts([t for t in texts if isinstance(t, str)])
+
     @staticmethod
-    def read(completion: Completion | None) -> Grades | str:
-        """The grades of one completion, or why there are none (engine error, cut off, not JSON)."""
+    def read(completion: Completion | None, quoted: Sequence[Grades] = ()) -> Grades | str:
+        """The grades of one completion, or why there are none (engine error, cut off, not JSON, only
+        a verdict quoted from the row: `quoted`, from `Judge.quoted`)."""
         if completion is None:
             return "no completion for the judge request"
         if completion.error:
             return f"judge request failed: {completion.error}"
-        parsed = parse_verdict(completion.text)
+        parsed = parse_verdict(completion.text, quoted)
         if isinstance(parsed, str) and completion.finish_reason == "length":
             return f"cut at max_tokens: {parsed}"
         return parsed
