@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 import polars as pl
 
 from synth.engines.base import EngineUnavailable
-from synth.engines.start import ensure_ray, start_engine
+from synth.engines.start import capabilities_of, ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted, interrupt_in
 from synth.methods.base import Row
 from synth.models import BUNDLED_NOTE, is_bundled
@@ -131,7 +131,8 @@ class JobRun:
         # the engine is checked (preflight) before the run directory is written: a wrong endpoint or a
         # model that does not load is exit 2 with nothing written (the lock we made is taken back)
         try:
-            pool = self._pool = engine or (start_engine(job.engine, job.sampling) if work_left else None)
+            pool = self._pool = engine or (start_engine(job.engine, job.sampling, p.engine_needs())
+                                           if work_left else None)
             if p.judge and pool is not None:
                 p.judge.start(pool, job.engine.model, job.sampling.seed or 0)
         except BaseException:
@@ -187,8 +188,10 @@ class JobRun:
         if note and p.judge and p.judge.config.engine is None:
             note += (" It is also this run's judge, and a weak one (its grades are near chance: bench/README.md); "
                      "set judge.engine to a bigger model for a judge worth its cost.")
+        capabilities = capabilities_of(pool) if pool is not None else None
+        engine_stats = {**self.engine_stats, "capabilities": capabilities.manifest() if capabilities else None}
         manifest = finish_run(self.out, p, planner, verifier, started, model_note=note,
-                              status="interrupted" if stopped else None, engine_stats=self.engine_stats,
+                              status="interrupted" if stopped else None, engine_stats=engine_stats,
                               judge=p.judge.manifest() if p.judge else None)
         if stopped is not None:
             raise stopped

