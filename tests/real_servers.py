@@ -59,18 +59,32 @@ class LlamaCppServer:
                 self.process.wait()
 
 
+# short plain sources: a small model's translation of them reaches verification, so the judge grades it
+SOURCES = [
+    {"id": "s1", "category": "open_qa", "messages": [{"role": "user", "content": "What is the capital of Kenya?"},
+                                                     {"role": "assistant", "content": "The capital of Kenya is Nairobi."}]},
+    {"id": "s2", "category": "open_qa", "messages": [{"role": "user", "content": "Is tea popular in Tanzania?"},
+                                                     {"role": "assistant", "content": "Yes, people drink tea every day."}]},
+]
+
+
 def small_job(tmp: Path, url: str, model: str, **overrides) -> Path:
-    """A job small enough for a shared CPU: one language, ICL (structured) and translation, the judge on."""
+    """A job small enough for a shared CPU: one language, ICL (structured) and translation, the judge on
+    (for every verified row, so it runs even when the filters reject them all)."""
+    sources = tmp / "sources.jsonl"
+    sources.write_text("".join(json.dumps(s) + "\n" for s in SOURCES))
     job = {
-        "name": "client", "targets": [{"lang": "swh_Latn", "rows": 2, "methods": {"icl": 0.5, "translate": 0.5},
+        "name": "client", "targets": [{"lang": "swh_Latn", "rows": 3, "methods": {"icl": 0.5, "translate": 0.5},
                                        "categories": ["open_qa"], "seeds": str(ROOT / "examples/seeds/swh_Latn.jsonl")}],
-        "sources": {"path": str(ROOT / "examples/sources/en_sft.jsonl"), "lang": "eng_Latn"},
-        "engine": {"type": "openai", "base_url": url, "model": model, "api_key_env": None, "max_concurrency": 4},
-        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 48, "seed": 0},
+        "sources": {"path": str(sources), "lang": "eng_Latn"},
+        # one request at a time, with time to spare: the test servers (and the machine) are small
+        "engine": {"type": "openai", "base_url": url, "model": model, "api_key_env": None, "max_concurrency": 2,
+                   "timeout_s": 600},
+        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_tokens": 96, "seed": 0},
         "icl": {"k": 1, "prompt": "icl_pair_direct", "structured": True},
         "translate": {"max_chars": 300},
         "verify": {"workers": 0},
-        "judge": {"enabled": True, "max_tokens": 96},
+        "judge": {"enabled": True, "max_tokens": 96, "rows": "all"},  # all: graded even when a filter rejects
         "plan": {"initial_acceptance": 1.0, "oversample": 1.0, "max_attempts_per_row": 1.0, "max_rounds": 1},
     }
     for key, value in overrides.items():

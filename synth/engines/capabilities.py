@@ -55,8 +55,15 @@ class Capabilities:
     notes: tuple[str, ...] = ()  # what was adapted, for the log and the manifest
 
     def manifest(self) -> dict:
+        """As recorded in the manifest: a probed feature the job did not use is null (not measured)."""
         data = asdict(self)
         data["checked"], data["notes"] = list(self.checked), list(self.notes)
+        if self.probed:
+            unused = {"structured": ("structured",), "continue_final_message": ("continue_final_message",),
+                      "seeds": ("seeds", "seeds_reproducible")}
+            for feature, keys in unused.items():
+                if feature not in self.checked:
+                    data.update(dict.fromkeys(keys))
         return data
 
 
@@ -71,6 +78,12 @@ PROBE_QUESTION = [{"role": "user", "content": "Is the sky blue? Answer in one sh
 # send(request, capabilities, temperature) -> the completion; a request the server refuses as invalid
 # comes back with `error` set, an outage raises (ConfigError at preflight)
 Send = Callable[[GenerationRequest, Capabilities, float | None], Awaitable[Completion]]
+
+
+def _one_line(error: str, limit: int = 160) -> str:
+    """A server's error message as a short single line (for notes and messages)."""
+    text = " ".join(error.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def schema_instruction(schema: dict) -> str:
@@ -108,7 +121,7 @@ async def _probe_structured(send: Send, base: Capabilities, needs: EngineNeeds, 
                                     json_schema=PROBE_SCHEMA)
         answer = await send(request, replace(base, structured=mode), 0.0)
         if answer.error:
-            tried.append(f"{mode} refused ({answer.error[:160]})")
+            tried.append(f"{mode} refused ({_one_line(answer.error)})")
             continue
         honoured = _enforced(answer) if mode == "json_schema" else _json_object_start(answer)
         if honoured:
@@ -130,7 +143,7 @@ async def _check_schemas(send: Send, base: Capabilities, needs: EngineNeeds, whe
     for key, answer in zip(keys, answers):
         if answer.error:
             raise ConfigError(f"{key}: {where} takes structured output ({base.structured}) but refuses the schema "
-                              f"of {key} ({answer.error[:200]}); set {key}: false")
+                              f"of {key} ({_one_line(answer.error)}); set {key}: false")
 
 
 async def _probe_continuation(send: Send, base: Capabilities) -> tuple[bool, str | None]:
@@ -145,7 +158,7 @@ async def _probe_continuation(send: Send, base: Capabilities) -> tuple[bool, str
                                messages=[*PROBE_QUESTION, {"role": "assistant", "content": prefix}]),
              replace(base, continue_final_message=False), None))
     if flagged.error:
-        return False, f"continue_final_message refused ({flagged.error[:160]})"
+        return False, f"continue_final_message refused ({_one_line(flagged.error)})"
     if closed.error or not flagged.prompt_tokens or not closed.prompt_tokens:
         return False, "continue_final_message: not measurable (no token counts), the prefix is not sent"
     if flagged.prompt_tokens < closed.prompt_tokens:
@@ -159,7 +172,7 @@ async def _probe_seeds(send: Send, base: Capabilities) -> tuple[bool, bool | Non
     seeded = GenerationRequest(id="probe-seed", messages=PROBE_QUESTION, max_tokens=8)
     first, second = await asyncio.gather(*(send(seeded, replace(base, seeds=True), 1.0) for _ in range(2)))
     if first.error:
-        return False, None, f"per-request seeds refused ({first.error[:160]}): requests are sent unseeded"
+        return False, None, f"per-request seeds refused ({_one_line(first.error)}): requests are sent unseeded"
     same = not second.error and second.text == first.text
     return True, same, None if same else "per-request seeds accepted but the same seed gave different texts"
 
