@@ -73,10 +73,14 @@ class SourcesConfig(_Strict):
 
 
 class IclConfig(_Strict):
+    """The `icl:` section: few-shot generation from native seed examples."""
+
     k: int = Field(3, ge=1, description="seed examples per prompt")
     prompt: str = "icl_pair"
     structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
-                             "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
+                             "structured outputs instead of parsing the ### format: json_schema where the server "
+                             "takes it, else json_object with the schema in the prompt (the preflight checks; a "
+                             "server with neither is exit 2). A resume may change it (not in the config hash)")
 
 
 class TranslateConfig(_Strict):

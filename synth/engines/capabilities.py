@@ -111,9 +111,9 @@ def _json_object_start(completion: Completion) -> bool:
         return completion.finish_reason == "length" and text.startswith("{")
 
 
-async def _probe_structured(send: Send, base: Capabilities, needs: EngineNeeds, where: str
-                            ) -> tuple[Structured, list[str]]:
-    """The best structured-output form the server takes and honours, then each real schema tried in it."""
+async def _probe_structured(send: Send, base: Capabilities) -> tuple[Structured, list[str]]:
+    """The best structured-output form the server takes and honours (`text`: none), and what the
+    better forms did instead."""
     tried = []
     chosen: Structured = "text"
     for mode in STRUCTURED_LADDER:
@@ -128,9 +128,7 @@ async def _probe_structured(send: Send, base: Capabilities, needs: EngineNeeds, 
             chosen = mode
             break
         tried.append(f"{mode} ignored (answer {answer.text[:60]!r})")
-    notes = []
-    if chosen != "json_schema":
-        notes.append(f"structured output: {chosen} ({'; '.join(tried)})")
+    notes = [f"structured output: {chosen} ({'; '.join(tried)})"] if chosen != "json_schema" else []
     return chosen, notes
 
 
@@ -185,7 +183,7 @@ async def probe(send: Send, needs: EngineNeeds, configured: Capabilities, where:
     notes: list[str] = []
     structured: Structured = configured.structured
     if needs.schemas:
-        structured, found = await _probe_structured(send, base, needs, where)
+        structured, found = await _probe_structured(send, base)
         notes += found
         missing = sorted(k for k in needs.strict if k in needs.schemas) if structured == "text" else []
         if missing:
