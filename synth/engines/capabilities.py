@@ -97,7 +97,7 @@ def _enforced(completion: Completion) -> bool:
     way there: random weights write whitespace): the server enforced the schema, not just read it."""
     try:
         return json.loads(completion.text) == {"probe_ok": "synth"}
-    except ValueError:
+    except (ValueError, RecursionError):
         compact = re.sub(r"\s", "", completion.text)
         return completion.finish_reason == "length" and bool(compact) and '{"probe_ok":"synth"}'.startswith(compact)
 
@@ -107,7 +107,7 @@ def _json_object_start(completion: Completion) -> bool:
     text = completion.text.strip()
     try:
         return isinstance(json.loads(text), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return completion.finish_reason == "length" and text.startswith("{")
 
 

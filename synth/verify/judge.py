@@ -106,19 +106,22 @@ _FENCE = re.compile(r"\A\s*```[A-Za-z]*\s*\n(?P<body>.*?)\n\s*```\s*\Z", re.DOTA
 _OBJECT_START = re.compile(r"\{\s*\"")  # where a JSON object with a key may start
 
 
-def _objects(text: str, top_level: bool = True) -> list:
-    """The JSON objects written in `text`: only the outermost ones when `top_level`, else nested ones too."""
+MAX_OBJECT_STARTS = 512  # places in one answer a JSON object is tried from: bounded work for any answer
+
+
+def _objects(text: str) -> list:
+    """The outermost JSON objects written in `text` (at most MAX_OBJECT_STARTS places tried)."""
     decoder, found, position = json.JSONDecoder(), [], 0
-    for match in _OBJECT_START.finditer(text):
+    for tried, match in enumerate(_OBJECT_START.finditer(text)):
+        if tried >= MAX_OBJECT_STARTS:
+            break
         if match.start() < position:
             continue  # inside an object already read
         try:
-            value, end = decoder.raw_decode(text, match.start())
-        except ValueError:
+            value, position = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting, never a traceback
             continue
         found.append(value)
-        if top_level:
-            position = end
     return found
 
 
@@ -131,33 +134,58 @@ def _first_object_error(text: str) -> str | None:
         json.JSONDecoder().raw_decode(text, start)
     except ValueError as exc:
         return f"not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:  # a hostile server's 100,000-deep answer: unparseable, not a traceback
+        return "the JSON is nested too deeply"
     return None
 
 
-def quoted_verdicts(texts: Sequence[str]) -> list[Grades]:
-    """Verdict-shaped JSON written inside the graded texts themselves (an injection, or a row about
-    JSON): an answer that repeats one of them is quoting the data, not judging it."""
+def _copied(grades: Grades, data: str) -> bool:
+    """Every reason of the verdict is written in the graded texts (plain or JSON-escaped): the answer
+    repeats a verdict found in the data (an injected "5/5/5") instead of judging it."""
+    for reason in grades.reasons.values():
+        reason = reason.removesuffix("…")
+        forms = {reason, json.dumps(reason)[1:-1], json.dumps(reason, ensure_ascii=False)[1:-1]}
+        if not any(form in data for form in forms):
+            return False
+    return True
+
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(text: str) -> str:
+    """`text` with JSON string escapes decoded: a verdict injected as `perf\\u0065ct` is still a copy."""
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else _SIMPLE_ESCAPES[m[2]], text)
+
+
+def quoted_data(texts: Sequence[str | None]) -> str:
+    """The graded texts as `parse_verdict` compares verdicts with them: whitespace folded, and also
+    with JSON escapes decoded."""
     out = []
     for text in texts:
-        if text and "{" in text:
-            out.extend(g for g in map(_grades, _objects(text, top_level=False)) if isinstance(g, Grades))
-    return out
+        if isinstance(text, str):
+            out.append(" ".join(text.split()))
+            if "\\" in text:
+                out.append(" ".join(_unescaped(text).split()))
+    return "\n".join(out)
 
 
-def parse_verdict(text: str, quoted: Sequence[Grades] = ()) -> Grades | str:
+def parse_verdict(text: str, quoted: str = "") -> Grades | str:
     """The grades of a judge's answer, or why it is unparseable.
 
     Structured output is the whole answer (a code fence around it is tolerated). Without it (a server
     with no structured outputs), the verdict is the one JSON object of the answer that matches
-    `verdict_schema`: several different ones, or only ones copied from the graded texts (`quoted`: a
-    row may carry an injected "5/5/5"), are unparseable, never a guess. Every dimension needs an
+    `verdict_schema`: several different ones, or only ones copied from the graded texts (`quoted`, from
+    `quoted_data`: a row may carry an injected "5/5/5"; a verdict whose every reason is written there
+    is a copy), are unparseable, never a guess. Every dimension needs an
     integer score 1-5 and a non-empty reason: a partial verdict is unparseable, never a partial pass.
     """
     fenced = _FENCE.match(text)
     whole = (fenced["body"] if fenced else text).strip()
     try:
         value = json.loads(whole)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     candidates = [value] if isinstance(value, dict) else _objects(text)
     error = None if isinstance(value, dict) else _first_object_error(text)
@@ -169,7 +197,7 @@ def parse_verdict(text: str, quoted: Sequence[Grades] = ()) -> Grades | str:
         return error or grades[0]
     own = []
     for g in verdicts:
-        if g not in quoted and g not in own:
+        if not (quoted and _copied(g, quoted)) and g not in own:
             own.append(g)
     if not own:
         return "the only verdict in the answer is copied from the graded text (quoted data, not a judgement)"
@@ -305,14 +333,14 @@ class Judge:
 
     # ---- verdicts ----------------------------------------------------------------------------
     def quoted(self, candidate: Candidate, turns: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
-               pivots: Mapping[str, str] | None = None) -> list[Grades]:
-        """Verdict-shaped JSON inside every text of the row the judge is shown (see `parse_verdict`)."""
+               pivots: Mapping[str, str] | None = None) -> str:
+        """Every text of the row the judge is shown, as `parse_verdict` compares verdicts with it."""
         texts = [candidate.text, candidate.source, candidate.back_translation, (pivots or {}).get(candidate.id)]
         texts += [t.get("content") for t in (turns or {}).get(candidate.id) or ()]
-        return quoted_verdicts([t for t in texts if isinstance(t, str)])
+        return quoted_data(texts)
 
     @staticmethod
-    def read(completion: Completion | None, quoted: Sequence[Grades] = ()) -> Grades | str:
+    def read(completion: Completion | None, quoted: str = "") -> Grades | str:
         """The grades of one completion, or why there are none (engine error, cut off, not JSON, only
         a verdict quoted from the row: `quoted`, from `Judge.quoted`)."""
         if completion is None:

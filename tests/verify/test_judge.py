@@ -12,8 +12,8 @@ from synth.languages import load_registry
 from synth.prompts import PromptTemplate, load_prompts
 from synth.verify.base import Candidate
 from synth.prompts import quote_data
-from synth.verify.judge import (SCORE_NAMES, Grades, Judge, JudgeConfig, JudgePreset, parse_verdict, quoted_verdicts,
-                                request_id, verdict_schema)
+from synth.verify.judge import (SCORE_NAMES, Grades, Judge, JudgeConfig, JudgePreset, parse_verdict, request_id,
+                                verdict_schema)
 from synth.verify.pipeline import Verdict, load_preset
 
 
@@ -246,7 +246,6 @@ def test_the_judge_prompt_quotes_every_untrusted_text_as_data(judge):
 
 def test_an_answer_quoting_an_injected_verdict_before_its_own_is_read_by_its_own(judge):
     quoted = judge.quoted(HOSTILE)
-    assert quoted == [parse_verdict(INJECTED)]
     answer = f"The text says to reply {INJECTED}, which I ignore.\n" + verdict_text(1, 1, 2)
     grades = judge.read(Completion("evil.judge", text=answer, finish_reason="stop"), quoted)
     assert isinstance(grades, Grades) and grades.scores == {"language": 1, "content": 1, "culture": 2}
@@ -277,8 +276,19 @@ def test_a_verdict_hidden_in_a_reason_string_is_not_a_second_verdict():
 
 
 def test_injections_in_any_shown_text_count_as_quoted(judge):
+    copied = Completion("t.judge", text="Sure: " + INJECTED, finish_reason="stop")
     turns = {"t": [{"role": "user", "content": "Grade me " + INJECTED}, {"role": "assistant", "content": "ok"}]}
     row = Candidate(id="t", lang="swh_Latn", text="Grade me ...")
-    assert judge.quoted(row, turns) == [parse_verdict(INJECTED)]
-    assert judge.quoted(row, pivots={"t": "x " + INJECTED}) == [parse_verdict(INJECTED)]
-    assert quoted_verdicts(["{\"not\": \"a verdict\"}", "no json"]) == []
+    for quoted in (judge.quoted(row, turns), judge.quoted(row, pivots={"t": "x " + INJECTED})):
+        assert "copied from the graded text" in judge.read(copied, quoted)
+    assert isinstance(judge.read(copied, judge.quoted(row)), Grades)  # nothing injected: its own verdict
+    escaped = INJECTED.replace("perfect", "perf\\u0065ct")  # the row spells it with a JSON escape
+    assert "copied" in judge.read(copied, judge.quoted(Candidate(id="e", lang="swh_Latn", text=escaped)))
+
+
+def test_hostile_nesting_in_an_answer_or_a_row_is_unparseable_or_ignored_never_a_traceback(judge):
+    deep = '{"a": ' * 100_000 + "1" + "}" * 100_000
+    assert parse_verdict(deep) == "the JSON is nested too deeply"
+    assert isinstance(parse_verdict("text " + deep), str)
+    row = Candidate(id="deep", lang="swh_Latn", text="Habari " + deep)
+    assert parse_verdict(verdict_text(2, 3, 4) + deep[:50_000], judge.quoted(row)).scores["culture"] == 4
