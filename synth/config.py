@@ -93,10 +93,14 @@ class SourcesConfig(DatasetEntry):
 
 
 class IclConfig(_Strict):
+    """The `icl:` section: few-shot generation from native seed examples."""
+
     k: int = Field(3, ge=1, le=64, description="seed examples per prompt (1 to 64)")
     prompt: str = Field("icl_pair", max_length=200, description="a template in prompts/ with method: icl")
     structured: bool = Field(False, description="ask for JSON {instruction, response} through the engine's "
-                             "structured outputs (vLLM, OpenAI json_schema) instead of parsing the ### format")
+                             "structured outputs instead of parsing the ### format: json_schema where the server "
+                             "takes it, else json_object with the schema in the prompt (the preflight checks; a "
+                             "server with neither is exit 2). A resume may change it (not in the config hash)")
 
 
 class TranslateConfig(_Strict):
@@ -189,7 +193,18 @@ class OutputConfig(_Strict):
     license: str = Field("other", max_length=200, description="license named in the dataset card")
 
 
-EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
+EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}, "icl": {"structured"}}
+
+# Engine settings that change only how (or from where) requests are sent, never which attempts a job
+# makes or how a row is verified: a resume may change them (a longer timeout, fewer concurrent requests,
+# a server restarted on another port, `structured: false` for a server without structured output)
+# and keeps its committed rows. Sampling, the model, its context length, dtype and kwargs stay in the
+# hash: they change what an attempt produces.
+REQUEST_ONLY = {
+    "openai": {"base_url", "api_key_env", "max_concurrency", "max_retries", "timeout_s", "backoff_s",
+               "continue_final_message"},
+    "vllm": {"replicas", "batch_size", "max_inflight", "max_restarts", "num_cpus"},
+}
 
 
 class JobConfig(_Strict):
@@ -243,9 +258,13 @@ class JobConfig(_Strict):
         return data
 
     def config_hash(self) -> str:
-        """Identity of the job's data: knobs that only change where work runs are left out, so a run
-        resumes with other verifier settings."""
-        payload = json.dumps(self.model_dump(mode="json", exclude=EXECUTION_ONLY), sort_keys=True)
+        """Identity of the job's data: knobs that only change where work runs or how requests are sent
+        (EXECUTION_ONLY, REQUEST_ONLY) are left out, so a run resumes with them changed."""
+        data = self.model_dump(mode="json", exclude=EXECUTION_ONLY)
+        for engine in (data["engine"], data["judge"]["engine"]):
+            for key in REQUEST_ONLY.get((engine or {}).get("type"), ()):
+                engine.pop(key, None)
+        payload = json.dumps(data, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

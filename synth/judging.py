@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from synth.config import DIMENSIONS, JudgeConfig
 from synth.engines.base import Completion, Engine, GenerationRequest, SamplingConfig
+from synth.engines.capabilities import EngineNeeds
 from synth.engines.configs import EngineConfig
 from synth.errors import ConfigError
 from synth.loading import load_yaml
@@ -29,9 +30,13 @@ from synth.verify.judge import (
     pivot_request_id,
     pivot_texts,
     request_id,
+    verdict_schema,
 )
 
 log = logging.getLogger(__name__)
+
+# what an engine started for the judge alone is asked for (seeded: judge_sampling sets a seed)
+JUDGE_NEEDS = EngineNeeds(schemas={"judge.enabled": verdict_schema()}, seeds=True)
 
 
 @dataclass
@@ -104,6 +109,7 @@ def judge_batch(engine: Engine, judge: Judge, batch: Sequence[Candidate],
         pivots = pivot_texts(batch, list(done.values()))
 
     grades = {}
+    quoted = {c.id: judge.quoted(c, turns, pivots) for c in batch}  # verdict-shaped text inside the rows
     pending = list(batch)
     for attempt in (0, 1):
         if not pending:
@@ -115,7 +121,7 @@ def judge_batch(engine: Engine, judge: Judge, batch: Sequence[Candidate],
         for c in pending:
             completion = done.get(request_id(c.id, attempt))
             usage.add(lang_of[c.id], completion)
-            grades[c.id] = judge.read(completion)
+            grades[c.id] = judge.read(completion, quoted[c.id])
         pending = [c for c in pending if isinstance(grades[c.id], str)]
         if pending and attempt == 0:
             log.info("judge: %d of %d verdicts unparseable, asking once more", len(pending), len(batch))
@@ -142,7 +148,7 @@ class JudgeStage:
             return
         from synth.engines.start import start_engine
 
-        self.engine = start_engine(self.config.engine, judge_sampling(self.config, seed))
+        self.engine = start_engine(self.config.engine, judge_sampling(self.config, seed), JUDGE_NEEDS)
         self.model, self._owns_engine = self.config.engine.model, True
 
     def apply(self, rows: Sequence, verdicts: Sequence) -> int:
@@ -167,7 +173,11 @@ class JudgeStage:
 
     def manifest(self) -> dict:
         """The manifest's `judge` entry: what judged, with which prompt and thresholds, at what cost."""
+        from synth.engines.start import capabilities_of
+
+        capabilities = capabilities_of(self.engine) if self._owns_engine else None
         return {"model": self.model, "separate_engine": self.config.engine is not None,
+                "capabilities": capabilities.manifest() if capabilities else None,
                 "prompt": self.judge.template.name, "prompt_hash": self.judge.template.hash,
                 "pivot": self.config.pivot, "thresholds": self.judge.thresholds(), "usage": self.usage.as_dict()}
 
@@ -299,7 +309,7 @@ def judge_verified_file(path: Path, spec: JudgeSpec | Path, preset_name: str = "
     if started:
         from synth.engines.start import start_engine
 
-        engine = start_engine(spec.engine, judge_sampling(spec.judge))
+        engine = start_engine(spec.engine, judge_sampling(spec.judge), JUDGE_NEEDS)
     try:
         for start in range(0, len(candidates), batch_rows):
             batch = candidates[start:start + batch_rows]

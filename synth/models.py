@@ -55,10 +55,16 @@ def resolve_model(model: str) -> str:
     target = cache_dir() / "models" / dirname
     if (target / "config.json").exists():
         return str(target)
-    package_dir = Path(importlib.util.find_spec(module).submodule_search_locations[0])
-    gguf = next(package_dir.glob("*.gguf"))
-    convert_gguf(gguf, target)
+    convert_gguf(bundled_gguf(model), target)
     return str(target)
+
+
+def bundled_gguf(model: str) -> Path:
+    """The GGUF file a bundled model ships as (what llama.cpp loads as is)."""
+    check_model_spec(model)
+    module = BUNDLED[model.split(":", 1)[1]][0]
+    package_dir = Path(importlib.util.find_spec(module).submodule_search_locations[0])
+    return next(package_dir.glob("*.gguf"))
 
 
 def convert_gguf(gguf: Path, target: Path) -> None:

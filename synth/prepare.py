@@ -16,15 +16,17 @@ from synth.config import JobConfig
 from synth.conversations import Conversation
 from synth.datasource import load_entry
 from synth.errors import ConfigError
+from synth.engines.capabilities import EngineNeeds
 from synth.judging import JudgeStage
 from synth.languages import LanguageSpec, load_registry
 from synth.methods.base import Row
-from synth.methods.icl import IclMethod
+from synth.methods.icl import IclMethod, pair_schema
 from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec
 from synth.plan import Attempt, seeds_needed, sources_needed
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
 from synth.verify import FilterPreset, load_preset
+from synth.verify.judge import verdict_schema
 from synth.verify.lid.router import LidRouter, uncovered_message
 
 
@@ -43,6 +45,18 @@ class PreparedJob:
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
     filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
     methods: tuple = (None, None)  # (IclMethod | None, TranslateMethod | None), built once (build_methods)
+
+    def engine_needs(self) -> EngineNeeds:
+        """The features the job's engine is asked for (its preflight tries each): structured output
+        for ICL and for the judge when it runs on this engine, the ICL prefix, per-request seeds."""
+        icl = self.methods[0]
+        schemas = {}
+        if icl is not None and icl.structured:
+            schemas["icl.structured"] = pair_schema(notes=False)
+        if self.judge is not None and self.job.judge.engine is None:
+            schemas["judge.enabled"] = verdict_schema()
+        return EngineNeeds(schemas=schemas, strict=frozenset(schemas) & {"icl.structured"},
+                           prefix=icl is not None and not icl.structured, seeds=self.job.sampling.seed is not None)
 
     def config_hash(self) -> str:
         """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""

@@ -8,6 +8,7 @@ in loop length and in size (`RenderLimit`), so a runaway template fails fast ins
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import threading
 from contextlib import contextmanager
@@ -54,8 +55,25 @@ def _range(*args: int) -> range:
     return values
 
 
+# Untrusted text in a judge prompt sits between <name> ... </name> lines; inside it, every `<` (or a
+# full-width look-alike) that could open or close a tag is written `&lt;`, so no text can end its own
+# block or forge another.
+_TAG_LIKE = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*[^\W\d_]|\s*[!?])")
+_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,30}")
+
+
+def quote_data(text, label: str = "text") -> str:
+    """`text` as a delimited data block for a judge prompt (the `data` filter of templates:
+    `{{ text | data("translation") }}`)."""
+    if not _LABEL.fullmatch(label):
+        raise ValueError(f"data block label {label!r}: use a short lowercase word, e.g. translation")
+    body = _TAG_LIKE.sub("&lt;", "" if text is None else str(text))
+    return f"<{label}>\n{body}\n</{label}>"
+
+
 _ENV = _LimitedSandbox(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
 _ENV.globals["range"] = _range
+_ENV.filters["data"] = quote_data
 
 
 @contextmanager

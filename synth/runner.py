@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import polars as pl
 
 from synth.engines.base import EngineUnavailable
-from synth.engines.start import ensure_ray, start_engine
+from synth.engines.start import capabilities_of, ensure_ray, start_engine
 from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
 from synth.inputs import input_digests
 from synth.loading import json_text
@@ -97,6 +97,7 @@ class JobRun:
         self.rundir = RunDir(self.out, self.config_hash, input_digests(prepared))
         self.engine_stats = {"retries": 0, "outages": 0}
         self._pool = None
+        self._capabilities = None  # what the engine's preflight probe found (engines.capabilities)
         self._display: RunProgress | None = None
 
     def run(self, engine=None) -> dict:
@@ -181,7 +182,9 @@ class JobRun:
         engines.start), its engine stats and its run directory."""
         judge = self.p.judge
         try:
-            pool = self._pool = engine or (start_engine(self.job.engine, self.job.sampling) if work_left else None)
+            pool = self._pool = engine or (start_engine(self.job.engine, self.job.sampling, self.p.engine_needs())
+                                           if work_left else None)
+            self._capabilities = capabilities_of(pool) if pool is not None else None
             if judge and pool is not None:
                 judge.start(pool, self.job.engine.model, self.job.sampling.seed or 0)
         except BaseException:
@@ -294,7 +297,9 @@ class JobRun:
                      "set judge.engine to a bigger model for a judge worth its cost.")
         if isinstance(stopped, DiskFull) and not self.rundir.is_run():
             raise stopped  # stopped before its state was recorded: nothing committed, no outputs to write
-        finish = dict(model_note=note, engine_stats=self.engine_stats, judge=p.judge.manifest() if p.judge else None)
+        capabilities = self._capabilities
+        engine_stats = {**self.engine_stats, "capabilities": capabilities.manifest() if capabilities else None}
+        finish = dict(model_note=note, engine_stats=engine_stats, judge=p.judge.manifest() if p.judge else None)
         try:
             return finish_run(self.out, p, setup.planner, setup.verifier, started,
                               status="interrupted" if stopped else None, **finish)

@@ -16,8 +16,9 @@ from tests.cpu_env import CPU_ENV
 class VllmServer:
     """Start, kill (as a crash would) and restart a vLLM OpenAI-compatible server on `port`."""
 
-    def __init__(self, model_dir: str, port: int, log_path: Path, served_name: str = "tiny"):
+    def __init__(self, model_dir: str, port: int, log_path: Path, served_name: str = "tiny", max_model_len: int = 256):
         self.model_dir, self.port, self.log_path, self.served_name = model_dir, port, log_path, served_name
+        self.max_model_len = max_model_len
         self.process: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{port}/v1"
 
@@ -26,7 +27,7 @@ class VllmServer:
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_dir,
-                 "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "256", "--enforce-eager",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", str(self.max_model_len), "--enforce-eager",
                  "--dtype", "float32", "--served-model-name", self.served_name],
                 env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

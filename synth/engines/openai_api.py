@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import openai
 
 from synth.engines.base import Completion, EngineUnavailable, GenerationRequest, SamplingConfig
+from synth.engines.capabilities import Capabilities, EngineNeeds, probe, schema_instruction
 from synth.engines.configs import OpenAIEngineConfig
 from synth.engines.http_limits import (AnswerTooLong, BodyTooLarge, MalformedAnswer, body_cap, http_client, read_answer,
                                        split_query)
@@ -45,6 +46,13 @@ _TOO_LONG = re.compile(
     r"|max_tokens must be at least 1, got 0",
     re.IGNORECASE,
 )
+
+
+# A server that answers a request it cannot parse with HTTP 500: llama-cpp-python's server (0.3.x) wraps
+# FastAPI's RequestValidationError as {"error": {"message": "1 validation error:\n  {'type': 'literal_error',
+# 'loc': ('body', 'response_format', 'type'), ...", "type": "internal_server_error"}}. The same body is
+# sent back for every retry, so it is this request's fault (or a job setting's), not an outage.
+_INVALID_500 = re.compile(r"\bvalidation errors?\b|'loc': \('body'|\"loc\": \[\"body\"", re.IGNORECASE)
 
 
 class _Failure(Exception):
@@ -84,6 +92,8 @@ class OpenAIEngine:
         self.retries = 0  # engine failures retried (not model rejects)
         self.outages = 0  # times the breaker tripped
         self._broken: str | None = None
+        # how requests are sent; measured by preflight(), until then what the config asks for
+        self.capabilities = Capabilities(continue_final_message=config.continue_final_message)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
         self._thread.start()
@@ -111,10 +121,27 @@ class OpenAIEngine:
             future.cancel()
             raise
 
-    def preflight(self) -> None:
+    def preflight(self, needs: EngineNeeds | None = None) -> Capabilities:
         """Before any attempt: the server answers, accepts the key and serves the model (`/models`, then
-        one one-token request). Raises ConfigError naming the endpoint and what is wrong (exit 2)."""
+        one one-token request), then every feature in `needs` is tried (synth.engines.capabilities) and
+        the requests adapt to what the server does. Raises ConfigError naming the endpoint, or the job
+        key to change, and what is wrong (exit 2)."""
         self._call(self._preflight())
+        if needs is not None:
+            where = f"engine.base_url {self.endpoint} (model {self.config.model})"
+            self.capabilities = self._call(probe(self._probe_send, needs, self.capabilities, where))
+        return self.capabilities
+
+    async def _probe_send(self, request: GenerationRequest, capabilities: Capabilities,
+                          temperature: float | None) -> Completion:
+        """One probe request: a refusal comes back as `error`; an outage or a refused key is a ConfigError."""
+        try:
+            return await self._request(request, capabilities, temperature)
+        except _Failure as failure:
+            if failure.retry or failure.fatal:
+                raise ConfigError(f"engine.base_url {self.endpoint}: a preflight request failed: "
+                                  f"{self._scrub(failure.error)}") from None
+            return Completion(request.id, error=self._scrub(failure.error))
 
     async def _preflight(self) -> None:
         where = f"engine.base_url {self.endpoint}"
@@ -144,7 +171,7 @@ class OpenAIEngine:
                               f"{served[:10]} (vLLM: --served-model-name)")
         try:
             await self._request(GenerationRequest(id="preflight", messages=[{"role": "user", "content": "Hi"}],
-                                                  max_tokens=1))
+                                                  max_tokens=1), Capabilities(structured="text", seeds=False))
         except _Failure as failure:
             if failure.error.startswith("answer_too_long"):  # it answers; rows over max_tokens become rejects
                 log.warning("%s ignores max_tokens (a one-token test request: %s); answers far over max_tokens "
@@ -218,33 +245,13 @@ class OpenAIEngine:
         error = error.replace(self.config.base_url, self.endpoint)
         return scrub(error, key if key != "EMPTY" else "")
 
-    async def _request(self, request: GenerationRequest) -> Completion:
-        sampling, config = self.sampling, self.config
-        messages: list[dict[str, str]] = list(request.messages)
-        extra_body: dict[str, Any] = {}
-        if request.prefix and config.continue_final_message:
-            messages.append({"role": "assistant", "content": request.prefix})
-            extra_body.update(continue_final_message=True, add_generation_prompt=False)
-        if sampling.repetition_penalty != 1.0:
-            extra_body["repetition_penalty"] = sampling.repetition_penalty
-        structured: dict[str, Any] = {}
-        if request.json_schema is not None:  # OpenAI's structured outputs; vLLM serve honours it too
-            structured["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "answer", "schema": request.json_schema, "strict": True}}
-        seed = request.seed(sampling.seed)
-        if seed is not None:
-            structured["seed"] = seed
-        max_tokens = min(request.max_tokens or sampling.max_tokens, sampling.max_tokens)
-        body = await self._post(
-            **structured, model=config.model, messages=messages, n=1,
-            temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=max_tokens,
-            stop=(sampling.stop + (request.stop or [])) or None,
-            extra_body=extra_body or None,
-        )
-        answer = _validated(body, max_tokens, messages)
-        text = well_formed(answer.text)  # a JSON escape can hold a lone surrogate
-        if request.prefix and (config.continue_final_message or not text.startswith(request.prefix)):
-            text = request.prefix + text  # servers return only the continuation after the prefix
+    async def _request(self, request: GenerationRequest, capabilities: Capabilities | None = None,
+                       temperature: float | None = None) -> Completion:
+        capabilities = capabilities or self.capabilities
+        body = request_body(request, self.sampling, capabilities, temperature)
+        raw = await self._post(model=self.config.model, n=1, **body)
+        answer = _validated(raw, body["max_tokens"], body["messages"])
+        text = with_prefix(request, well_formed(answer.text), capabilities)  # a JSON escape can hold a lone surrogate
         return Completion(request.id, text=text, finish_reason=answer.finish_reason,
                           prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens)
 
@@ -311,12 +318,70 @@ def _validated(body: bytes, max_tokens: int, messages: list[dict[str, str]]):
         raise _Failure(f"answer_too_long: {exc}", retry=False) from None
 
 
+def request_body(request: GenerationRequest, sampling: SamplingConfig, capabilities: Capabilities,
+                 temperature: float | None = None) -> dict[str, Any]:
+    """The `chat.completions.create` arguments (besides model and n) of one request, sent the way
+    `capabilities` says the server takes it: structured output in the form it honours (the schema in
+    the prompt where it does not enforce it), the prefix as a continued assistant message only where
+    it is continued, seeds only where accepted."""
+    messages: list[dict[str, str]] = [dict(m) for m in request.messages]
+    body: dict[str, Any] = {}
+    extra_body: dict[str, Any] = {}
+    if request.json_schema is not None:
+        body.update(_structured_output(request.json_schema, capabilities))
+        if capabilities.structured != "json_schema":
+            asked = max((i for i, m in enumerate(messages) if m["role"] != "assistant"), default=None)
+            if asked is not None:  # the last message that asks (not a prefilled answer)
+                messages[asked]["content"] += schema_instruction(request.json_schema)
+    if request.prefix and capabilities.continue_final_message:
+        messages.append({"role": "assistant", "content": request.prefix})
+        extra_body.update(continue_final_message=True, add_generation_prompt=False)
+    if sampling.repetition_penalty != 1.0:
+        extra_body["repetition_penalty"] = sampling.repetition_penalty
+    seed = request.seed(sampling.seed) if capabilities.seeds else None
+    if seed is not None:
+        body["seed"] = seed
+    body.update(
+        messages=messages, temperature=sampling.temperature if temperature is None else temperature,
+        top_p=sampling.top_p, max_tokens=min(request.max_tokens or sampling.max_tokens, sampling.max_tokens),
+        stop=(sampling.stop + (request.stop or [])) or None, extra_body=extra_body or None,
+    )
+    return body
+
+
+def _structured_output(schema: dict, capabilities: Capabilities) -> dict[str, Any]:
+    """The `response_format` of a constrained request (none in `text` mode)."""
+    if capabilities.structured == "json_schema":  # OpenAI's structured outputs; vLLM serve honours it too
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "answer", "schema": schema, "strict": True}}}
+    if capabilities.structured == "json_object+schema":  # llama-cpp-python turns the schema into a grammar
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if capabilities.structured == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    return {}
+
+
+def with_prefix(request: GenerationRequest, text: str, capabilities: Capabilities) -> str:
+    """The answer with its prefix: a continued prefix is not repeated by the server; an uncontinued
+    one is only added where the model did not write it itself."""
+    if request.prefix and (capabilities.continue_final_message or not text.startswith(request.prefix)):
+        return request.prefix + text
+    return text
+
+
+def _refused_as_invalid(status: int, message: str) -> bool:
+    """The server says the request itself is invalid (the same answer for every retry): not an outage."""
+    return status in (400, 422) or (status == 500 and bool(_INVALID_500.search(message)))
+
+
 def _classify(exc: openai.APIStatusError) -> _Failure:
     """Map an HTTP error to a reject reason, and say whether a retry could succeed."""
     status = exc.status_code
     message = _error_message(exc)
     if status == 400 and _TOO_LONG.search(message):
         return _Failure("prompt_too_long", retry=False)
+    if _refused_as_invalid(status, message):
+        return _Failure(f"request_refused: HTTP {status}: {message[:200]}", retry=False)
     reason = f"engine_error: HTTP {status}: {message[:200]}"
     if status in (408, 429) or status >= 500:
         return _Failure(reason, retry=True, delay=_retry_after(exc.response.headers))

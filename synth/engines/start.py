@@ -12,6 +12,7 @@ import signal
 import threading
 
 from synth.engines.base import SamplingConfig
+from synth.engines.capabilities import VLLM_CAPABILITIES, Capabilities, EngineNeeds
 from synth.engines.configs import OpenAIEngineConfig, VllmEngineConfig
 from synth.secrets import redact_url
 
@@ -33,16 +34,18 @@ def ensure_ray() -> None:
                     signal.signal(signum, handler)
 
 
-def start_engine(engine: VllmEngineConfig | OpenAIEngineConfig, sampling: SamplingConfig):
+def start_engine(engine: VllmEngineConfig | OpenAIEngineConfig, sampling: SamplingConfig,
+                 needs: EngineNeeds | None = None):
     """The engine `engine.type` names, with `sampling` for every request it serves. A wrong endpoint,
-    key or model is a ConfigError (exit 2) here, before any attempt."""
+    key or model, or a server without a feature in `needs` the job cannot do without, is a ConfigError
+    (exit 2) here, before any attempt; the engine's `capabilities` say how its requests are sent."""
     if engine.type == "openai":
         from synth.engines.openai_api import OpenAIEngine
 
         log.info("using the OpenAI-compatible endpoint %s (model %s)", redact_url(engine.base_url), engine.model)
         client = OpenAIEngine(engine, sampling)
         try:
-            client.preflight()
+            client.preflight(needs or EngineNeeds())
         except BaseException:
             client.shutdown()
             raise
@@ -52,4 +55,12 @@ def start_engine(engine: VllmEngineConfig | OpenAIEngineConfig, sampling: Sampli
 
     ensure_ray()
     log.info("starting %s vLLM replica(s) for %s", engine.replicas, engine.model)
-    return VllmReplicaPool(engine, resolve_model(engine.model), sampling)
+    pool = VllmReplicaPool(engine, resolve_model(engine.model), sampling)
+    pool.capabilities = VLLM_CAPABILITIES  # in process: every feature is called directly
+    return pool
+
+
+def capabilities_of(engine) -> Capabilities | None:
+    """What an engine was measured (or is known) to take, for the manifest; None for an engine synth
+    did not start (the Python API's) that does not say."""
+    return getattr(engine, "capabilities", None)

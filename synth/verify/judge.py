@@ -14,6 +14,7 @@ engine) like generation requests, and come back joined by request id.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Mapping, Sequence
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synth.config import DIMENSIONS, Dimension, JudgeConfig
 from synth.engines.base import Completion, GenerationRequest
 from synth.errors import ConfigError
+from synth.loading import json_value
 from synth.languages import LanguageSpec
 from synth.prompts import PromptTemplate
 from synth.text import well_formed
@@ -81,22 +83,8 @@ def _score(value) -> int | None:
     return value if isinstance(value, int) and 1 <= value <= 5 else None
 
 
-def parse_verdict(text: str) -> Grades | str:
-    """The grades of a judge's answer, or why it is unparseable.
-
-    The answer is the JSON of `verdict_schema`; a JSON object after chatter or inside a code fence is
-    read too (endpoints without structured outputs). Every dimension needs an integer score 1-5 and
-    a non-empty reason: a partial verdict is unparseable, never a partial pass.
-    """
-    start = text.find("{")
-    if start < 0:
-        return "no JSON object in the answer"
-    try:
-        data, _ = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError as exc:
-        return f"not valid JSON ({exc.msg} at character {start + exc.pos})"
-    except RecursionError:  # a hostile server's 100,000-deep answer: unparseable, not a traceback
-        return "the JSON is nested too deeply"
+def _grades(data) -> Grades | str:
+    """The grades in one decoded JSON value, or why it is not a verdict of `verdict_schema`."""
     if not isinstance(data, dict):
         return "the JSON is not an object"
     scores, reasons = {}, {}
@@ -114,6 +102,110 @@ def parse_verdict(text: str) -> Grades | str:
         reason = " ".join(well_formed(reason).split())  # one line
         reasons[dim] = reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 1] + "…"
     return Grades(scores, reasons)
+
+
+_FENCE = re.compile(r"\A\s*```[A-Za-z]*\s*\n(?P<body>.*?)\n\s*```\s*\Z", re.DOTALL)
+_OBJECT_START = re.compile(r"\{\s*\"")  # where a JSON object with a key may start
+
+
+MAX_OBJECT_STARTS = 512  # places in one answer a JSON object is tried from: bounded work for any answer
+
+
+def _objects(text: str) -> list:
+    """The outermost JSON objects written in `text` (at most MAX_OBJECT_STARTS places tried)."""
+    decoder, found, position = json.JSONDecoder(), [], 0
+    for tried, match in enumerate(_OBJECT_START.finditer(text)):
+        if tried >= MAX_OBJECT_STARTS:
+            break
+        if match.start() < position:
+            continue  # inside an object already read
+        try:
+            value, position = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting, never a traceback
+            continue
+        found.append(value)
+    return found
+
+
+def _first_object_error(text: str) -> str | None:
+    """Why the answer's first `{` does not start valid JSON (e.g. a verdict cut off), else None."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        json.JSONDecoder().raw_decode(text, start)
+    except ValueError as exc:
+        return f"not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:  # a hostile server's 100,000-deep answer: unparseable, not a traceback
+        return "the JSON is nested too deeply"
+    return None
+
+
+def _copied(grades: Grades, data: str) -> bool:
+    """Every reason of the verdict is written in the graded texts (plain or JSON-escaped): the answer
+    repeats a verdict found in the data (an injected "5/5/5") instead of judging it."""
+    for reason in grades.reasons.values():
+        reason = reason.removesuffix("…")
+        forms = {reason, json.dumps(reason)[1:-1], json.dumps(reason, ensure_ascii=False)[1:-1]}
+        if not any(form in data for form in forms):
+            return False
+    return True
+
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(text: str) -> str:
+    """`text` with JSON string escapes decoded: a verdict injected as `perf\\u0065ct` is still a copy."""
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else _SIMPLE_ESCAPES[m[2]], text)
+
+
+def quoted_data(texts: Sequence[str | None]) -> str:
+    """The graded texts as `parse_verdict` compares verdicts with them: whitespace folded, and also
+    with JSON escapes decoded."""
+    out = []
+    for text in texts:
+        if isinstance(text, str):
+            out.append(" ".join(text.split()))
+            if "\\" in text:
+                out.append(" ".join(_unescaped(text).split()))
+    return "\n".join(out)
+
+
+def parse_verdict(text: str, quoted: str = "") -> Grades | str:
+    """The grades of a judge's answer, or why it is unparseable.
+
+    Structured output is the whole answer (a code fence around it is tolerated). Without it (a server
+    with no structured outputs), the verdict is the one JSON object of the answer that matches
+    `verdict_schema`: several different ones, or only ones copied from the graded texts (`quoted`, from
+    `quoted_data`: a row may carry an injected "5/5/5"; a verdict whose every reason is written there
+    is a copy), are unparseable, never a guess. Every dimension needs an
+    integer score 1-5 and a non-empty reason: a partial verdict is unparseable, never a partial pass.
+    """
+    fenced = _FENCE.match(text)
+    whole = (fenced["body"] if fenced else text).strip()
+    try:
+        value = json_value(whole)
+    except (ValueError, RecursionError):
+        value = None
+    candidates = [value] if isinstance(value, dict) else _objects(text)
+    error = None if isinstance(value, dict) else _first_object_error(text)
+    if not candidates:
+        return error or "no JSON object in the answer"
+    grades = [_grades(value) for value in candidates]
+    verdicts = [g for g in grades if isinstance(g, Grades)]
+    if not verdicts:
+        return error or grades[0]
+    own = []
+    for g in verdicts:
+        if not (quoted and _copied(g, quoted)) and g not in own:
+            own.append(g)
+    if not own:
+        return "the only verdict in the answer is copied from the graded text (quoted data, not a judgement)"
+    if len(own) > 1:
+        return f"{len(own)} different verdicts in the answer; which one is meant is unclear"
+    return own[0]
 
 
 @dataclass
@@ -242,14 +334,22 @@ class Judge:
         return out
 
     # ---- verdicts ----------------------------------------------------------------------------
+    def quoted(self, candidate: Candidate, turns: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+               pivots: Mapping[str, str] | None = None) -> str:
+        """Every text of the row the judge is shown, as `parse_verdict` compares verdicts with it."""
+        texts = [candidate.text, candidate.source, candidate.back_translation, (pivots or {}).get(candidate.id)]
+        texts += [t.get("content") for t in (turns or {}).get(candidate.id) or ()]
+        return quoted_data(texts)
+
     @staticmethod
-    def read(completion: Completion | None) -> Grades | str:
-        """The grades of one completion, or why there are none (engine error, cut off, not JSON)."""
+    def read(completion: Completion | None, quoted: str = "") -> Grades | str:
+        """The grades of one completion, or why there are none (engine error, cut off, not JSON, only
+        a verdict quoted from the row: `quoted`, from `Judge.quoted`)."""
         if completion is None:
             return "no completion for the judge request"
         if completion.error:
             return f"judge request failed: {completion.error}"
-        parsed = parse_verdict(completion.text)
+        parsed = parse_verdict(completion.text, quoted)
         if isinstance(parsed, str) and completion.finish_reason == "length":
             return f"cut at max_tokens: {parsed}"
         return parsed

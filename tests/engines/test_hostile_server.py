@@ -257,6 +257,8 @@ def test_any_server_answer_ends_as_a_text_a_reject_with_a_reason_or_a_retried_fa
 
 def test_a_query_in_base_url_is_sent_on_every_request_and_redacted_everywhere(caplog):
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpx2"):  # `synth.cli.main`, run in-process by other tests, quiets them
+        caplog.set_level(logging.DEBUG, logger=name)
     secrets = ("k9x", "tq7")  # short values: a scrubber that only knows token shapes misses them
     with FaultServer([ok("hello"), error(400, "bad request for http://127.0.0.1/v1/chat/completions?api-key=k9x&token=tq7"),
                       ok("fine")]) as server:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 import time
+from typing import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -75,6 +79,60 @@ def test_over_long_prompt_is_rejected_while_the_others_succeed(tiny_engine):
     assert [c.id for c in completions] == ["q0", "long", "q1"]
     assert completions[1].error == "prompt_too_long" and completions[1].text == ""
     assert completions[0].error is None and completions[2].error is None
+
+
+class _Scripted:
+    """A local chat-completions server that answers from a script (the last reply repeats) and
+    records every request it saw."""
+
+    def __init__(self, replies: list[tuple[int, dict[str, str], dict]] | Callable[[dict], tuple[int, dict, dict]]):
+        self.replies = replies
+        self.seen: list[dict] = []
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                scripted.seen.append({"path": self.path, "headers": headers, "body": body})
+                if callable(scripted.replies):
+                    status, headers, payload = scripted.replies(body)
+                else:
+                    status, headers, payload = scripted.replies[min(len(scripted.seen), len(scripted.replies)) - 1]
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Scripted:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _ok(text: str) -> tuple[int, dict, dict]:
+    return 200, {}, {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
+    return status, headers or {}, {"error": {"message": message, "type": "Error", "code": status}}
 
 
 def _engine(url: str, **config) -> OpenAIEngine:
@@ -256,3 +314,36 @@ def test_a_key_pasted_into_api_key_env_is_rejected_without_echoing_it():
     with pytest.raises(ValueError) as info:
         OpenAIEngineConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="sk-secret-123")
     assert "sk-secret-123" not in str(info.value)
+
+
+# ---- the capability probe on a server without structured output ---------------------------------
+
+def _no_response_format(body: dict) -> tuple[int, dict, dict]:
+    """A server that refuses any `response_format` as invalid (400), as minimal servers do (no real
+    server here lacks every JSON mode), and answers everything else."""
+    return _error(400, "response_format is not supported") if "response_format" in body else _ok('{"x": 1}')
+
+
+def test_without_structured_output_the_judge_adapts_and_structured_icl_exits_2_naming_the_key():
+    from synth.engines.capabilities import EngineNeeds
+    from synth.methods.icl import pair_schema
+    from synth.verify.judge import verdict_schema
+
+    judge_only = EngineNeeds(schemas={"judge.enabled": verdict_schema()})
+    with _Scripted(_no_response_format) as server:
+        engine = _engine(server.url)
+        try:
+            found = engine.preflight(judge_only)
+            assert found.structured == "text" and found.probed
+            assert any("json_schema refused" in note for note in found.notes)
+            server.seen.clear()
+            [answer] = engine.generate([_ask(0, json_schema=verdict_schema())])
+            body = server.seen[0]["body"]
+            assert answer.error is None and "response_format" not in body
+            assert '"language"' in body["messages"][-1]["content"]  # the schema went into the prompt
+            with pytest.raises(ConfigError, match=r"^icl\.structured: .*set icl\.structured: false"):
+                engine.preflight(EngineNeeds(schemas={"icl.structured": pair_schema(False)},
+                                             strict=frozenset({"icl.structured"})))
+        finally:
+            engine.shutdown()
+    assert engine.outages == 0
