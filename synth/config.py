@@ -159,6 +159,25 @@ class JudgeConfig(_Strict):
         "translation of each ICL row into the pivot (a request per row)")
 
 
+class BudgetConfig(_Strict):
+    """`plan.budget`: a ceiling on what the job spends. Checked between slices: when a limit is reached the
+    slice being verified is committed and the run stops `interrupted`; raising the limit (it is not part
+    of the job's identity) and running the same command resumes it."""
+
+    tokens: int | None = Field(None, ge=1, description="prompt + output tokens of every request (forward, "
+                               "back-translation, judge)")
+    engine_hours: float | None = Field(None, gt=0, description="engine time of the generated slices (their wall "
+                                       "time x replicas), in hours")
+    money: float | None = Field(None, gt=0, description="tokens priced at engine.price (and judge.engine.price), "
+                                "in its currency; needs engine.price")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "BudgetConfig":
+        if self.tokens is None and self.engine_hours is None and self.money is None:
+            raise ValueError("give at least one of tokens, engine_hours, money (or remove plan.budget)")
+        return self
+
+
 class PlanConfig(_Strict):
     initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed")
     oversample: float = Field(1.3, ge=1.0, description="most attempts per expected need: need / rate x this while the "
@@ -167,6 +186,8 @@ class PlanConfig(_Strict):
     max_attempts_per_row: float = Field(8.0, ge=1.0, description="budget: attempts <= rows x this, per language")
     max_rounds: int = Field(5, ge=1, description="generation rounds at most; each round plans attempts from the "
                             "acceptance observed so far")
+    budget: BudgetConfig | None = Field(None, description="stop the job resumable once it has spent this many "
+                                        "tokens, engine-hours or money (checked between slices); unset: no ceiling")
 
 
 class OutputConfig(_Strict):
@@ -174,7 +195,11 @@ class OutputConfig(_Strict):
     license: str = Field("other", description="licence written into the dataset card (DIR/README.md front matter)")
 
 
-EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}}
+# what only sizes or bounds spending (estimates, budgets) is not the data's identity either: a run stopped by
+# its budget resumes with a raised one
+SPENDING_ONLY = {"throughput_tokens_per_s", "price"}
+EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}, "plan": {"budget"},
+                  "engine": SPENDING_ONLY, "judge": {"engine": SPENDING_ONLY}}
 
 
 class JobConfig(_Strict):
