@@ -2,8 +2,8 @@
 
 Stages as packages: methods/ (generation methods), engines/ (vLLM on Ray, OpenAI-compatible servers),
 verify/ (filters and the verifier). The job: config.py, languages.py, prompts.py, conversations.py,
-datasource.py (seeds and sources from files, `datasets` folders and the Hub), models.py, prepare.py (every check before work starts), plan.py; the run: runner.py (the round loop),
-judging.py, rundir.py, progress.py, shards.py, outputs.py, report.py; the front: cli.py, job.py
+datasource.py (seeds and sources from files, `datasets` folders and the Hub), models.py, prepare.py (every check before work starts), plan.py, estimate.py (`synth run --dry-run`: the cost before the run); the run: runner.py (the round loop),
+judging.py, budget.py (plan.budget), rundir.py, progress.py, shards.py, outputs.py, report.py; the front: cli.py, job.py
 (Python API), hub.py (`synth push`), _docs.py (the docs site's generated reference pages). Shared knowledge: text.py, reasons.py, errors.py, secrets.py, paths.py, arrays.py,
 devices.py.
 """

@@ -205,6 +205,10 @@ def estimate(prepared, counter: TokenCounter | None = None) -> dict:
     total (JSON-ready). `counter`: how tokens are counted (default: the job model's, token_counter)."""
     job = prepared.job
     count = counter or token_counter(job.engine.model)
+    if not any(prepared.methods):
+        from synth.prepare import build_methods
+
+        prepared.methods = build_methods(prepared)
     icl, translate = prepared.methods
     capacity = {(t.lang, "translate", c): translate.capacity(c) for t in job.targets if translate
                 and "translate" in t.methods for c in t.categories}
@@ -343,3 +347,4 @@ def format_text(est: dict, job_path: str) -> str:
         lines.append("money: set engine.price {prompt, output} (per million tokens) for a figure")
     lines += ["assumptions:"] + [f"  - {a}" for a in est["assumptions"]]
     return "\n".join(lines)
+

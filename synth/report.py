@@ -180,10 +180,23 @@ def summary_table(manifest: dict) -> str:
         usage = judge.get("usage", {})
         lines.append(f"judge: {judge.get('model')} graded {usage.get('requests', 0)} request(s) "
                      f"({usage.get('prompt_tokens', 0)} prompt + {usage.get('output_tokens', 0)} output tokens)")
+    if line := estimate_line(manifest.get("estimate")):
+        lines.append(line)
     lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
     return "\n".join(lines)
+
+
+def estimate_line(block: dict | None) -> str | None:
+    """One line for the summary and the report: expected tokens against spent."""
+    if not isinstance(block, dict) or not isinstance(block.get("expected"), dict):
+        return None
+    spent_tokens = (block.get("spent") or {}).get("tokens")
+    ratio = block.get("spent_over_expected")
+    return (f"estimate (synth run --dry-run, prior {block.get('acceptance_prior')}): {block['expected'].get('tokens', 0):,} "
+            f"tokens expected, at most {(block.get('at_most') or {}).get('tokens', 0):,}; spent {spent_tokens or 0:,}"
+            + (f" ({ratio:.2f}x the expected)" if isinstance(ratio, (int, float)) else ""))
 
 
 def _cost_text(cost: dict) -> str:
@@ -411,6 +424,8 @@ def render_html(manifest: dict, rows: pl.DataFrame | pl.LazyFrame | None) -> str
         parts.append(f"<p class='note'>{_e(manifest['model_note'])}</p>")
     if engine_line := _engine_line(manifest):
         parts.append(f"<p>{_e(engine_line)} (engine failures are retried, never counted as rejected rows)</p>")
+    if line := estimate_line(manifest.get("estimate")):
+        parts.append(f"<p>{_e(line)}</p>")
     for filter_name, why in (filters_entry.get("not_run") or {}).items():
         parts.append(f"<p class='note'>Filter <b>{_e(filter_name)}</b> was not run: {_e(why)}. "
                      "It counted neither as passed nor as failed.</p>")

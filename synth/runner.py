@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
+from synth import budget
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import ensure_ray, start_engine
 from synth.errors import ConfigError, Interrupted, interrupt_in
@@ -166,6 +167,11 @@ class JobRun:
             log.error("the engine failed: %s", exc)
             if self._scoring and not p.judge:  # generated before the engine failed: keep it (unless it
                 self._commit(self._scoring, verifier, planner, score_names)  # still needs the judge)
+        except budget.BudgetSpent as exc:
+            stopped = exc
+            log.warning("%s: stopping after the slice that reached it", exc)
+            if self._scoring:
+                self._commit(self._scoring, verifier, planner, score_names)
         except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
             stopped = interrupt_in(exc)
             if stopped is None:
@@ -199,6 +205,7 @@ class JobRun:
         """Round after round until the planner has nothing left: each round in slices, slice k committed
         after slice k+1 was generated (scored meanwhile by the verifier workers)."""
         slice_size = getattr(pool, "slice_size", 1024)
+        budget.check(self)  # plan.budget: a resumed run whose budget is spent generates nothing more
         while attempts := planner.next_round():
             round_no = planner.rounds
             attempts, first_part = self._skip_committed(round_no, attempts, planner)
@@ -211,6 +218,7 @@ class JobRun:
                     self._commit(self._scoring, verifier, planner, score_names)
                 candidates = [r.candidate() for r in rows if r.error is None]
                 self._scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
+                budget.check(self)  # between slices: BudgetSpent commits this one, then stops resumable
             if self._scoring:  # drain: the next round is sized from this round's acceptance
                 self._commit(self._scoring, verifier, planner, score_names)
                 self._scoring = None
