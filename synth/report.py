@@ -188,15 +188,24 @@ def summary_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def estimate_line(block: dict | None) -> str | None:
-    """One line for the summary and the report: expected tokens against spent."""
+def estimate_line(block: Any) -> str | None:
+    """One line for the summary and the report: expected tokens against spent (plain text; the report
+    escapes it). Values of the wrong type are shown as text, never formatted."""
     if not isinstance(block, dict) or not isinstance(block.get("expected"), dict):
         return None
-    spent_tokens = (block.get("spent") or {}).get("tokens")
-    ratio = block.get("spent_over_expected")
-    return (f"estimate (synth run --dry-run, prior {block.get('acceptance_prior')}): {block['expected'].get('tokens', 0):,} "
-            f"tokens expected, at most {(block.get('at_most') or {}).get('tokens', 0):,}; spent {spent_tokens or 0:,}"
-            + (f" ({ratio:.2f}x the expected)" if isinstance(ratio, (int, float)) else ""))
+
+    def num(value: Any, spec: str = ",") -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return format(value, spec)
+        return str(value)
+
+    at_most, spent = block.get("at_most"), block.get("spent")
+    return (f"estimate (synth run --dry-run, prior {num(block.get('acceptance_prior'), 'g')}): "
+            f"{num(block['expected'].get('tokens'))} tokens expected, at most "
+            f"{num(at_most.get('tokens') if isinstance(at_most, dict) else None)}; spent "
+            f"{num(spent.get('tokens') if isinstance(spent, dict) else None)}"
+            + (f" ({num(block.get('spent_over_expected'), '.2f')}x the expected)"
+               if block.get("spent_over_expected") is not None else ""))
 
 
 def _cost_text(cost: dict) -> str:

@@ -195,3 +195,13 @@ def test_budget_stops_between_slices_and_resumes_with_a_raised_budget(budget_job
     assert est["expected"]["attempts"] == 8 and est["spent"]["tokens"] > 0
     assert "estimate (synth run --dry-run" in second.stdout
     assert "estimate (synth run --dry-run" in (out / "report.html").read_text()
+
+
+def test_estimate_line_shows_a_hostile_block_as_text():
+    from synth.report import estimate_line
+
+    assert estimate_line({"expected": {"tokens": "<b>"}, "spent": 3, "spent_over_expected": "x"}) is not None
+    assert estimate_line({"expected": "nope"}) is None and estimate_line(None) is None
+    line = estimate_line({"expected": {"tokens": 1000}, "at_most": {"tokens": 3000}, "spent": {"tokens": 1100},
+                          "spent_over_expected": 1.1, "acceptance_prior": 0.5})
+    assert line.endswith("1,000 tokens expected, at most 3,000; spent 1,100 (1.10x the expected)")
