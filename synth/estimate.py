@@ -57,6 +57,19 @@ class TokenCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
 
+def _local_tokenizer(name: str):
+    """The tokenizer of a directory or a cached Hub id, never downloaded. The fast tokenizer class first:
+    AutoTokenizer imports torch, many seconds a job's finish would wait for."""
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):  # no tokenizer.json: the model's own (slow) tokenizer class
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+
 def token_counter(model: str) -> TokenCounter:
     """The model's tokenizer if this machine has it without downloading or converting anything: a bundled
     model (its converted directory, else straight from the packaged GGUF), a local directory, a Hub id in
@@ -64,7 +77,7 @@ def token_counter(model: str) -> TokenCounter:
     from synth.models import BUNDLED, is_bundled
 
     try:
-        from transformers import AutoTokenizer
+        import transformers  # noqa: F401 (lazy: its submodules load on first use)
     except ImportError:
         return TokenCounter(f"~{CHARS_PER_TOKEN:g} characters per token (transformers is not installed)")
     try:
@@ -76,13 +89,15 @@ def token_counter(model: str) -> TokenCounter:
             module, _, dirname = BUNDLED[model.split(":", 1)[1]]
             converted = cache_dir() / "models" / dirname
             if (converted / "tokenizer_config.json").exists():
-                tokenizer = AutoTokenizer.from_pretrained(str(converted))
+                tokenizer = _local_tokenizer(str(converted))
             else:
                 package = Path(importlib.util.find_spec(module).submodule_search_locations[0])
                 gguf = next(package.glob("*.gguf"))
+                from transformers import AutoTokenizer
+
                 tokenizer = AutoTokenizer.from_pretrained(str(package), gguf_file=gguf.name)
         else:
-            tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
+            tokenizer = _local_tokenizer(model)
     except (OSError, ValueError, StopIteration, ImportError, KeyError) as exc:
         why = "not on this machine" if isinstance(exc, OSError) else f"{type(exc).__name__}: {str(exc)[:120]}"
         return TokenCounter(f"~{CHARS_PER_TOKEN:g} characters per token (no local tokenizer of {model}: {why}; "
