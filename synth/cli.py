@@ -148,10 +148,6 @@ def _verify(args: argparse.Namespace) -> int:
                              Path(args.laser_dir) if args.laser_dir else None, set(args.lid_skip),
                              batch_rows=args.batch_rows, contamination=[Path(p) for p in args.contamination],
                              ngram=args.ngram)
-    except BudgetSpent as exc:
-        print(f"synth: {exc}; every committed slice is kept in {output} (status interrupted). Raise the limit in "
-              f"plan.budget, then run the same command to resume: {resume}", file=sys.stderr)
-        return 3
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; {args.output} was not written",
               file=sys.stderr)
