@@ -298,6 +298,22 @@ def estimate(prepared, counter: TokenCounter | None = None) -> dict:
                     "wall_hours": round(hours / replicas, 4) if replicas else None,
                     "money": round(money, 4) if money is not None else None}
     out["currency"] = job.engine.price.currency if job.engine.price else None
+    out["budget"] = _against_budget(job, out)
+    return out
+
+
+def _against_budget(job: JobConfig, est: dict) -> dict:
+    """Each plan.budget limit beside the expected and largest spend: whether the job should fit in it."""
+    budget = job.plan.budget
+    if budget is None:
+        return {}
+    out = {}
+    for name, key in (("tokens", "tokens"), ("engine_hours", "engine_hours"), ("money", "money")):
+        limit = getattr(budget, name)
+        if limit is not None:
+            expected, at_most = est["expected"][key], est["at_most"][key]
+            out[name] = {"limit": limit, "expected": expected, "at_most": at_most,
+                         "fits": None if expected is None else expected <= limit}
     return out
 
 
@@ -351,7 +367,8 @@ def format_text(est: dict, job_path: str) -> str:
     lines.append("")
     for key, label in (("expected", "expected"), ("at_most", "at most ")):
         t = est[key]
-        money = f", {t['money']:,.2f} {cur}" if t["money"] is not None else ""
+        money = (f", {t['money']:,.2f} {cur}" if t["money"] >= 1 else f", {t['money']:.3g} {cur}") \
+            if t["money"] is not None else ""
         wall = f" ({t['wall_hours']:,.2f} h on {est['replicas']} replica(s))" if t["wall_hours"] is not None else ""
         lines.append(f"{label}: {t['attempts']:,} attempts, {t['requests']:,} requests, {t['tokens']:,} tokens "
                      f"({t['prompt_tokens']:,} prompt + {t['output_tokens']:,} output"
@@ -360,6 +377,10 @@ def format_text(est: dict, job_path: str) -> str:
     lines.append(f"engine-hours at {est['throughput_tokens_per_s']:,} output tokens/s per replica ({est['throughput_from']})")
     if est.get("currency") is None:
         lines.append("money: set engine.price {prompt, output} (per million tokens) for a figure")
+    for name, b in (est.get("budget") or {}).items():
+        verdict = ("the expected spend fits" if b["fits"] else "the job is expected to stop here, interrupted and resumable"
+                   if b["fits"] is not None else "no figure to compare")
+        lines.append(f"plan.budget.{name} {b['limit']:,}: expected {b['expected']:,}, at most {b['at_most']:,}: {verdict}")
     lines += ["assumptions:"] + [f"  - {a}" for a in est["assumptions"]]
     return "\n".join(lines)
 

@@ -97,6 +97,10 @@ def test_estimate_arithmetic_on_a_small_job(tmp_path, tiny_model_dir):
     assert math.isclose(exp["money"], round(prompt / 1e6 * 2 + 400 / 1e6 * 10, 4))
     assert est["at_most"]["attempts"] == 12 and est["at_most"]["output_tokens"] == 12 * 50
     assert est["currency"] == "EUR" and est["throughput_from"] == "engine.throughput_tokens_per_s"
+    assert est["budget"] == {}
+    job = _icl_job(tiny_model_dir, budget={"tokens": prompt + 100, "money": 1.0})
+    budgeted = estimate(prepare(parse_job(_write(tmp_path, job))))["budget"]
+    assert budgeted["tokens"]["fits"] is False and budgeted["money"]["fits"] is True
     # a lower prior: the planner sizes round 1 at need / prior, capped by the attempt budget
     low = estimate(prepare(parse_job(_write(tmp_path, _icl_job(tiny_model_dir, initial_acceptance=0.4)))))
     assert low["expected"]["attempts"] == 10
