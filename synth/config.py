@@ -164,12 +164,13 @@ class BudgetConfig(_Strict):
     slice being verified is committed and the run stops `interrupted`; raising the limit (it is not part
     of the job's identity) and running the same command resumes it."""
 
-    tokens: int | None = Field(None, ge=1, description="prompt + output tokens of every request (forward, "
-                               "back-translation, judge)")
-    engine_hours: float | None = Field(None, gt=0, description="engine time of the generated slices (their wall "
-                                       "time x replicas), in hours")
-    money: float | None = Field(None, gt=0, description="tokens priced at engine.price (and judge.engine.price), "
-                                "in its currency; needs engine.price")
+    tokens: int | None = Field(None, ge=1, le=10**15, description="prompt + output tokens of every request "
+                               "(forward, back-translation, judge; 1 to 10^15)")
+    engine_hours: float | None = Field(None, gt=0, le=1e7, allow_inf_nan=False, description="engine time of the "
+                                       "generated slices (their wall time x replicas), in hours (above 0, at most 10^7)")
+    money: float | None = Field(None, gt=0, le=1e12, allow_inf_nan=False, description="tokens priced at "
+                                "engine.price (and judge.engine.price), in its currency (above 0, at most 10^12); "
+                                "needs engine.price")
 
     @model_validator(mode="after")
     def _some_limit(self) -> "BudgetConfig":

@@ -209,3 +209,16 @@ def test_estimate_line_shows_a_hostile_block_as_text():
     line = estimate_line({"expected": {"tokens": 1000}, "at_most": {"tokens": 3000}, "spent": {"tokens": 1100},
                           "spent_over_expected": 1.1, "acceptance_prior": 0.5})
     assert line.endswith("1,000 tokens expected, at most 3,000; spent 1,100 (1.10x the expected)")
+
+
+@pytest.mark.parametrize("budget,field", [({}, "plan.budget"), ({"tokens": 0}, "plan.budget.tokens"),
+                                          ({"money": ".inf"}, "plan.budget.money"), ({"hours": 1}, "plan.budget.hours")])
+def test_a_bad_budget_names_its_field(tmp_path, budget, field):
+    from synth.errors import ConfigError
+
+    job = _icl_job("bundled:smollm2")
+    job["plan"]["budget"] = budget
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job).replace("'.inf'", ".inf"))
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_job(path)

@@ -13,17 +13,17 @@ from synth.secrets import looks_like_token
 class PriceConfig(BaseModel):
     """`engine.price`: what the engine's tokens cost, for `synth run --dry-run` and `plan.budget.money`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    prompt: float = Field(ge=0, description="price of one million prompt tokens (any currency; the same one "
-                          "as plan.budget.money)")
-    output: float = Field(ge=0, description="price of one million output (generated) tokens")
+    prompt: float = Field(ge=0, le=1e6, description="price of one million prompt tokens (0 to 1,000,000; any "
+                          "currency, the same one as plan.budget.money)")
+    output: float = Field(ge=0, le=1e6, description="price of one million output (generated) tokens (0 to 1,000,000)")
     currency: str = Field("USD", max_length=8, description="label printed beside amounts; nothing is converted")
 
 
 def _throughput_field():
-    return Field(None, gt=0, description="output tokens per second one replica (or the server) generates for this "
-                 "job, used by `synth run --dry-run` for engine-hours; unset: the planning figure of docs/scaling.md "
+    return Field(None, gt=0, le=1e8, allow_inf_nan=False, description="output tokens per second one replica (or the "
+                 "server) generates for this job (above 0, at most 100,000,000), used by `synth run --dry-run` for engine-hours; unset: the planning figure of docs/scaling.md "
                  "for the model's class, which the dry run names")
 
 
