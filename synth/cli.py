@@ -19,6 +19,7 @@ from synth.secrets import install_redaction, scrub
 
 
 def _run(args: argparse.Namespace) -> int:
+    from synth.budget import BudgetSpent
     from synth.config import parse_job
     from synth.engines.base import EngineUnavailable
     from synth.prepare import prepare
@@ -27,6 +28,14 @@ def _run(args: argparse.Namespace) -> int:
     from synth.shards import check_writable, output_location
 
     prepared = prepare(parse_job(Path(args.job)))
+    if args.dry_run:  # the plan and its cost: no engine, no Ray, nothing written
+        from synth.estimate import estimate, format_text
+
+        est = estimate(prepared)
+        print(json.dumps(est, indent=2) if args.format == "json" else format_text(est, args.job))
+        return 0
+    if args.format != "table":
+        raise ConfigError("--format json: only with --dry-run (a run prints its summary; manifest.json is the JSON)")
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
     if isinstance(output, Path) and not output.is_file():  # (a file there: RunDir says so)
         check_writable(output / "manifest.json", "--output")  # a folder that cannot be made or written: exit 2
@@ -42,6 +51,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"synth: error: {exc}" + (" (status interrupted)" if _interrupted(output) else "") +
               f".\nsynth: free some space, then run the same command to resume: {resume}", file=sys.stderr)
         return exc.exit_code
+    except BudgetSpent as exc:
+        print(f"synth: {exc}; every committed slice is kept in {output} (status interrupted). Raise the limit in "
+              f"plan.budget, then run the same command to resume: {resume}", file=sys.stderr)
+        return 3
     except Interrupted as exc:
         print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}. "
               f"Run the same command to resume: {resume}", file=sys.stderr)
@@ -258,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="the job file (YAML)")
     run.add_argument("--output", "-o", help="output directory (default: out/<job name>)")
     run.add_argument("--force-new", action="store_true", help="discard what the output directory holds and start over")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and its cost (attempts per cell, tokens, "
+                     "engine-hours, money at engine.price) without starting an engine or writing anything")
+    run.add_argument("--format", choices=["table", "json"], default="table", help="with --dry-run: a table for "
+                     "people, or JSON for scripts")
     run.set_defaults(func=_run)
     langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
     langs.add_argument("--format", choices=["table", "json"], default="table", help="a table for people, or JSON for scripts")

@@ -177,6 +177,26 @@ class JudgeConfig(_Strict):
         "translation of each ICL row into the pivot (a request per row)")
 
 
+class BudgetConfig(_Strict):
+    """`plan.budget`: a ceiling on what the job spends. Checked between slices: when a limit is reached the
+    slice being verified is committed and the run stops `interrupted`; raising the limit (it is not part
+    of the job's identity) and running the same command resumes it."""
+
+    tokens: int | None = Field(None, ge=1, le=10**15, description="prompt + output tokens of every request "
+                               "(forward, back-translation, judge; 1 to 10^15)")
+    engine_hours: float | None = Field(None, gt=0, le=1e7, allow_inf_nan=False, description="engine time of the "
+                                       "generated slices (their wall time x replicas), in hours (above 0, at most 10^7)")
+    money: float | None = Field(None, gt=0, le=1e12, allow_inf_nan=False, description="tokens priced at "
+                                "engine.price (and judge.engine.price), in its currency (above 0, at most 10^12); "
+                                "needs engine.price")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "BudgetConfig":
+        if self.tokens is None and self.engine_hours is None and self.money is None:
+            raise ValueError("give at least one of tokens, engine_hours, money (or remove plan.budget)")
+        return self
+
+
 class PlanConfig(_Strict):
     initial_acceptance: float = Field(0.5, gt=0, le=1, description="acceptance guessed before any is observed "
                                       "(above 0, at most 1)")
@@ -186,6 +206,8 @@ class PlanConfig(_Strict):
     max_attempts_per_row: float = Field(8.0, ge=1.0, le=1000.0, description="budget: attempts <= rows x this, per "
                                         f"language (1 to 1000; every target's rows x this at most {MAX_ATTEMPTS:,})")
     max_rounds: int = Field(5, ge=1, le=100, description="most rounds of generation (1 to 100)")
+    budget: BudgetConfig | None = Field(None, description="stop the job resumable once it has spent this many "
+                                        "tokens, engine-hours or money (checked between slices); unset: no ceiling")
 
 
 class OutputConfig(_Strict):
@@ -193,7 +215,10 @@ class OutputConfig(_Strict):
     license: str = Field("other", max_length=200, description="license named in the dataset card")
 
 
-EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}, "icl": {"structured"}}
+# what only sizes or bounds spending (estimates, budgets) is not the data's identity either: a run stopped by
+# its budget resumes with a raised one
+SPENDING_ONLY = {"throughput_tokens_per_s", "price"}
+EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}, "icl": {"structured"}, "plan": {"budget"}}
 
 # Engine settings that change only how (or from where) requests are sent, never which attempts a job
 # makes or how a row is verified: a resume may change them (a longer timeout, fewer concurrent requests,
@@ -202,8 +227,8 @@ EXECUTION_ONLY = {"verify": {"workers", "num_cpus", "laser_num_gpus"}, "icl": {"
 # hash: they change what an attempt produces.
 REQUEST_ONLY = {
     "openai": {"base_url", "api_key_env", "max_concurrency", "max_retries", "timeout_s", "backoff_s",
-               "continue_final_message"},
-    "vllm": {"replicas", "batch_size", "max_inflight", "max_restarts", "num_cpus"},
+               "continue_final_message"} | SPENDING_ONLY,
+    "vllm": {"replicas", "batch_size", "max_inflight", "max_restarts", "num_cpus"} | SPENDING_ONLY,
 }
 
 

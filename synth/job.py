@@ -55,6 +55,14 @@ class Job:
         self.filters.append(f)
         return self
 
+    def estimate(self) -> dict:
+        """What `synth run JOB --dry-run --format json` prints: attempts, tokens, engine-hours and money
+        the job is expected to spend (and at most), after every check a run makes; nothing started."""
+        from synth.estimate import estimate
+        from synth.prepare import prepare
+
+        return estimate(prepare(self.config, self.prompts))
+
     def run(self, output: str | Path, force_new: bool = False) -> dict:
         """Validate everything, run on Ray (local or RAY_ADDRESS), return the manifest. `output`: a
         path or an fsspec URL (s3://bucket/dir)."""

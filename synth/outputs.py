@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from synth.estimate import compare
 from synth.reasons import registry
 from synth.report import render_html
 from synth.shards import (
@@ -171,6 +172,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
         "reject_reasons": _reasons_seen(languages, verifier),
         "judge": judge,
+        # what `synth run --dry-run` expects this job to spend, beside what it spent (synth/estimate.py)
+        "estimate": compare(prepared, languages, judge),
         "sampling": job.sampling.model_dump(),
         "engine": {**(engine_stats or {}),
                    # rows an engine failure turned into rejects: 0 since engines raise EngineUnavailable instead

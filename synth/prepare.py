@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+from synth.budget import check_config as check_budget
 from synth.config import JobConfig
 from synth.conversations import Conversation
 from synth.datasource import load_entry
@@ -155,6 +156,7 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
     elif job.engine.api_key_env and job.engine.api_key_env not in os.environ:
         raise ConfigError(f"engine.api_key_env: the environment variable {job.engine.api_key_env} is not set; "
                           f"export it, or set api_key_env: null for a server without a key")
+    check_budget(job)
     if job.judge.enabled:
         prepared.judge = JudgeStage(job.judge, languages, prepared.preset, prompts)
     _trial_render(prepared)

@@ -182,10 +182,32 @@ def summary_table(manifest: dict) -> str:
         usage = judge.get("usage", {})
         lines.append(f"judge: {judge.get('model')} graded {usage.get('requests', 0)} request(s) "
                      f"({usage.get('prompt_tokens', 0)} prompt + {usage.get('output_tokens', 0)} output tokens)")
+    if line := estimate_line(manifest.get("estimate")):
+        lines.append(line)
     lines += [f"NOT run: {k}: {v}" for k, v in not_run.items()]
     if manifest.get("model_note"):
         lines += ["", "NOTE: " + manifest["model_note"]]
     return "\n".join(lines)
+
+
+def estimate_line(block: Any) -> str | None:
+    """One line for the summary and the report: expected tokens against spent (plain text; the report
+    escapes it). Values of the wrong type are shown as text, never formatted."""
+    if not isinstance(block, dict) or not isinstance(block.get("expected"), dict):
+        return None
+
+    def num(value: Any, spec: str = ",") -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return format(value, spec)
+        return str(value)
+
+    at_most, spent = block.get("at_most"), block.get("spent")
+    return (f"estimate (synth run --dry-run, prior {num(block.get('acceptance_prior'), 'g')}): "
+            f"{num(block['expected'].get('tokens'))} tokens expected, at most "
+            f"{num(at_most.get('tokens') if isinstance(at_most, dict) else None)}; spent "
+            f"{num(spent.get('tokens') if isinstance(spent, dict) else None)}"
+            + (f" ({num(block.get('spent_over_expected'), '.2f')}x the expected)"
+               if block.get("spent_over_expected") is not None else ""))
 
 
 def _cost_text(cost: dict) -> str:
@@ -413,6 +435,8 @@ def render_html(manifest: dict, rows: pl.DataFrame | pl.LazyFrame | None) -> str
         parts.append(f"<p class='note'>{_e(manifest['model_note'])}</p>")
     if engine_line := _engine_line(manifest):
         parts.append(f"<p>{_e(engine_line)} (engine failures are retried, never counted as rejected rows)</p>")
+    if line := estimate_line(manifest.get("estimate")):
+        parts.append(f"<p>{_e(line)}</p>")
     for filter_name, why in (filters_entry.get("not_run") or {}).items():
         parts.append(f"<p class='note'>Filter <b>{_e(filter_name)}</b> was not run: {_e(why)}. "
                      "It counted neither as passed nor as failed.</p>")

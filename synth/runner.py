@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
+from synth import budget
 from synth.engines.base import EngineUnavailable
 from synth.engines.start import capabilities_of, ensure_ray, start_engine
 from synth.errors import ConfigError, DiskFull, Interrupted, interrupt_in
@@ -223,6 +224,11 @@ class JobRun:
             self._rounds(setup.planner, setup.verifier, setup.score_names, setup.icl, setup.translate, pool, verification)
         except EngineUnavailable as exc:
             stopped = self._engine_failed(exc, setup)
+        except budget.BudgetSpent as exc:
+            stopped = exc
+            log.warning("%s: stopping after the slice that reached it", exc)
+            if self._scoring:
+                self._commit(self._scoring, setup.verifier, setup.planner, setup.score_names)
         except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
             stopped = interrupt_in(exc)
             if stopped is None:
@@ -252,6 +258,7 @@ class JobRun:
         """Round after round until the planner has nothing left: each round in slices, slice k committed
         after slice k+1 was generated (scored meanwhile by the verifier workers)."""
         slice_size = getattr(pool, "slice_size", 1024)
+        budget.check(self)  # plan.budget: a resumed run whose budget is spent generates nothing more
         while planned := self._plan_round(planner):
             round_no, attempts, first_part = planned
             self._scoring = None
@@ -263,6 +270,7 @@ class JobRun:
                     self._commit(self._scoring, verifier, planner, score_names)
                 candidates = [r.candidate() for r in rows if r.error is None]
                 self._scoring = _Slice(round_no, part, rows, candidates, verification.submit(candidates))
+                budget.check(self)  # between slices: BudgetSpent commits this one, then stops resumable
             if self._scoring:  # drain: the next round is sized from this round's acceptance
                 self._commit(self._scoring, verifier, planner, score_names)
                 self._scoring = None

@@ -11,6 +11,28 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from synth.secrets import looks_like_token
 
 
+class PriceConfig(BaseModel):
+    """`engine.price`: what the engine's tokens cost, for `synth run --dry-run` and `plan.budget.money`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    prompt: float = Field(ge=0, le=1e6, description="price of one million prompt tokens (0 to 1,000,000; any "
+                          "currency, the same one as plan.budget.money)")
+    output: float = Field(ge=0, le=1e6, description="price of one million output (generated) tokens (0 to 1,000,000)")
+    currency: str = Field("USD", max_length=8, description="label printed beside amounts; nothing is converted")
+
+
+def _throughput_field():
+    return Field(None, gt=0, le=1e8, allow_inf_nan=False, description="output tokens per second one replica (or the "
+                 "server) generates for this job (above 0, at most 100,000,000), used by `synth run --dry-run` for engine-hours; unset: the planning figure of docs/scaling.md "
+                 "for the model's class, which the dry run names")
+
+
+def _price_field():
+    return Field(None, description="{prompt, output} price per million tokens: `--dry-run` then estimates "
+                 "money and plan.budget.money can stop the job; unset: no money figures")
+
+
 class VllmEngineConfig(BaseModel):
     """`engine: {type: vllm, ...}`: replicas of `vllm.LLM` hosted by Ray actors."""
 
@@ -45,6 +67,8 @@ class VllmEngineConfig(BaseModel):
         default_factory=dict, description="passed to vllm.LLM (its size is bounded by the job file's limits); dtype "
         "defaults to the hardware's (bfloat16 on GPUs and on CPUs with native bf16, float32 on other CPUs)")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the replica processes")
+    throughput_tokens_per_s: float | None = _throughput_field()
+    price: PriceConfig | None = _price_field()
 
     @field_validator("engine_kwargs")
     @classmethod
@@ -112,6 +136,8 @@ class OpenAIEngineConfig(BaseModel):
             "prepended only to answers that lack it"
         ),
     )
+    throughput_tokens_per_s: float | None = _throughput_field()
+    price: PriceConfig | None = _price_field()
 
     @field_validator("base_url")
     @classmethod
