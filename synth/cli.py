@@ -24,9 +24,17 @@ def _run(args: argparse.Namespace) -> int:
     from synth.runner import JobRun
     from synth.shards import output_location
 
-    prepared = prepare(parse_job(Path(args.job)))
+    job = parse_job(Path(args.job))
+    origin = None
+    if args.targets_from:
+        from synth.eval.targets import apply_targets
+
+        job, origin = apply_targets(job, Path(args.targets_from))
+    prepared = prepare(job)
+    prepared.targets_from = origin
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
-    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
+    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "") + \
+        (f" --targets-from {args.targets_from}" if args.targets_from else "")
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
     except EngineUnavailable as exc:
@@ -40,6 +48,32 @@ def _run(args: argparse.Namespace) -> int:
         return 128 + exc.signum
     print(summary_table(manifest))
     print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from synth.eval.config import parse_eval
+    from synth.eval.run import EvalRun, prepare_eval
+    from synth.shards import output_location
+
+    prepared = prepare_eval(parse_eval(Path(args.eval)))
+    output = output_location(args.output) if args.output else Path("out") / prepared.config.name
+    resume = f"synth eval {args.eval}" + (f" --output {args.output}" if args.output else "")
+    try:
+        summary = EvalRun(prepared, output, force_new=args.force_new).run()
+    except EngineUnavailable as exc:
+        print(f"synth: error: an engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
+              f"{output}/_work. Fix the engine, then run the same command to resume: {resume}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}/_work. "
+              f"Run the same command to resume: {resume}", file=sys.stderr)
+        return 128 + exc.signum
+    from synth.eval.report import summary_text
+
+    print(summary_text(summary))
+    print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'}; next round: "
+          f"synth run JOB.yaml --targets-from {output})")
     return 0
 
 
@@ -197,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="the job file (YAML)")
     run.add_argument("--output", "-o", help="output directory (default: out/<job name>)")
     run.add_argument("--force-new", action="store_true", help="discard what the output directory holds and start over")
+    run.add_argument("--targets-from", metavar="DIR_OR_YAML", help="replace the job's targets with those `synth eval` "
+                     "wrote (its output directory or its next_targets.yaml); seeds, lid and sources stay the job's")
     run.set_defaults(func=_run)
+    ev = sub.add_parser("eval", help="evaluate a model per language x category x level and write the next round's "
+                        "targets")
+    ev.add_argument("eval", help="the evaluation file (YAML: name, model, prompts, judge, baseline, next_rows)")
+    ev.add_argument("--output", "-o", help="output directory (default: out/<name>)")
+    ev.add_argument("--force-new", action="store_true", help="discard what the output directory holds and start over")
+    ev.set_defaults(func=_eval)
     langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
     langs.add_argument("--format", choices=["table", "json"], default="table", help="a table for people, or JSON for scripts")
     langs.add_argument("--filters", default="default", help="filter preset whose LID backends to show (name or YAML path)")
@@ -251,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(ScrubLogs())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: noise at job scale
-    replaced = _stop_on_signals() if args.func in (_run, _verify) and threading.current_thread() is threading.main_thread() else {}
+    replaced = _stop_on_signals() if args.func in (_run, _verify, _eval) and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:

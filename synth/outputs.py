@@ -145,6 +145,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
         "license": job.output.license,
         "rounds": planner.rounds,
         "targets": {t.lang: t.rows for t in job.targets},
+        "targets_from": getattr(prepared, "targets_from", None),
         "totals": {"accepted": sum(s["accepted"] for s in languages.values()),
                    "rejected": sum(s["rejected"] for s in languages.values())},
         "languages": languages,

@@ -43,6 +43,7 @@ class PreparedJob:
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
     filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
     methods: tuple = (None, None)  # (IclMethod | None, TranslateMethod | None), built once (build_methods)
+    targets_from: dict | None = None  # the evaluation whose next_targets.yaml replaced the targets (--targets-from)
 
     def config_hash(self) -> str:
         """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""

@@ -60,7 +60,14 @@ def _dirs(out: OutPath) -> list[str]:
 
 
 class RunDir:
-    """One output directory of `synth run`."""
+    """One output directory of `synth run`. A subclass names another command's files (`synth eval`:
+    synth/eval/run.py): the same lock, state marker and deletion rules."""
+
+    command = "synth run"
+    owned = _OWNED  # files the command writes
+    owned_dirs = _OWNED_DIRS
+    marks = _MARKS
+    finished = "manifest.json"  # its `status` says whether the run finished
 
     def __init__(self, out: OutPath, config_hash: str):
         self.out = out
@@ -98,7 +105,7 @@ class RunDir:
             raise ConfigError(
                 f"--output {out}: holds a run of a different config (hash {state.get('config_hash')}, this job "
                 f"{self.config_hash}); use another --output, or pass --force-new to delete that run's files")
-        manifest = out / "manifest.json"
+        manifest = out / self.finished
         if manifest.exists():
             try:
                 status = json.loads(manifest.read_text()).get("status")
@@ -108,23 +115,23 @@ class RunDir:
                 return "complete"
         return "resume"
 
-    @staticmethod
-    def owns(name: str) -> bool:
+    @classmethod
+    def owns(cls, name: str) -> bool:
         """Whether `name` (relative to the run directory) is a file a run writes."""
-        return bool(_OWNED.match(name)) and not re.fullmatch(_TMP, name)
+        return bool(cls.owned.match(name)) and not re.fullmatch(_TMP, name)
 
     def foreign_files(self) -> list[str]:
         """The run directory's files, each checked to be one synth writes; refuse (exit 2) otherwise.
         A symlink is never synth's (deleting through it could reach a user's file)."""
         names = _files(self.out)
         for name in names:
-            owned = bool(_OWNED.match(name)) and (name.count("/") == 0 or _OWNED_DIRS.match(name.rsplit("/", 1)[0])
+            owned = bool(self.owned.match(name)) and (name.count("/") == 0 or self.owned_dirs.match(name.rsplit("/", 1)[0])
                                                    or name.startswith(f"{WORK}/"))
             if owned and not isinstance(self.out, RemotePath) and (self.out / name).is_symlink():
                 owned = False
-            if owned and name in _MARKS:
+            if owned and name in self.marks:
                 try:
-                    owned = _MARKS[name] in (self.out / name).read_text(errors="replace")
+                    owned = self.marks[name] in (self.out / name).read_text(errors="replace")
                 except OSError:
                     owned = False
             if not owned:
@@ -145,7 +152,7 @@ class RunDir:
                 target.unlink(missing_ok=True)
             removed.append(name)
         for name in _dirs(self.out):
-            if _OWNED_DIRS.match(name) and name != WORK:
+            if self.owned_dirs.match(name) and name != WORK:
                 try:
                     (self.out / name).rmdir()
                 except OSError:
@@ -161,7 +168,7 @@ class RunDir:
 
     # ---- one writer -----------------------------------------------------------------------------
     def _holder(self) -> dict:
-        return {"holder": f"synth run (pid {os.getpid()} on {socket.gethostname()})", "host": socket.gethostname(),
+        return {"holder": f"{self.command} (pid {os.getpid()} on {socket.gethostname()})", "host": socket.gethostname(),
                 "pid": os.getpid(), "token": self._lock_token, "heartbeat": time.time()}
 
     def acquire(self) -> None:

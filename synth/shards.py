@@ -320,6 +320,9 @@ def dataset_card(manifest: dict) -> str:
               f"(filter preset `{manifest['filters']['preset']}`), status **{manifest['status']}**.", ""]
     if manifest.get("model_note"):
         lines += [f"> {manifest['model_note']}", ""]
+    if origin := manifest.get("targets_from"):
+        lines += [f"Targets from the evaluation `{origin.get('name', '?')}` (config hash `{origin.get('config_hash', '?')}`, "
+                  f"model `{origin.get('model', '?')}`), `synth run --targets-from`.", ""]
     lines += ["| language | target | accepted | rejected | shortfall |", "|---|---|---|---|---|"]
     for lang, s in manifest["languages"].items():
         lines.append(f"| {lang} ({s['name']}) | {s['target']} | {s['accepted']} | {s['rejected']} | {s['shortfall']} |")

@@ -1,0 +1,312 @@
+"""One evaluation into an output directory: answer, judge, score, write (docs/eval.md).
+
+Work is committed in slices under DIR/_work like a run's rounds: the model's answers
+(`answers-NNNNN.parquet`), the baseline's (`baseline-NNNNN.parquet`), the judge's grades
+(`judge-NNNNN.parquet`) and pairwise verdicts (`pairwise-NNNNN.parquet`). A killed or failed
+evaluation resumes after the last committed slice with the same request ids; the final files
+(results.parquet, eval.json, report.html, next_targets.yaml) are rebuilt from the slices. The
+directory's lock, state marker and deletion rules are synth run's (synth/rundir.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from synth.engines.base import EngineUnavailable, GenerationRequest, SamplingConfig
+from synth.errors import ConfigError, Interrupted, interrupt_in
+from synth.eval.config import EvalConfig
+from synth.eval.items import Item, check_scorable, load_items
+from synth.eval import scoring
+from synth.rundir import _CODE, _TMP, RunDir
+from synth.shards import WORK, OutPath, atomic_write_json, atomic_write_parquet, output_location, read_parquet, remove_temporaries
+from synth.verify.base import Candidate
+
+log = logging.getLogger("synth")
+
+SLICE = 128  # items per committed slice (fixed: a resumed evaluation finds the same slices)
+FINAL = ("results.parquet", "eval.json", "report.html", "next_targets.yaml")
+
+
+class EvalDir(RunDir):
+    """The output directory of `synth eval`: RunDir's rules over the evaluation's own files."""
+
+    command = "synth eval"
+    owned = re.compile(rf"^(?:{WORK}/(?:state\.json|eval\.json|lock|(?:answers|baseline|judge|pairwise)-\d{{5}}\.parquet)"
+                       rf"|results\.parquet|eval\.json|report\.html|next_targets\.yaml|{_TMP})$")
+    owned_dirs = re.compile(rf"^(?:{WORK})$")
+    marks = {"eval.json": '"cells"', "report.html": "synth eval", "next_targets.yaml": "# synth eval"}
+    finished = "eval.json"
+
+
+@dataclass
+class PreparedEval:
+    """An evaluation whose every reference resolved: items, languages, templates, the offline checks."""
+
+    config: EvalConfig
+    items: list[Item]
+    languages: dict
+    verifier: object
+    judge: scoring.EvalJudge | None
+    pairwise: scoring.PairwiseJudge | None
+    inputs: dict[str, str]
+    previous: dict[tuple[str, str], int] | None
+
+    def config_hash(self) -> str:
+        return self.config.config_hash(self.inputs)
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _previous_rows(path: Path) -> dict[tuple[str, str], int]:
+    """Rows per (language, category) of a previous round: a job file's or a next_targets.yaml's targets."""
+    from synth.eval.targets import read_targets
+    from synth.plan import cell_targets
+
+    rows: dict[tuple[str, str], int] = {}
+    for target in read_targets(path, "allocation.previous")[0]:
+        for (lang, _method, category), n in cell_targets(target).items():
+            rows[(lang, category)] = rows.get((lang, category), 0) + n
+    return rows
+
+
+def prepare_eval(config: EvalConfig) -> PreparedEval:
+    """Every check that can fail before an engine starts; ConfigError (exit 2) naming the key."""
+    from synth.datasource import input_digest
+    from synth.languages import load_registry
+    from synth.prompts import load_prompts
+    from synth.verify.pipeline import load_preset
+
+    registry = dict(load_registry())
+    if config.languages_dir is not None:
+        registry.update(load_registry(str(config.languages_dir)))
+    items = load_items(config.prompts)
+    unknown = sorted({i.lang for i in items} - set(registry))
+    if unknown:
+        first = next(i for i in items if i.lang in unknown)
+        raise ConfigError(f"{first.origin}: unknown language(s) {unknown}; add languages/<code>.yaml (languages_dir) "
+                          f"or use registry codes (`synth languages`)")
+    check_scorable(items, config.judge is not None)
+    preset = load_preset(config.preset)
+    languages = {code: registry[code] for code in sorted({i.lang for i in items})}
+    verifier = scoring.language_verifier(preset, languages)  # a language no LID covers is refused here
+    prompts = dict(load_prompts())
+    if config.prompts_dir is not None:
+        prompts.update(load_prompts(config.prompts_dir))
+    judge = pairwise = None
+    if config.judge is not None:
+        for key, name, method in (("judge.prompt", config.judge.prompt, "judge"),
+                                  ("judge.pairwise_prompt", config.judge.pairwise_prompt, "judge_pairwise")):
+            if name not in prompts or prompts[name].method != method:
+                names = sorted(n for n, t in prompts.items() if t.method == method)
+                raise ConfigError(f"{key}: no {method} template {name!r}; {method} templates: {names}")
+        judge = scoring.EvalJudge(prompts[config.judge.prompt], languages, config.judge.max_tokens)
+        missing = set(judge.template.variables) - {"language", "turns", "text", "reference"}
+        if missing:
+            raise ConfigError(f"judge.prompt: template {config.judge.prompt!r} uses {sorted(missing)}; an evaluation "
+                              f"judge template may use language, turns, text, reference")
+        if config.baseline is not None:
+            pairwise = scoring.PairwiseJudge(prompts[config.judge.pairwise_prompt], languages, config.judge.max_tokens)
+    inputs = {}
+    for entry in config.prompts:
+        named = input_digest(entry)
+        if named is not None:
+            inputs[named[0]] = named[1]
+        else:
+            inputs[str(Path(entry.path).absolute())] = _digest(Path(entry.path))
+    inputs["templates"] = ",".join(f"{t.name}={t.hash}" for t in (judge and judge.template, pairwise and pairwise.template) if t)
+    previous = _previous_rows(config.allocation.previous) if config.allocation.previous is not None else None
+    return PreparedEval(config, items, languages, verifier, judge, pairwise, inputs, previous)
+
+
+# ---- committed slices -------------------------------------------------------------------------------
+
+def _committed(out: OutPath, kind: str) -> pl.DataFrame | None:
+    parts = sorted((out / WORK).glob(f"{kind}-*.parquet"))
+    return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
+
+
+def _done_slices(out: OutPath, kind: str) -> set[int]:
+    return {int(p.name.split("-")[1].split(".")[0]) for p in (out / WORK).glob(f"{kind}-*.parquet")}
+
+
+class EvalRun:
+    """`synth eval`: the phases in order, each resumable by slice."""
+
+    def __init__(self, prepared: PreparedEval, output: str | OutPath, force_new: bool = False):
+        self.p = prepared
+        self.config = prepared.config
+        self.out = output_location(output)
+        self.force_new = force_new
+        self.rundir = EvalDir(self.out, prepared.config_hash())
+        self.engine_stats = {"retries": 0, "outages": 0}
+        self.judge_usage = None
+
+    def run(self) -> dict:
+        """Run or resume; returns eval.json. Raises EngineUnavailable or Interrupted with the committed
+        slices kept (the same command resumes)."""
+        if self.rundir.state(self.force_new) == "complete":
+            log.info("%s already holds a finished evaluation of this config: nothing to do", self.out)
+            return json.loads((self.out / "eval.json").read_text())
+        self.rundir.acquire()
+        try:
+            state = self.rundir.state(self.force_new)
+            if state == "complete":
+                return json.loads((self.out / "eval.json").read_text())
+            return self._run_locked(state)
+        finally:
+            self.rundir.release()
+
+    def _started(self, state: str) -> None:
+        """Written just before the first slice: a failed preflight leaves the directory untouched."""
+        if self.rundir.is_run() and state != "new":
+            return
+        if self.rundir.is_run():
+            self.rundir.clear()
+        self.rundir.start(datetime.now(timezone.utc))
+        atomic_write_json(self.out / WORK / "eval.json", self.config.public_dump())
+
+    def _run_locked(self, state: str) -> dict:
+        if state == "resume":
+            if removed := remove_temporaries(self.out, EvalDir.owns):
+                log.info("removed %d temporary file(s) of the killed evaluation", len(removed))
+        elif self.rundir.is_run():  # --force-new: refuse foreign files before any engine starts
+            self.rundir.foreign_files()
+        try:
+            self._answer("answers", self.config.model, state)
+            if self.config.baseline is not None:
+                self._answer("baseline", self.config.baseline, state)
+            if self.p.judge is not None:
+                self._judge(state)
+        except BaseException:
+            if not self.rundir.is_run():
+                self.rundir.abandon()
+            raise
+        if not self.rundir.is_run():
+            self._started(state)  # every slice was already there (nothing to answer: an empty evaluation)
+        from synth.eval.outputs import finish_eval
+
+        return finish_eval(self.out, self.p, self.engine_stats, self.judge_usage)
+
+    def _slices(self, kind: str) -> list[tuple[int, list[Item]]]:
+        done = _done_slices(self.out, kind) if self.rundir.is_run() else set()
+        items = self.p.items
+        return [(k, items[start:start + SLICE]) for k, start in enumerate(range(0, len(items), SLICE)) if k not in done]
+
+    def _engine(self, engine_config, sampling: SamplingConfig):
+        from synth.engines.start import start_engine
+
+        return start_engine(engine_config, sampling)
+
+    def _stats(self, engine) -> None:
+        for key in self.engine_stats:
+            self.engine_stats[key] += int(getattr(engine, key, 0) or 0)
+
+    def _answer(self, kind: str, engine_config, state: str) -> None:
+        """Answers of one model (`answers` or `baseline`), a committed slice at a time."""
+        pending = self._slices(kind)
+        if not pending:
+            return
+        engine = self._engine(engine_config, self.config.sampling)
+        try:
+            self._started(state)
+            for k, items in pending:
+                requests = [GenerationRequest(id=f"{item.id}.{kind}", messages=item.messages) for item in items]
+                by_id = {c.id: c for c in engine.generate(requests)}
+                rows = []
+                for item, request in zip(items, requests):
+                    c = by_id.get(request.id)
+                    rows.append({"id": item.id, "answer": c.text if c and not c.error else "",
+                                 "error": (c.error if c else "no completion"), "finish_reason": c.finish_reason if c else None,
+                                 "prompt_tokens": c.prompt_tokens if c else 0, "output_tokens": c.output_tokens if c else 0})
+                atomic_write_parquet(self.out / WORK / f"{kind}-{k:05d}.parquet", pl.DataFrame(rows, schema={
+                    "id": pl.String, "answer": pl.String, "error": pl.String, "finish_reason": pl.String,
+                    "prompt_tokens": pl.Int64, "output_tokens": pl.Int64}))
+                log.info("%s: slice %d committed (%d items)", kind, k, len(items))
+        finally:
+            self._stats(engine)
+            engine.shutdown()
+
+    def answers(self, kind: str) -> dict[str, dict]:
+        frame = _committed(self.out, kind)
+        return {r["id"]: r for r in frame.to_dicts()} if frame is not None else {}
+
+    def _judge(self, state: str) -> None:
+        """The judge's grades (and pairwise verdicts with a baseline), a committed slice at a time."""
+        from synth.judging import JudgeUsage, judge_batch
+
+        self.judge_usage = JudgeUsage()
+        kinds = ["judge"] + (["pairwise"] if self.p.pairwise is not None else [])
+        pending = {kind: self._slices(kind) for kind in kinds}
+        if not any(pending.values()):
+            return
+        answers = self.answers("answers")
+        baseline = self.answers("baseline") if self.p.pairwise is not None else {}
+        judge_config = self.config.judge
+        engine = self._engine(judge_config.engine, SamplingConfig(temperature=judge_config.temperature, top_p=1.0,
+                                                                   max_tokens=judge_config.max_tokens, seed=self.config.seed))
+        try:
+            for k, items in pending["judge"]:
+                batch, turns = [], {}
+                for item in items:
+                    answer = answers[item.id]
+                    if answer["error"] or item.kind != "judged" and item.level != "language":
+                        continue  # nothing to grade, or scored by a metric
+                    batch.append(Candidate(id=item.id, lang=item.lang, text=answer["answer"]))
+                    turns[item.id] = item.messages
+                    self.p.judge.references[item.id] = item.reference
+                verdicts, usage = judge_batch(engine, self.p.judge, batch, turns) if batch else ([], JudgeUsage())
+                self.judge_usage.merge(usage)
+                rows = [{"id": v.id, **{n: v.scores.get(n) for n in scoring.JUDGE_SCORES},
+                         **{f"{d}_reason": v.reasons.get(d) for d in ("language", "content", "culture")},
+                         "unparseable": v.details[0] if v.scores.get("judge_language") is None and v.details else None}
+                        for v in verdicts]
+                self._commit("judge", k, rows, {**{n: pl.Float64 for n in scoring.JUDGE_SCORES},
+                                                **{f"{d}_reason": pl.String for d in ("language", "content", "culture")},
+                                                "unparseable": pl.String})
+            for k, items in pending.get("pairwise", []):
+                batch = []
+                for item in items:
+                    mine, theirs = answers[item.id], baseline.get(item.id)
+                    if mine["error"] or theirs is None or theirs["error"] or item.kind != "judged" and item.level != "language":
+                        continue
+                    for order, (a, b) in (("ab", (mine["answer"], theirs["answer"])), ("ba", (theirs["answer"], mine["answer"]))):
+                        cid = f"{item.id}.{order}"
+                        self.p.pairwise.context[cid] = {"turns": item.messages, "level": item.level,
+                                                        "reference": item.reference, "answer_a": a, "answer_b": b}
+                        batch.append(Candidate(id=cid, lang=item.lang, text=a))
+                verdicts, usage = judge_batch(engine, self.p.pairwise, batch) if batch else ([], JudgeUsage())
+                self.judge_usage.merge(usage)
+                by_id = {v.id: v for v in verdicts}
+                rows = []
+                for item in items:
+                    ab, ba = by_id.get(f"{item.id}.ab"), by_id.get(f"{item.id}.ba")
+                    if ab is None and ba is None:
+                        continue
+                    rows.append({"id": item.id, "ab": ab.winner, "ba": ba.winner, "ab_reason": ab.reason,
+                                 "ba_reason": ba.reason})
+                self._commit("pairwise", k, rows, {"ab": pl.String, "ba": pl.String, "ab_reason": pl.String,
+                                                   "ba_reason": pl.String})
+        finally:
+            self._stats(engine)
+            engine.shutdown()
+
+    def _commit(self, kind: str, k: int, rows: list[dict], schema: dict) -> None:
+        frame = pl.DataFrame(rows, schema={"id": pl.String, **schema})
+        atomic_write_parquet(self.out / WORK / f"{kind}-{k:05d}.parquet", frame)
+        log.info("%s: slice %d committed (%d rows)", kind, k, frame.height)
+
+
+def committed(out: OutPath, kind: str) -> dict[str, dict]:
+    frame = _committed(out, kind)
+    return {r["id"]: r for r in frame.to_dicts()} if frame is not None else {}

@@ -1,0 +1,116 @@
+"""next_targets.yaml: written by `synth eval`, read by `synth run --targets-from DIR|FILE`.
+
+The file is a `targets:` list in the job-file format (it can be pasted into a job) plus an
+`evaluation:` mapping naming where it came from; every allocation choice is a YAML comment.
+`--targets-from` replaces the job's targets with these, keeping each language's seeds, `lid` and the
+methods the job can run (icl needs seeds, translate needs `sources:`), and validates the result like
+any job file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from synth.config import JobConfig, TargetConfig, _format_validation_error
+from synth.errors import ConfigError
+
+FILE = "next_targets.yaml"
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def next_targets_yaml(summary: dict, plans, cells) -> str:
+    alloc = summary["allocation"]
+    lines = [
+        f"# synth eval {summary['name']}: next round's targets (config hash {summary['config_hash']})",
+        f"# model {summary['model']}" + (f", baseline {summary['baseline']}" if summary.get("baseline") else "")
+        + f"; scores: {summary['score']}; goal {summary['goal']:g}",
+        "# per cell (lang, category): gap g = max(0, goal - score); w = floor + (1 - floor) * g^a / sum(g^a);",
+        f"# rows = next_rows * w / sum(w), largest remainder; floor {alloc['floor']:g}, a {alloc['power']:g}, "
+        f"next_rows {alloc['next_rows']}, min_items {alloc['min_items']}"
+        + (f", at most {alloc['max_growth']:g}x the previous round ({alloc['previous']})" if alloc["previous"] else
+           ", no previous round: no cap"),
+        "# method by failing level: language -> icl (native seeds); culture -> half the rows to local_culture;",
+        "# domain -> the job's method mix (reasoning/math keep the pivot policy of languages/*.yaml)",
+        "evaluation:",
+        f"  name: {json.dumps(summary['name'])}",
+        f"  config_hash: {json.dumps(summary['config_hash'])}",
+        f"  finished_at: {json.dumps(summary['finished_at'])}",
+        f"  model: {json.dumps(summary['model'])}",
+        "targets:",
+    ]
+    for plan in plans:
+        lines.append(f"  # {plan.lang}:")
+        for c in cells:
+            if c.lang != plan.lang:
+                continue
+            lines.append(f"  #   {c.category}: score {_fmt(c.score)} (n {c.n}), gap {c.gap:.3f}, w {c.weight:.4f}, "
+                         f"{c.rows} rows" + (f", cap {c.cap}" if c.cap is not None else "")
+                         + (f", failing level {c.failing}" if c.failing else "")
+                         + "".join(f"; {note}" for note in c.notes))
+        lines += [f"  #   {note}" for note in plan.notes]
+        lines += [f"  - lang: {plan.lang}", f"    rows: {plan.rows}",
+                  "    methods: {" + ", ".join(f"{m}: {w:g}" for m, w in plan.methods.items()) + "}",
+                  "    categories: [" + ", ".join(plan.category_rows) + "]",
+                  "    category_weights: {" + ", ".join(f"{k}: {v}" for k, v in plan.category_rows.items()) + "}"]
+    return "\n".join(lines) + "\n"
+
+
+def read_targets(path: Path, field: str) -> tuple[list[TargetConfig], dict | None]:
+    """The `targets:` of a next_targets.yaml (or of a job file) and its `evaluation:` mapping, if any.
+    A directory stands for its next_targets.yaml."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    if not path.is_file():
+        raise ConfigError(f"{field}: {path} not found; give the output directory of `synth eval` or its {FILE}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{field}: {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("targets"), list) or not raw["targets"]:
+        raise ConfigError(f"{field}: {path} has no `targets:` list; give a next_targets.yaml written by synth eval")
+    try:
+        parsed = TypeAdapter(list[TargetConfig]).validate_python(raw["targets"])
+    except ValidationError as exc:
+        message = _format_validation_error(path, exc).replace("invalid job config", f"{field}: invalid targets")
+        raise ConfigError(message) from None
+    origin = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else None
+    return parsed, ({**origin, "path": str(path.resolve())} if origin else {"path": str(path.resolve())})
+
+
+def apply_targets(job: JobConfig, path: Path) -> tuple[JobConfig, dict]:
+    """The job with the targets of `path` instead of its own (module docstring); ConfigError naming the
+    language and the fix where the job cannot run a target."""
+    new, origin = read_targets(path, "--targets-from")
+    mine = {t.lang: t for t in job.targets}
+    merged = []
+    for target in new:
+        own = mine.get(target.lang)
+        seeds = own.seeds if own is not None else None
+        runnable = {m: w for m, w in target.methods.items()
+                    if (m == "icl" and seeds is not None) or (m == "translate" and job.sources is not None)}
+        if not runnable:
+            have = "no seeds for it" if seeds is None else "seeds"
+            raise ConfigError(f"--targets-from {path}: target {target.lang} asks for methods {sorted(target.methods)}, "
+                              f"but the job has {have} and {'no' if job.sources is None else ''} sources; add a "
+                              f"target for {target.lang} with seeds to the job (icl) or `sources:` (translate)")
+        merged.append(target.model_copy(update={"methods": runnable, "seeds": seeds,
+                                                "lid": own.lid if own is not None else target.lid}))
+    data = job.model_dump()
+    data["targets"] = [t.model_dump() for t in merged]
+    try:
+        result = JobConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(Path(path), exc)) from None
+    for a, b in zip(result.targets, merged):  # keep the seeds' absolute paths as parse_job made them
+        a.seeds = b.seeds
+    if job.sources is not None:
+        result.sources = job.sources
+    return result, origin
