@@ -203,10 +203,15 @@ class EvalRun:
         items = self.p.items
         return [(k, items[start:start + SLICE]) for k, start in enumerate(range(0, len(items), SLICE)) if k not in done]
 
-    def _engine(self, engine_config, sampling: SamplingConfig):
+    def _engine(self, key: str, engine_config, sampling: SamplingConfig):
+        """An engine of the evaluation; its preflight's errors name the EVAL.yaml key (model, baseline,
+        judge.engine), not a job's `engine`."""
         from synth.engines.start import start_engine
 
-        return start_engine(engine_config, sampling)
+        try:
+            return start_engine(engine_config, sampling)
+        except ConfigError as exc:
+            raise ConfigError(re.sub(r"\bengine\.", f"{key}.", str(exc))) from None
 
     def _stats(self, engine) -> None:
         for key in self.engine_stats:
@@ -217,7 +222,7 @@ class EvalRun:
         pending = self._slices(kind)
         if not pending:
             return
-        engine = self._engine(engine_config, self.config.sampling)
+        engine = self._engine("model" if kind == "answers" else "baseline", engine_config, self.config.sampling)
         try:
             self._started(state)
             for k, items in pending:
@@ -253,7 +258,7 @@ class EvalRun:
         answers = self.answers("answers")
         baseline = self.answers("baseline") if self.p.pairwise is not None else {}
         judge_config = self.config.judge
-        engine = self._engine(judge_config.engine, SamplingConfig(temperature=judge_config.temperature, top_p=1.0,
+        engine = self._engine("judge.engine", judge_config.engine, SamplingConfig(temperature=judge_config.temperature, top_p=1.0,
                                                                    max_tokens=judge_config.max_tokens, seed=self.config.seed))
         try:
             for k, items in pending["judge"]:
