@@ -44,7 +44,9 @@ def weights(gaps: list[float], floor: float, power: float) -> list[float]:
     """w_i = floor + (1 - floor) * g_i^a / sum(g^a); with no gap anywhere every cell keeps the floor."""
     powered = [g ** power if g > 0 else 0.0 for g in gaps]
     total = sum(powered)
-    return [floor + (1 - floor) * (p / total if total else 0.0) for p in powered]
+    if not total:  # every cell at its goal: an even split (each keeps the floor; floor 0: weight 1)
+        return [floor or 1.0] * len(gaps)
+    return [floor + (1 - floor) * p / total for p in powered]
 
 
 def split(total: int, w: list[float], caps: list[int | None]) -> list[int]:

@@ -27,6 +27,11 @@ Level = Literal["language", "domain", "culture"]
 LEVELS: tuple[str, ...] = ("language", "domain", "culture")
 
 
+# engine fields that say where and how fast a model runs, not which model answers (config_hash)
+EXECUTION_ONLY = {"base_url", "api_key_env", "max_concurrency", "max_retries", "timeout_s", "backoff_s", "replicas",
+                  "num_cpus", "batch_size", "max_inflight", "max_restarts", "device", "env"}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -174,8 +179,14 @@ class EvalConfig(_Strict):
         return data
 
     def config_hash(self, inputs: dict[str, str]) -> str:
-        """Identity of the evaluation's answers and scores: the config and the prompt files' digests."""
-        payload = json.dumps({"config": self.model_dump(mode="json"), "inputs": inputs}, sort_keys=True)
+        """Identity of the evaluation's answers and scores: the config and the prompt files' digests.
+        Where an engine runs (EXECUTION_ONLY: endpoint URL, key variable, concurrency, retries, replicas)
+        is left out, so an evaluation stopped by an outage resumes on another endpoint of the same model."""
+        data = self.model_dump(mode="json")
+        for engine in (data["model"], data.get("baseline"), (data.get("judge") or {}).get("engine")):
+            for key in EXECUTION_ONLY & set(engine or {}):
+                del engine[key]
+        payload = json.dumps({"config": data, "inputs": inputs}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

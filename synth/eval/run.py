@@ -151,6 +151,7 @@ class EvalRun:
         self.rundir = EvalDir(self.out, prepared.config_hash())
         self.engine_stats = {"retries": 0, "outages": 0}
         self.judge_usage = None
+        self._begun = False  # this process wrote the state marker (or found one to resume)
 
     def run(self) -> dict:
         """Run or resume; returns eval.json. Raises EngineUnavailable or Interrupted with the committed
@@ -169,9 +170,10 @@ class EvalRun:
 
     def _started(self, state: str) -> None:
         """Written just before the first slice: a failed preflight leaves the directory untouched."""
-        if self.rundir.is_run() and state != "new":
+        if self._begun or (self.rundir.is_run() and state != "new"):
             return
-        if self.rundir.is_run():
+        self._begun = True
+        if self.rundir.is_run():  # --force-new: the previous evaluation's files go (each checked to be synth's)
             self.rundir.clear()
         self.rundir.start(datetime.now(timezone.utc))
         atomic_write_json(self.out / WORK / "eval.json", self.config.public_dump())
@@ -183,6 +185,7 @@ class EvalRun:
         elif self.rundir.is_run():  # --force-new: refuse foreign files before any engine starts
             self.rundir.foreign_files()
         try:
+            self._preflight_endpoints()
             self._answer("answers", self.config.model, state)
             if self.config.baseline is not None:
                 self._answer("baseline", self.config.baseline, state)
@@ -197,6 +200,19 @@ class EvalRun:
         from synth.eval.outputs import finish_eval
 
         return finish_eval(self.out, self.p, self.engine_stats, self.judge_usage)
+
+    def _preflight_endpoints(self) -> None:
+        """The later phases' OpenAI-compatible endpoints are checked before the first answer is written
+        (a wrong URL, key or model is exit 2 with nothing written); vLLM engines load when their phase
+        starts, one at a time, so two models never share the memory."""
+        later = []
+        if self.config.baseline is not None and self._slices("baseline"):
+            later.append(("baseline", self.config.baseline))
+        if self.config.judge is not None and (self._slices("judge") or self._slices("pairwise")):
+            later.append(("judge.engine", self.config.judge.engine))
+        for key, engine_config in later:
+            if engine_config.type == "openai":
+                self._engine(key, engine_config, self.config.sampling).shutdown()
 
     def _slices(self, kind: str) -> list[tuple[int, list[Item]]]:
         done = _done_slices(self.out, kind) if self.rundir.is_run() else set()

@@ -32,6 +32,8 @@ def rule_judge(messages: list[dict]) -> str:
         ea, eb = bool(ENGLISH.search(a)), bool(ENGLISH.search(b))
         winner = "tie" if ea == eb else ("B" if ea else "A")
         return json.dumps({"reason": "by rule", "winner": winner})
+    if "<answer>" not in prompt:
+        return "ok"  # the engine's preflight
     answer = prompt.split("<answer>", 1)[1].split("</answer>", 1)[0]
     language = 1 if ENGLISH.search(answer) else 4
     return json.dumps({d: {"reason": "by rule", "score": s} for d, s in
