@@ -10,6 +10,7 @@ any job file.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from synth.config import JobConfig, TargetConfig, _format_validation_error
 from synth.errors import ConfigError
 
 FILE = "next_targets.yaml"
+log = logging.getLogger("synth")
 
 
 def _fmt(value) -> str:
@@ -94,13 +96,20 @@ def apply_targets(job: JobConfig, path: Path) -> tuple[JobConfig, dict]:
     for target in new:
         own = mine.get(target.lang)
         seeds = own.seeds if own is not None else None
-        runnable = {m: w for m, w in target.methods.items()
-                    if (m == "icl" and seeds is not None) or (m == "translate" and job.sources is not None)}
+        can = {"icl": seeds is not None, "translate": job.sources is not None}
+        runnable = {m: w for m, w in target.methods.items() if can[m]}
+        if not runnable and any(can.values()):  # e.g. icl asked for, no seeds: what the job can do, said aloud
+            runnable = {m: 1.0 for m, ok in can.items() if ok}
+            log.warning("--targets-from: %s asks for %s, but the job has no %s for it; running %s instead (add a "
+                        "target with seeds for %s to follow the evaluation)", target.lang, sorted(target.methods),
+                        "seeds" if not can["icl"] else "sources", sorted(runnable), target.lang)
+        elif set(runnable) != set(target.methods):
+            log.warning("--targets-from: %s: method(s) %s dropped (the job has no %s for them)", target.lang,
+                        sorted(set(target.methods) - set(runnable)), "seeds" if not can["icl"] else "sources")
         if not runnable:
-            have = "no seeds for it" if seeds is None else "seeds"
-            raise ConfigError(f"--targets-from {path}: target {target.lang} asks for methods {sorted(target.methods)}, "
-                              f"but the job has {have} and {'no' if job.sources is None else ''} sources; add a "
-                              f"target for {target.lang} with seeds to the job (icl) or `sources:` (translate)")
+            raise ConfigError(f"--targets-from {path}: target {target.lang} needs native seeds (icl) or `sources:` "
+                              f"(translate), and the job has neither for it; add a target for {target.lang} with "
+                              f"seeds to the job, or `sources:`")
         merged.append(target.model_copy(update={"methods": runnable, "seeds": seeds,
                                                 "lid": own.lid if own is not None else target.lid}))
     data = job.model_dump()
