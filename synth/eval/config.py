@@ -93,8 +93,8 @@ class EvalJudgeConfig(_Strict):
                         "with the reference when there is one")
     pairwise_prompt: str = Field("judge_pairwise", description="a template in prompts/ (method: judge_pairwise) "
                                  "comparing two answers, used with `baseline:`")
-    temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the judge (a retry of an "
-                               "unparseable verdict gets another seed)")
+    temperature: float = Field(0.3, ge=0, le=2, description="sampling temperature of the judge; above 0 so the "
+                               "one retry of an unparseable verdict (another seed) can differ")
     max_tokens: StrictInt = Field(384, ge=16, le=8192, description="longest verdict, in tokens")
 
 

@@ -279,10 +279,13 @@ class EvalRun:
         try:
             for k, items in pending["judge"]:
                 batch, turns = [], {}
+                passed = self._passes_checks(items, answers)
                 for item in items:
                     answer = answers[item.id]
                     if answer["error"] or item.kind != "judged" and item.level != "language":
                         continue  # nothing to grade, or scored by a metric
+                    if item.level == "language" and not passed[item.id]:
+                        continue  # the offline checks already scored it 0: no judge call spent on it
                     batch.append(Candidate(id=item.id, lang=item.lang, text=answer["answer"]))
                     turns[item.id] = item.messages
                     self.p.judge.references[item.id] = item.reference
@@ -297,10 +300,13 @@ class EvalRun:
                                                 "unparseable": pl.String})
             for k, items in pending.get("pairwise", []):
                 batch = []
+                passed, theirs_passed = self._passes_checks(items, answers), self._passes_checks(items, baseline)
                 for item in items:
                     mine, theirs = answers[item.id], baseline.get(item.id)
                     if mine["error"] or theirs is None or theirs["error"] or item.kind != "judged" and item.level != "language":
                         continue
+                    if item.level == "language" and not (passed[item.id] and theirs_passed[item.id]):
+                        continue  # decided by the offline checks (synth/eval/outputs.py)
                     for order, (a, b) in (("ab", (mine["answer"], theirs["answer"])), ("ba", (theirs["answer"], mine["answer"]))):
                         cid = f"{item.id}.{order}"
                         self.p.pairwise.context[cid] = {"turns": item.messages, "level": item.level,
@@ -321,6 +327,12 @@ class EvalRun:
         finally:
             self._stats(engine)
             engine.shutdown()
+
+    def _passes_checks(self, items: list[Item], answers: dict[str, dict]) -> dict[str, bool]:
+        """Whether each language-level answer passes the offline language checks."""
+        mine = [i for i in items if i.level == "language" and i.id in answers]
+        checks = scoring.offline_checks(self.p.verifier, mine, [answers[i.id]["answer"] for i in mine])
+        return {i.id: c.passed for i, c in zip(mine, checks)}
 
     def _commit(self, kind: str, k: int, rows: list[dict], schema: dict) -> None:
         frame = pl.DataFrame(rows, schema={"id": pl.String, **schema})

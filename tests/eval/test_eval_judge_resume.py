@@ -43,6 +43,9 @@ def test_judge_grades_and_the_wrong_language_stays_near_zero(tmp_path, texts):
     with EvalServer({"student": lambda m: answers.get(m[-1]["content"], "Habari"), "judge": rule_judge}) as server:
         judge = {"type": "openai", "base_url": server.url, "model": "judge", "api_key_env": None}
         assert main(["eval", str(_eval_file(tmp_path, server.url, judge=judge)), "-o", str(tmp_path / "out")]) == 0
+        graded = [b["messages"][-1]["content"] for b in server.seen if b["model"] == "judge"]
+    assert sum("sehemu" in g for g in graded) == N
+    assert not any("bagian" in g for g in graded)  # failed the offline checks: no judge call spent on them
     cells = _cells(tmp_path / "out")
     assert cells[("swh_Latn", "open_qa", "language")]["score"] == pytest.approx(0.75)  # grade 4 -> 0.75
     assert cells[("ind_Latn", "open_qa", "language")]["score"] == 0.0
