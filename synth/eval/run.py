@@ -179,6 +179,7 @@ class EvalRun:
         atomic_write_json(self.out / WORK / "eval.json", self.config.public_dump())
 
     def _run_locked(self, state: str) -> dict:
+        self._state = state
         if state == "resume":
             if removed := remove_temporaries(self.out, EvalDir.owns):
                 log.info("removed %d temporary file(s) of the killed evaluation", len(removed))
@@ -195,8 +196,7 @@ class EvalRun:
             if not self.rundir.is_run():
                 self.rundir.abandon()
             raise
-        if not self.rundir.is_run():
-            self._started(state)  # every slice was already there (nothing to answer: an empty evaluation)
+        self._started(state)  # no-op unless nothing needed answering
         from synth.eval.outputs import finish_eval
 
         return finish_eval(self.out, self.p, self.engine_stats, self.judge_usage)
@@ -215,7 +215,9 @@ class EvalRun:
                 self._engine(key, engine_config, self.config.sampling).shutdown()
 
     def _slices(self, kind: str) -> list[tuple[int, list[Item]]]:
-        done = _done_slices(self.out, kind) if self.rundir.is_run() else set()
+        # a new evaluation over a previous one (--force-new) redoes every slice: the old ones go at _started
+        fresh = self._state == "new" and not self._begun
+        done = _done_slices(self.out, kind) if self.rundir.is_run() and not fresh else set()
         items = self.p.items
         return [(k, items[start:start + SLICE]) for k, start in enumerate(range(0, len(items), SLICE)) if k not in done]
 

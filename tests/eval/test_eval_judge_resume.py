@@ -149,3 +149,24 @@ def test_bad_config_keys_and_an_unreachable_model_are_exit_2_with_nothing_writte
     assert main(["eval", str(path), "-o", str(tmp_path / "out")]) == 2
     assert "model.base_url" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_force_new_deletes_only_synth_s_files_and_a_foreign_directory_is_refused(tmp_path, texts, capsys):
+    answers = _prompts(tmp_path / "prompts.jsonl", texts)
+    out = tmp_path / "out"
+    with EvalServer({"student": lambda m: answers.get(m[-1]["content"], "Habari")}) as server:
+        path = _eval_file(tmp_path, server.url)
+        assert main(["eval", str(path), "-o", str(out)]) == 0
+        asked = len(server.seen)
+        assert main(["eval", str(path), "-o", str(out)]) == 0 and len(server.seen) == asked  # finished: not redone
+        (out / "notes.txt").write_text("mine")
+        assert main(["eval", str(path), "-o", str(out), "--force-new"]) == 2
+        assert "notes.txt" in capsys.readouterr().err and (out / "results.parquet").exists()
+        (out / "notes.txt").unlink()
+        assert main(["eval", str(path), "-o", str(out), "--force-new"]) == 0 and len(server.seen) == 2 * asked
+        foreign = tmp_path / "foreign"
+        foreign.mkdir()
+        (foreign / "data.csv").write_text("x")
+        assert main(["eval", str(path), "-o", str(foreign)]) == 2
+    assert "synth never deletes files it did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["data.csv"]
