@@ -124,12 +124,18 @@ def _cells(rows: list[dict], p: PreparedEval) -> tuple[list[dict], dict, list[Ce
     return cells, languages, allocation_cells
 
 
+# the per-check scores of a row, in its `scores` struct (as the `scores` of a run's shards)
+SCORE_FIELDS = ("language_checks", *CHECK_COLUMNS, *scoring.JUDGE_SCORES, "exact", "chrf", "absolute_score", "win_rate")
 RESULT_SCHEMA = {"id": pl.String, "lang": pl.String, "category": pl.String, "level": pl.String, "kind": pl.String,
                  "question": pl.String, "answer": pl.String, "error": pl.String, "finish_reason": pl.String,
-                 "language_checks": pl.Float64, "language_failed": pl.List(pl.String),
-                 **{k: pl.Float64 for k in CHECK_COLUMNS}, **{k: pl.Float64 for k in scoring.JUDGE_SCORES},
-                 "judge_reason": pl.String, "exact": pl.Float64, "chrf": pl.Float64, "absolute_score": pl.Float64,
-                 "baseline_answer": pl.String, "win_rate": pl.Float64, "score": pl.Float64}
+                 "language_failed": pl.List(pl.String), "judge_reason": pl.String, "baseline_answer": pl.String,
+                 "scores": pl.Struct({k: pl.Float64 for k in SCORE_FIELDS}), "score": pl.Float64}
+
+
+def _results_frame(rows: list[dict]) -> pl.DataFrame:
+    records = [{**{k: v for k, v in r.items() if k not in SCORE_FIELDS}, "scores": {k: r[k] for k in SCORE_FIELDS}}
+               for r in rows]
+    return pl.DataFrame(records, schema=RESULT_SCHEMA)
 
 
 def finish_eval(out: OutPath, p: PreparedEval, engine_stats: dict, judge_usage) -> dict:
@@ -161,7 +167,7 @@ def finish_eval(out: OutPath, p: PreparedEval, engine_stats: dict, judge_usage) 
                                     "category_rows": t.category_rows, "notes": t.notes} for t in plans]},
         "engine": engine_stats,
     }
-    atomic_write_parquet(out / "results.parquet", pl.DataFrame(rows, schema=RESULT_SCHEMA))
+    atomic_write_parquet(out / "results.parquet", _results_frame(rows))
     atomic_write_bytes(out / "next_targets.yaml", next_targets_yaml(summary, plans, allocation).encode())
     atomic_write_bytes(out / "report.html", render_html(summary).encode())
     atomic_write_json(out / "eval.json", summary)  # last: its presence marks the evaluation finished

@@ -50,7 +50,7 @@ def test_judge_grades_and_the_wrong_language_stays_near_zero(tmp_path, texts):
     assert cells[("swh_Latn", "open_qa", "language")]["score"] == pytest.approx(0.75)  # grade 4 -> 0.75
     assert cells[("ind_Latn", "open_qa", "language")]["score"] == 0.0
     results = pl.read_parquet(tmp_path / "out" / "results.parquet")
-    assert results.filter(pl.col("lang") == "swh_Latn", pl.col("level") == "language")["judge_language"].to_list() == [4.0] * N
+    assert results.filter(pl.col("lang") == "swh_Latn", pl.col("level") == "language")["scores"].struct.field("judge_language").to_list() == [4.0] * N
 
 
 @pytest.mark.parametrize("judge_rule", ["by_content", "always_a"])
