@@ -189,6 +189,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    if args.labels:
+        from synth.verify.calibrate_judge import calibrate_judge
+
+        result = calibrate_judge(Path(args.input), Path(args.labels), Path(args.output), args.base, args.min_rows)
+        for lang, dims in sorted(result["results"].items()):
+            for dim, r in sorted(dims.items()):
+                print(f"{lang} {dim}: {r['rows']} rows; " + (f"judge threshold {r['base']:g} -> {r['threshold']:g}, "
+                      f"balanced agreement {r['agreement']:.3f}" if "threshold" in r else f"kept {r['base']:g} ({r['kept']})"))
+        print(f"wrote {result['output']}")
+        return 0
     from synth.verify.calibrate import calibrate
 
     result = calibrate(Path(args.input), Path(args.output), args.base, args.quantile, args.min_rows,
@@ -261,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine) or a file with an engine: section")
     verify.set_defaults(func=_verify)
     cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
-    cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema)")
+    cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema); with --labels, "
+                     "the judged rows")
     cal.add_argument("--output", "-o", required=True, help="preset to write, e.g. filters/mine.yaml")
     cal.add_argument("--base", default="default", help="preset whose filters are scored and whose thresholds are kept "
                      "where calibration does not apply (default: default)")
@@ -269,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--min-rows", type=int, default=20, help="fewer good rows in a language: keep the base thresholds")
     cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
     cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")
+    cal.add_argument("--labels", metavar="LABELS", help="native speakers' verdicts (JSONL/Parquet/CSV: id, lang, "
+                     "dimension, verdict) on rows the judge graded: INPUT is then a `synth verify --judge` output or "
+                     "a synth eval results.parquet, and the judge's thresholds per language and dimension are set")
     cal.set_defaults(func=_calibrate)
     report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
     report.add_argument("dir", help="output directory (or URL) of a synth run")
