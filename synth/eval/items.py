@@ -115,23 +115,37 @@ def _with_options(question: str, choices: list[str]) -> str:
 
 def _item(row: dict, entry: PromptsEntry, where: str, default_id: str) -> Item:
     c = entry.columns
-    lang = row.get(c.lang or "lang", entry.lang) if (c.lang or "lang" in row) else entry.lang
+    # a column named in `columns:` first, then the entry's constant, then the column's usual name
+    lang = row.get(c.lang) if c.lang else entry.lang if entry.lang is not None else row.get("lang")
     if lang is None:
         raise ConfigError(f"{where}: no language: add a `lang` column, map one with columns.lang, or set `lang:` "
                           f"on the prompts entry")
     lang = _text(lang, where, c.lang or "lang")
-    level = row.get(c.level or "level") if (c.level or "level" in row) else entry.level
+    level = row.get(c.level) if c.level else entry.level if entry.level is not None else row.get("level")
     if level not in LEVELS:
         raise ConfigError(f"{where}: level {level!r}; each item is one of {list(LEVELS)} (a `level` column, "
                           f"columns.level, or `level:` on the prompts entry)")
-    category = row.get(c.category) if c.category else (row.get("category") or entry.category)
+    category = row.get(c.category) if c.category else entry.category if entry.category is not None else row.get("category")
     if category not in EVAL_CATEGORIES:
         raise ConfigError(f"{where}: category {category!r}; use one of {list(EVAL_CATEGORIES)} (a `category` "
                           f"column, columns.category, or `category:` on the prompts entry)")
+    alpaca = entry.format == "alpaca" or (entry.format == "auto" and not c.messages and not c.prompt and
+                                          (c.instruction or ("instruction" in row and "messages" not in row)))
     if c.prompt:
         messages = [{"role": "user", "content": _text(row.get(c.prompt), where, c.prompt)}]
+    elif alpaca:  # instruction (+ input) is the question; output, when there, the reference answer
+        name = c.instruction or "instruction"
+        question = _text(row.get(name), where, name)
+        extra = row.get(c.input or "input")
+        if isinstance(extra, str) and extra.strip():
+            question = f"{question.strip()}\n\n{extra.strip()}"
+        system = row.get(c.system) if c.system else None
+        messages = ([{"role": "system", "content": system}] if isinstance(system, str) and system.strip() else []) + \
+            [{"role": "user", "content": question}]
     else:
-        name = c.messages or "messages"
+        name = c.messages or ("conversations" if entry.format == "sharegpt" or
+                              (entry.format == "auto" and "conversations" in row and "messages" not in row)
+                              else "messages")
         turns = _turns(row.get(name), where)
         if not isinstance(turns, list) or not turns:
             raise ConfigError(f"{where}: needs a non-empty `{name}` list of {{role, content}} (or a plain-text "
@@ -148,7 +162,7 @@ def _item(row: dict, entry: PromptsEntry, where: str, default_id: str) -> Item:
     ident = row.get(c.id or "id")
     item = Item(id=default_id if ident is None or ident == "" else str(ident), lang=lang, category=category,
                 level=level, messages=messages, origin=where)
-    ref_name = c.reference or "reference"
+    ref_name = c.reference or ((c.output or "output") if alpaca and (c.output or "output") in row else "reference")
     if row.get(ref_name) is not None:
         item.reference = _text(row[ref_name], where, ref_name)
     elif c.reference:

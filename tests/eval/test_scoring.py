@@ -86,3 +86,18 @@ def test_duplicate_ids_across_files_are_refused(tmp_path):
         (tmp_path / name).write_text(json.dumps(row) + "\n")
     with pytest.raises(ConfigError, match="ids must be unique"):
         load_items([PromptsEntry(path=str(tmp_path / "a.jsonl")), PromptsEntry(path=str(tmp_path / "b.jsonl"))])
+
+
+def test_alpaca_and_sharegpt_sets_map_and_the_entry_s_constants_beat_the_usual_columns(tmp_path):
+    (tmp_path / "alpaca.jsonl").write_text(json.dumps({"instruction": "Tafsiri:", "input": "Good morning",
+                                                       "output": "Habari za asubuhi", "lang": "sw"}) + "\n")
+    entry = PromptsEntry.model_validate({"path": str(tmp_path / "alpaca.jsonl"), "lang": "swh_Latn",
+                                         "level": "domain", "category": "translation"})
+    [item] = load_items([entry])
+    assert item.lang == "swh_Latn" and item.question() == "Tafsiri:\n\nGood morning"
+    assert item.reference == "Habari za asubuhi" and item.kind == "translation"
+    (tmp_path / "sharegpt.jsonl").write_text(json.dumps({"conversations": [{"from": "human", "value": "Habari?"}],
+                                                         "lang": "swh_Latn", "level": "language",
+                                                         "category": "open_qa"}) + "\n")
+    [item] = load_items([PromptsEntry(path=str(tmp_path / "sharegpt.jsonl"))])
+    assert item.messages == [{"role": "user", "content": "Habari?"}]
