@@ -122,4 +122,31 @@ def apply_targets(job: JobConfig, path: Path) -> tuple[JobConfig, dict]:
         a.seeds = b.seeds
     if job.sources is not None:
         result.sources = job.sources
+    _guard_prompts(result, Path(path), origin)
     return result, origin
+
+
+def _guard_prompts(job: JobConfig, path: Path, origin: dict) -> None:
+    """The evaluation's local prompt files join the job's contamination sets: the next round must not
+    train on the prompts it will be measured on."""
+    from synth.config import ContaminationConfig
+
+    work = (path if path.is_dir() else path.parent) / "_work" / "eval.json"
+    try:
+        prompts = json.loads(work.read_text(encoding="utf-8")).get("prompts", [])
+    except (OSError, ValueError):
+        return
+    files = [Path(p["path"]) for p in prompts if isinstance(p, dict) and Path(str(p.get("path", ""))).is_file()]
+    skipped = [p.get("path") for p in prompts if isinstance(p, dict) and not Path(str(p.get("path", ""))).is_file()]
+    if skipped:
+        log.warning("--targets-from: evaluation prompts %s are not local files; add a local copy to "
+                    "verify.contamination.paths to keep them out of the training rows", skipped)
+    if not files:
+        return
+    if job.verify.contamination is None:
+        job.verify.contamination = ContaminationConfig(paths=files)
+    else:
+        job.verify.contamination.paths += [f for f in files if f not in job.verify.contamination.paths]
+    origin["contamination_paths"] = [str(f) for f in files]
+    log.info("--targets-from: the evaluation's prompt files join the contamination sets: %s",
+             ", ".join(str(f) for f in files))

@@ -71,6 +71,8 @@ def test_targets_from_replaces_the_targets_and_keeps_what_the_job_can_run(evalua
     assert all(set(t.methods) == {"translate"} for t in job.targets)  # icl dropped: the job has no seeds
     assert origin["name"] == "round-1" and origin["config_hash"]
     assert job.sources is not None and Path(job.sources.path).is_absolute()
+    # the evaluation's prompts are kept out of the next round's training rows
+    assert [p.name for p in job.verify.contamination.paths] == ["prompts.jsonl"]
 
 
 def test_targets_from_refuses_what_it_cannot_run_or_read(evaluation, tmp_path):
