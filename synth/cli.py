@@ -65,10 +65,12 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"synth: error: an engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
               f"{output}/_work. Fix the engine, then run the same command to resume: {resume}", file=sys.stderr)
         return 1
-    except Interrupted as exc:
-        print(f"\nsynth: stopped by {signal.Signals(exc.signum).name}; every committed slice is kept in {output}/_work. "
+    except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
+        if (stop := interrupt_in(exc)) is None:
+            raise
+        print(f"\nsynth: stopped by {signal.Signals(stop.signum).name}; every committed slice is kept in {output}/_work. "
               f"Run the same command to resume: {resume}", file=sys.stderr)
-        return 128 + exc.signum
+        return 128 + stop.signum
     from synth.eval.report import summary_text
 
     print(summary_text(summary))

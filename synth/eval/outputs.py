@@ -61,6 +61,15 @@ def score_rows(out: OutPath, p: PreparedEval) -> list[dict]:
     return rows
 
 
+def _started_at(out: OutPath) -> str | None:
+    import json
+
+    try:
+        return json.loads((out / "_work" / "state.json").read_text()).get("started_at")
+    except (OSError, ValueError):
+        return None
+
+
 def _reason(grades: dict | None, item) -> str | None:
     if not grades:
         return None
@@ -148,7 +157,7 @@ def finish_eval(out: OutPath, p: PreparedEval, engine_stats: dict, judge_usage) 
     plans = targets(allocation)
     summary = {
         "name": c.name, "status": "complete", "config_hash": p.config_hash(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "started_at": _started_at(out), "finished_at": datetime.now(timezone.utc).isoformat(),
         "model": c.model.model, "baseline": c.baseline.model if c.baseline else None,
         "judge": {"model": c.judge.engine.model, "prompt": p.judge.template.name, "prompt_hash": p.judge.template.hash,
                   "usage": judge_usage.as_dict() if judge_usage else None} if c.judge else None,

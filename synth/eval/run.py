@@ -97,6 +97,14 @@ def prepare_eval(config: EvalConfig) -> PreparedEval:
         raise ConfigError(f"{first.origin}: unknown language(s) {unknown}; add languages/<code>.yaml (languages_dir) "
                           f"or use registry codes (`synth languages`)")
     check_scorable(items, config.judge is not None)
+    from synth.models import check_model_spec
+
+    for key, engine in config.engines().items():  # a bundled name that does not exist: before any answer
+        if engine.type == "vllm":
+            try:
+                check_model_spec(engine.model)
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("engine.model", f"{'judge.engine' if key == 'judge' else key}.model")) from None
     preset = load_preset(config.preset)
     languages = {code: registry[code] for code in sorted({i.lang for i in items})}
     verifier = scoring.language_verifier(preset, languages)  # a language no LID covers is refused here

@@ -143,6 +143,13 @@ def _guard_prompts(job: JobConfig, path: Path, origin: dict) -> None:
                     "verify.contamination.paths to keep them out of the training rows", skipped)
     if not files:
         return
+    from synth.verify.pipeline import load_preset
+
+    if "contamination" not in load_preset(job.verify.preset).filters:
+        log.warning("--targets-from: the job's preset %r has no contamination filter, so the evaluation's prompt "
+                    "files (%s) are not checked against the training rows; use a preset that lists it (default does)",
+                    job.verify.preset, ", ".join(str(f) for f in files))
+        return
     if job.verify.contamination is None:
         job.verify.contamination = ContaminationConfig(paths=files)
     else:

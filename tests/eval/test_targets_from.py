@@ -71,7 +71,12 @@ def test_targets_from_replaces_the_targets_and_keeps_what_the_job_can_run(evalua
     assert all(set(t.methods) == {"translate"} for t in job.targets)  # icl dropped: the job has no seeds
     assert origin["name"] == "round-1" and origin["config_hash"]
     assert job.sources is not None and Path(job.sources.path).is_absolute()
-    # the evaluation's prompts are kept out of the next round's training rows
+    assert job.verify.contamination is None  # the job's preset has no contamination filter: a warning only
+    # with one (the default preset), the evaluation's prompts are kept out of the next round's training rows
+    raw = yaml.safe_load((tmp_path / "job.yaml").read_text())
+    raw["verify"]["preset"] = "default"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(raw))
+    job, _ = apply_targets(parse_job(tmp_path / "job.yaml"), evaluation)
     assert [p.name for p in job.verify.contamination.paths] == ["prompts.jsonl"]
 
 
