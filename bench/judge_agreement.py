@@ -193,7 +193,7 @@ def main() -> None:
         f"{k} {sum(s) / len(s):.2f} (n={len(s)})" for k, s in sorted(mean.items())))
     for v in verdicts[: args.examples]:
         print(f"  {v.id}: {v.scores} {v.reasons or v.details}")
-    from synth.verify.calibrate_judge import balanced_agreement
+    from synth.eval.calibrate import balanced_agreement
 
     print("\nper language: balanced agreement with the labels (judge, `default` preset)")
     for lang in sorted({r["lang"] for r in rows}):

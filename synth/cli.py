@@ -53,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from synth.eval.config import parse_eval
-    from synth.eval.run import EvalRun, prepare_eval
+    from synth.eval.prepare import prepare_eval
+    from synth.eval.run import EvalRun
     from synth.shards import output_location
 
     prepared = prepare_eval(parse_eval(Path(args.eval)))
@@ -192,7 +193,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     if args.labels:
-        from synth.verify.calibrate_judge import calibrate_judge
+        from synth.eval.calibrate import calibrate_judge
 
         result = calibrate_judge(Path(args.input), Path(args.labels), Path(args.output), args.base, args.min_rows)
         for lang, dims in sorted(result["results"].items()):

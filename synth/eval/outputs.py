@@ -12,7 +12,8 @@ from synth.eval import scoring
 from synth.eval.allocation import Cell, allocate, targets
 from synth.eval.config import LEVELS
 from synth.eval.intervals import bootstrap
-from synth.eval.run import PreparedEval, committed
+from synth.eval.prepare import PreparedEval
+from synth.eval.slices import committed
 from synth.shards import OutPath, atomic_write_bytes, atomic_write_json, atomic_write_parquet
 
 CHECK_COLUMNS = tuple(f"check_{name}" for name in scoring.LANGUAGE_CHECKS)

@@ -10,23 +10,21 @@ directory's lock, state marker and deletion rules are synth run's (synth/rundir.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import polars as pl
 
 from synth.engines.base import EngineUnavailable, GenerationRequest, SamplingConfig
-from synth.errors import ConfigError, Interrupted, interrupt_in
-from synth.eval.config import EvalConfig
-from synth.eval.items import Item, check_scorable, load_items
+from synth.errors import ConfigError
 from synth.eval import scoring
-from synth.rundir import _CODE, _TMP, RunDir
-from synth.shards import WORK, OutPath, atomic_write_json, atomic_write_parquet, output_location, read_parquet, remove_temporaries
+from synth.eval.items import Item
+from synth.eval.prepare import PreparedEval
+from synth.eval.slices import committed_frame, done_slices
+from synth.rundir import _TMP, RunDir
+from synth.shards import WORK, OutPath, atomic_write_json, atomic_write_parquet, output_location, remove_temporaries
 from synth.verify.base import Candidate
 
 log = logging.getLogger("synth")
@@ -44,108 +42,6 @@ class EvalDir(RunDir):
     owned_dirs = re.compile(rf"^(?:{WORK})$")
     marks = {"eval.json": '"cells"', "report.html": "synth eval", "next_targets.yaml": "# synth eval"}
     finished = "eval.json"
-
-
-@dataclass
-class PreparedEval:
-    """An evaluation whose every reference resolved: items, languages, templates, the offline checks."""
-
-    config: EvalConfig
-    items: list[Item]
-    languages: dict
-    verifier: object
-    judge: scoring.EvalJudge | None
-    pairwise: scoring.PairwiseJudge | None
-    inputs: dict[str, str]
-    previous: dict[tuple[str, str], int] | None
-
-    def config_hash(self) -> str:
-        return self.config.config_hash(self.inputs)
-
-
-def _digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _previous_rows(path: Path) -> dict[tuple[str, str], int]:
-    """Rows per (language, category) of a previous round: a job file's or a next_targets.yaml's targets."""
-    from synth.eval.targets import read_targets
-    from synth.plan import cell_targets
-
-    rows: dict[tuple[str, str], int] = {}
-    for target in read_targets(path, "allocation.previous")[0]:
-        for (lang, _method, category), n in cell_targets(target).items():
-            rows[(lang, category)] = rows.get((lang, category), 0) + n
-    return rows
-
-
-def prepare_eval(config: EvalConfig) -> PreparedEval:
-    """Every check that can fail before an engine starts; ConfigError (exit 2) naming the key."""
-    from synth.datasource import input_digest
-    from synth.languages import load_registry
-    from synth.prompts import load_prompts
-    from synth.verify.pipeline import load_preset
-
-    registry = dict(load_registry())
-    if config.languages_dir is not None:
-        registry.update(load_registry(str(config.languages_dir)))
-    items = load_items(config.prompts)
-    unknown = sorted({i.lang for i in items} - set(registry))
-    if unknown:
-        first = next(i for i in items if i.lang in unknown)
-        raise ConfigError(f"{first.origin}: unknown language(s) {unknown}; add languages/<code>.yaml (languages_dir) "
-                          f"or use registry codes (`synth languages`)")
-    check_scorable(items, config.judge is not None)
-    from synth.models import check_model_spec
-
-    for key, engine in config.engines().items():  # a bundled name that does not exist: before any answer
-        if engine.type == "vllm":
-            try:
-                check_model_spec(engine.model)
-            except ConfigError as exc:
-                raise ConfigError(str(exc).replace("engine.model", f"{'judge.engine' if key == 'judge' else key}.model")) from None
-    preset = load_preset(config.preset)
-    languages = {code: registry[code] for code in sorted({i.lang for i in items})}
-    verifier = scoring.language_verifier(preset, languages)  # a language no LID covers is refused here
-    prompts = dict(load_prompts())
-    if config.prompts_dir is not None:
-        prompts.update(load_prompts(config.prompts_dir))
-    judge = pairwise = None
-    if config.judge is not None:
-        for key, name, method in (("judge.prompt", config.judge.prompt, "judge"),
-                                  ("judge.pairwise_prompt", config.judge.pairwise_prompt, "judge_pairwise")):
-            if name not in prompts or prompts[name].method != method:
-                names = sorted(n for n, t in prompts.items() if t.method == method)
-                raise ConfigError(f"{key}: no {method} template {name!r}; {method} templates: {names}")
-        judge = scoring.EvalJudge(prompts[config.judge.prompt], languages, config.judge.max_tokens)
-        missing = set(judge.template.variables) - {"language", "turns", "text", "reference"}
-        if missing:
-            raise ConfigError(f"judge.prompt: template {config.judge.prompt!r} uses {sorted(missing)}; an evaluation "
-                              f"judge template may use language, turns, text, reference")
-        if config.baseline is not None:
-            pairwise = scoring.PairwiseJudge(prompts[config.judge.pairwise_prompt], languages, config.judge.max_tokens)
-    inputs = {}
-    for entry in config.prompts:
-        named = input_digest(entry)
-        if named is not None:
-            inputs[named[0]] = named[1]
-        else:
-            inputs[str(Path(entry.path).absolute())] = _digest(Path(entry.path))
-    inputs["templates"] = ",".join(f"{t.name}={t.hash}" for t in (judge and judge.template, pairwise and pairwise.template) if t)
-    previous = _previous_rows(config.allocation.previous) if config.allocation.previous is not None else None
-    return PreparedEval(config, items, languages, verifier, judge, pairwise, inputs, previous)
-
-
-# ---- committed slices -------------------------------------------------------------------------------
-
-def _committed(out: OutPath, kind: str) -> pl.DataFrame | None:
-    parts = sorted((out / WORK).glob(f"{kind}-*.parquet"))
-    return pl.concat([read_parquet(p) for p in parts], how="diagonal_relaxed") if parts else None
-
-
-def _done_slices(out: OutPath, kind: str) -> set[int]:
-    return {int(p.name.split("-")[1].split(".")[0]) for p in (out / WORK).glob(f"{kind}-*.parquet")}
 
 
 class EvalRun:
@@ -225,7 +121,7 @@ class EvalRun:
     def _slices(self, kind: str) -> list[tuple[int, list[Item]]]:
         # a new evaluation over a previous one (--force-new) redoes every slice: the old ones go at _started
         fresh = self._state == "new" and not self._begun
-        done = _done_slices(self.out, kind) if self.rundir.is_run() and not fresh else set()
+        done = done_slices(self.out, kind) if self.rundir.is_run() and not fresh else set()
         items = self.p.items
         return [(k, items[start:start + SLICE]) for k, start in enumerate(range(0, len(items), SLICE)) if k not in done]
 
@@ -269,7 +165,7 @@ class EvalRun:
             engine.shutdown()
 
     def answers(self, kind: str) -> dict[str, dict]:
-        frame = _committed(self.out, kind)
+        frame = committed_frame(self.out, kind)
         return {r["id"]: r for r in frame.to_dicts()} if frame is not None else {}
 
     def _judge(self, state: str) -> None:
@@ -348,8 +244,3 @@ class EvalRun:
         frame = pl.DataFrame(rows, schema={"id": pl.String, **schema})
         atomic_write_parquet(self.out / WORK / f"{kind}-{k:05d}.parquet", frame)
         log.info("%s: slice %d committed (%d rows)", kind, k, frame.height)
-
-
-def committed(out: OutPath, kind: str) -> dict[str, dict]:
-    frame = _committed(out, kind)
-    return {r["id"]: r for r in frame.to_dicts()} if frame is not None else {}

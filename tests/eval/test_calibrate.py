@@ -8,7 +8,7 @@ import polars as pl
 import yaml
 
 from synth.cli import main
-from synth.verify.calibrate_judge import balanced_agreement
+from synth.eval.calibrate import balanced_agreement
 from synth.verify.pipeline import load_preset
 
 
