@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 import polars as pl
 
+from synth.config import DIMENSIONS
 from synth.engines.base import EngineUnavailable, GenerationRequest, SamplingConfig
 from synth.errors import ConfigError
 from synth.eval import scoring
@@ -169,70 +170,79 @@ class EvalRun:
         return {r["id"]: r for r in frame.to_dicts()} if frame is not None else {}
 
     def _judge(self, state: str) -> None:
-        """The judge's grades (and pairwise verdicts with a baseline), a committed slice at a time."""
+        """The judge's grades (and pairwise verdicts with a baseline), a committed slice at a time. The
+        judge's engine starts only when some answer needs it (metrics and failed offline checks do not)."""
         from synth.judging import JudgeUsage, judge_batch
 
         self.judge_usage = JudgeUsage()
-        kinds = ["judge"] + (["pairwise"] if self.p.pairwise is not None else [])
-        pending = {kind: self._slices(kind) for kind in kinds}
-        if not any(pending.values()):
-            return
         answers = self.answers("answers")
         baseline = self.answers("baseline") if self.p.pairwise is not None else {}
-        judge_config = self.config.judge
-        engine = self._engine("judge.engine", judge_config.engine, SamplingConfig(temperature=judge_config.temperature, top_p=1.0,
-                                                                   max_tokens=judge_config.max_tokens, seed=self.config.seed))
+        work = [("judge", k, items, self._judge_batch(items, answers)) for k, items in self._slices("judge")]
+        if self.p.pairwise is not None:
+            work += [("pairwise", k, items, self._pairwise_batch(items, answers, baseline))
+                     for k, items in self._slices("pairwise")]
+        engine = None
         try:
-            for k, items in pending["judge"]:
-                batch, turns = [], {}
-                passed = self._passes_checks(items, answers)
-                for item in items:
-                    answer = answers[item.id]
-                    if answer["error"] or item.kind != "judged" and item.level != "language":
-                        continue  # nothing to grade, or scored by a metric
-                    if item.level == "language" and not passed[item.id]:
-                        continue  # the offline checks already scored it 0: no judge call spent on it
-                    batch.append(Candidate(id=item.id, lang=item.lang, text=answer["answer"]))
-                    turns[item.id] = item.messages
-                    self.p.judge.references[item.id] = item.reference
-                verdicts, usage = judge_batch(engine, self.p.judge, batch, turns) if batch else ([], JudgeUsage())
+            for kind, k, items, batch in work:
+                if batch and engine is None:
+                    judge = self.config.judge
+                    engine = self._engine("judge.engine", judge.engine, SamplingConfig(
+                        temperature=judge.temperature, top_p=1.0, max_tokens=judge.max_tokens, seed=self.config.seed))
+                if kind == "judge":
+                    turns = {c.id: next(i.messages for i in items if i.id == c.id) for c in batch}
+                    verdicts, usage = judge_batch(engine, self.p.judge, batch, turns) if batch else ([], JudgeUsage())
+                    rows = [{"id": v.id, **{n: v.scores.get(n) for n in scoring.JUDGE_SCORES},
+                             **{f"{d}_reason": v.reasons.get(d) for d in DIMENSIONS},
+                             "unparseable": v.details[0] if v.scores.get("judge_language") is None and v.details else None}
+                            for v in verdicts]
+                    schema = {**{n: pl.Float64 for n in scoring.JUDGE_SCORES},
+                              **{f"{d}_reason": pl.String for d in DIMENSIONS}, "unparseable": pl.String}
+                else:
+                    verdicts, usage = judge_batch(engine, self.p.pairwise, batch) if batch else ([], JudgeUsage())
+                    by_id = {v.id: v for v in verdicts}
+                    rows = [{"id": i.id, "ab": by_id[f"{i.id}.ab"].winner, "ba": by_id[f"{i.id}.ba"].winner,
+                             "ab_reason": by_id[f"{i.id}.ab"].reason, "ba_reason": by_id[f"{i.id}.ba"].reason}
+                            for i in items if f"{i.id}.ab" in by_id]
+                    schema = {"ab": pl.String, "ba": pl.String, "ab_reason": pl.String, "ba_reason": pl.String}
                 self.judge_usage.merge(usage)
-                rows = [{"id": v.id, **{n: v.scores.get(n) for n in scoring.JUDGE_SCORES},
-                         **{f"{d}_reason": v.reasons.get(d) for d in ("language", "content", "culture")},
-                         "unparseable": v.details[0] if v.scores.get("judge_language") is None and v.details else None}
-                        for v in verdicts]
-                self._commit("judge", k, rows, {**{n: pl.Float64 for n in scoring.JUDGE_SCORES},
-                                                **{f"{d}_reason": pl.String for d in ("language", "content", "culture")},
-                                                "unparseable": pl.String})
-            for k, items in pending.get("pairwise", []):
-                batch = []
-                passed, theirs_passed = self._passes_checks(items, answers), self._passes_checks(items, baseline)
-                for item in items:
-                    mine, theirs = answers[item.id], baseline.get(item.id)
-                    if mine["error"] or theirs is None or theirs["error"] or item.kind != "judged" and item.level != "language":
-                        continue
-                    if item.level == "language" and not (passed[item.id] and theirs_passed[item.id]):
-                        continue  # decided by the offline checks (synth/eval/outputs.py)
-                    for order, (a, b) in (("ab", (mine["answer"], theirs["answer"])), ("ba", (theirs["answer"], mine["answer"]))):
-                        cid = f"{item.id}.{order}"
-                        self.p.pairwise.context[cid] = {"turns": item.messages, "level": item.level,
-                                                        "reference": item.reference, "answer_a": a, "answer_b": b}
-                        batch.append(Candidate(id=cid, lang=item.lang, text=a))
-                verdicts, usage = judge_batch(engine, self.p.pairwise, batch) if batch else ([], JudgeUsage())
-                self.judge_usage.merge(usage)
-                by_id = {v.id: v for v in verdicts}
-                rows = []
-                for item in items:
-                    ab, ba = by_id.get(f"{item.id}.ab"), by_id.get(f"{item.id}.ba")
-                    if ab is None and ba is None:
-                        continue
-                    rows.append({"id": item.id, "ab": ab.winner, "ba": ba.winner, "ab_reason": ab.reason,
-                                 "ba_reason": ba.reason})
-                self._commit("pairwise", k, rows, {"ab": pl.String, "ba": pl.String, "ab_reason": pl.String,
-                                                   "ba_reason": pl.String})
+                self._commit(kind, k, rows, schema)
         finally:
-            self._stats(engine)
-            engine.shutdown()
+            if engine is not None:
+                self._stats(engine)
+                engine.shutdown()
+
+    def _judge_batch(self, items: list[Item], answers: dict[str, dict]) -> list[Candidate]:
+        """The answers of a slice the judge grades: not those a metric scores, nor those the offline
+        language checks already failed (score 0 whatever the judge says)."""
+        passed = self._passes_checks(items, answers)
+        batch = []
+        for item in items:
+            answer = answers[item.id]
+            if answer["error"] or (item.kind != "judged" and item.level != "language"):
+                continue
+            if item.level == "language" and not passed[item.id]:
+                continue
+            batch.append(Candidate(id=item.id, lang=item.lang, text=answer["answer"]))
+            self.p.judge.references[item.id] = item.reference
+        return batch
+
+    def _pairwise_batch(self, items: list[Item], answers: dict[str, dict], baseline: dict[str, dict]) -> list[Candidate]:
+        """Both orders of each item the judge compares (the offline checks decide where one answer or
+        both fail them: synth/eval/outputs.py)."""
+        passed, theirs_passed = self._passes_checks(items, answers), self._passes_checks(items, baseline)
+        batch = []
+        for item in items:
+            mine, theirs = answers[item.id], baseline.get(item.id)
+            if mine["error"] or theirs is None or theirs["error"] or (item.kind != "judged" and item.level != "language"):
+                continue
+            if item.level == "language" and not (passed[item.id] and theirs_passed[item.id]):
+                continue
+            for order, (a, b) in (("ab", (mine["answer"], theirs["answer"])), ("ba", (theirs["answer"], mine["answer"]))):
+                cid = f"{item.id}.{order}"
+                self.p.pairwise.context[cid] = {"turns": item.messages, "level": item.level,
+                                                "reference": item.reference, "answer_a": a, "answer_b": b}
+                batch.append(Candidate(id=cid, lang=item.lang, text=a))
+        return batch
 
     def _passes_checks(self, items: list[Item], answers: dict[str, dict]) -> dict[str, bool]:
         """Whether each language-level answer passes the offline language checks."""

@@ -23,6 +23,11 @@ FILE = "next_targets.yaml"
 log = logging.getLogger("synth")
 
 
+def _comment(text: str) -> str:
+    """Text safe inside a YAML comment: one line (a newline in a model name must not start a key)."""
+    return " ".join(str(text).split())
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -31,7 +36,7 @@ def next_targets_yaml(summary: dict, plans, cells) -> str:
     alloc = summary["allocation"]
     lines = [
         f"# synth eval {summary['name']}: next round's targets (config hash {summary['config_hash']})",
-        f"# model {summary['model']}" + (f", baseline {summary['baseline']}" if summary.get("baseline") else "")
+        f"# model {_comment(summary['model'])}" + (f", baseline {_comment(summary['baseline'])}" if summary.get("baseline") else "")
         + f"; scores: {summary['score']}; goal {summary['goal']:g}",
         "# per cell (lang, category): gap g = max(0, goal - score); w = floor + (1 - floor) * g^a / sum(g^a);",
         f"# rows = next_rows * w / sum(w), largest remainder; floor {alloc['floor']:g}, a {alloc['power']:g}, "
