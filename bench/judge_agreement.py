@@ -14,8 +14,9 @@ The judge: synth.verify.judge with the bundled `judge_row` prompt and the `defau
 through a vLLM pool of `--model` (or the engine of `--engine YAML`), one retry of unparseable verdicts.
 Baseline in the same run: the offline `default` filter preset on the same rows.
 Prints acceptance per kind for both, agreement (accepted == label) and balanced agreement (the mean of
-the keep rate on keep rows and the reject rate on reject rows), the judge's unparseable count and token
-cost; last line `ratio <judge balanced agreement / preset balanced agreement>`.
+the keep rate on keep rows and the reject rate on reject rows) overall and per language (judges are
+calibrated differently per language; `synth calibrate --labels` sets per-language pass marks from
+native speakers' verdicts), the judge's unparseable count and token cost; last line `ratio <judge balanced agreement / preset balanced agreement>`.
 
     .venv/bin/python bench/judge_agreement.py --model Qwen/Qwen2.5-7B-Instruct --per-kind 10   # on a GPU
     .venv/bin/python bench/judge_agreement.py --per-kind 1 --langs swh_Latn,fra_Latn          # CPU smoke run
@@ -192,6 +193,13 @@ def main() -> None:
         f"{k} {sum(s) / len(s):.2f} (n={len(s)})" for k, s in sorted(mean.items())))
     for v in verdicts[: args.examples]:
         print(f"  {v.id}: {v.scores} {v.reasons or v.details}")
+    from synth.eval.calibrate import balanced_agreement
+
+    print("\nper language: balanced agreement with the labels (judge, `default` preset)")
+    for lang in sorted({r["lang"] for r in rows}):
+        mine = [r for r in rows if r["lang"] == lang]
+        per = [balanced_agreement([(decided[r["id"]], r["keep"]) for r in mine]) for decided in (judged, preset)]
+        print(f"{lang:<10} {len(mine):>5} rows  judge {per[0]:.2f}  preset {per[1]:.2f}")
     ja, jb = agreement(rows, judged)
     pa, pb = agreement(rows, preset)
     print(f"\njudge: agreement {ja:.2f}, balanced {jb:.2f} ({judge_s:.0f}s; {usage.requests} requests, "

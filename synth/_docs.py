@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 
 GENERATED = {  # page path in the site -> function writing its Markdown
     "reference/job-file.md": "job_reference",
+    "reference/eval-file.md": "eval_reference",
     "reference/presets.md": "preset_reference",
     "reference/filters.md": "filter_reference",
     "reference/cli.md": "cli_reference",
@@ -214,6 +215,22 @@ configuration models (`synth.config.JobConfig` and the models it holds), so it l
 loader accepts.
 
 """ + sections_markdown(JobConfig)
+
+
+def eval_reference() -> str:
+    from synth.eval.config import EvalConfig
+
+    return _NOTE + """# Evaluation file reference
+
+An evaluation file (`synth eval EVAL.yaml --output DIR`) is YAML with the keys below; like a job file,
+an unknown key, a wrong type or a value out of bounds stops it before any work starts (exit 2).
+Relative paths (prompt files, `languages_dir`, `prompts_dir`, a preset file, `allocation.previous`) are
+relative to the evaluation file. `model`, `baseline` and `judge.engine` take the schema of a job's
+`engine:` ([job file reference](job-file.md)); `judge:` may also be an engine block itself. The loop and
+the formulas are described in [Evaluation](../eval.md). This page is generated from
+`synth.eval.config.EvalConfig` and the models it holds.
+
+""" + sections_markdown(EvalConfig)
 
 
 def preset_reference() -> str:

@@ -27,7 +27,14 @@ def _run(args: argparse.Namespace) -> int:
     from synth.runner import JobRun
     from synth.shards import check_writable, output_location
 
-    prepared = prepare(parse_job(Path(args.job)))
+    job = parse_job(Path(args.job))
+    origin = None
+    if args.targets_from:
+        from synth.eval.targets import apply_targets
+
+        job, origin = apply_targets(job, Path(args.targets_from))
+    prepared = prepare(job)
+    prepared.targets_from = origin
     if args.dry_run:  # the plan and its cost: no engine, no Ray, nothing written
         from synth.estimate import estimate, format_text
 
@@ -39,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
     output = output_location(args.output) if args.output else Path("out") / prepared.job.name  # path or URL
     if isinstance(output, Path) and not output.is_file():  # (a file there: RunDir says so)
         check_writable(output / "manifest.json", "--output")  # a folder that cannot be made or written: exit 2
-    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "")
+    resume = f"synth run {args.job}" + (f" --output {args.output}" if args.output else "") + \
+        (f" --targets-from {args.targets_from}" if args.targets_from else "")
     try:
         manifest = JobRun(prepared, output, force_new=args.force_new).run()
     except EngineUnavailable as exc:
@@ -70,6 +78,35 @@ def _interrupted(output) -> bool:
         return json_value((output / "manifest.json").read_bytes()).get("status") == "interrupted"
     except Exception:
         return False
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from synth.eval.config import parse_eval
+    from synth.eval.prepare import prepare_eval
+    from synth.eval.run import EvalRun
+    from synth.shards import output_location
+
+    prepared = prepare_eval(parse_eval(Path(args.eval)))
+    output = output_location(args.output) if args.output else Path("out") / prepared.config.name
+    resume = f"synth eval {args.eval}" + (f" --output {args.output}" if args.output else "")
+    try:
+        summary = EvalRun(prepared, output, force_new=args.force_new).run()
+    except EngineUnavailable as exc:
+        print(f"synth: error: an engine keeps failing: {exc}\nsynth: stopped; every committed slice is kept in "
+              f"{output}/_work. Fix the engine, then run the same command to resume: {resume}", file=sys.stderr)
+        return 1
+    except (Interrupted, SystemError) as exc:  # SystemError: a signal that arrived inside Ray's Cython code
+        if (stop := interrupt_in(exc)) is None:
+            raise
+        print(f"\nsynth: stopped by {signal.Signals(stop.signum).name}; every committed slice is kept in {output}/_work. "
+              f"Run the same command to resume: {resume}", file=sys.stderr)
+        return 128 + stop.signum
+    from synth.eval.report import summary_text
+
+    print(summary_text(summary))
+    print(f"\noutput: {output.resolve()}  (report: {output.resolve() / 'report.html'}; next round: "
+          f"synth run JOB.yaml --targets-from {output})")
+    return 0
 
 
 def _stop_on_signals() -> dict:
@@ -193,6 +230,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from synth.shards import check_writable
+    if args.labels:
+        from synth.eval.calibrate import calibrate_judge
+
+        result = calibrate_judge(Path(args.input), Path(args.labels), Path(args.output), args.base, args.min_rows)
+        for lang, dims in sorted(result["results"].items()):
+            for dim, r in sorted(dims.items()):
+                print(f"{lang} {dim}: {r['rows']} rows; " + (f"judge threshold {r['base']:g} -> {r['threshold']:g}, "
+                      f"balanced agreement {r['agreement']:.3f}" if "threshold" in r else f"kept {r['base']:g} ({r['kept']})"))
+        print(f"wrote {result['output']}")
+        return 0
     from synth.verify.calibrate import calibrate
 
     check_writable(Path(args.output))
@@ -275,7 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "engine-hours, money at engine.price) without starting an engine or writing anything")
     run.add_argument("--format", choices=["table", "json"], default="table", help="with --dry-run: a table for "
                      "people, or JSON for scripts")
+    run.add_argument("--targets-from", metavar="DIR_OR_YAML", help="replace the job's targets with those `synth eval` "
+                     "wrote (its output directory or its next_targets.yaml); seeds, lid and sources stay the job's")
     run.set_defaults(func=_run)
+    ev = sub.add_parser("eval", help="evaluate a model per language x category x level and write the next round's "
+                        "targets")
+    ev.add_argument("eval", help="the evaluation file (YAML: name, model, prompts, judge, baseline, next_rows)")
+    ev.add_argument("--output", "-o", help="output directory (default: out/<name>)")
+    ev.add_argument("--force-new", action="store_true", help="discard what the output directory holds and start over")
+    ev.set_defaults(func=_eval)
     langs = sub.add_parser("languages", help="list languages with their LID / LASER coverage")
     langs.add_argument("--format", choices=["table", "json"], default="table", help="a table for people, or JSON for scripts")
     langs.add_argument("--filters", default="default", help="filter preset whose LID backends to show (name or YAML path)")
@@ -299,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine) or a file with an engine: section")
     verify.set_defaults(func=_verify)
     cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
-    cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema)")
+    cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema); with --labels, "
+                     "the judged rows")
     cal.add_argument("--output", "-o", required=True, help="preset to write, e.g. filters/mine.yaml")
     cal.add_argument("--base", default="default", help="preset whose filters are scored and whose thresholds are kept "
                      "where calibration does not apply (default: default)")
@@ -309,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"fewer good rows in a language: keep the base thresholds (1 to {MAX_ROWS:,}; default 20)")
     cal.add_argument("--laser-dir", help="directory with LASER weights (else LASER is not calibrated)")
     cal.add_argument("--lid-skip", action="append", default=[], metavar="LANG", help="score LANG without LID")
+    cal.add_argument("--labels", metavar="LABELS", help="native speakers' verdicts (JSONL/Parquet/CSV: id, lang, "
+                     "dimension, verdict) on rows the judge graded: INPUT is then a `synth verify --judge` output or "
+                     "a synth eval results.parquet, and the judge's thresholds per language and dimension are set")
     cal.set_defaults(func=_calibrate)
     report = sub.add_parser("report", help="(re)write DIR/report.html and print the summary")
     report.add_argument("dir", help="output directory (or URL) of a synth run")
@@ -336,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     install_redaction()  # every logger, handler, warning and traceback: whatever the HTTP stack logs through
     for name in ("httpx", "httpx2"):  # one line per request: noise at job scale
         logging.getLogger(name).setLevel(logging.WARNING)
-    replaced = _stop_on_signals() if args.func in (_run, _verify) and threading.current_thread() is threading.main_thread() else {}
+    replaced = _stop_on_signals() if args.func in (_run, _verify, _eval) and threading.current_thread() is threading.main_thread() else {}
     try:
         return args.func(args)
     except ConfigError as exc:

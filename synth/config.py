@@ -64,6 +64,10 @@ class TargetConfig(_Strict):
                                        "in messages form, or an entry like sources (a datasets folder, "
                                        "hf://datasets/OWNER/NAME, with config/split/format/columns/where)")
     lid: Literal["auto", "skip"] = Field("auto", description="skip: the LID model does not cover this language")
+    category_weights: dict[str, Annotated[float, Field(gt=0, le=MAX_WEIGHT)]] | None = Field(
+        None, description=f"share of the rows per category, as positive weights over `categories` (at most "
+        f"{MAX_WEIGHT:g} each; e.g. the rows per category `synth eval` wrote in next_targets.yaml); unset: the rows "
+        "are spread evenly")
 
     _seeds_entry = field_validator("seeds", mode="before")(as_entry)
 
@@ -83,6 +87,13 @@ class TargetConfig(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"a category is listed twice in {value}; list each once")
         return value
+
+    @model_validator(mode="after")
+    def _weights_of_the_categories(self) -> "TargetConfig":
+        if self.category_weights is not None and set(self.category_weights) != set(self.categories):
+            raise ValueError(f"category_weights: give one weight per category of `categories` "
+                             f"{self.categories} (got {sorted(self.category_weights)})")
+        return self
 
 
 class SourcesConfig(DatasetEntry):

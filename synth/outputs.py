@@ -155,6 +155,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
         "license": job.output.license,
         "rounds": planner.rounds,
         "targets": {t.lang: t.rows for t in job.targets},
+        "targets_from": getattr(prepared, "targets_from", None),
         "totals": {"accepted": sum(s["accepted"] for s in languages.values()),
                    "rejected": sum(s["rejected"] for s in languages.values())},
         "languages": languages,
@@ -233,6 +234,9 @@ def dataset_card(manifest: dict) -> str:
              f"status **{manifest['status']}**: {total} accepted row(s) in {len(langs)} of {len(languages)} language(s).", ""]
     if manifest.get("model_note"):
         lines += [f"> {manifest['model_note']}", ""]
+    if isinstance(origin := manifest.get("targets_from"), dict):  # `synth run --targets-from`: the evaluation behind it
+        lines += [f"Targets from the evaluation `{origin.get('name', '?')}` (config hash `{origin.get('config_hash', '?')}`, "
+                  f"model `{public_model_name(str(origin.get('model', '?')))}`), `synth run --targets-from`.", ""]
     lines += ["| language | target | accepted | rejected | shortfall |", "|---|---|---|---|---|"]
     for lang, s in languages.items():
         lines.append(f"| {lang} ({s['name']}) | {s['target']} | {s['accepted']} | {s['rejected']} | {s['shortfall']} |")

@@ -70,7 +70,9 @@ def sources_needed(job: JobConfig) -> dict[str, int]:
 
 
 def cell_targets(target: TargetConfig) -> dict[Cell, int]:
-    weights = {(m, c): w / len(target.categories) for m, w in target.methods.items() for c in target.categories}
+    share = target.category_weights or {c: 1.0 for c in target.categories}
+    total = sum(share[c] for c in target.categories)
+    weights = {(m, c): w * share[c] / total for m, w in target.methods.items() for c in target.categories}
     return {(target.lang, m, c): n for (m, c), n in apportion(target.rows, weights).items()}
 
 

@@ -46,6 +46,7 @@ class PreparedJob:
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
     filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
     methods: tuple = (None, None)  # (IclMethod | None, TranslateMethod | None), built once (build_methods)
+    targets_from: dict | None = None  # the evaluation whose next_targets.yaml replaced the targets (--targets-from)
 
     def engine_needs(self) -> EngineNeeds:
         """The features the job's engine is asked for (its preflight tries each): structured output

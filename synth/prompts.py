@@ -110,7 +110,7 @@ class PromptTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    method: Literal["icl", "translate", "back_translate", "judge"]
+    method: Literal["icl", "translate", "back_translate", "judge", "judge_pairwise"]
     description: str = ""
     variables: list[str]
     system: str | None = None

@@ -66,7 +66,14 @@ def _dirs(out: OutPath) -> list[str]:
 
 
 class RunDir:
-    """One output directory of `synth run`."""
+    """One output directory of `synth run`. A subclass names another command's files (`synth eval`:
+    synth/eval/run.py): the same lock, state marker and deletion rules."""
+
+    command = "synth run"
+    owned = _OWNED  # files the command writes
+    owned_dirs = _OWNED_DIRS
+    marks = _MARKS
+    finished = "manifest.json"  # its `status` says whether the run finished
 
     def __init__(self, out: OutPath, config_hash: str, inputs: dict[str, str] | None = None):
         self.out = out
@@ -94,7 +101,7 @@ class RunDir:
         """Refuse (exit 2, naming it) a symbolic link at any path a run writes, before any work."""
         if not self._local() or not self.out.is_dir():
             return
-        planted = runfiles.links(self.out, lambda name: RunDir.owns(name) or bool(_OWNED_DIRS.match(name)))
+        planted = runfiles.links(self.out, lambda name: self.owns(name) or bool(self.owned_dirs.match(name)))
         if planted:
             raise runfiles.link_error(self.out, *planted[0])
 
@@ -128,7 +135,7 @@ class RunDir:
                 f"{self.config_hash}); use another --output, or pass --force-new to delete that run's files")
         self._check_inputs(state)
         try:
-            manifest = json_value(self._read("manifest.json"))
+            manifest = json_value(self._read(self.finished))
             status = manifest.get("status") if isinstance(manifest, dict) else None
         except FileNotFoundError:
             status = None
@@ -183,23 +190,23 @@ class RunDir:
                               f"old inputs and would mix with new ones: restore the file, or pass --force-new (deletes "
                               f"this run's files) or use a new --output to start over")
 
-    @staticmethod
-    def owns(name: str) -> bool:
+    @classmethod
+    def owns(cls, name: str) -> bool:
         """Whether `name` (relative to the run directory) is a file a run writes."""
-        return bool(_OWNED.match(name)) and not re.fullmatch(_TMP, name)
+        return bool(cls.owned.match(name)) and not re.fullmatch(_TMP, name)
 
     def foreign_files(self) -> list[str]:
         """The run directory's files, each checked to be one synth writes; refuse (exit 2) otherwise.
         A symlink is never synth's (deleting through it could reach a user's file)."""
         names = _files(self.out)
         for name in names:
-            owned = bool(_OWNED.match(name)) and (name.count("/") == 0 or _OWNED_DIRS.match(name.rsplit("/", 1)[0])
+            owned = bool(self.owned.match(name)) and (name.count("/") == 0 or self.owned_dirs.match(name.rsplit("/", 1)[0])
                                                    or name.startswith(f"{WORK}/"))
             if owned and not isinstance(self.out, RemotePath) and (self.out / name).is_symlink():
                 owned = False
-            if owned and name in _MARKS:
+            if owned and name in self.marks:
                 try:
-                    owned = _MARKS[name] in self._read(name).decode("utf-8", errors="replace")
+                    owned = self.marks[name] in self._read(name).decode("utf-8", errors="replace")
                 except (OSError, ConfigError):
                     owned = False
             if not owned:
@@ -220,7 +227,7 @@ class RunDir:
                 runfiles.unlink(self.out, name)
             removed.append(name)
         for name in _dirs(self.out):
-            if _OWNED_DIRS.match(name) and name != WORK:
+            if self.owned_dirs.match(name) and name != WORK:
                 runfiles.rmdir(self.out, name)  # False when not empty: something appeared meanwhile; leave it
         log.info("--force-new: deleted %d file(s) of the previous run in %s", len(removed), self.out)
         return removed
@@ -229,7 +236,7 @@ class RunDir:
         """Under the lock, before the run's first data: a new run clears a previous one (--force-new)
         and records its state; both remove the temporaries an earlier killed run of this directory
         left (only synth's own names). Returns when the run started."""
-        if removed := remove_temporaries(self.out, RunDir.owns):
+        if removed := remove_temporaries(self.out, self.owns):
             log.info("removed %d temporary file(s) of the killed run: %s", len(removed), ", ".join(removed))
         if state != "new":
             return self.started_at()
@@ -249,7 +256,7 @@ class RunDir:
 
     # ---- one writer -----------------------------------------------------------------------------
     def _holder(self) -> dict:
-        return {"holder": f"synth run (pid {os.getpid()} on {socket.gethostname()})", "host": socket.gethostname(),
+        return {"holder": f"{self.command} (pid {os.getpid()} on {socket.gethostname()})", "host": socket.gethostname(),
                 "pid": os.getpid(), "token": self._lock_token, "heartbeat": time.time()}
 
     def acquire(self) -> None:

@@ -58,7 +58,9 @@ def redact_url(url: str) -> str:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The secret values a URL carries: its user and password, and its credential query values."""
+    """The secret values a URL carries: its password (or a user part without one: a token written as the
+    user), and its credential query values. A user name beside a password is no secret, and redacting
+    a short common one (`user`) everywhere would garble unrelated text."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -66,7 +68,8 @@ def url_secrets(url: str) -> list[str]:
     found = []
     if "@" in parts.netloc:
         userinfo = parts.netloc.rsplit("@", 1)[0]
-        found += [userinfo, *userinfo.split(":", 1)]
+        name, colon, password = userinfo.partition(":")
+        found += [userinfo, password] if colon else [name]
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_PARAM.fullmatch(k)]
     return [v for v in found if v]
 

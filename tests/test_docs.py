@@ -107,21 +107,23 @@ def _roots():
     from synth.config import JobConfig
     from synth.verify import FilterPreset
 
-    return {"job": JobConfig, "preset": FilterPreset}
+    from synth.eval.config import EvalConfig
+
+    return {"job": JobConfig, "preset": FilterPreset, "eval": EvalConfig}
 
 
-@pytest.mark.parametrize("which", ["job", "preset"])
+@pytest.mark.parametrize("which", ["job", "preset", "eval"])
 def test_reference_lists_every_key(which):
     from synth import _docs
 
-    page = _docs.job_reference() if which == "job" else _docs.preset_reference()
+    page = {"job": _docs.job_reference, "preset": _docs.preset_reference, "eval": _docs.eval_reference}[which]()
     keys = _keys(_roots()[which])
     assert len(keys) > 10
     missing = [key for key, _, _ in keys if f"| `{key}` |" not in page]
     assert not missing, f"keys missing from the generated {which} reference: {missing}"
 
 
-@pytest.mark.parametrize("which", ["job", "preset"])
+@pytest.mark.parametrize("which", ["job", "preset", "eval"])
 def test_every_field_has_a_description(which):
     empty = sorted({f"{model.__module__}.{model.__name__}.{name}" for _, model, name in _keys(_roots()[which])
                     if not (model.model_fields[name].description or "").strip()})

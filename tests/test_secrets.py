@@ -49,4 +49,5 @@ def test_short_query_credentials_are_redacted_by_context_and_other_parameters_st
     assert scrub("POST http://h/v1/chat/completions?api-key=ab&api-version=2024-06-01&token=z") == \
         "POST http://h/v1/chat/completions?api-key=***&api-version=2024-06-01&token=***"
     assert redact_url("http://u:pw@h/v1?access_token=x&api-version=1") == "http://***@h/v1?access_token=***&api-version=1"
-    assert set(url_secrets("http://u:pw@h/v1?sig=abc&api-version=1")) == {"u:pw", "u", "pw", "abc"}
+    assert set(url_secrets("http://u:pw@h/v1?sig=abc&api-version=1")) == {"u:pw", "pw", "abc"}  # a user name beside a password is no secret
+    assert set(url_secrets("https://ghp_tok3n@h/v1")) == {"ghp_tok3n"}  # a token written as the user is
