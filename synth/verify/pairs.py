@@ -79,7 +79,7 @@ def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> Pa
         raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
                           f"add languages/<code>.yaml or fix the rows")
     registry = {l: registry[l] for l in sorted(langs)}  # the rows' languages: what not_run reports on
-    if "lid" in preset.filters:
+    if preset is not None and "lid" in preset.filters:  # None: no filter will run (synth standardise)
         router = LidRouter(registry, preset.lid_model, preset.lid_backends)
         uncovered = router.uncovered(lang_values - set(lid_skip))
         if uncovered:
