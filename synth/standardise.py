@@ -158,9 +158,22 @@ def _ftfy():
     return ftfy, ftfy.TextFixerConfig(**FTFY_CONFIG)
 
 
+# What UTF-8 read as Latin-1 or Windows-1252 always shows: a lead byte (Â-ô) followed by a continuation
+# byte (U+0080-00BF, or the Windows-1252 characters of 0x80-0x9F); read as Windows-1251: Р-п followed
+# by that code page's 0x80-0xBF characters; read as cp437: box drawing; and C1 controls, U+FFFD and
+# lone surrogates. Text with none of these holds no mojibake ftfy would fix, and skips it.
+_CP1252_HIGH = "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022" \
+               "\u2026\u2030\u2039\u203a\u20ac\u2122"
+_CP1251_HIGH = "\u0401-\u040f\u0451-\u045f\u0490\u0491\u00a0-\u00bf\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026" \
+               "\u2030\u2039\u203a\u20ac\u2116\u2122"
+MOJIBAKE_HINT = (f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]|[\u0420-\u043f][{_CP1251_HIGH}]"
+                 "|[\u0080-\u009f\u2500-\u257f\ufffd\ud800-\udfff]")
+_MOJIBAKE_HINT = re.compile(MOJIBAKE_HINT)
+
+
 def mojibake(text: str, ctx: Context) -> str:
-    """Encoding repair with ftfy (FTFY_CONFIG): text that is pure ASCII has nothing to repair."""
-    if text.isascii():
+    """Encoding repair with ftfy (FTFY_CONFIG), on text that may hold mojibake (_MOJIBAKE_HINT)."""
+    if text.isascii() or not _MOJIBAKE_HINT.search(text):
         return text
     ftfy, config = _ftfy()
     return ftfy.fix_text(text, config)
@@ -397,11 +410,15 @@ _LAO = [(re.compile(f"\u0ecd([{_LAO_TONES}]?)\u0eb2"), "\\1\u0eb3"), (re.compile
         (re.compile("\u0ec0\u0ec0"), "\u0ec1"), (re.compile("([\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ecd])\\1+"), "\\1")]
 
 
+_THAI_BLOCK, _LAO_BLOCK, _KHMER_BLOCK = (re.compile("[\u0e00-\u0e7f]"), re.compile("[\u0e80-\u0eff]"),
+                                        re.compile("[\u1780-\u17ff]"))
+
+
 def thai_vowels(text: str, ctx: Context) -> str:
     """Thai typed as it looks, not as it is spelled (the sequences pythainlp's normalize documents):
     NIKHAHIT + SARA AA -> SARA AM, a tone mark after SARA AM moved before it, SARA E twice -> SARA
     AE, a doubled mark once."""
-    if not any("\u0e00" <= c <= "\u0e7f" for c in text):
+    if not _THAI_BLOCK.search(text):
         return text
     for pattern, replacement in _THAI:
         text = pattern.sub(replacement, text)
@@ -410,7 +427,7 @@ def thai_vowels(text: str, ctx: Context) -> str:
 
 def lao_vowels(text: str, ctx: Context) -> str:
     """The Lao counterparts of thai_vowels (NIGGAHITA + AA -> AM, ...)."""
-    if not any("\u0e80" <= c <= "\u0eff" for c in text):
+    if not _LAO_BLOCK.search(text):
         return text
     for pattern, replacement in _LAO:
         text = pattern.sub(replacement, text)
@@ -426,7 +443,7 @@ _KHMER = [(re.compile("\u17a3"), "\u17a2"), (re.compile("\u17a4"), "\u17a2\u17b6
 
 def khmer_vowels(text: str, ctx: Context) -> str:
     """Khmer spelling sequences (_KHMER): deprecated letters, two-part vowels, COENG RO order."""
-    if not any("\u1780" <= c <= "\u17ff" for c in text):
+    if not _KHMER_BLOCK.search(text):
         return text
     for pattern, replacement in _KHMER:
         text = pattern.sub(replacement, text)
@@ -570,6 +587,33 @@ def library_versions() -> dict[str, str]:
             "myanmartools": version("myanmartools"), "python-myanmar": version("python-myanmar")}
 
 
+# Per rule, what it can act on (a regex): a text that matches none of its language's active rules'
+# triggers, and is already in NFC, is returned as it is without running any rule (most clean text)
+def _triggers(rules: LanguageRules, script: str | None, lang: str | None) -> dict[str, str]:
+    out = {
+        "mojibake": MOJIBAKE_HINT, "zawgyi": _MYANMAR.pattern, "line_ends": "[\r\x85\u2028\u2029]",
+        "controls": _CONTROLS.pattern,
+        "invisibles": "[\ufeff\u00ad\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\u206a-\u206f\ufff9-\ufffb]",
+        "presentation_forms": _PRESENTATION.pattern,
+        "indic_vowels": _INDIC_VOWELS.pattern,
+        "thai_vowels": "|".join(p.pattern for p, _ in _THAI), "lao_vowels": "|".join(p.pattern for p, _ in _LAO),
+        "khmer_vowels": "|".join(p.pattern for p, _ in _KHMER), "spaces": "  |[\u00a0\u202f\u2000-\u200a\u205f]",
+    }
+    if rules.letters:
+        out["letter_variants"] = "[" + "".join(re.escape(k) for k in rules.letters) + "]"
+    if script in _TATWEEL_SCRIPTS:
+        out["tatweel"] = "\u0640"
+    if script in DANDA_SCRIPTS:
+        out["danda"] = "\\|"
+    if script == "Arab":
+        out["arabic_punctuation"] = "[?,;]"
+    if script == "Ethi":
+        out["ethiopic_punctuation"] = "::"
+    if lang and lang.startswith("vie_"):
+        out["vietnamese_tones"] = "[^\x00-\x7f]"
+    return out
+
+
 class Standardiser:
     """The stage for a set of languages: `apply(text, lang)`; counts the changes per language and rule."""
 
@@ -586,7 +630,10 @@ class Standardiser:
             script = getattr(spec, "script", None) or (lang.split("_")[-1] if lang and "_" in lang else None)
             skip = set(self.config.skip) | set(rules.skip)
             active = tuple((name, rule) for name, (_, rule) in RULES.items() if name not in skip)
-            self._contexts[lang] = (rules, script, active)
+            triggers = [t for name, t in _triggers(rules, script, lang).items() if name not in skip]
+            gate = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+            form = None if "nfc" in skip else ("NFKC" if rules.nfkc else "NFC")
+            self._contexts[lang] = (rules, script, active, gate, form)
         return self._contexts[lang]
 
     def apply(self, text: str, lang: str | None = None) -> Standardised:
@@ -595,7 +642,9 @@ class Standardiser:
             return Standardised(text, ())
         if text.isascii() and "\r" not in text and not _ASCII_WORK.search(text):
             return Standardised(text, ())
-        rules, script, active = self._setup(lang)
+        rules, script, active, gate, form = self._setup(lang)
+        if (gate is None or not gate.search(text)) and (form is None or unicodedata2.normalize(form, text) == text):
+            return Standardised(text, ())
         ctx = Context(lang, script, rules, bool(_RTL.search(text)) if not text.isascii() else False)
         changed: set[str] = set()
         for _ in range(MAX_PASSES):
