@@ -247,3 +247,119 @@ def test_verify_standardises_before_scoring_and_rejects_lost_characters(tmp_path
         and rows[1]["raw_text"] != clean
     assert rows[1]["reject_reasons"] == ["dedup"]  # a corrupted copy is a duplicate once standardised
     assert rows[2]["reject_reasons"][0] == "encoding" and "U+FFFD" in rows[2]["reject_details"][0]
+
+
+# --- synth run: seeds and sources when loaded, outputs after parsing ---------------------------------
+
+def _demo_job(directory, preset: str | None = None):
+    """The demo job with an OpenAI engine on a closed port (prepare starts none), its French seeds and
+    English sources written with mojibake and zero-width spaces."""
+    import json
+
+    import yaml
+
+    from tests.ports import free_port
+    from tests.test_data_safety import EXAMPLES
+
+    job = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    (directory / "seeds").mkdir(parents=True, exist_ok=True)
+    for target in job["targets"]:
+        lines = (EXAMPLES / target["seeds"]).read_text(encoding="utf-8").splitlines()
+        if target["lang"] == "fra_Latn":
+            records = [json.loads(line) for line in lines]
+            for record in records:
+                for message in record["messages"]:
+                    message["content"] = sloppy_cp1252(message["content"])
+            lines = [json.dumps(r, ensure_ascii=False) for r in records]
+        (directory / target["seeds"]).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "sources").mkdir(exist_ok=True)
+    source = (EXAMPLES / job["sources"]["path"]).read_text(encoding="utf-8").replace("the ", "the\u200b ")
+    (directory / job["sources"]["path"]).write_text(source, encoding="utf-8")
+    job["engine"] = {"type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key_env": None}
+    if preset:
+        job["verify"]["preset"] = preset
+    path = directory / "job.yaml"
+    path.write_text(yaml.safe_dump(job, allow_unicode=True))
+    return path
+
+
+def test_run_standardises_seeds_and_sources_when_loaded(tmp_path):
+    from synth.config import parse_job
+    from synth.prepare import prepare
+
+    prepared = prepare(parse_job(_demo_job(tmp_path)))
+    french = [c for _, c in prepared.seeds["fra_Latn"][0].messages]
+    assert all("Ã" not in text and "â€" not in text for text in french) and any("é" in t or "è" in t for t in french)
+    assert all("\u200b" not in c for s in prepared.sources for _, c in s.messages)
+    non_ascii = sum(not c.isascii() for s in prepared.seeds["fra_Latn"] for _, c in s.messages)  # messages it repaired
+    assert prepared.standardised_inputs["fra_Latn"]["mojibake"] == non_ascii > 0
+    assert prepared.standardised_inputs["eng_Latn"]["invisibles"] > 0
+
+
+def test_rules_enter_the_config_hash(tmp_path):
+    import yaml
+
+    from synth.config import parse_job
+    from synth.paths import data_dir
+    from synth.prepare import prepare
+
+    preset = yaml.safe_load((data_dir("filters") / "default.yaml").read_text())
+    preset["standardise"] = {"skip": ["danda"]}
+    (tmp_path / "skip.yaml").write_text(yaml.safe_dump(preset, allow_unicode=True))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    default = prepare(parse_job(_demo_job(tmp_path / "a")))
+    skipping = prepare(parse_job(_demo_job(tmp_path / "b", preset=str(tmp_path / "skip.yaml"))))
+    assert default.job.config_hash() != default.config_hash()  # the rules are in it
+    assert default.config_hash() != skipping.config_hash()
+
+
+def test_preset_section_is_checked(tmp_path, capsys):
+    import yaml
+
+    from synth.paths import data_dir
+
+    preset = yaml.safe_load((data_dir("filters") / "default.yaml").read_text())
+    preset["standardise"] = {"skip": ["uncurl"]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(preset, allow_unicode=True))
+    source = tmp_path / "in.parquet"
+    _pairs(source, [("eng_Latn", "fine")])
+    assert main(["standardise", str(source), "--output", str(tmp_path / "o.parquet"), "--filters",
+                 str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown rules ['uncurl']" in capsys.readouterr().err
+
+
+def test_model_output_standardised_after_parsing_and_lost_characters_rejected(std):
+    from synth.methods.base import Row
+
+    broken = Row(id="r", lang="fra_Latn", method="icl", category="open_qa", prompt="p", model="m",
+                 messages=[{"role": "user", "content": sloppy_cp1252("Où est la gare ?")},
+                           {"role": "assistant", "content": "Elle est  à droite."}])
+    broken.standardise(std)
+    assert [m["content"] for m in broken.messages] == ["Où est la gare ?", "Elle est à droite."]
+    assert broken.raw_text == sloppy_cp1252("Où est la gare ?") + "\n\nElle est  à droite."
+    assert broken.standardise_rules == ["mojibake", "spaces"] and broken.error is None
+    clean = Row(id="c", lang="fra_Latn", method="icl", category="open_qa", prompt="p", model="m",
+                messages=[{"role": "user", "content": "Où ?"}, {"role": "assistant", "content": "Ici."}])
+    clean.standardise(std)
+    assert clean.raw_text is None and clean.standardise_rules == []
+    lost = Row(id="l", lang="fra_Latn", method="icl", category="open_qa", prompt="p", model="m",
+               messages=[{"role": "user", "content": "Où ?"}, {"role": "assistant", "content": "Ic\ufffd."}])
+    lost.standardise(std)
+    assert lost.error == "encoding" and "U+FFFD" in lost.error_detail
+
+
+def test_shards_carry_the_columns(tmp_path):
+    from datetime import datetime, timezone
+
+    from synth.shards import rows_frame, write_language_shards
+
+    record = {"id": "a", "lang": "fra_Latn", "method": "icl", "category": "open_qa",
+              "messages": [{"role": "user", "content": "Où ?"}, {"role": "assistant", "content": "Ici."}],
+              "model": "m", "prompt": "icl_pair", "scores": {"lid": 1.0}, "created_at": datetime.now(timezone.utc),
+              "accepted": True, "reject_reasons": [], "reject_details": [], "round": 1,
+              "raw_text": "OÃ¹ ?\n\nIci.", "standardise_rules": ["mojibake"]}
+    names = write_language_shards(tmp_path, "fra_Latn", rows_frame([record], ["lid"]), shard_rows=10)
+    shard = pl.read_parquet(tmp_path / names[0]).to_dicts()[0]
+    assert shard["raw_text"] == "OÃ¹ ?\n\nIci." and shard["standardise_rules"] == ["mojibake"]
+    assert not {"raw_text", "standardise_rules"} & {"prompt", "completion", "chosen", "rejected", "text", "label", "images"}
