@@ -363,3 +363,15 @@ def test_shards_carry_the_columns(tmp_path):
     shard = pl.read_parquet(tmp_path / names[0]).to_dicts()[0]
     assert shard["raw_text"] == "OÃ¹ ?\n\nIci." and shard["standardise_rules"] == ["mojibake"]
     assert not {"raw_text", "standardise_rules"} & {"prompt", "completion", "chosen", "rejected", "text", "label", "images"}
+
+
+def test_the_stage_imports_nothing_of_the_verifier():
+    import ast
+    from pathlib import Path
+
+    import synth.standardise as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith(("synth.verify", "synth.runner", "synth.engines"))}
