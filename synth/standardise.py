@@ -159,16 +159,17 @@ def _ftfy():
 
 
 # What UTF-8 read as Latin-1 or Windows-1252 always shows: a lead byte (Â-ô) followed by a continuation
-# byte (U+0080-00BF, or the Windows-1252 characters of 0x80-0x9F); read as Windows-1251: Р-п followed
-# by that code page's 0x80-0xBF characters; read as cp437: box drawing; and C1 controls, U+FFFD and
+# byte (U+0080-00BF, or the Windows-1252 characters of 0x80-0x9F); read as Windows-1251: Р-У followed
+# by one of that code page's 0x80-0xBF characters (а-п by two); read as cp437: box drawing; and C1 controls, U+FFFD and
 # lone surrogates. Text with none of these holds no mojibake ftfy would fix, and skips it.
 _CP1252_HIGH = "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022" \
                "\u2026\u2030\u2039\u203a\u20ac\u2122"
 _CP1251_HIGH = "\u0401-\u040f\u0451-\u045f\u0490\u0491\u00a0-\u00bf\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026" \
                "\u2030\u2039\u203a\u20ac\u2116\u2122"
-MOJIBAKE_HINT = (f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]|[\u0420-\u043f][{_CP1251_HIGH}]"
-                 "|[\u0080-\u009f\u2500-\u257f\ufffd\ud800-\udfff]")
-_MOJIBAKE_HINT = re.compile(MOJIBAKE_HINT)
+_MOJIBAKE_PAIRS = [f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]",  # a 2-byte character read as cp1252
+                   f"[\u0420-\u0423][{_CP1251_HIGH}]|[\u0430-\u043f][{_CP1251_HIGH}][{_CP1251_HIGH}]"]  # as cp1251
+_MOJIBAKE_CHARS = "\u0080-\u009f\u2500-\u257f\ufffd\ud800-\udfff"
+_MOJIBAKE_HINT = re.compile("|".join(_MOJIBAKE_PAIRS + [f"[{_MOJIBAKE_CHARS}]"]))
 
 
 def mojibake(text: str, ctx: Context) -> str:
@@ -180,6 +181,13 @@ def mojibake(text: str, ctx: Context) -> str:
 
 
 _MYANMAR = re.compile("[\u1000-\u109f]")
+# What Zawgyi text shows and Unicode Burmese never does: a vowel sign E or medial (Zawgyi RA) typed before
+# its consonant, so after no letter or medial, or a code point of the Zawgyi-only glyph range. The
+# detector runs where this matches, or on short text (a word or two may show neither)
+ZAWGYI_HINT = ("(?:^|[^\u1000-\u102a\u103b-\u103f\u104e\u1050-\u1055\u105a-\u105d\u1061\u1065\u1066\u106e-\u1070"
+               "\u1075-\u1081\u108e])[\u1031\u103b]|[\u1060-\u1097]")
+_ZAWGYI_HINT = re.compile(ZAWGYI_HINT)
+ZAWGYI_SHORT = 64  # characters: below this, the detector reads any Burmese text
 
 
 @cache
@@ -546,6 +554,7 @@ RULES: dict[str, tuple[int, Rule]] = {
     "vietnamese_tones": (1, vietnamese_tones),
     "spaces": (1, spaces),
 }
+ZAWGYI_SAMPLE = 400  # prose characters the Zawgyi detector reads (it is made for SMS-length text)
 MAX_PASSES = 4  # passes until nothing changes (one for clean text, two for most broken text)
 
 # A character of nothing but ASCII text that some rule changes: CR, C0 controls, DEL, two spaces
@@ -587,31 +596,46 @@ def library_versions() -> dict[str, str]:
             "myanmartools": version("myanmartools"), "python-myanmar": version("python-myanmar")}
 
 
-# Per rule, what it can act on (a regex): a text that matches none of its language's active rules'
-# triggers, and is already in NFC, is returned as it is without running any rule (most clean text)
-def _triggers(rules: LanguageRules, script: str | None, lang: str | None) -> dict[str, str]:
+def _doubled(marks: str, patterns: list[str]) -> str:
+    """`patterns`, and each Thai/Lao mark of the class body `marks` twice as a literal: a gate whose
+    every branch starts with a literal or a class (`re` then skips ahead by the first characters)."""
+    chars = [chr(c) for c in range(0x0E00, 0x0F00) if re.fullmatch(f"[{marks}]", chr(c))]
+    return "|".join(patterns + [c + c for c in chars])
+
+
+# Per rule, what it can act on: characters (a class body) and sequences (regexes). A text holding none of
+# its language's active rules' triggers, already in NFC, is returned as it is without running any rule
+# (most clean text): one class search and a few literal-led searches, fast on long texts.
+def _triggers(rules: LanguageRules, script: str | None, lang: str | None) -> dict[str, tuple[str, list[str]]]:
     out = {
-        "mojibake": MOJIBAKE_HINT, "zawgyi": _MYANMAR.pattern, "line_ends": "[\r\x85\u2028\u2029]",
-        "controls": _CONTROLS.pattern,
-        "invisibles": "[\ufeff\u00ad\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\u206a-\u206f\ufff9-\ufffb]",
-        "presentation_forms": _PRESENTATION.pattern,
-        "indic_vowels": _INDIC_VOWELS.pattern,
-        "thai_vowels": "|".join(p.pattern for p, _ in _THAI), "lao_vowels": "|".join(p.pattern for p, _ in _LAO),
-        "khmer_vowels": "|".join(p.pattern for p, _ in _KHMER), "spaces": "  |[\u00a0\u202f\u2000-\u200a\u205f]",
+        "mojibake": (_MOJIBAKE_CHARS, _MOJIBAKE_PAIRS), "zawgyi": ("", [ZAWGYI_HINT]),
+        "line_ends": ("\r\x85\u2028\u2029", []), "controls": ("\x00-\x08\x0b\x0c\x0e-\x1f\x7f", []),
+        "invisibles": ("\ufeff\u00ad\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\u206a-\u206f\ufff9-\ufffb", []),
+        "presentation_forms": ("\ufb50-\ufd3d\ufd50-\ufdc7\ufe70-\ufefc", []),
+        "indic_vowels": ("", [_INDIC_VOWELS.pattern]),
+        "thai_vowels": ("", [_doubled("\u0e31\u0e34-\u0e3a\u0e47-\u0e4e", [p.pattern for p, _ in _THAI[:3]])]),
+        "lao_vowels": ("", [_doubled("\u0eb1\u0eb4-\u0ebc\u0ec8-\u0ecd", [p.pattern for p, _ in _LAO[:3]])]),
+        "khmer_vowels": ("\u17a3\u17a4", ["\u17c1[\u17b6\u17b8]|\u17d2\u179a\u17d2"]),
+        "spaces": ("\u00a0\u202f\u2000-\u200a\u205f", ["  "]),
     }
     if rules.letters:
-        out["letter_variants"] = "[" + "".join(re.escape(k) for k in rules.letters) + "]"
+        out["letter_variants"] = ("".join(re.escape(k) for k in rules.letters), [])
     if script in _TATWEEL_SCRIPTS:
-        out["tatweel"] = "\u0640"
+        out["tatweel"] = ("\u0640", [])
     if script in DANDA_SCRIPTS:
-        out["danda"] = "\\|"
+        out["danda"] = ("|", [])
     if script == "Arab":
-        out["arabic_punctuation"] = "[?,;]"
+        out["arabic_punctuation"] = ("?,;", [])
     if script == "Ethi":
-        out["ethiopic_punctuation"] = "::"
+        out["ethiopic_punctuation"] = ("", ["::"])
     if lang and lang.startswith("vie_"):
-        out["vietnamese_tones"] = "[^\x00-\x7f]"
+        out["vietnamese_tones"] = ("\u0080-\U0010ffff", [])
     return out
+
+
+def _gates(triggers: list[tuple[str, list[str]]]) -> tuple[re.Pattern, ...]:
+    chars = "".join(c for c, _ in triggers)
+    return tuple(re.compile(p) for p in ([f"[{chars}]"] if chars else []) + [q for _, seqs in triggers for q in seqs])
 
 
 class Standardiser:
@@ -630,10 +654,9 @@ class Standardiser:
             script = getattr(spec, "script", None) or (lang.split("_")[-1] if lang and "_" in lang else None)
             skip = set(self.config.skip) | set(rules.skip)
             active = tuple((name, rule) for name, (_, rule) in RULES.items() if name not in skip)
-            triggers = [t for name, t in _triggers(rules, script, lang).items() if name not in skip]
-            gate = re.compile("|".join(f"(?:{t})" for t in triggers)) if triggers else None
+            gates = _gates([t for name, t in _triggers(rules, script, lang).items() if name not in skip])
             form = None if "nfc" in skip else ("NFKC" if rules.nfkc else "NFC")
-            self._contexts[lang] = (rules, script, active, gate, form)
+            self._contexts[lang] = (rules, script, active, gates, form)
         return self._contexts[lang]
 
     def apply(self, text: str, lang: str | None = None) -> Standardised:
@@ -642,13 +665,13 @@ class Standardiser:
             return Standardised(text, ())
         if text.isascii() and "\r" not in text and not _ASCII_WORK.search(text):
             return Standardised(text, ())
-        rules, script, active, gate, form = self._setup(lang)
-        if (gate is None or not gate.search(text)) and (form is None or unicodedata2.normalize(form, text) == text):
+        rules, script, active, gates, form = self._setup(lang)
+        if not any(g.search(text) for g in gates) and (form is None or unicodedata2.normalize(form, text) == text) \
+                and not (len(text) < ZAWGYI_SHORT and _MYANMAR.search(text)):
             return Standardised(text, ())
-        ctx = Context(lang, script, rules, bool(_RTL.search(text)) if not text.isascii() else False)
         changed: set[str] = set()
-        for _ in range(MAX_PASSES):
-            after = self._pass(text, ctx, active, changed)
+        for _ in range(MAX_PASSES):  # each pass reads its own text only: then the result is a fixed point
+            after = self._pass(text, Context(lang, script, rules, bool(_RTL.search(text))), active, changed)
             if after == text:
                 break
             text = after
@@ -659,9 +682,10 @@ class Standardiser:
 
     def _pass(self, text: str, ctx: Context, active: tuple, changed: set[str]) -> str:
         pieces = protected_pieces(text)
-        if _MYANMAR.search(text):  # decided on the whole prose, again each pass (converted text is Unicode)
-            probability = zawgyi_probability("\n".join(p for p, protected in pieces if not protected))
-            ctx = replace(ctx, zawgyi=probability >= self.config.zawgyi_threshold)
+        if _MYANMAR.search(text) and any(name == "zawgyi" for name, _ in active):
+            prose = "".join(p for p, protected in pieces if not protected)
+            if (len(prose) < ZAWGYI_SHORT or _ZAWGYI_HINT.search(prose)) and self._zawgyi(prose[:ZAWGYI_SAMPLE]):
+                ctx = replace(ctx, zawgyi=True)
         for name, rule in active:
             for i, (piece, protected) in enumerate(pieces):
                 if protected:
@@ -677,6 +701,13 @@ class Standardiser:
                     pieces[i] = (after, False)
                     changed.add(name)
         return "".join(p for p, _ in pieces)
+
+    def _zawgyi(self, sample: str) -> bool:
+        """Zawgyi, and Unicode once converted (a converted text the detector still calls Zawgyi is not
+        Burmese in either encoding: left as it is, so standardising again changes nothing)."""
+        threshold = self.config.zawgyi_threshold
+        return zawgyi_probability(sample) >= threshold and \
+            zawgyi_probability(_zawgyi()[1].convert(sample, "zawgyi", "unicode")) < threshold
 
     def texts(self, texts: Iterable[str], langs: Iterable[str | None]) -> list[Standardised]:
         return [self.apply(t, l) for t, l in zip(texts, langs)]
