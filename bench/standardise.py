@@ -39,6 +39,7 @@ Prints, as the last line, `ratio <verify keep rate of corrupted text with the st
 
     .venv/bin/python bench/standardise.py                 # every language, 12 articles each
     .venv/bin/python bench/standardise.py --articles 30
+    .venv/bin/python bench/standardise.py --throughput 20000   # verify's CPU time, stage on vs off
 """
 
 from __future__ import annotations
@@ -268,7 +269,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=12, help="articles per language (the UDHR has 30)")
     parser.add_argument("--no-verify", action="store_true", help="the stage's own figures only")
+    parser.add_argument("--throughput", type=int, metavar="PAIRS", help="instead: synth verify's CPU time on PAIRS "
+                        "pairs of bench/verify_throughput.py with the stage on and off")
+    parser.add_argument("--repeats", type=int, default=2, help="with --throughput: runs of each")
     args = parser.parse_args()
+    if args.throughput:
+        throughput(args.throughput, args.repeats)
+        return
     langs = list(LANGS)
     rows = units(langs, args.articles)
     std = Standardiser(StandardiseConfig(), load_registry())
@@ -347,6 +354,44 @@ def main() -> None:
         on, off = sum(broken_on) / len(broken_on), sum(broken_off) / len(broken_off)
         print(f"verify keep rate of corrupted text (mean over kinds): stage on {on:.3f}, off {off:.3f}")
         print(f"ratio {on / off:.3f}")
+
+
+def throughput(pairs: int, repeats: int) -> None:
+    """`synth verify` (`default` preset) on bench/verify_throughput.py's pairs with the stage on and off,
+    alternately in one run: CPU seconds of this process and its forked workers (a shared machine skews
+    wall time far more than CPU time)."""
+    import resource
+
+    from verify_throughput import draw
+
+    from _udhr_pairs import SEED as PAIRS_SEED
+    from synth.verify.cli_verify import verify_file
+    from synth.verify.lid import load_lid
+
+    def cpu_now() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    rows = draw(pairs, PAIRS_SEED)
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        source = work / "pairs.parquet"
+        pl.DataFrame({"id": [f"{p.id}-{i}" for i, p in enumerate(rows)], "lang": [p.lang for p in rows],
+                      "source_lang": ["eng_Latn"] * len(rows), "source": [p.source for p in rows],
+                      "text": [p.text for p in rows]}).write_parquet(source)
+        presets = {enabled: _preset(work, enabled, dedup=True) for enabled in (True, False)}
+        for _ in range(repeats):
+            for enabled in (False, True):
+                load_lid.cache_clear()
+                start, before = time.perf_counter(), cpu_now()
+                verify_file(source, work / f"out-{enabled}.parquet", str(presets[enabled]))
+                seconds, used = time.perf_counter() - start, cpu_now() - before
+                cpu[enabled].append(used)
+                print(f"stage {'on ' if enabled else 'off'}: {seconds:.1f} s wall, {used:.1f} CPU s "
+                      f"({pairs / used:.0f} pairs per CPU-second)")
+    on, off = min(cpu[True]), min(cpu[False])
+    print(f"verify CPU seconds, best of {repeats}: stage on {on:.2f}, off {off:.2f}: throughput {100 * (off / on - 1):+.1f}%")
 
 
 if __name__ == "__main__":

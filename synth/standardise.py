@@ -167,7 +167,7 @@ _CP1252_HIGH = "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u20
 _CP1251_HIGH = "\u0401-\u040f\u0451-\u045f\u0490\u0491\u00a0-\u00bf\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026" \
                "\u2030\u2039\u203a\u20ac\u2116\u2122"
 _MOJIBAKE_PAIRS = [f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]",  # a 2-byte character read as cp1252
-                   f"[\u0420-\u0423][{_CP1251_HIGH}]|[\u0430-\u043f][{_CP1251_HIGH}][{_CP1251_HIGH}]"]  # as cp1251
+                   f"[\u0420-\u0423][{_CP1251_HIGH}]", f"[\u0430-\u043f][{_CP1251_HIGH}][{_CP1251_HIGH}]"]  # as cp1251
 _MOJIBAKE_CHARS = "\u0080-\u009f\u2500-\u257f\ufffd\ud800-\udfff"
 _MOJIBAKE_HINT = re.compile("|".join(_MOJIBAKE_PAIRS + [f"[{_MOJIBAKE_CHARS}]"]))
 
@@ -234,8 +234,18 @@ JOINER_SCRIPTS = ("Arab", "Syrc", "Mong", "Nkoo", "Deva", "Beng", "Guru", "Gujr"
 _JOINER_NEIGHBOUR = "".join(rf"\p{{scx={s}}}" for s in JOINER_SCRIPTS)
 # ZWJ between emoji (family, profession sequences) and before a variation selector stays in every language
 _EMOJI = r"\p{Extended_Pictographic}\p{Emoji_Modifier}\uFE0F\u20E3"
-_STRAY_JOINER = regex.compile(rf"(?<![{_JOINER_NEIGHBOUR}{_EMOJI}\u200c\u200d])[\u200c\u200d]+"
-                              rf"(?![{_JOINER_NEIGHBOUR}{_EMOJI}])", regex.V1)
+_JOINER_OK = regex.compile(rf"[{_JOINER_NEIGHBOUR}{_EMOJI}]", regex.V1)
+_JOINERS = re.compile("[\u200c\u200d]+")
+
+
+def stray_joiners(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each run of ZWNJ/ZWJ with neither neighbour a letter of a JOINER_SCRIPTS script
+    or part of an emoji sequence (a few single-character matches per run, not a regex over the text)."""
+    if "\u200c" not in text and "\u200d" not in text:
+        return []
+    return [m.span() for m in _JOINERS.finditer(text)
+            if not (m.start() and _JOINER_OK.match(text, m.start() - 1))
+            and not (m.end() < len(text) and _JOINER_OK.match(text, m.end()))]
 _UNSPACED_NEIGHBOUR = "".join(rf"\p{{scx={s}}}" for s in UNSPACED if s != "Jpan") + r"\p{scx=Hira}\p{scx=Kana}"
 # ZWSP marks word boundaries in the scripts written without spaces (Thai, Lao, Khmer, Burmese, Tibetan,
 # Japanese): kept between two of their characters, once; elsewhere removed
@@ -255,7 +265,8 @@ def invisibles(text: str, ctx: Context) -> str:
     if "\u200b" in text:
         text = _ZWSP.sub(lambda m: "" if m.group(1) else "\u200b", text)
     if "\u200c" in text or "\u200d" in text:
-        text = _STRAY_JOINER.sub("", text)
+        for start, end in reversed(stray_joiners(text)):
+            text = text[:start] + text[end:]
     if _BIDI.search(text):
         text = _bidi(text, ctx.rtl)
     return text
@@ -608,9 +619,10 @@ def _doubled(marks: str, patterns: list[str]) -> str:
 # (most clean text): one class search and a few literal-led searches, fast on long texts.
 def _triggers(rules: LanguageRules, script: str | None, lang: str | None) -> dict[str, tuple[str, list[str]]]:
     out = {
-        "mojibake": (_MOJIBAKE_CHARS, _MOJIBAKE_PAIRS), "zawgyi": ("", [ZAWGYI_HINT]),
+        "mojibake": (_MOJIBAKE_CHARS, _MOJIBAKE_PAIRS),  # zawgyi: Standardiser._may_be_zawgyi
         "line_ends": ("\r\x85\u2028\u2029", []), "controls": ("\x00-\x08\x0b\x0c\x0e-\x1f\x7f", []),
-        "invisibles": ("\ufeff\u00ad\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\u206a-\u206f\ufff9-\ufffb", []),
+        # ZWNJ/ZWJ: Standardiser.apply asks stray_joiners (they are most Persian, Bengali, Sinhala texts)
+        "invisibles": ("\ufeff\u00ad\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\u206a-\u206f\ufff9-\ufffb", []),
         "presentation_forms": ("\ufb50-\ufd3d\ufd50-\ufdc7\ufe70-\ufefc", []),
         "indic_vowels": ("", [_INDIC_VOWELS.pattern]),
         "thai_vowels": ("", [_doubled("\u0e31\u0e34-\u0e3a\u0e47-\u0e4e", [p.pattern for p, _ in _THAI[:3]])]),
@@ -656,7 +668,7 @@ class Standardiser:
             active = tuple((name, rule) for name, (_, rule) in RULES.items() if name not in skip)
             gates = _gates([t for name, t in _triggers(rules, script, lang).items() if name not in skip])
             form = None if "nfc" in skip else ("NFKC" if rules.nfkc else "NFC")
-            self._contexts[lang] = (rules, script, active, gates, form)
+            self._contexts[lang] = (rules, script, active, gates, form, "zawgyi" not in skip, "invisibles" not in skip)
         return self._contexts[lang]
 
     def apply(self, text: str, lang: str | None = None) -> Standardised:
@@ -665,9 +677,10 @@ class Standardiser:
             return Standardised(text, ())
         if text.isascii() and "\r" not in text and not _ASCII_WORK.search(text):
             return Standardised(text, ())
-        rules, script, active, gates, form = self._setup(lang)
+        rules, script, active, gates, form, zawgyi_on, invisibles_on = self._setup(lang)
         if not any(g.search(text) for g in gates) and (form is None or unicodedata2.normalize(form, text) == text) \
-                and not (len(text) < ZAWGYI_SHORT and _MYANMAR.search(text)):
+                and not (zawgyi_on and _MYANMAR.search(text) and (len(text) < ZAWGYI_SHORT or _ZAWGYI_HINT.search(text))) \
+                and not (invisibles_on and stray_joiners(text)):
             return Standardised(text, ())
         changed: set[str] = set()
         for _ in range(MAX_PASSES):  # each pass reads its own text only: then the result is a fixed point
