@@ -26,7 +26,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Callable, Iterable, Literal, Mapping, NamedTuple
 
 import regex
 import unicodedata2
@@ -572,8 +572,7 @@ MAX_PASSES = 4  # passes until nothing changes (one for clean text, two for most
 _ASCII_WORK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|  ")
 
 
-@dataclass(frozen=True)
-class Standardised:
+class Standardised(NamedTuple):  # a tuple: made once per row, on the hot path of verification
     text: str
     rules: tuple[str, ...]  # names of the rules that changed it, in RULES order
 
@@ -755,17 +754,26 @@ def standardise_batch(batch, standardiser: Standardiser, column: str = "text"):
     import pyarrow as pa
 
     texts = batch.column(column).to_pylist()
-    results = standardiser.texts((t or "" for t in texts), batch.column("lang").to_pylist())
-    raw = [t if r.rules else None for t, r in zip(texts, results)]
-    rules = [list(r.rules) for r in results]
+    apply = standardiser.apply
+    results = [apply(t or "", lang) for t, lang in zip(texts, batch.column("lang").to_pylist())]
+    changed = [i for i, r in enumerate(results) if r.rules]
     names = batch.schema.names
+    raw: list = [None] * len(texts)
+    rules: list[list[str]] = [[] for _ in texts] if changed or RULES_COLUMN in names else []
+    for i in changed:
+        raw[i], rules[i] = texts[i], list(results[i].rules)
     if RAW_COLUMN in names:
         raw = [old if old is not None else new for old, new in zip(batch.column(RAW_COLUMN).to_pylist(), raw)]
     if RULES_COLUMN in names:
         rules = [[n for n in RULES if n in set(old or ()) | set(new)]
                  for old, new in zip(batch.column(RULES_COLUMN).to_pylist(), rules)]
-    columns = {column: pa.array([r.text if t is not None else None for t, r in zip(texts, results)], pa.string()),
-               RAW_COLUMN: pa.array(raw, pa.string()), RULES_COLUMN: pa.array(rules, pa.list_(pa.string()))}
+    text_column = batch.column(column) if not changed else \
+        pa.array([r.text if t is not None else None for t, r in zip(texts, results)], pa.string())
+    if rules:
+        rules_column = pa.array(rules, pa.list_(pa.string()))
+    else:  # no row changed: every list empty, built from offsets alone
+        rules_column = pa.ListArray.from_arrays(pa.array([0] * (len(texts) + 1), pa.int32()), pa.array([], pa.string()))
+    columns = {column: text_column, RAW_COLUMN: pa.array(raw, pa.string()), RULES_COLUMN: rules_column}
     arrays = [columns.get(n, batch.column(n)) for n in names]
     out_names = list(names) + [n for n in (RAW_COLUMN, RULES_COLUMN) if n not in names]
     arrays += [columns[n] for n in out_names[len(names):]]
