@@ -645,8 +645,16 @@ def _triggers(rules: LanguageRules, script: str | None, lang: str | None) -> dic
 
 
 def _gates(triggers: list[tuple[str, list[str]]]) -> tuple[re.Pattern, ...]:
+    """One search for every trigger character, one for the sequences that start with a literal (a
+    branch of literals lets `re` skip ahead by their first characters), one per other sequence."""
     chars = "".join(c for c, _ in triggers)
-    return tuple(re.compile(p) for p in ([f"[{chars}]"] if chars else []) + [q for _, seqs in triggers for q in seqs])
+    sequences = [q for _, seqs in triggers for q in seqs]
+    literal = [q for q in sequences if not q.startswith("[")]
+    patterns = ([f"[{chars}]"] if chars else []) + [q for q in sequences if q.startswith("[")] + \
+        (["|".join(literal)] if literal else [])
+    return tuple(re.compile(p) for p in patterns)
+
+
 
 
 class Standardiser:
