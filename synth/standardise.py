@@ -729,6 +729,11 @@ class Standardiser:
         return zawgyi_probability(sample) >= threshold and \
             zawgyi_probability(_zawgyi()[1].convert(sample, "zawgyi", "unicode")) < threshold
 
+    def count(self, lang: str | None, rules: Iterable[str]) -> None:
+        """Count a change made by a copy of this stage in another process (a verify worker)."""
+        for name in rules:
+            self.counts[(lang or "", name)] += 1
+
     def texts(self, texts: Iterable[str], langs: Iterable[str | None]) -> list[Standardised]:
         return [self.apply(t, l) for t, l in zip(texts, langs)]
 
@@ -759,31 +764,41 @@ def standardise_batch(batch, standardiser: Standardiser, column: str = "text"):
     row's `lang`, plus `raw_text` (the original where it changed, else null) and `standardise_rules`.
     A batch that already holds them (the output of an earlier pass) keeps its first original and
     the union of the rules: standardising again changes nothing."""
+    texts, langs = batch.column(column).to_pylist(), batch.column("lang").to_pylist()
+    return with_changes(batch, changed_rows(standardiser, texts, langs), column)
+
+
+def changed_rows(standardiser: Standardiser, texts: list, langs: list) -> dict[int, Standardised]:
+    """Row index -> its standardised text, for the rows the stage changes (the rest stay as they are)."""
+    apply = standardiser.apply
+    return {i: r for i, (t, lang) in enumerate(zip(texts, langs)) if (r := apply(t or "", lang)).rules}
+
+
+def with_changes(batch, changed: Mapping[int, Standardised], column: str = "text"):
+    """`batch` with the standardised text of the rows in `changed` (made here or by a verify worker),
+    `raw_text` and `standardise_rules` (see standardise_batch)."""
     import pyarrow as pa
 
-    texts = batch.column(column).to_pylist()
-    apply = standardiser.apply
-    results = [apply(t or "", lang) for t, lang in zip(texts, batch.column("lang").to_pylist())]
-    changed = [i for i, r in enumerate(results) if r.rules]
-    names = batch.schema.names
-    raw: list = [None] * len(texts)
-    rules: list[list[str]] = [[] for _ in texts] if changed or RULES_COLUMN in names else []
-    for i in changed:
-        raw[i], rules[i] = texts[i], list(results[i].rules)
+    n, names = batch.num_rows, batch.schema.names
+    texts = batch.column(column).to_pylist() if changed or RAW_COLUMN in names else []
+    raw: list = [None] * n
+    rules: list[list[str]] = [[] for _ in range(n)] if changed or RULES_COLUMN in names else []
+    new_texts = list(texts)
+    for i, result in changed.items():
+        raw[i], rules[i], new_texts[i] = texts[i], list(result.rules), result.text
     if RAW_COLUMN in names:
         raw = [old if old is not None else new for old, new in zip(batch.column(RAW_COLUMN).to_pylist(), raw)]
     if RULES_COLUMN in names:
-        rules = [[n for n in RULES if n in set(old or ()) | set(new)]
+        rules = [[name for name in RULES if name in set(old or ()) | set(new)]
                  for old, new in zip(batch.column(RULES_COLUMN).to_pylist(), rules)]
-    text_column = batch.column(column) if not changed else \
-        pa.array([r.text if t is not None else None for t, r in zip(texts, results)], pa.string())
+    text_column = pa.array(new_texts, pa.string()) if changed else batch.column(column)
     if rules:
         rules_column = pa.array(rules, pa.list_(pa.string()))
     else:  # no row changed: every list empty, built from offsets alone
-        rules_column = pa.ListArray.from_arrays(pa.array([0] * (len(texts) + 1), pa.int32()), pa.array([], pa.string()))
+        rules_column = pa.ListArray.from_arrays(pa.array([0] * (n + 1), pa.int32()), pa.array([], pa.string()))
     columns = {column: text_column, RAW_COLUMN: pa.array(raw, pa.string()), RULES_COLUMN: rules_column}
-    arrays = [columns.get(n, batch.column(n)) for n in names]
-    out_names = list(names) + [n for n in (RAW_COLUMN, RULES_COLUMN) if n not in names]
-    arrays += [columns[n] for n in out_names[len(names):]]
+    arrays = [columns.get(name, batch.column(name)) for name in names]
+    out_names = list(names) + [name for name in (RAW_COLUMN, RULES_COLUMN) if name not in names]
+    arrays += [columns[name] for name in out_names[len(names):]]
     make = pa.RecordBatch.from_arrays if isinstance(batch, pa.RecordBatch) else pa.Table.from_arrays
     return make(arrays, names=out_names)

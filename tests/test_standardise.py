@@ -375,3 +375,25 @@ def test_the_stage_imports_nothing_of_the_verifier():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
         {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.startswith(("synth.verify", "synth.runner", "synth.engines"))}
+
+
+def test_verify_standardises_in_its_workers_as_in_one_process(tmp_path):
+    """Above PARALLEL_MIN_ROWS the forked workers standardise their chunks: same texts, raw texts,
+    rules and counts as standardising in one process."""
+    from synth.verify.cli_verify import verify_file
+    from synth.verify.pairs import PARALLEL_MIN_ROWS
+
+    clean = ["Toute personne a droit à l’éducation.", "Kila mtu ana haki ya kupata elimu."]
+    texts = [(("fra_Latn", sloppy_cp1252(clean[0]) if i % 3 == 0 else clean[0]) if i % 2 else
+              ("swh_Latn", clean[1].replace(" ", "  ") if i % 5 == 0 else clean[1])) for i in range(PARALLEL_MIN_ROWS + 100)]
+    source = tmp_path / "in.parquet"
+    _pairs(source, texts)
+    result = verify_file(source, tmp_path / "v.parquet", lid_skip={"swh_Latn", "fra_Latn"})
+    out = pl.read_parquet(tmp_path / "v.parquet")
+    assert out["text"].to_list() == [clean[0] if i % 2 else clean[1] for i in range(len(texts))]
+    assert main(["standardise", str(source), "--output", str(tmp_path / "s.parquet")]) == 0
+    alone = pl.read_parquet(tmp_path / "s.parquet")
+    assert out["raw_text"].to_list() == alone["raw_text"].to_list()
+    assert out["standardise_rules"].to_list() == alone["standardise_rules"].to_list()
+    assert result["standardised"] == {"fra_Latn": {"mojibake": sum(1 for i in range(len(texts)) if i % 2 and i % 3 == 0)},
+                                      "swh_Latn": {"spaces": sum(1 for i in range(len(texts)) if not i % 2 and i % 5 == 0)}}

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from synth.errors import ConfigError
 from synth.shards import atomic_local_file
-from synth.standardise import Standardiser, standardise_batch
+from synth.standardise import Standardiser
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
 from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
@@ -58,14 +58,13 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     verifier = Verifier(preset, pairs.registry, set(lid_skip), laser_dir, meaning_langs=set(pairs.registry),
                         contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
-    standardiser = Standardiser(preset.standardise, pairs.registry)  # before any filter scores a row
-    batches = (standardise_batch(batch, standardiser) for batch in pairs.batches(batch_rows))
+    standardiser = Standardiser(preset.standardise, pairs.registry)  # before any filter scores a row (in the workers)
     counts: dict[str, int] = {}
     accepted = 0
     with atomic_local_file(output_path) as tmp:
         writer = None
         try:
-            for batch, scored in scored_batches(verifier, batches, pairs.rows, batch_rows):
+            for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows, standardiser):
                 table = _scored_table(batch, scored, names, verifier.not_run)
                 table = table.replace_schema_metadata(VERIFY_MARK)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
