@@ -228,6 +228,57 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _standardise(args: argparse.Namespace) -> int:
+    """`synth standardise`: the standardisation stage alone, on a file of the `synth verify` input schema."""
+    import pyarrow.parquet as pq
+
+    from synth.shards import atomic_local_file
+    from synth.standardise import Standardiser, standardise_batch
+    from synth.verify.pairs import open_pairs
+    from synth.verify.pipeline import load_preset
+
+    source, output = Path(args.input), Path(args.output)
+    mark = {"synth": "standardise"}
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: is a directory; give a file path such as standardised.parquet")
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise ConfigError(f"--output {output}: is the input file; write the result to another file")
+    if output.exists():
+        try:
+            written = (pq.ParquetFile(output).metadata.metadata or {}).get(b"synth") == b"standardise"
+        except Exception:  # not Parquet: a user's file
+            written = False
+        if not written:
+            raise ConfigError(f"--output {output}: exists and was not written by synth standardise; give a new file "
+                              f"name (synth never overwrites a user's file)")
+    if args.batch_rows < 1:
+        raise ConfigError(f"--batch-rows {args.batch_rows}: give at least 1 (rows read, standardised and written at a time)")
+    preset = load_preset(args.filters)
+    pairs = open_pairs(source, None)
+    standardiser = Standardiser(preset.standardise, pairs.registry)
+    changed = 0
+    with atomic_local_file(output) as tmp:
+        writer = None
+        try:
+            for batch in pairs.batches(args.batch_rows):
+                batch = standardise_batch(batch, standardiser)
+                changed += batch.num_rows - batch.column("raw_text").null_count
+                table = _pa_table(batch).replace_schema_metadata(mark)
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    print(f"{changed}/{pairs.rows} rows changed; by language and rule: {json.dumps(standardiser.manifest())}")
+    return 0
+
+
+def _pa_table(batch):
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from synth.shards import check_writable
     if args.labels:
@@ -353,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also grade the accepted rows with an LLM judge: a job file (its judge.engine, else its "
                         "engine) or a file with an engine: section")
     verify.set_defaults(func=_verify)
+    std = sub.add_parser("standardise", help="standardise texts (encoding, NFC, invisibles, per-script rules) of a "
+                                             "Parquet file of the verify input schema; adds raw_text, standardise_rules")
+    std.add_argument("input", help="Parquet file in the `synth verify` input schema (id, lang, source_lang, source, text)")
+    std.add_argument("--output", "-o", required=True, help="the Parquet file to write (text standardised, plus "
+                     "raw_text and standardise_rules)")
+    std.add_argument("--filters", default="default", help="filter preset whose `standardise:` section applies")
+    std.add_argument("--batch-rows", type=int, default=20_000, metavar="N", help="rows read and written at a time")
+    std.set_defaults(func=_standardise)
     cal = sub.add_parser("calibrate", help="per-language thresholds from known-good pairs, written as a filter preset")
     cal.add_argument("input", help="Parquet of known-good pairs (the `synth verify` input schema); with --labels, "
                      "the judged rows")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from synth.errors import ConfigError
 from synth.loading import load_yaml
 from synth.paths import data_dir
+from synth.standardise import LanguageRules
 
 CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
@@ -44,6 +45,9 @@ class LanguageSpec(BaseModel):
         "eng_Latn", description="the language the teacher thinks in: this language's own code, or a pivot in the registry")
     regions: list[str] = []
     cultural_context: str = ""
+    standardise: LanguageRules | None = Field(
+        None, description="what standardisation adds for this language: its own letters for look-alikes, NFKC, "
+                          "no-break spaces, Vietnamese tone-mark style, rules skipped (docs/verification.md)")
 
     @field_validator("code", "reasoning_language")
     @classmethod

@@ -132,6 +132,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
             if rows.height else {}
             for rows in (accepted, rejected))
         cost = _cost(mine, (judge or {}).get("usage", {}).get("by_lang", {}).get(lang))
+        standardised = Counter(n for rs in mine["standardise_rules"].to_list() for n in rs or ()) \
+            if mine.height and "standardise_rules" in mine.columns else Counter()
         languages[lang] = {
             "name": spec.name, "iso639_1": spec.iso639_1, "iso639_3": spec.iso639_3,
             "target": target.rows, "accepted": accepted.height, "rejected": rejected.height,
@@ -139,7 +141,7 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
             "shortfall": shortfall.get(lang, {}).get("missing", 0),
             "shortfall_reason": shortfall.get(lang, {}).get("reason"),
             "cells": cells, "accepted_score_quantiles": score_stats, "rejected_score_quantiles": rejected_stats,
-            "cost": cost,
+            "cost": cost, "standardised": dict(sorted(standardised.items())),  # rows changed per rule
         }
     methods = {m for t in job.targets for m in t.methods}
     prompts_used = ({job.icl.prompt} if "icl" in methods else set()) | \
@@ -172,6 +174,8 @@ def finish_run(out: Path, prepared, planner, verifier, started: datetime, model_
                     "laser": getattr(getattr(verifier, "laser", None), "note", None),
                     "lid_skipped_languages": sorted(prepared.lid_skip)},
         "reject_reasons": _reasons_seen(languages, verifier),
+        "standardise": {**prepared.standardiser.fingerprint(), "inputs": prepared.standardised_inputs}
+        if getattr(prepared, "standardiser", None) else None,
         "judge": judge,
         # what `synth run --dry-run` expects this job to spend, beside what it spent (synth/estimate.py)
         "estimate": compare(prepared, languages, judge),

@@ -8,7 +8,9 @@ refused before the engines start.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from dataclasses import replace
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ from synth.methods.translate import TranslateMethod
 from synth.models import check_model_spec
 from synth.plan import Attempt, seeds_needed, sources_needed
 from synth.prompts import PromptTemplate, RenderLimit, load_prompts
+from synth.standardise import Standardiser
 from synth.verify import FilterPreset, load_preset
 from synth.verify.judge import verdict_schema
 from synth.verify.lid.router import LidRouter, uncovered_message
@@ -46,6 +49,8 @@ class PreparedJob:
     judge: JudgeStage | None = None  # the LLM judge, when the job enables it
     filters: list = field(default_factory=list)  # synth.verify.Filter objects added from code (Job.add_filter)
     methods: tuple = (None, None)  # (IclMethod | None, TranslateMethod | None), built once (build_methods)
+    standardiser: Standardiser | None = None  # the preset's standardisation stage
+    standardised_inputs: dict = field(default_factory=dict)  # {lang: {rule: n}} of the seeds and sources
     targets_from: dict | None = None  # the evaluation whose next_targets.yaml replaced the targets (--targets-from)
 
     def engine_needs(self) -> EngineNeeds:
@@ -61,10 +66,12 @@ class PreparedJob:
                            prefix=icl is not None and not icl.structured, seeds=self.job.sampling.seed is not None)
 
     def config_hash(self) -> str:
-        """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML)."""
-        if not self.custom_prompts and not self.filters:
+        """The job's hash, plus the hashes of prompts added from code (their text is not in the YAML) and
+        the standardisation rules with their versions (a new rule changes the rows)."""
+        standardise = json.dumps(self.standardiser.fingerprint(), sort_keys=True) if self.standardiser else ""
+        if not self.custom_prompts and not self.filters and not standardise:
             return self.job.config_hash()
-        extra = ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
+        extra = f"standardise={standardise}," + ",".join(f"{n}={t.hash}" for n, t in sorted(self.custom_prompts.items()))
         extra += "".join(f",filter={type(f).__module__}.{type(f).__qualname__}:{f.name}" for f in self.filters)
         return hashlib.sha256(f"{self.job.config_hash()}|{extra}".encode()).hexdigest()[:16]
 
@@ -128,6 +135,8 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
                                       f"{job.sources.path}; add some or remove the category")
 
     prepared.preset = load_preset(job.verify.preset)
+    prepared.standardiser = Standardiser(prepared.preset.standardise, languages)
+    _standardise_inputs(prepared, job.sources.lang if job.sources else None)
     if "lid" in prepared.preset.filters:
         prepared.lid_skip |= {target.lang for target in job.targets if target.lid == "skip"}
         router = LidRouter(languages, prepared.preset.lid_model, prepared.preset.lid_backends, prepared.lid_skip)
@@ -162,6 +171,20 @@ def prepare(job: JobConfig, extra_prompts: dict[str, PromptTemplate] | None = No
         prepared.judge = JudgeStage(job.judge, languages, prepared.preset, prompts)
     _trial_render(prepared)
     return prepared
+
+
+def standardised(conversation: Conversation, lang: str | None, standardiser: Standardiser) -> Conversation:
+    """A seed or source conversation with every message standardised for `lang`."""
+    messages = tuple((role, standardiser.apply(content, lang).text) for role, content in conversation.messages)
+    return conversation if messages == conversation.messages else replace(conversation, messages=messages)
+
+
+def _standardise_inputs(prepared: PreparedJob, source_lang: str | None) -> None:
+    """Seeds and sources standardised when loaded, before prompts show them and before dedup remembers them."""
+    std = prepared.standardiser
+    prepared.seeds = {lang: [standardised(s, lang, std) for s in seeds] for lang, seeds in prepared.seeds.items()}
+    prepared.sources = [standardised(s, source_lang, std) for s in prepared.sources]
+    prepared.standardised_inputs = std.manifest()
 
 
 def build_methods(prepared: PreparedJob) -> tuple[IclMethod | None, TranslateMethod | None]:

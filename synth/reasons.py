@@ -62,6 +62,9 @@ TRANSLATION_TOO_LONG = _generation("translation_too_long", "a translated message
                                                            "ran on); not back-translated, so one row never becomes many "
                                                            "requests")
 
+ENCODING = _generation("encoding", "the text still holds U+FFFD (a character lost to a wrong decoding before it reached "
+                                   "synth) after standardisation repaired what it could; the detail says where")
+
 JUDGE_LANGUAGE = Reason("judge_language", Stage.JUDGE, "the judge found the text not (or not fluently) in the target language")
 JUDGE_CONTENT = Reason("judge_content", Stage.JUDGE, "the judge found the response wrong, unhelpful or not answering the instruction")
 JUDGE_CULTURE = Reason("judge_culture", Stage.JUDGE, "the judge found the content culturally out of place for the language's speakers")
@@ -71,7 +74,7 @@ SURPLUS = Reason("surplus", Stage.POLICY, "passed every check, but its language 
 
 FIXED: dict[str, Reason] = {r.name: r for r in (
     ENGINE_ERROR, REQUEST_REFUSED, CHAT_TEMPLATE, INVALID_REQUEST, PROMPT_TOO_LONG, UNPARSEABLE, ECHO, NOVELTY, STRUCTURE_LOST, SOURCE_TOO_LONG,
-    ANSWER_TOO_LONG, TRANSLATION_TOO_LONG,
+    ANSWER_TOO_LONG, TRANSLATION_TOO_LONG, ENCODING,
     JUDGE_LANGUAGE, JUDGE_CONTENT, JUDGE_CULTURE, JUDGE_UNPARSEABLE, SURPLUS,
 )}
 

@@ -77,6 +77,7 @@ def _record(row: Row, verdict, score_names: list[str], round_no: int, now: datet
         "raw_output": row.raw_output, "back_translation": row.back_translation,
         "source_messages": row.source_messages, "round": round_no,
         "prompt_tokens": row.prompt_tokens, "output_tokens": row.output_tokens, "engine_s": row.engine_s,
+        "raw_text": row.raw_text, "standardise_rules": row.standardise_rules,
     }
 
 
@@ -340,8 +341,12 @@ class JobRun:
             (translate.requests(tr_attempts) if tr_attempts else [])
         completions = pool.generate(requests) if requests else []
         rows = icl.rows(icl_attempts, completions) if icl_attempts else []
+        for row in rows:  # after parsing, before any filter scores a row
+            row.standardise(self.p.standardiser)
         if tr_attempts:
             tr_rows = translate.rows(tr_attempts, completions)
+            for row in tr_rows:
+                row.standardise(self.p.standardiser)
             wanted = tr_rows if self.job.translate.back_translate == "all" else self._cheap_survivors(tr_rows)
             back = translate.back_requests(wanted)
             translate.add_back_translations(wanted, pool.generate(back) if back else [])

@@ -157,7 +157,7 @@ TRL_FORMAT_FIELDS = frozenset({
 CONVERSATION = "messages"
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", CONVERSATION, "source_id", "source_lang",
-                    "model", "prompt_template", "scores", "created_at"]
+                    "model", "prompt_template", "scores", "created_at", "raw_text", "standardise_rules"]
 REJECTED_EXTRA = ["reject_reasons", "reject_details", "raw_output", "back_translation", "source_messages"]
 # columns of slices an older synth committed, under their current names: a resumed run reads them as new
 LEGACY_COLUMNS = {"prompt": "prompt_template"}
@@ -353,6 +353,7 @@ def rows_frame(records: Iterable[dict], score_names: list[str]) -> pl.DataFrame:
         "reject_reasons": pl.List(pl.String), "reject_details": pl.List(pl.String),
         "raw_output": pl.String, "back_translation": pl.List(pl.String), "source_messages": MESSAGES,
         "round": pl.Int32, "prompt_tokens": pl.Int64, "output_tokens": pl.Int64, "engine_s": pl.Float64,
+        "raw_text": pl.String, "standardise_rules": pl.List(pl.String),  # synth.standardise
     }
     return pl.DataFrame(list(records), schema=schema)
 

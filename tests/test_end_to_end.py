@@ -15,7 +15,7 @@ from tests.conftest import CPU_ENV
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 ACCEPTED_COLUMNS = ["id", "lang", "method", "category", "messages", "source_id", "source_lang", "model",
-                    "prompt_template", "scores", "created_at"]
+                    "prompt_template", "scores", "created_at", "raw_text", "standardise_rules"]
 
 
 def _synth(args, ray_address, timeout=900):

@@ -21,6 +21,7 @@ CONTRACT = {  # ../shared/DESIGN.md section 4 (beside the checkout)
     "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
     "source_id": pl.String, "source_lang": pl.String, "model": pl.String, "prompt_template": pl.String,
     "scores": pl.Struct({"lid": pl.Float64, "roundtrip": pl.Float64}), "created_at": pl.Datetime("us", "UTC"),
+    "raw_text": pl.String, "standardise_rules": pl.List(pl.String),
 }
 
 

@@ -35,10 +35,33 @@ class Row:
     prose: str | None = None
     source_prose: str | None = None
     back_prose: str | None = None
+    # standardisation (synth.standardise, after parsing): the text before it where it changed, the rules
+    raw_text: str | None = None
+    standardise_rules: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return "\n\n".join(m["content"] for m in self.messages or [])
+
+    def standardise(self, standardiser) -> None:
+        """Every message (and the prose the filters read) standardised for the row's language; a text
+        still holding U+FFFD after repair makes the row a reject (`encoding`), never scored."""
+        if self.error is not None or self.messages is None:
+            return
+        before = self.text
+        results = [standardiser.apply(m["content"], self.lang) for m in self.messages]
+        rules = {name for r in results for name in r.rules}
+        if rules:
+            self.messages = [{**m, "content": r.text} for m, r in zip(self.messages, results)]
+            self.raw_text = before
+            self.standardise_rules = [n for n in dict.fromkeys(n for r in results for n in r.rules)]
+        if self.prose is not None:
+            self.prose = standardiser.apply(self.prose, self.lang).text
+        broken = next((r.text for r in results if r.broken), None)
+        if broken is not None:
+            at = broken.find("\ufffd")
+            self.error, self.error_detail = "encoding", (f"U+FFFD (a lost character) at {at}: "
+                                                         f"...{broken[max(0, at - 20):at + 20]!r}...")
 
     def candidate(self) -> Candidate:
         """What the filters score: the prose when the method recorded it, else the whole conversation."""

@@ -43,7 +43,7 @@ _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})")
 _HR = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _HEADING = re.compile(r"^( {0,3}#{1,6}[ \t]+)(.*?)([ \t]+#+[ \t]*)?$")
 _QUOTE = re.compile(r"^([ \t]*(?:>[ \t]?)+)(.*)$")
-_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
+TABLE_RULE = _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
 _INDENTED = re.compile(r"^(?: {4}|\t)")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -76,22 +76,32 @@ class Layout:
         return "\n\n".join(u.prose.strip() for u in self.units)
 
 
+def inline_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each inline span that must not change (inline code, URLs, e-mails, link targets,
+    {placeholders}, %s, <tags>, paths, sentinels), left to right: what `protect` hides from the model
+    and what standardisation leaves alone."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for match in _INLINE.finditer(text):
+        span, end = match.group(0), match.end()
+        if match.lastgroup in ("url", "path"):  # a sentence's full stop or closing bracket is not part of it
+            end -= len(span) - len(span.rstrip(_URL_TRAIL))
+        if match.start() < position:  # inside a span shortened above
+            continue
+        spans.append((match.start(), end))
+        position = end
+    return spans
+
+
 def protect(text: str) -> tuple[str, list[str]]:
     """Replace inline spans that must survive translation by sentinels ⟦0⟧, ⟦1⟧, ..."""
     spans: list[str] = []
     out: list[str] = []
     position = 0
-    for match in _INLINE.finditer(text):
-        span, end = match.group(0), match.end()
-        if match.lastgroup in ("url", "path"):  # a sentence's full stop or closing bracket is not part of it
-            stripped = span.rstrip(_URL_TRAIL)
-            end -= len(span) - len(stripped)
-            span = stripped
-        if match.start() < position:  # inside a span shortened above
-            continue
-        out.append(text[position:match.start()])
+    for start, end in inline_spans(text):
+        out.append(text[position:start])
         out.append(SENTINEL.format(len(spans)))
-        spans.append(span)
+        spans.append(text[start:end])
         position = end
     out.append(text[position:])
     return "".join(out), spans

@@ -19,11 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import yaml
 
 from synth.errors import ConfigError
 from synth.loading import yaml_value
 from synth.shards import atomic_write_bytes
+from synth.standardise import Standardiser, standardise_batch
 from synth.verify.pairs import read_pairs, verdict_columns
 from synth.verify.pipeline import FILTERS, FilterPreset, Verifier, load_preset
 
@@ -104,6 +106,7 @@ def calibrate(input_path: Path, output_path: Path, base: str = "default", quanti
                           f"give a new file name (synth never overwrites a user's file)")
     preset = load_preset(base)
     frame, registry = read_pairs(input_path, preset, lid_skip)
+    frame = pl.from_arrow(standardise_batch(frame.to_arrow(), Standardiser(preset.standardise, registry)))  # as verify scores
     if frame.is_empty():
         raise ConfigError(f"{input_path}: holds no rows; calibrate needs known-good pairs (at least --min-rows per language)")
     if laser_dir is not None and not laser_dir.is_dir():

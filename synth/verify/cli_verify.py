@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from synth.errors import ConfigError
 from synth.limits import MAX_BATCH_ROWS, MAX_NGRAM
 from synth.shards import atomic_local_file, check_writable, hold, remove_stale_temporaries
+from synth.standardise import Standardiser
 from synth.verify.base import Filter
 from synth.verify.pairs import VERIFY_MARK, check_output, open_pairs, scored_batches
 from synth.verify.pipeline import VerdictColumns, Verifier, load_preset
@@ -61,6 +62,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     verifier = Verifier(preset, pairs.registry, set(lid_skip), laser_dir, meaning_langs=set(pairs.registry),
                         contamination=contamination_config(contamination, ngram), filters=filters)
     names = verifier.score_names()
+    standardiser = Standardiser(preset.standardise, pairs.registry)  # before any filter scores a row (in the workers)
     counts: dict[str, int] = {}
     accepted = 0
     check_writable(output_path)
@@ -68,7 +70,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     with atomic_local_file(output_path) as tmp, hold(tmp):
         writer = None
         try:
-            for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows):
+            for batch, scored in scored_batches(verifier, pairs.batches(batch_rows), pairs.rows, batch_rows, standardiser):
                 table = _scored_table(batch, scored, names, verifier.not_run)
                 table = table.replace_schema_metadata(VERIFY_MARK)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
@@ -85,7 +87,7 @@ def verify_file(input_path: Path, output_path: Path, preset_name: str = "default
     if unregistered:  # a filter wrote a reason the registry does not hold: a bug, not a user error
         raise RuntimeError(f"reject reasons {unregistered} are not in synth.reasons")
     return {"rows": pairs.rows, "accepted": accepted, "rejected_by_reason": counts, "not_run": verifier.not_run,
-            "reasons": {name: known[name].description for name in counts}}
+            "reasons": {name: known[name].description for name in counts}, "standardised": standardiser.manifest()}
 
 
 def _scored_table(batch: pa.RecordBatch, scored: VerdictColumns, names: list[str], not_run: dict) -> pa.Table:

@@ -22,6 +22,7 @@ from synth.arrays import int64_array
 from synth.errors import ConfigError
 from synth.languages import load_registry
 from synth.loading import check_parquet
+from synth.standardise import changed_rows, standardise_batch, with_changes
 from synth.verify.base import Candidate
 from synth.verify.lid.router import LidRouter, uncovered_message
 from synth.verify.pipeline import VerdictColumns, Verifier
@@ -92,7 +93,7 @@ def open_pairs(input_path: Path, preset, lid_skip: set[str] = frozenset()) -> Pa
         raise ConfigError(f"{input_path}: unknown language codes {unknown} in lang/source_lang; "
                           f"add languages/<code>.yaml or fix the rows")
     registry = {l: registry[l] for l in sorted(langs)}  # the rows' languages: what not_run reports on
-    if "lid" in preset.filters:
+    if preset is not None and "lid" in preset.filters:  # None: no filter will run (synth standardise)
         router = LidRouter(registry, preset.lid_model, preset.lid_backends)
         uncovered = router.uncovered(lang_values - set(lid_skip))
         if uncovered:
@@ -199,6 +200,7 @@ PARALLEL_MIN_ROWS = 4_000  # below this, starting worker processes costs more th
 CHUNK_ROWS = 2_000  # rows a worker scores at a time: small enough to keep every core busy to the end
 AHEAD = 2  # batches handed to the workers at a time: one being finished here, the next being scored
 _FORKED: Verifier | None = None  # inherited by forked workers: no model reload
+_FORKED_STANDARDISER = None  # synth.standardise.Standardiser: the workers standardise their chunks too
 _STOP = None  # a flag in shared memory (no lock), inherited by the workers: set when the run ends early
 SETTLE_SECONDS = 60.0  # after an error, how long the workers may take to finish the chunks they are on
 
@@ -216,10 +218,14 @@ def _score_chunk(rows: pa.RecordBatch | pa.Table) -> tuple[VerdictColumns, tuple
     send, no Python strings to pickle); only here do they become Python objects. Once the run has
     ended early (`_settle`), a chunk still queued is skipped."""
     if _STOP is not None and _STOP.value:
-        return None, None
-    batch = candidates(columns_of(rows))
+        return None, None, {}
+    columns = columns_of(rows)
+    changed = changed_rows(_FORKED_STANDARDISER, columns["text"], columns["lang"]) if _FORKED_STANDARDISER else {}
+    for i, result in changed.items():  # scored standardised; the parent writes them (with_changes)
+        columns["text"][i] = result.text
+    batch = candidates(columns)
     scored = _FORKED.score_filters(batch)
-    return VerdictColumns.of(scored, _FORKED.score_names()), _FORKED.dedup_sketches(batch, scored)
+    return VerdictColumns.of(scored, _FORKED.score_names()), _FORKED.dedup_sketches(batch, scored), changed
 
 
 def _settle(jobs: list, stop) -> None:
@@ -279,7 +285,7 @@ def _workers() -> int:
 
 
 def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Table], rows: int,
-                   batch_rows: int = 20_000) -> Iterator[tuple[pa.RecordBatch | pa.Table, VerdictColumns]]:
+                   batch_rows: int = 20_000, standardiser=None) -> Iterator[tuple[pa.RecordBatch | pa.Table, VerdictColumns]]:
     """(batch, its verdicts in row order) per batch of the input, in order; `rows`: the input's total.
 
     The stateless filters run in forked worker processes, one per core, on chunks of rows sent to
@@ -290,18 +296,19 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
     within a language, and are finished in the order they were made), so the result is the same as
     one process's in row order, whatever the batch size. Small inputs, one core, or LASER (torch has
     its own threads and does not survive a fork) stay in this process."""
-    global _FORKED, _STOP
+    global _FORKED, _STOP, _FORKED_STANDARDISER
     workers = _workers()
     if rows < PARALLEL_MIN_ROWS or workers < 2 or "laser" in verifier.names \
             or "fork" not in multiprocessing.get_all_start_methods():
         for batch in batches:
+            batch = standardise_batch(batch, standardiser) if standardiser else batch
             columns = columns_of(batch)
             yield batch, VerdictColumns.of([v for start in range(0, len(columns["id"]), batch_rows)
                                             for v in verifier.verify(candidates(columns, start, start + batch_rows))],
                                            verifier.score_names())
         return
     context = multiprocessing.get_context("fork")
-    _FORKED, _STOP = verifier, context.RawValue(ctypes.c_bool, False)
+    _FORKED, _STOP, _FORKED_STANDARDISER = verifier, context.RawValue(ctypes.c_bool, False), standardiser
     try:
         with context.Pool(workers, initializer=_worker_start) as pool:
             source, inflight, jobs = iter(batches), deque(), []
@@ -322,16 +329,19 @@ def scored_batches(verifier: Verifier, batches: Iterable[pa.RecordBatch | pa.Tab
                 while inflight:
                     batch, langs, chunks, pending = inflight.popleft()
                     submit()
-                    parts = []
+                    parts, changed = [], {}
                     for chunk, job in zip(chunks, pending):  # each as it comes, while the workers score the next
-                        part, sketched = job.get()
+                        part, sketched, chunk_changed = job.get()
                         parts.append((chunk, verifier.finish_columns(_Langs(langs, chunk), part, sketched)))
-                    yield batch, _in_row_order(parts, len(langs))
+                        for i, result in chunk_changed.items():
+                            changed[chunk[i]] = result
+                            standardiser.count(langs[chunk[i]], result.rules)
+                    yield (with_changes(batch, changed) if standardiser else batch), _in_row_order(parts, len(langs))
             except BaseException:  # a failed chunk, Ctrl-C, or the caller stopped reading
                 _settle(jobs, _STOP)
                 raise
     finally:
-        _FORKED = _STOP = None
+        _FORKED = _STOP = _FORKED_STANDARDISER = None
 
 
 def verdict_columns(verifier: Verifier, frame: pl.DataFrame, batch_rows: int = 20_000) -> Iterator[VerdictColumns]:

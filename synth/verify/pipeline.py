@@ -23,6 +23,7 @@ from synth.errors import ConfigError
 from synth.loading import load_yaml
 from synth.languages import LanguageSpec
 from synth.paths import data_dir
+from synth.standardise import StandardiseConfig, encoding_verdicts
 from synth.verify.rules.alignment import StructureMismatchFilter
 from synth.verify.base import Candidate, Filter, FilterError
 from synth.verify.sets.contamination import ContaminationFilter
@@ -98,6 +99,8 @@ class FilterPreset(BaseModel):
                                           "default: fastText where it has the language, else CLD2")
     judge: JudgePreset = Field(default_factory=JudgePreset, description="LLM judge thresholds (used only when "
                                "the job enables the judge, or `synth verify --judge`)")
+    standardise: StandardiseConfig = Field(default_factory=StandardiseConfig, description="the standardisation "
+                                           "stage run before any filter scores a row (on by default)")
 
     def check(self, where: str) -> None:
         for name, plugin in self.plugins.items():
@@ -382,7 +385,8 @@ class Verifier:
         """Every stateless filter (no dedup): safe to run anywhere, in any order (verifier workers).
         Cheap filters first, then the slow (`survivors_only`) ones, each group in preset order."""
         with paused_gc():
-            verdicts = [Verdict(scores={}, accepted=True) for _ in batch]
+            verdicts = [Verdict(scores={}, accepted=True, reasons=reasons, details=details)
+                        for reasons, details in encoding_verdicts(c.text for c in batch)]
             langs = [c.lang for c in batch]
             for f in sorted(self.filters, key=lambda f: f.survivors_only):
                 self._apply(f, batch, verdicts, langs)
@@ -465,7 +469,7 @@ class Verifier:
         would be spent on a row that is lost anyway. As in `score_filters`, the slow ones
         (`survivors_only`, e.g. fluency) see only the rows the others kept."""
         langs = [c.lang for c in batch]
-        failed: set[int] = set()
+        failed: set[int] = {i for i, (reasons, _) in enumerate(encoding_verdicts(c.text for c in batch)) if reasons}
         usable = [f for f in self.filters if f.light and not f.needs_back_translation]
         for f in sorted(usable, key=lambda f: f.survivors_only):
             rows = [i for i in range(len(batch)) if i not in failed] if f.survivors_only else range(len(batch))

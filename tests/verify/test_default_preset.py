@@ -58,8 +58,8 @@ def test_verify_file_on_two_cores_matches_one_process(udhr, tmp_path):
     counts = verify_file(tmp_path / "in.parquet", tmp_path / "out.parquet", batch_rows=1_500)  # 3 batches
     out = pl.read_parquet(tmp_path / "out.parquet")
     verifier = Verifier(load_preset("default"), load_registry())
-    verdicts = verifier.verify([Candidate(id=r["id"], lang=r["lang"], text=r["text"], source=r["source"],
-                                          source_lang=r["source_lang"]) for r in frame.iter_rows(named=True)])
+    verdicts = verifier.verify([Candidate(id=r["id"], lang=r["lang"], text=r["text"], source=r["source"],  # standardised
+                                          source_lang=r["source_lang"]) for r in out.iter_rows(named=True)])
     assert out["accepted"].to_list() == [v.accepted for v in verdicts]
     assert out["reject_reasons"].to_list() == [v.reasons for v in verdicts]
     assert out["reject_details"].to_list() == [v.details for v in verdicts]
