@@ -1,4 +1,4 @@
-"""OpusFilter 3.3.1, the baseline of the verify benches, in a venv of its own (helper, not a benchmark).
+"""OpusFilter 3.3.1, the baseline of the verify benches, in a venv of its own (a support module, not a benchmark).
 
 Bench side (synth's venv): `ensure_venv()` creates ~/.cache/synth/opusfilter-venv once and reuses it,
 `filters(label)` is the configuration compared against synth, `decisions()` and `run_config()` drive

@@ -10,7 +10,7 @@ native translators. Per registry language XLM-R was trained on and Django transl
   pseudo  the same for pseudo-words drawn from a character trigram model of those words
           (fluency._pseudo_words) that are not themselves words of the catalog
 
-Tried and not written (bench/README.md, helper lexicon5): Burmese, whose Django catalog is under MIN_CHARS;
+Tried and not written (bench/README.md): Burmese, whose Django catalog is under MIN_CHARS;
 its other independent texts (Debian's firefox-esr-l10n-my, GNOME's gtk30/gedit/gnome-control-center
 catalogs, iso-codes' country names, tessdata's word list, burmesenlp's idioms) all give references under
 MIN_GAP apart, and on the odd UDHR articles each lets pseudo-words over the bar. Lao, which has no Django

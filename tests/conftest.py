@@ -1,4 +1,4 @@
-"""Session fixtures: one local Ray, real models built or converted once, one tiny vLLM pool."""
+"""Fixtures shared by the whole test run: one local Ray, real models built or converted once, one tiny vLLM pool."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def ray_address():
-    """A local Ray for the whole session; subprocesses join it through RAY_ADDRESS."""
+    """A local Ray for the whole test run; subprocesses join it through RAY_ADDRESS."""
     import ray
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)

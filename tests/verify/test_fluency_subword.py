@@ -41,7 +41,7 @@ def test_coverage_names_the_backend_per_language(registry):
     for lang in ("hau_Latn", "plt_Latn"):  # XLM-R has them, but no independent text measured their levels
         assert lang not in references() and not (fluency_coverage(lang) or "").startswith("xlm-r")
     # XLM-R has them too, but Burmese's independent texts put real and pseudo under MIN_GAP apart and Lao has no
-    # independent running text (bench/README.md, helper lexicon5): not covered by any backend
+    # independent running text (bench/README.md): not covered by any backend
     for lang in ("mya_Mymr", "lao_Laoo"):
         assert lang not in references() and fluency_coverage(lang) is None
 
