@@ -261,7 +261,8 @@ def estimate(prepared, counter: TokenCounter | None = None) -> dict:
                                     "output_tokens": round(per.output + per.back_output * back_share, 1)}
             cells.append(entry)
     rate, rate_from = _throughput(job.engine)
-    replicas = job.engine.replicas if isinstance(getattr(job.engine, "replicas", 1), int) else None
+    replicas = getattr(job.engine, "replicas", 1)  # an OpenAI-compatible endpoint counts as one
+    replicas = replicas if isinstance(replicas, int) else None  # auto: known only once the pool starts
     out: dict = {
         "tokens_counted_with": count.how,
         "acceptance_prior": prior, "rounds_expected": rounds,

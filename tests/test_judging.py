@@ -63,7 +63,7 @@ def test_an_unknown_judge_prompt_is_a_config_error():
     from synth.judging import build_judge
     from synth.verify import load_preset
 
-    with pytest.raises(ConfigError, match=r"no prompt template 'nope'; judge templates: \['judge_row'\]"):
+    with pytest.raises(ConfigError, match=r"no prompt template 'nope'; judge templates: \[.*'judge_row'.*\]"):
         build_judge(JudgeConfig(prompt="nope"), load_registry(), load_preset("default"))
     mine = {"mine": SHORT}
     assert build_judge(JudgeConfig(prompt="mine"), load_registry(), load_preset("default"), mine).template is SHORT
