@@ -208,7 +208,8 @@ def test_a_server_failing_every_request_stops_the_job_after_the_breaker_not_the_
 
 def test_a_lone_surrogate_from_the_endpoint_becomes_a_replacement_character_not_a_dead_job(tmp_path):
     """A JSON escape such as \\ud800 decodes to a character UTF-8 cannot hold: unchecked, it stopped the job
-    where the row is hashed or written. Every answer here carries one; the job finishes and its shards load."""
+    where the row is hashed or written. Every answer here carries one; the job finishes, its rejects load, and
+    each row is rejected as `encoding` (a replacement character: text lost on the way), never accepted."""
     server = _failing_server(healthy=10**6, content=r'"Habari \ud800 ya leo, rafiki \udfff."')
     job = _job(tmp_path, server.url, rows=3)
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -217,7 +218,9 @@ def test_a_lone_surrogate_from_the_endpoint_becomes_a_replacement_character_not_
     finally:
         server.close()
     assert result.returncode == 0, result.stderr[-3000:]
-    shard = pl.concat([pl.read_parquet(p) for p in sorted(out.rglob("*.parquet")) if "_work" not in p.parts
-                       and "rejects" not in p.name])
-    texts = [m["content"] for row in shard["messages"].to_list() for m in row if m["role"] == "assistant"]
-    assert len(texts) == 3 and all(t == "Habari \ufffd ya leo, rafiki \ufffd." for t in texts), texts
+    # the surrogate is read as U+FFFD, which standardisation rejects as `encoding` (text that lost characters)
+    rejected = pl.concat([pl.read_parquet(p) for p in sorted((out / "rejected").rglob("*.parquet"))])
+    assert not [p for p in out.glob("*_*/train-*.parquet")]  # no row with a lost character is accepted
+    texts = [m["content"] for row in rejected["messages"].to_list() for m in row if m["role"] == "assistant"]
+    assert texts and all(t == "Habari \ufffd ya leo, rafiki \ufffd." for t in texts), texts
+    assert all("encoding" in reasons for reasons in rejected["reject_reasons"].to_list())
