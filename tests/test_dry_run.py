@@ -193,7 +193,8 @@ def test_budget_stops_between_slices_and_resumes_with_a_raised_budget(budget_job
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     rows = pl.read_parquet(sorted((out / "_work").glob("round-*.parquet")))
-    assert rows.height == 8 and rows["id"].n_unique() == 8  # resumed after the committed slice: none twice
+    # resumed after the committed slice: no attempt twice (a later round may add attempts for rows rejected)
+    assert rows.height >= 8 and rows["id"].n_unique() == rows.height
     assert set(committed["id"]) <= set(rows["id"])
     est = manifest["estimate"]
     assert est["expected"]["attempts"] == 8 and est["spent"]["tokens"] > 0
