@@ -200,7 +200,9 @@ def _verify(args: argparse.Namespace) -> int:
         spec = load_judge_spec(Path(args.judge))  # a bad file is exit 2 before anything is written
     # with --judge, the verified rows are staged under a temporary name and renamed onto --output only
     # once judged: a judge that fails leaves no output that looks finished (every row accepted, no judge)
-    staging = output.with_name(f".{output.name}.{os.urandom(4).hex()}.tmp") if spec is not None else output
+    staging = output
+    while spec is not None and (staging == output or staging.exists() or staging.is_symlink()):
+        staging = output.with_name(f".{output.name}.{os.urandom(4).hex()}.tmp")  # a free name: ours to delete
     try:
         if spec is not None:
             check_output(Path(args.input), output)

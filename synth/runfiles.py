@@ -146,6 +146,15 @@ def _publish(fd: int, tmp: str, name: str, root: Path, rel: str) -> None:
         os.fsync(fd)
 
 
+def _discard(fd: int, tmp: str, exc: BaseException, target: Path) -> None:
+    """Remove the temporary this call created (O_EXCL: it is synth's, never a user's file) after a failed
+    write, and name `target` in an OSError that names no file (a full disk)."""
+    with suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=fd)
+    if isinstance(exc, OSError) and exc.filename is None:
+        exc.filename = str(target)
+
+
 def write_bytes(root: Path, rel: str, data: bytes) -> None:
     """`root/rel` holds `data`, whole or not at all (a temporary next to it, then a rename)."""
     rel_dir, name = _split(rel)
@@ -159,10 +168,7 @@ def write_bytes(root: Path, rel: str, data: bytes) -> None:
                 os.fchmod(out.fileno(), FILE_MODE)
             _publish(fd, tmp, name, Path(root), rel)
         except BaseException as exc:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=fd)
-            if isinstance(exc, OSError) and exc.filename is None:
-                exc.filename = str(Path(root, rel))  # a full disk names the file it could not write
+            _discard(fd, tmp, exc, Path(root, rel))
             raise
 
 
@@ -184,10 +190,7 @@ def atomic_file(root: Path, rel: str) -> Iterator[Path]:
                 os.close(handle)
             _publish(fd, tmp, name, Path(root), rel)
         except BaseException as exc:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=fd)
-            if isinstance(exc, OSError) and exc.filename is None:
-                exc.filename = str(Path(root, rel))  # a full disk names the file it could not write
+            _discard(fd, tmp, exc, Path(root, rel))
             raise
 
 
